@@ -1,0 +1,499 @@
+//! Configuration: defaults, the command line, and `--help`.
+//!
+//! One table, [`OPTIONS`], is the source of truth: `--help` is printed from
+//! it, the parser matches against it, and a test checks README's
+//! configuration table against it. [`Config::default()`] holds every
+//! default.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Everything the server can be told.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub root: PathBuf,
+    pub listen: Vec<SocketAddr>,
+    pub keepalive_timeout: Duration,
+    /// Requests allowed per connection; 0 is unlimited.
+    pub max_requests: u32,
+    pub header_timeout: Duration,
+    pub send_timeout: Duration,
+    pub linger_timeout: Duration,
+    pub shutdown_timeout: Duration,
+    pub max_header_bytes: usize,
+    pub max_uri_bytes: usize,
+    pub max_body_bytes: u64,
+    /// Files up to this size go out in the same write as the head.
+    pub small_file_bytes: u64,
+    pub backlog: i32,
+    /// `None`: as many as the fd budget allows.
+    pub max_connections: Option<usize>,
+    /// TCP keepalive probes; `None` leaves the OS default.
+    pub tcp_keepalive: Option<TcpKeepalive>,
+    pub dotfiles: bool,
+    pub access_log: bool,
+}
+
+/// `--tcp-keepalive-time/-interval/-probes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpKeepalive {
+    pub time: Duration,
+    pub interval: Duration,
+    pub probes: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            root: PathBuf::from("."),
+            listen: vec![SocketAddr::from(([127, 0, 0, 1], 8080))],
+            keepalive_timeout: Duration::from_secs(5),
+            max_requests: 100,
+            header_timeout: Duration::from_secs(10),
+            send_timeout: Duration::from_secs(30),
+            linger_timeout: Duration::from_secs(5),
+            shutdown_timeout: Duration::from_secs(10),
+            max_header_bytes: 16 * 1024,
+            max_uri_bytes: 8 * 1024,
+            max_body_bytes: 1024 * 1024,
+            small_file_bytes: 16 * 1024,
+            backlog: 511,
+            max_connections: None,
+            tcp_keepalive: Some(TcpKeepalive {
+                time: Duration::from_secs(60),
+                interval: Duration::from_secs(10),
+                probes: 6,
+            }),
+            dotfiles: false,
+            access_log: false,
+        }
+    }
+}
+
+/// A command-line option, for `--help`, the parser and README's table.
+pub struct OptionSpec {
+    pub flag: &'static str,
+    /// The value's placeholder; `None` for a switch.
+    pub value: Option<&'static str>,
+    pub help: &'static str,
+    /// The default, as README and `--help` print it.
+    pub default: fn(&Config) -> String,
+}
+
+fn secs(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s.fract() == 0.0 {
+        format!("{}", d.as_secs())
+    } else {
+        format!("{s}")
+    }
+}
+
+/// Every option holdline takes, in `--help` order.
+pub const OPTIONS: &[OptionSpec] = &[
+    OptionSpec {
+        flag: "--listen",
+        value: Some("ADDR"),
+        help: "address to listen on, such as 127.0.0.1:8080 or [::1]:8080; repeatable",
+        default: |c| {
+            c.listen
+                .iter()
+                .map(|a| a.to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
+        },
+    },
+    OptionSpec {
+        flag: "--keepalive-timeout",
+        value: Some("SECS"),
+        help: "close a keep-alive connection idle this long; 0 disables keep-alive",
+        default: |c| secs(c.keepalive_timeout),
+    },
+    OptionSpec {
+        flag: "--max-requests",
+        value: Some("N"),
+        help: "requests served on one connection before it is closed; 0 is unlimited",
+        default: |c| c.max_requests.to_string(),
+    },
+    OptionSpec {
+        flag: "--header-timeout",
+        value: Some("SECS"),
+        help: "time allowed to receive a request head (from accept, or its first byte); then 408",
+        default: |c| secs(c.header_timeout),
+    },
+    OptionSpec {
+        flag: "--send-timeout",
+        value: Some("SECS"),
+        help: "abandon a response that makes no write progress for this long",
+        default: |c| secs(c.send_timeout),
+    },
+    OptionSpec {
+        flag: "--linger-timeout",
+        value: Some("SECS"),
+        help: "after the last response, drain unread input at most this long before closing",
+        default: |c| secs(c.linger_timeout),
+    },
+    OptionSpec {
+        flag: "--shutdown-timeout",
+        value: Some("SECS"),
+        help: "on SIGTERM/SIGINT, wait this long for in-flight responses before exiting",
+        default: |c| secs(c.shutdown_timeout),
+    },
+    OptionSpec {
+        flag: "--max-header-bytes",
+        value: Some("N"),
+        help: "largest request head, request line included; beyond it 431",
+        default: |c| c.max_header_bytes.to_string(),
+    },
+    OptionSpec {
+        flag: "--max-uri-bytes",
+        value: Some("N"),
+        help: "longest request target; beyond it 414",
+        default: |c| c.max_uri_bytes.to_string(),
+    },
+    OptionSpec {
+        flag: "--max-body-bytes",
+        value: Some("N"),
+        help: "largest request body read and discarded; beyond it 413 and close",
+        default: |c| c.max_body_bytes.to_string(),
+    },
+    OptionSpec {
+        flag: "--small-file-bytes",
+        value: Some("N"),
+        help: "files up to this size are sent in the same write as the head; larger ones with sendfile",
+        default: |c| c.small_file_bytes.to_string(),
+    },
+    OptionSpec {
+        flag: "--backlog",
+        value: Some("N"),
+        help: "listen(2) backlog: connections the kernel queues before accept",
+        default: |c| c.backlog.to_string(),
+    },
+    OptionSpec {
+        flag: "--max-connections",
+        value: Some("N"),
+        help: "open connections at most; at the limit, accepting pauses",
+        default: |c| {
+            c.max_connections
+                .map_or("unlimited".into(), |n| n.to_string())
+        },
+    },
+    OptionSpec {
+        flag: "--tcp-keepalive-time",
+        value: Some("SECS"),
+        help: "TCP keepalive: idle time before the first probe (SO_KEEPALIVE, TCP_KEEPIDLE)",
+        default: |c| c.tcp_keepalive.map_or("off".into(), |k| secs(k.time)),
+    },
+    OptionSpec {
+        flag: "--tcp-keepalive-interval",
+        value: Some("SECS"),
+        help: "TCP keepalive: time between probes (TCP_KEEPINTVL)",
+        default: |c| c.tcp_keepalive.map_or("off".into(), |k| secs(k.interval)),
+    },
+    OptionSpec {
+        flag: "--tcp-keepalive-probes",
+        value: Some("N"),
+        help: "TCP keepalive: unanswered probes before the kernel drops the connection (TCP_KEEPCNT)",
+        default: |c| {
+            c.tcp_keepalive
+                .map_or("off".into(), |k| k.probes.to_string())
+        },
+    },
+    OptionSpec {
+        flag: "--no-tcp-keepalive",
+        value: None,
+        help: "leave TCP keepalive at the OS default instead",
+        default: |c| {
+            if c.tcp_keepalive.is_some() {
+                "off".into()
+            } else {
+                "on".into()
+            }
+        },
+    },
+    OptionSpec {
+        flag: "--dotfiles",
+        value: None,
+        help: "serve names starting with a dot (.git, .env); otherwise they answer 404",
+        default: |c| {
+            if c.dotfiles {
+                "on".into()
+            } else {
+                "off".into()
+            }
+        },
+    },
+    OptionSpec {
+        flag: "--access-log",
+        value: None,
+        help: "log one Common Log Format line per request (log target `access`)",
+        default: |c| {
+            if c.access_log {
+                "on".into()
+            } else {
+                "off".into()
+            }
+        },
+    },
+    OptionSpec {
+        flag: "--help",
+        value: None,
+        help: "print this help and exit",
+        default: |_| "".into(),
+    },
+    OptionSpec {
+        flag: "--version",
+        value: None,
+        help: "print the version and exit",
+        default: |_| "".into(),
+    },
+];
+
+/// What the command line asks for.
+#[derive(Debug)]
+pub enum Command {
+    Serve(Box<Config>),
+    Help,
+    Version,
+}
+
+/// A command-line mistake, as one line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl From<lexopt::Error> for ConfigError {
+    fn from(e: lexopt::Error) -> Self {
+        ConfigError(e.to_string())
+    }
+}
+
+/// The `--help` text, generated from [`OPTIONS`].
+pub fn help_text() -> String {
+    let defaults = Config::default();
+    let mut text = format!(
+        "holdline {}: a static-file HTTP/1.1 server on one epoll reactor\n\n\
+         Usage: holdline [OPTIONS] [ROOT]\n\n\
+         Arguments:\n  [ROOT]  directory to serve [default: .]\n\nOptions:\n",
+        env!("CARGO_PKG_VERSION")
+    );
+    for opt in OPTIONS {
+        let left = match opt.value {
+            Some(v) => format!("{} {v}", opt.flag),
+            None => opt.flag.to_string(),
+        };
+        let default = (opt.default)(&defaults);
+        text.push_str(&format!("  {left:<30} {}", opt.help));
+        if !default.is_empty() {
+            text.push_str(&format!(" [default: {default}]"));
+        }
+        text.push('\n');
+    }
+    text.push_str("\nLogging: RUST_LOG (for example RUST_LOG=debug) through env_logger.\n");
+    text
+}
+
+/// Parses the command line (without the program name).
+pub fn parse_args<I>(args: I) -> Result<Command, ConfigError>
+where
+    I: IntoIterator,
+    I::Item: Into<OsString>,
+{
+    use lexopt::prelude::*;
+    let mut config = Config::default();
+    let mut listen: Vec<SocketAddr> = Vec::new();
+    let mut root: Option<PathBuf> = None;
+    let mut keepalive = config.tcp_keepalive.unwrap_or(TcpKeepalive {
+        time: Duration::from_secs(60),
+        interval: Duration::from_secs(10),
+        probes: 6,
+    });
+    let mut parser = lexopt::Parser::from_args(args);
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Long("help") | Short('h') => return Ok(Command::Help),
+            Long("version") | Short('V') => return Ok(Command::Version),
+            Long("listen") => {
+                let value = parser.value()?.string()?;
+                listen.push(value.parse().map_err(|_| {
+                    ConfigError(format!(
+                        "invalid value '{value}' for '--listen': expected an address like 127.0.0.1:8080 or [::1]:8080"
+                    ))
+                })?);
+            }
+            Long("keepalive-timeout") => {
+                config.keepalive_timeout = duration(&mut parser, "keepalive-timeout")?
+            }
+            Long("max-requests") => config.max_requests = number(&mut parser, "max-requests")?,
+            Long("header-timeout") => {
+                config.header_timeout = positive(&mut parser, "header-timeout")?
+            }
+            Long("send-timeout") => config.send_timeout = positive(&mut parser, "send-timeout")?,
+            Long("linger-timeout") => {
+                config.linger_timeout = duration(&mut parser, "linger-timeout")?
+            }
+            Long("shutdown-timeout") => {
+                config.shutdown_timeout = duration(&mut parser, "shutdown-timeout")?
+            }
+            Long("max-header-bytes") => {
+                config.max_header_bytes = number(&mut parser, "max-header-bytes")?;
+                if config.max_header_bytes < 64 {
+                    return Err(ConfigError(
+                        "'--max-header-bytes' must be at least 64".into(),
+                    ));
+                }
+            }
+            Long("max-uri-bytes") => config.max_uri_bytes = number(&mut parser, "max-uri-bytes")?,
+            Long("max-body-bytes") => {
+                config.max_body_bytes = number(&mut parser, "max-body-bytes")?
+            }
+            Long("small-file-bytes") => {
+                config.small_file_bytes = number(&mut parser, "small-file-bytes")?
+            }
+            Long("backlog") => config.backlog = number(&mut parser, "backlog")?,
+            Long("max-connections") => {
+                let n: usize = number(&mut parser, "max-connections")?;
+                if n == 0 {
+                    return Err(ConfigError("'--max-connections' must be at least 1".into()));
+                }
+                config.max_connections = Some(n);
+            }
+            Long("tcp-keepalive-time") => {
+                keepalive.time = positive(&mut parser, "tcp-keepalive-time")?
+            }
+            Long("tcp-keepalive-interval") => {
+                keepalive.interval = positive(&mut parser, "tcp-keepalive-interval")?
+            }
+            Long("tcp-keepalive-probes") => {
+                keepalive.probes = number(&mut parser, "tcp-keepalive-probes")?;
+                if keepalive.probes == 0 {
+                    return Err(ConfigError(
+                        "'--tcp-keepalive-probes' must be at least 1".into(),
+                    ));
+                }
+            }
+            Long("no-tcp-keepalive") => config.tcp_keepalive = None,
+            Long("dotfiles") => config.dotfiles = true,
+            Long("access-log") => config.access_log = true,
+            Value(path) if root.is_none() => root = Some(PathBuf::from(path)),
+            _ => return Err(arg.unexpected().into()),
+        }
+    }
+    if config.tcp_keepalive.is_some() {
+        config.tcp_keepalive = Some(keepalive);
+    }
+    if !listen.is_empty() {
+        config.listen = listen;
+    }
+    if let Some(root) = root {
+        config.root = root;
+    }
+    Ok(Command::Serve(Box::new(config)))
+}
+
+fn number<T: std::str::FromStr>(parser: &mut lexopt::Parser, name: &str) -> Result<T, ConfigError> {
+    use lexopt::ValueExt;
+    let value = parser.value()?.string()?;
+    value.parse().map_err(|_| {
+        ConfigError(format!(
+            "invalid value '{value}' for '--{name}': expected a whole number"
+        ))
+    })
+}
+
+/// Seconds, fractions allowed (tests use short timeouts), 0 allowed.
+fn duration(parser: &mut lexopt::Parser, name: &str) -> Result<Duration, ConfigError> {
+    use lexopt::ValueExt;
+    let value = parser.value()?.string()?;
+    value
+        .parse::<f64>()
+        .ok()
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .filter(|d| *d <= Duration::from_secs(365 * 24 * 3600))
+        .ok_or_else(|| {
+            ConfigError(format!(
+                "invalid value '{value}' for '--{name}': expected seconds, such as 5 or 0.5"
+            ))
+        })
+}
+
+fn positive(parser: &mut lexopt::Parser, name: &str) -> Result<Duration, ConfigError> {
+    let d = duration(parser, name)?;
+    if d.is_zero() {
+        return Err(ConfigError(format!("'--{name}' must be more than 0")));
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn serve(args: &[&str]) -> Result<Config, ConfigError> {
+        match parse_args(args.iter().copied())? {
+            Command::Serve(c) => Ok(*c),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults() {
+        assert_eq!(serve(&[]).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn flags_and_root() {
+        let c = serve(&[
+            "--listen",
+            "[::1]:9000",
+            "--listen=127.0.0.1:9001",
+            "--keepalive-timeout",
+            "0.5",
+            "--max-requests",
+            "3",
+            "--no-tcp-keepalive",
+            "/srv/www",
+        ])
+        .unwrap();
+        assert_eq!(c.listen.len(), 2);
+        assert_eq!(c.keepalive_timeout, Duration::from_millis(500));
+        assert_eq!(c.max_requests, 3);
+        assert_eq!(c.tcp_keepalive, None);
+        assert_eq!(c.root, PathBuf::from("/srv/www"));
+    }
+
+    #[test]
+    fn mistakes_are_one_line_errors() {
+        for args in [
+            &["--nope"][..],
+            &["--listen", "localhost"],
+            &["--max-requests", "-1"],
+            &["--keepalive-timeout", "soon"],
+            &["--header-timeout", "0"],
+            &["a", "b"],
+        ] {
+            let err = serve(args).unwrap_err();
+            assert!(!err.0.contains('\n'), "{err}");
+        }
+    }
+
+    #[test]
+    fn help_lists_every_option_with_default() {
+        let help = help_text();
+        for opt in OPTIONS {
+            assert!(help.contains(opt.flag), "{}", opt.flag);
+        }
+        assert!(help.contains("[default: 127.0.0.1:8080]"));
+        assert!(help.contains("[default: 5]"));
+    }
+}

@@ -1,0 +1,541 @@
+//! One connection's state machine.
+//!
+//! ```text
+//!            accept
+//!              │
+//!              ▼
+//!   ┌──────▶ Reading ──(head complete: respond)──▶ Writing
+//!   │          ▲                                    │
+//!   │          └──(pipelined bytes already here)────┤ output sent
+//!   │                                               ▼
+//!   └────────(first byte of the next head)────── Idle  (keep-alive, no buffers)
+//!
+//!   any state ──(response said close, output sent)──▶ Closing (linger) ──▶ gone
+//! ```
+//!
+//! The connection owns its socket and (only while working) an input and an
+//! output buffer from the [`BufPool`]. [`Conn::drive`] is called after every
+//! readiness event: it writes what is pending, answers every complete
+//! request already buffered (pipelining: answers are appended to one output
+//! buffer and go out together), and reads more only when there is room,
+//! so a client that pipelines without reading cannot make the server
+//! buffer without bound. Each phase has exactly one deadline
+//! ([`Conn::deadline`]); the reactor keeps it in the timer wheel.
+//!
+//! Readiness is edge-triggered: `readable`/`writable` remember whether the
+//! socket may still have data / room, and are cleared only by WouldBlock
+//! (or a short read, which means the kernel buffer was drained).
+
+use std::fmt;
+use std::io::{self, Read};
+use std::net::{Shutdown, SocketAddr};
+use std::os::fd::AsRawFd;
+use std::time::Instant;
+
+use mio::net::TcpStream;
+
+use crate::config::Config;
+use crate::http::body::BodyDecoder;
+use crate::http::request::Method;
+use crate::http::{HeadOutcome, Status, parse_head};
+use crate::pool::{BufPool, InBuf};
+use crate::serve::{ConnFacts, Ctx, FileBody};
+use crate::stats::CloseReason;
+
+/// Stop answering pipelined requests while this much output is unsent.
+pub const OUTPUT_CAP: usize = 64 * 1024;
+
+/// The most bytes a lingering close discards per readiness event.
+const LINGER_READ_BUDGET: usize = 256 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Waiting for (the rest of) a request head, or discarding a body.
+    Reading,
+    /// A response is being sent.
+    Writing,
+    /// Keep-alive: between requests, holding no buffers.
+    Idle,
+    /// Write side shut; draining input until EOF or the linger deadline.
+    Closing,
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Phase::Reading => "Reading",
+            Phase::Writing => "Writing",
+            Phase::Idle => "Idle",
+            Phase::Closing => "Closing",
+        })
+    }
+}
+
+pub struct Conn {
+    stream: TcpStream,
+    peer: SocketAddr,
+    phase: Phase,
+    /// When the current phase began; for Writing, the last write progress.
+    since: Instant,
+    /// When the head being received began (accept, or its first byte).
+    head_started: Instant,
+    /// Last read progress, for the body-discard deadline.
+    last_read: Instant,
+    input: Option<InBuf>,
+    output: Option<Vec<u8>>,
+    out_pos: usize,
+    file: Option<FileBody>,
+    body: Option<BodyDecoder>,
+    /// Requests answered on this connection.
+    requests: u32,
+    /// The last response said close; close (lingering) once it is sent.
+    close_after_output: Option<CloseReason>,
+    peer_closed: bool,
+    readable: bool,
+    writable: bool,
+}
+
+impl Conn {
+    pub fn new(stream: TcpStream, peer: SocketAddr, now: Instant) -> Conn {
+        Conn {
+            stream,
+            peer,
+            phase: Phase::Reading,
+            since: now,
+            head_started: now,
+            last_read: now,
+            input: None,
+            output: None,
+            out_pos: 0,
+            file: None,
+            body: None,
+            requests: 0,
+            close_after_output: None,
+            peer_closed: false,
+            readable: false,
+            writable: true,
+        }
+    }
+
+    pub fn stream(&mut self) -> &mut TcpStream {
+        &mut self.stream
+    }
+
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    pub fn requests(&self) -> u32 {
+        self.requests
+    }
+
+    /// Records readiness from an event.
+    pub fn ready(&mut self, readable: bool, writable: bool) {
+        self.readable |= readable;
+        self.writable |= writable;
+    }
+
+    /// The instant this connection's current phase times out.
+    pub fn deadline(&self, config: &Config) -> Instant {
+        match self.phase {
+            Phase::Reading if self.body.is_some() => self.last_read + config.header_timeout,
+            Phase::Reading => self.head_started + config.header_timeout,
+            Phase::Writing => self.since + config.send_timeout,
+            Phase::Idle => self.since + config.keepalive_timeout,
+            Phase::Closing => self.since + config.linger_timeout,
+        }
+    }
+
+    /// Gives the buffers back; called when the connection is dropped.
+    pub fn release(&mut self, pool: &mut BufPool) {
+        if let Some(buf) = self.input.take() {
+            pool.put_input(buf);
+        }
+        if let Some(buf) = self.output.take() {
+            pool.put_output(buf);
+        }
+    }
+
+    fn has_output(&self) -> bool {
+        self.file.is_some() || self.output.as_ref().is_some_and(|o| self.out_pos < o.len())
+    }
+
+    fn pending_output(&self) -> usize {
+        self.output.as_ref().map_or(0, |o| o.len() - self.out_pos)
+    }
+
+    /// Moves bytes after a readiness event. `Err` means: close now, for
+    /// this reason.
+    pub fn drive(
+        &mut self,
+        ctx: &mut Ctx,
+        pool: &mut BufPool,
+        now: Instant,
+    ) -> Result<(), CloseReason> {
+        if self.phase == Phase::Closing {
+            return self.drain_lingering();
+        }
+        loop {
+            if self.has_output() && self.writable {
+                self.flush(now)?;
+            }
+            if !self.has_output()
+                && let Some(reason) = self.close_after_output
+            {
+                return self.start_lingering(pool, reason, now);
+            }
+            if self.answer_buffered(ctx, pool, now)? {
+                continue;
+            }
+            if !self.read_more(pool, now)? {
+                break;
+            }
+        }
+        if self.peer_closed && !self.has_output() {
+            // EOF with nothing (complete) left to answer.
+            return Err(CloseReason::Client);
+        }
+        self.settle(pool, now);
+        Ok(())
+    }
+
+    /// The connection's deadline passed (the reactor checked it is due).
+    pub fn on_deadline(
+        &mut self,
+        ctx: &mut Ctx,
+        pool: &mut BufPool,
+        now: Instant,
+    ) -> Result<(), CloseReason> {
+        if now < self.deadline(&ctx.config) {
+            return Ok(()); // moved meanwhile; the reactor reschedules
+        }
+        match self.phase {
+            Phase::Idle => Err(CloseReason::IdleTimeout),
+            Phase::Writing => Err(CloseReason::SendTimeout),
+            Phase::Closing => Err(CloseReason::LingerTimeout),
+            Phase::Reading => {
+                let started = self.input.as_ref().is_some_and(|i| !i.is_empty());
+                if !started || self.body.is_some() {
+                    // Nothing of a request arrived (a preconnect, a silent
+                    // client): close without a word, as nginx does.
+                    return Err(CloseReason::HeaderTimeout);
+                }
+                // RFC 9110 §15.5.9: 408, and the connection closes.
+                let out = self.output.get_or_insert_with(|| pool.take_output());
+                ctx.respond_error(Status::RequestTimeout, None, false, out);
+                self.close_after_output = Some(CloseReason::HeaderTimeout);
+                self.writable = true;
+                self.drive(ctx, pool, now)
+            }
+        }
+    }
+
+    /// Graceful shutdown: a connection with nothing in flight can go now.
+    pub fn is_quiet(&self) -> bool {
+        match self.phase {
+            Phase::Idle => true,
+            Phase::Reading => {
+                self.input.as_ref().is_none_or(InBuf::is_empty) && self.body.is_none()
+            }
+            Phase::Writing | Phase::Closing => false,
+        }
+    }
+
+    /// Answers every complete request in the input, in order, appending the
+    /// answers to one output buffer. Returns whether anything happened.
+    fn answer_buffered(
+        &mut self,
+        ctx: &mut Ctx,
+        pool: &mut BufPool,
+        now: Instant,
+    ) -> Result<bool, CloseReason> {
+        let Some(input) = self.input.as_mut() else {
+            return Ok(false);
+        };
+        let mut progressed = false;
+        loop {
+            let blocked = self.close_after_output.is_some()
+                || self.file.is_some()
+                || self.output.as_ref().map_or(0, |o| o.len() - self.out_pos) >= OUTPUT_CAP;
+            if blocked {
+                break;
+            }
+            if let Some(body) = self.body.as_mut() {
+                let used = body
+                    .consume(input.bytes())
+                    .map_err(|_| CloseReason::ProtocolError)?;
+                input.consume(used);
+                progressed |= used > 0;
+                if !body.is_done() {
+                    break;
+                }
+                self.body = None;
+                self.head_started = now;
+                continue;
+            }
+            if input.is_empty() {
+                break;
+            }
+            let out = self.output.get_or_insert_with(|| pool.take_output());
+            match parse_head(input.bytes(), &ctx.limits) {
+                HeadOutcome::Partial => break,
+                HeadOutcome::Complete(head) => {
+                    let head_len = head.head_len;
+                    let is_head = head.method == Method::Head;
+                    let reply = match BodyDecoder::new(head.framing, ctx.config.max_body_bytes) {
+                        Err(_) => {
+                            // Refused without reading the body: what follows
+                            // in the input is body, not a request.
+                            self.close_after_output = Some(CloseReason::ProtocolError);
+                            ctx.respond_error(
+                                Status::ContentTooLarge,
+                                Some(head.version),
+                                is_head,
+                                out,
+                            )
+                        }
+                        Ok(body) => {
+                            let facts = ConnFacts {
+                                requests_before: self.requests,
+                                has_body: body.is_some(),
+                                peer: self.peer,
+                            };
+                            self.body = body;
+                            ctx.respond(&head, facts, out)
+                        }
+                    };
+                    input.consume(head_len);
+                    self.requests += 1;
+                    self.head_started = now;
+                    self.file = reply.file;
+                    if reply.close && self.close_after_output.is_none() {
+                        self.close_after_output = Some(close_reason(ctx, self.requests));
+                    }
+                }
+                HeadOutcome::Reject(rejection) => {
+                    ctx.respond_error(rejection.status, rejection.version, false, out);
+                    self.requests += 1;
+                    self.close_after_output = Some(CloseReason::ProtocolError);
+                }
+            }
+            progressed = true;
+        }
+        Ok(progressed)
+    }
+
+    /// Reads once if there may be data and there is room. Returns whether
+    /// bytes arrived.
+    fn read_more(&mut self, pool: &mut BufPool, now: Instant) -> Result<bool, CloseReason> {
+        let room_for_more = self.close_after_output.is_none()
+            && self.file.is_none()
+            && self.pending_output() < OUTPUT_CAP;
+        if !self.readable || self.peer_closed || !room_for_more {
+            return Ok(false);
+        }
+        let input = self.input.get_or_insert_with(|| pool.take_input());
+        let was_empty = input.is_empty();
+        let spare = input.spare();
+        let room = spare.len();
+        if room == 0 {
+            return Ok(false);
+        }
+        loop {
+            match self.stream.read(spare) {
+                Ok(0) => {
+                    self.peer_closed = true;
+                    self.readable = false;
+                    return Ok(false);
+                }
+                Ok(n) => {
+                    input.filled(n);
+                    // A short read drained the socket; the next arrival
+                    // brings a new edge. Saves a read that says WouldBlock.
+                    if n < room {
+                        self.readable = false;
+                    }
+                    self.last_read = now;
+                    if was_empty && self.body.is_none() && self.requests > 0 {
+                        self.head_started = now;
+                    }
+                    return Ok(true);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.readable = false;
+                    return Ok(false);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(socket_error(&e)),
+            }
+        }
+    }
+
+    /// Writes pending output: buffered bytes, then the file with sendfile.
+    fn flush(&mut self, now: Instant) -> Result<(), CloseReason> {
+        let fd = self.stream.as_raw_fd();
+        if let Some(out) = self.output.as_mut() {
+            while self.out_pos < out.len() {
+                // MSG_MORE: a file follows, let the head share its packets.
+                let more = if self.file.is_some() {
+                    libc::MSG_MORE
+                } else {
+                    0
+                };
+                let chunk = &out[self.out_pos..];
+                // SAFETY: `chunk` is valid for reads of its length.
+                let rc = unsafe {
+                    libc::send(
+                        fd,
+                        chunk.as_ptr().cast(),
+                        chunk.len(),
+                        libc::MSG_NOSIGNAL | more,
+                    )
+                };
+                if rc < 0 {
+                    let e = io::Error::last_os_error();
+                    match e.kind() {
+                        io::ErrorKind::Interrupted => continue,
+                        io::ErrorKind::WouldBlock => {
+                            self.writable = false;
+                            return Ok(());
+                        }
+                        _ => return Err(socket_error(&e)),
+                    }
+                }
+                self.out_pos += rc as usize;
+                self.since = now;
+            }
+            out.clear();
+            self.out_pos = 0;
+        }
+        while let Some(body) = self.file.as_mut() {
+            if body.remaining == 0 {
+                self.file = None;
+                break;
+            }
+            let mut offset = body.offset as libc::off_t;
+            let count = body.remaining.min(1 << 30) as usize;
+            // SAFETY: both fds are open; `offset` is a valid pointer.
+            let rc = unsafe { libc::sendfile(fd, body.file.as_raw_fd(), &mut offset, count) };
+            if rc < 0 {
+                let e = io::Error::last_os_error();
+                match e.kind() {
+                    io::ErrorKind::Interrupted => continue,
+                    io::ErrorKind::WouldBlock => {
+                        self.writable = false;
+                        return Ok(());
+                    }
+                    _ => return Err(socket_error(&e)),
+                }
+            }
+            if rc == 0 {
+                // The file shrank under us: the promised length cannot be
+                // sent, so the only honest end is a close.
+                log::warn!("{}: file shrank while sending; closing", self.peer);
+                return Err(CloseReason::Error);
+            }
+            body.offset += rc as u64;
+            body.remaining -= rc as u64;
+            self.since = now;
+        }
+        Ok(())
+    }
+
+    /// The last response is out and said close: shut our write side (the
+    /// client sees EOF after the response) and drain what the client still
+    /// sends, so closing does not turn unread input into a RST that could
+    /// destroy the response in flight (RFC 9112 §9.6).
+    fn start_lingering(
+        &mut self,
+        pool: &mut BufPool,
+        reason: CloseReason,
+        now: Instant,
+    ) -> Result<(), CloseReason> {
+        self.release(pool);
+        if self.peer_closed {
+            return Err(reason);
+        }
+        if let Err(e) = self.stream.shutdown(Shutdown::Write) {
+            log::debug!("{}: shutdown(write) failed: {e}", self.peer);
+            return Err(reason);
+        }
+        self.enter(Phase::Closing, now);
+        self.close_after_output = Some(reason);
+        self.readable = true;
+        self.drain_lingering()
+    }
+
+    fn drain_lingering(&mut self) -> Result<(), CloseReason> {
+        let reason = self
+            .close_after_output
+            .unwrap_or(CloseReason::ResponseClose);
+        let mut scratch = [0u8; 4096];
+        let mut budget = LINGER_READ_BUDGET;
+        while self.readable && budget > 0 {
+            match self.stream.read(&mut scratch) {
+                Ok(0) => return Err(reason),
+                Ok(n) => budget = budget.saturating_sub(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.readable = false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Err(reason),
+            }
+        }
+        Ok(())
+    }
+
+    /// Chooses the phase after `drive`, and lends back idle buffers.
+    fn settle(&mut self, pool: &mut BufPool, now: Instant) {
+        let input_empty = self.input.as_ref().is_none_or(InBuf::is_empty);
+        let next = if self.has_output() {
+            Phase::Writing
+        } else if !input_empty || self.body.is_some() || self.requests == 0 {
+            Phase::Reading
+        } else {
+            Phase::Idle
+        };
+        if input_empty && let Some(buf) = self.input.take() {
+            pool.put_input(buf);
+        }
+        if !self.has_output() {
+            if let Some(buf) = self.output.take() {
+                pool.put_output(buf);
+            }
+            self.out_pos = 0;
+        }
+        if next != self.phase {
+            self.enter(next, now);
+        }
+    }
+
+    fn enter(&mut self, next: Phase, now: Instant) {
+        log::trace!("{}: {} -> {}", self.peer, self.phase, next);
+        self.phase = next;
+        self.since = now;
+    }
+}
+
+/// Why a response that said close closes the connection.
+fn close_reason(ctx: &Ctx, requests: u32) -> CloseReason {
+    if ctx.shutting_down {
+        CloseReason::Shutdown
+    } else if ctx.config.max_requests != 0 && requests >= ctx.config.max_requests {
+        CloseReason::MaxRequests
+    } else {
+        CloseReason::ResponseClose
+    }
+}
+
+fn socket_error(e: &io::Error) -> CloseReason {
+    match e.kind() {
+        io::ErrorKind::ConnectionReset
+        | io::ErrorKind::BrokenPipe
+        | io::ErrorKind::ConnectionAborted => CloseReason::Client,
+        _ => {
+            log::debug!("socket error: {e}");
+            CloseReason::Error
+        }
+    }
+}

@@ -1,0 +1,171 @@
+//! Opening files beneath ROOT, safely and without allocating.
+//!
+//! ROOT is opened once as a directory fd. A request's path (already
+//! decoded and normalized by [`crate::http::target`]) is opened relative to
+//! it with `openat2(RESOLVE_BENEATH)`: the kernel itself refuses any
+//! resolution, `..` or symlink, that would leave ROOT (EXDEV), so a symlink
+//! planted inside ROOT cannot serve `/etc/passwd`. On kernels without
+//! openat2 (before 5.6) holdline falls back to `openat`, which follows
+//! symlinks anywhere; the path itself still cannot contain `..`.
+
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// The served directory, held open.
+#[derive(Debug)]
+pub struct Root {
+    dir: OwnedFd,
+    path: PathBuf,
+}
+
+static NO_OPENAT2: AtomicBool = AtomicBool::new(false);
+
+impl Root {
+    /// Opens ROOT; fails if it is not a readable directory.
+    pub fn open(path: &Path) -> io::Result<Root> {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY)
+            .open(path)?;
+        // Reading the directory proves the permission, not just the open.
+        std::fs::read_dir(path)?;
+        let path = std::fs::canonicalize(path)?;
+        Ok(Root {
+            dir: OwnedFd::from(file),
+            path,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Opens `rel` (relative, normalized; empty is ROOT itself) read-only
+    /// beneath ROOT. `scratch` is reused for the NUL-terminated name.
+    ///
+    /// O_NONBLOCK keeps a FIFO in ROOT from blocking the reactor in open.
+    pub fn open_beneath(&self, rel: &[u8], scratch: &mut Vec<u8>) -> io::Result<File> {
+        scratch.clear();
+        if rel.is_empty() {
+            scratch.push(b'.');
+        } else {
+            scratch.extend_from_slice(rel);
+        }
+        scratch.push(0);
+        let flags = libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK;
+        let fd = if NO_OPENAT2.load(Ordering::Relaxed) {
+            openat(self.dir.as_raw_fd(), scratch, flags)
+        } else {
+            match openat2(self.dir.as_raw_fd(), scratch, flags) {
+                Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
+                    log::warn!("openat2 is not available: symlinks are followed outside ROOT");
+                    NO_OPENAT2.store(true, Ordering::Relaxed);
+                    openat(self.dir.as_raw_fd(), scratch, flags)
+                }
+                other => other,
+            }
+        }?;
+        // SAFETY: `fd` was just returned by the kernel and is owned by no one else.
+        Ok(unsafe { File::from_raw_fd(fd) })
+    }
+}
+
+fn openat2(dir: libc::c_int, name: &[u8], flags: libc::c_int) -> io::Result<libc::c_int> {
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = flags as u64;
+    how.resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS;
+    loop {
+        // SAFETY: `name` is NUL-terminated; `how` is a valid open_how.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                dir,
+                name.as_ptr(),
+                &how as *const libc::open_how,
+                std::mem::size_of::<libc::open_how>(),
+            )
+        };
+        if rc >= 0 {
+            return Ok(rc as libc::c_int);
+        }
+        let err = io::Error::last_os_error();
+        // EAGAIN: RESOLVE_CACHED is not set, but be safe; EINTR: retry.
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
+fn openat(dir: libc::c_int, name: &[u8], flags: libc::c_int) -> io::Result<libc::c_int> {
+    loop {
+        // SAFETY: `name` is NUL-terminated.
+        let rc = unsafe { libc::openat(dir, name.as_ptr().cast(), flags) };
+        if rc >= 0 {
+            return Ok(rc);
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
+use std::os::unix::fs::OpenOptionsExt;
+
+/// The Content-Type for a path, from its extension through `mime_guess`
+/// (a maintained table, not a hand-written one), and whether to add
+/// `charset=utf-8`.
+pub fn content_type(rel: &[u8]) -> (&'static str, bool) {
+    let mime = mime_guess::from_path(Path::new(OsStr::from_bytes(rel)))
+        .first_raw()
+        .unwrap_or("application/octet-stream");
+    let text = mime.starts_with("text/")
+        || matches!(
+            mime,
+            "application/javascript" | "application/json" | "image/svg+xml" | "application/xml"
+        );
+    (mime, text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn types() {
+        assert_eq!(content_type(b"a/index.html"), ("text/html", true));
+        assert_eq!(content_type(b"x.png"), ("image/png", false));
+        assert_eq!(content_type(b"noext"), ("application/octet-stream", false));
+        assert!(content_type(b"app.js").1);
+    }
+
+    #[test]
+    fn beneath_refuses_escaping_symlinks() {
+        let dir = std::env::temp_dir().join(format!("holdline-files-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("www")).unwrap();
+        std::fs::write(dir.join("secret"), "no").unwrap();
+        std::fs::write(dir.join("www/ok.txt"), "yes").unwrap();
+        std::os::unix::fs::symlink("../secret", dir.join("www/escape")).unwrap();
+        std::os::unix::fs::symlink("ok.txt", dir.join("www/inside")).unwrap();
+        let root = Root::open(&dir.join("www")).unwrap();
+        let mut scratch = Vec::new();
+        assert!(root.open_beneath(b"ok.txt", &mut scratch).is_ok());
+        assert!(root.open_beneath(b"inside", &mut scratch).is_ok());
+        assert!(
+            root.open_beneath(b"", &mut scratch)
+                .unwrap()
+                .metadata()
+                .unwrap()
+                .is_dir()
+        );
+        let err = root.open_beneath(b"escape", &mut scratch).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EXDEV));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,271 @@
+//! Request-body framing (RFC 9112 §6–§7): how many bytes after the head
+//! belong to this request, so the next pipelined request starts at the
+//! right byte. holdline serves files and never uses a request body; it
+//! decodes and discards one, and refuses one larger than its limit.
+
+/// How the request body is delimited, as decided from the head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// No body (no Content-Length, or zero).
+    None,
+    /// Exactly this many bytes (Content-Length).
+    Length(u64),
+    /// Transfer-Encoding with chunked last.
+    Chunked,
+}
+
+/// A body could not be framed; the connection must close.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyError {
+    /// Malformed chunked framing: 400.
+    Malformed,
+    /// More than the allowed body bytes: 413.
+    TooLarge,
+}
+
+/// The longest chunk-size line (size, extensions) or trailer section we
+/// accept; a peer that sends more is trying to make us read forever.
+const MAX_CHUNK_LINE: usize = 4096;
+const MAX_TRAILER_BYTES: usize = 16 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Chunked {
+    /// Hex digits of a chunk size; `digits` counts them.
+    Size {
+        size: u64,
+        digits: u8,
+    },
+    /// Chunk extensions or whitespace after the size, up to CR.
+    Extension {
+        size: u64,
+    },
+    /// The LF after a size line.
+    SizeLf {
+        size: u64,
+    },
+    Data {
+        remaining: u64,
+    },
+    DataCr,
+    DataLf,
+    /// At the start of a trailer line (or of the final empty line).
+    TrailerStart,
+    TrailerLine,
+    TrailerLf,
+    EndLf,
+    Done,
+}
+
+/// Consumes a request body and discards it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BodyDecoder {
+    state: DecoderState,
+    /// Body bytes (chunk data) seen so far, against `max_body_bytes`.
+    seen: u64,
+    /// Size-line and trailer bytes seen in the current line / section.
+    line_bytes: usize,
+    max_body_bytes: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DecoderState {
+    Length { remaining: u64 },
+    Chunked(Chunked),
+}
+
+impl BodyDecoder {
+    /// Returns `None` when the framing says there is no body.
+    pub fn new(framing: Framing, max_body_bytes: u64) -> Result<Option<BodyDecoder>, BodyError> {
+        let state = match framing {
+            Framing::None => return Ok(None),
+            Framing::Length(n) if n > max_body_bytes => return Err(BodyError::TooLarge),
+            Framing::Length(n) => DecoderState::Length { remaining: n },
+            Framing::Chunked => DecoderState::Chunked(Chunked::Size { size: 0, digits: 0 }),
+        };
+        Ok(Some(BodyDecoder {
+            state,
+            seen: 0,
+            line_bytes: 0,
+            max_body_bytes,
+        }))
+    }
+
+    pub fn is_done(&self) -> bool {
+        matches!(
+            self.state,
+            DecoderState::Length { remaining: 0 } | DecoderState::Chunked(Chunked::Done)
+        )
+    }
+
+    /// Consumes body bytes from the front of `input` and returns how many
+    /// belonged to the body. Stops at the end of the body, so what follows
+    /// is the next request.
+    pub fn consume(&mut self, input: &[u8]) -> Result<usize, BodyError> {
+        match &mut self.state {
+            DecoderState::Length { remaining } => {
+                let n = (*remaining).min(input.len() as u64);
+                *remaining -= n;
+                Ok(n as usize)
+            }
+            DecoderState::Chunked(_) => self.consume_chunked(input),
+        }
+    }
+
+    fn consume_chunked(&mut self, input: &[u8]) -> Result<usize, BodyError> {
+        let mut i = 0;
+        while i < input.len() {
+            let DecoderState::Chunked(state) = self.state else {
+                unreachable!("consume_chunked on a Length body")
+            };
+            let b = input[i];
+            let next = match state {
+                Chunked::Done => return Ok(i),
+                Chunked::Data { remaining } => {
+                    let n = remaining.min((input.len() - i) as u64);
+                    i += n as usize;
+                    let remaining = remaining - n;
+                    self.state = DecoderState::Chunked(if remaining == 0 {
+                        Chunked::DataCr
+                    } else {
+                        Chunked::Data { remaining }
+                    });
+                    continue;
+                }
+                Chunked::Size { size, digits } => {
+                    self.line_bytes += 1;
+                    match b {
+                        b'0'..=b'9' | b'a'..=b'f' | b'A'..=b'F' => {
+                            // 16 hex digits overflow u64 at the 17th.
+                            if digits >= 16 {
+                                return Err(BodyError::TooLarge);
+                            }
+                            let d = (b as char).to_digit(16).unwrap_or(0) as u64;
+                            Chunked::Size {
+                                size: size * 16 + d,
+                                digits: digits + 1,
+                            }
+                        }
+                        b';' | b' ' | b'\t' if digits > 0 => Chunked::Extension { size },
+                        b'\r' if digits > 0 => Chunked::SizeLf { size },
+                        _ => return Err(BodyError::Malformed),
+                    }
+                }
+                Chunked::Extension { size } => {
+                    self.line_bytes += 1;
+                    match b {
+                        b'\r' => Chunked::SizeLf { size },
+                        b'\n' => return Err(BodyError::Malformed),
+                        _ if self.line_bytes > MAX_CHUNK_LINE => {
+                            return Err(BodyError::Malformed);
+                        }
+                        _ => Chunked::Extension { size },
+                    }
+                }
+                Chunked::SizeLf { size } => {
+                    if b != b'\n' {
+                        return Err(BodyError::Malformed);
+                    }
+                    self.line_bytes = 0;
+                    if size == 0 {
+                        Chunked::TrailerStart
+                    } else {
+                        self.seen = self.seen.saturating_add(size);
+                        if self.seen > self.max_body_bytes {
+                            return Err(BodyError::TooLarge);
+                        }
+                        Chunked::Data { remaining: size }
+                    }
+                }
+                Chunked::DataCr if b == b'\r' => Chunked::DataLf,
+                Chunked::DataLf if b == b'\n' => Chunked::Size { size: 0, digits: 0 },
+                Chunked::DataCr | Chunked::DataLf => return Err(BodyError::Malformed),
+                Chunked::TrailerStart if b == b'\r' => Chunked::EndLf,
+                Chunked::TrailerStart | Chunked::TrailerLine => {
+                    self.line_bytes += 1;
+                    if self.line_bytes > MAX_TRAILER_BYTES {
+                        return Err(BodyError::TooLarge);
+                    }
+                    match b {
+                        b'\r' => Chunked::TrailerLf,
+                        b'\n' => return Err(BodyError::Malformed),
+                        _ => Chunked::TrailerLine,
+                    }
+                }
+                Chunked::TrailerLf if b == b'\n' => Chunked::TrailerStart,
+                Chunked::TrailerLf => return Err(BodyError::Malformed),
+                Chunked::EndLf if b == b'\n' => Chunked::Done,
+                Chunked::EndLf => return Err(BodyError::Malformed),
+            };
+            self.state = DecoderState::Chunked(next);
+            i += 1;
+        }
+        Ok(i)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode_all(
+        framing: Framing,
+        input: &[u8],
+        split: usize,
+    ) -> Result<(usize, bool), BodyError> {
+        let mut d = BodyDecoder::new(framing, 1 << 20)?.expect("a body");
+        let mut used = d.consume(&input[..split])?;
+        if used == split {
+            used += d.consume(&input[split..])?;
+        }
+        Ok((used, d.is_done()))
+    }
+
+    #[test]
+    fn length_stops_at_end() {
+        assert_eq!(decode_all(Framing::Length(3), b"abcGET", 1), Ok((3, true)));
+    }
+
+    #[test]
+    fn chunked_with_extensions_and_trailers_at_every_split() {
+        let body = b"4;ext=1\r\nWiki\r\n5 \r\npedia\r\nE\r\n in\r\n\r\nchunks.\r\n0\r\nX-T: 1\r\n\r\nGET /";
+        let body_len = body.len() - 5;
+        for split in 0..=body.len() {
+            assert_eq!(
+                decode_all(Framing::Chunked, body, split),
+                Ok((body_len, true)),
+                "split at {split}"
+            );
+        }
+    }
+
+    #[test]
+    fn chunked_errors() {
+        for bad in [
+            &b"x\r\n"[..],
+            b"\r\n",
+            b"4\r\nWikiXX",
+            b"4\nWiki",
+            b"11111111111111111\r\n",
+        ] {
+            assert!(decode_all(Framing::Chunked, bad, 0).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            decode_all(Framing::Chunked, b"200000\r\n", 0),
+            Err(BodyError::TooLarge)
+        );
+        assert_eq!(
+            BodyDecoder::new(Framing::Length(2 << 20), 1 << 20),
+            Err(BodyError::TooLarge)
+        );
+    }
+
+    #[test]
+    fn endless_extension_is_refused() {
+        let mut d = BodyDecoder::new(Framing::Chunked, 1 << 20)
+            .unwrap()
+            .unwrap();
+        let mut line = b"1;".to_vec();
+        line.extend(std::iter::repeat_n(b'a', MAX_CHUNK_LINE + 10));
+        assert_eq!(d.consume(&line), Err(BodyError::Malformed));
+    }
+}

@@ -1,0 +1,100 @@
+//! The `Date` header value (RFC 9110 §6.6.1) and the access log's time,
+//! formatted at most once per second instead of once per request.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub struct DateCache {
+    unix_secs: u64,
+    http: [u8; 29],
+    clf: [u8; 26],
+}
+
+impl Default for DateCache {
+    fn default() -> Self {
+        let mut cache = DateCache {
+            unix_secs: u64::MAX,
+            http: [b' '; 29],
+            clf: [b' '; 26],
+        };
+        cache.refresh(SystemTime::now());
+        cache
+    }
+}
+
+impl DateCache {
+    /// Reformats only when the second has changed.
+    pub fn refresh(&mut self, now: SystemTime) {
+        let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        if secs == self.unix_secs {
+            return;
+        }
+        self.unix_secs = secs;
+        let text = httpdate::fmt_http_date(UNIX_EPOCH + std::time::Duration::from_secs(secs));
+        if text.len() == self.http.len() {
+            self.http.copy_from_slice(text.as_bytes());
+        }
+        self.clf = clf_time(secs);
+    }
+
+    /// `Sun, 06 Nov 1994 08:49:37 GMT`
+    pub fn http_date(&self) -> &[u8] {
+        &self.http
+    }
+
+    /// `06/Nov/1994:08:49:37 +0000`, the Common Log Format's time.
+    pub fn clf_time(&self) -> &str {
+        std::str::from_utf8(&self.clf).unwrap_or("-")
+    }
+}
+
+fn clf_time(unix_secs: u64) -> [u8; 26] {
+    const MONTHS: [&[u8; 3]; 12] = [
+        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
+        b"Dec",
+    ];
+    let (year, month, day) = civil_from_days((unix_secs / 86_400) as i64);
+    let secs_of_day = unix_secs % 86_400;
+    let mut out = *b"00/Jan/0000:00:00:00 +0000";
+    let two = |out: &mut [u8; 26], at: usize, v: u64| {
+        out[at] = b'0' + (v / 10) as u8;
+        out[at + 1] = b'0' + (v % 10) as u8;
+    };
+    two(&mut out, 0, day);
+    out[3..6].copy_from_slice(MONTHS[(month - 1) as usize]);
+    two(&mut out, 7, (year / 100) as u64 % 100);
+    two(&mut out, 9, (year % 100) as u64);
+    two(&mut out, 12, secs_of_day / 3600);
+    two(&mut out, 15, secs_of_day / 60 % 60);
+    two(&mut out, 18, secs_of_day % 60);
+    out
+}
+
+/// Howard Hinnant's days-to-civil algorithm: (year, month 1..=12, day).
+fn civil_from_days(days: i64) -> (i64, u64, u64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u64;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u64;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn formats_both() {
+        let mut cache = DateCache::default();
+        cache.refresh(UNIX_EPOCH + Duration::from_secs(784_111_777));
+        assert_eq!(cache.http_date(), b"Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(cache.clf_time(), "06/Nov/1994:08:49:37 +0000");
+        cache.refresh(UNIX_EPOCH + Duration::from_secs(951_782_400)); // leap day 2000
+        assert_eq!(cache.clf_time(), "29/Feb/2000:00:00:00 +0000");
+    }
+}

@@ -1,0 +1,582 @@
+//! Request-head parsing and validation (RFC 9112 §2–§7, RFC 9110 §5–§9).
+//!
+//! [`parse_head`] takes the bytes buffered so far and answers one of three
+//! things: the head is not complete yet, here is a validated head, or the
+//! request must be rejected with a precise status. It never touches a
+//! socket and never allocates: header values stay borrowed from the input.
+
+use super::Status;
+use super::body::Framing;
+
+/// The most header fields a request may carry (beyond this: 431).
+pub const MAX_HEADERS: usize = 100;
+
+/// Limits on the size of a request head, from the configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct HeadLimits {
+    /// The whole head, request line included (`--max-header-bytes`).
+    pub max_header_bytes: usize,
+    /// The request target (`--max-uri-bytes`).
+    pub max_uri_bytes: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Head,
+    Options,
+    /// A method defined by RFC 9110 (or PATCH) that holdline does not
+    /// serve: answered 405 with `Allow`.
+    OtherKnown,
+    /// Any other token: answered 501.
+    Unknown,
+}
+
+impl Method {
+    fn from_token(token: &str) -> Method {
+        match token {
+            "GET" => Method::Get,
+            "HEAD" => Method::Head,
+            "OPTIONS" => Method::Options,
+            "POST" | "PUT" | "DELETE" | "CONNECT" | "TRACE" | "PATCH" => Method::OtherKnown,
+            _ => Method::Unknown,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    Http10,
+    Http11,
+}
+
+impl Version {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Version::Http10 => "HTTP/1.0",
+            Version::Http11 => "HTTP/1.1",
+        }
+    }
+}
+
+/// The tokens of every `Connection` header that matter to persistence
+/// (RFC 9110 §7.6.1: a comma-separated, case-insensitive list, possibly
+/// spread over several header lines).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConnectionTokens {
+    pub close: bool,
+    pub keep_alive: bool,
+}
+
+/// A complete, validated request head. Everything borrows from the input.
+#[derive(Debug, Clone)]
+pub struct RequestHead<'a> {
+    pub method: Method,
+    pub method_str: &'a str,
+    pub target: &'a str,
+    pub version: Version,
+    /// Bytes the head occupies in the input, final CRLFCRLF included.
+    pub head_len: usize,
+    pub connection: ConnectionTokens,
+    pub framing: Framing,
+    /// `Expect: 100-continue` was sent.
+    pub expect_continue: bool,
+    pub if_none_match: Option<&'a [u8]>,
+    pub if_modified_since: Option<&'a [u8]>,
+}
+
+/// Why a request is refused before it is served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rejection {
+    pub status: Status,
+    /// The version, when it could be read: decides nothing but logging.
+    pub version: Option<Version>,
+    /// Bytes of the input this request occupied, when the head was
+    /// complete; `None` means framing is lost and the connection must close.
+    pub head_len: Option<usize>,
+}
+
+#[derive(Debug)]
+pub enum HeadOutcome<'a> {
+    /// More bytes are needed; nothing is wrong yet.
+    Partial,
+    Complete(RequestHead<'a>),
+    Reject(Rejection),
+}
+
+fn reject(status: Status) -> HeadOutcome<'static> {
+    HeadOutcome::Reject(Rejection {
+        status,
+        version: None,
+        head_len: None,
+    })
+}
+
+/// Parses the request head at the start of `buf`.
+///
+/// `buf` holds at most `limits.max_header_bytes` bytes; when it is that full
+/// and the head is still incomplete, the answer is 431 (or 414 when even the
+/// request line has not ended), so an oversized head is refused without
+/// being buffered whole.
+pub fn parse_head<'a>(buf: &'a [u8], limits: &HeadLimits) -> HeadOutcome<'a> {
+    // RFC 9112 §2.2: a server SHOULD ignore at least one empty line before
+    // the request line (some clients send CRLF after a POST body).
+    let skip = leading_empty_lines(buf);
+    let input = &buf[skip..];
+
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    let status = match req.parse(input) {
+        Ok(s) => s,
+        Err(httparse::Error::TooManyHeaders) => return reject(Status::HeaderFieldsTooLarge),
+        Err(httparse::Error::Version) => return reject(version_status(input)),
+        Err(_) => {
+            // A request line with an over-long target may fail on the
+            // version only because we stopped reading; but httparse fails
+            // on bytes, not on length, so this is genuine bad syntax.
+            return reject(Status::BadRequest);
+        }
+    };
+    let head_len = match status {
+        httparse::Status::Complete(n) => n + skip,
+        httparse::Status::Partial => return partial_outcome(input, buf.len(), limits),
+    };
+
+    let (Some(method_str), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
+        return reject(Status::BadRequest);
+    };
+    let version = if minor == 0 {
+        Version::Http10
+    } else {
+        Version::Http11
+    };
+    let refuse = |status| {
+        HeadOutcome::Reject(Rejection {
+            status,
+            version: Some(version),
+            head_len: Some(head_len),
+        })
+    };
+    let refuse_and_close = |status| {
+        HeadOutcome::Reject(Rejection {
+            status,
+            version: Some(version),
+            head_len: None,
+        })
+    };
+    if target.len() > limits.max_uri_bytes {
+        return refuse_and_close(Status::UriTooLong);
+    }
+
+    let mut connection = ConnectionTokens::default();
+    let mut content_length: Option<u64> = None;
+    let mut transfer_encoding = TransferCodings::default();
+    let mut host_count = 0usize;
+    let mut expect_continue = false;
+    let mut expect_other = false;
+    let mut if_none_match = None;
+    let mut if_modified_since = None;
+
+    for h in req.headers.iter() {
+        let name = h.name;
+        if name.eq_ignore_ascii_case("connection") {
+            for token in list_tokens(h.value) {
+                if token.eq_ignore_ascii_case(b"close") {
+                    connection.close = true;
+                } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                    connection.keep_alive = true;
+                }
+            }
+        } else if name.eq_ignore_ascii_case("content-length") {
+            // RFC 9110 §8.6: digits only; a list of identical values may be
+            // accepted, differing values are an unrecoverable framing error.
+            for item in h.value.split(|&b| b == b',') {
+                let Some(n) = parse_content_length(trim_ows(item)) else {
+                    return refuse_and_close(Status::BadRequest);
+                };
+                match content_length {
+                    Some(prev) if prev != n => return refuse_and_close(Status::BadRequest),
+                    _ => content_length = Some(n),
+                }
+            }
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            transfer_encoding.add(h.value);
+        } else if name.eq_ignore_ascii_case("host") {
+            host_count += 1;
+        } else if name.eq_ignore_ascii_case("expect") {
+            if trim_ows(h.value).eq_ignore_ascii_case(b"100-continue") {
+                expect_continue = true;
+            } else {
+                expect_other = true;
+            }
+        } else if name.eq_ignore_ascii_case("if-none-match") {
+            if_none_match = Some(h.value);
+        } else if name.eq_ignore_ascii_case("if-modified-since") {
+            if_modified_since = Some(h.value);
+        }
+    }
+
+    // RFC 9112 §6.1–§6.3: body framing. Transfer-Encoding wins over
+    // Content-Length, but a request that sends both is a smuggling attempt
+    // or a broken intermediary: refuse it and close.
+    let framing = if transfer_encoding.seen {
+        if version == Version::Http10 || content_length.is_some() {
+            return refuse_and_close(Status::BadRequest);
+        }
+        if transfer_encoding.unknown {
+            return refuse_and_close(Status::NotImplemented);
+        }
+        if !transfer_encoding.final_chunked() {
+            return refuse_and_close(Status::BadRequest);
+        }
+        Framing::Chunked
+    } else {
+        match content_length {
+            Some(0) | None => Framing::None,
+            Some(n) => Framing::Length(n),
+        }
+    };
+
+    // RFC 9112 §3.2: an HTTP/1.1 request carries exactly one Host.
+    let bad_host = match version {
+        Version::Http11 => host_count != 1,
+        Version::Http10 => host_count > 1,
+    };
+    if bad_host {
+        return match framing {
+            Framing::None | Framing::Length(_) => refuse(Status::BadRequest),
+            Framing::Chunked => refuse_and_close(Status::BadRequest),
+        };
+    }
+    if expect_other {
+        return refuse(Status::ExpectationFailed);
+    }
+
+    HeadOutcome::Complete(RequestHead {
+        method: Method::from_token(method_str),
+        method_str,
+        target,
+        version,
+        head_len,
+        connection,
+        framing,
+        expect_continue,
+        if_none_match,
+        if_modified_since,
+    })
+}
+
+/// What to say about a head that is not complete yet.
+fn partial_outcome(input: &[u8], buffered: usize, limits: &HeadLimits) -> HeadOutcome<'static> {
+    let line_end = input.iter().position(|&b| b == b'\n');
+    // The request line alone is longer than any allowed target could make
+    // it ("METHOD SP target SP HTTP/1.1"): 414 without waiting for more.
+    let line_len = line_end.unwrap_or(input.len());
+    if line_len > limits.max_uri_bytes + 64 {
+        return reject(Status::UriTooLong);
+    }
+    if buffered >= limits.max_header_bytes {
+        return reject(match line_end {
+            None => Status::UriTooLong,
+            Some(_) => Status::HeaderFieldsTooLarge,
+        });
+    }
+    HeadOutcome::Partial
+}
+
+/// httparse only knows HTTP/1.0 and HTTP/1.1. A well-formed request line
+/// with any other version gets 505 (RFC 9110 §15.6.6); anything else 400.
+fn version_status(input: &[u8]) -> Status {
+    let line_end = input
+        .iter()
+        .position(|&b| b == b'\r' || b == b'\n')
+        .unwrap_or(input.len());
+    let line = &input[..line_end];
+    let Some(space) = line.iter().rposition(|&b| b == b' ') else {
+        return Status::BadRequest;
+    };
+    let version = &line[space + 1..];
+    match version {
+        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
+            if major.is_ascii_digit() && minor.is_ascii_digit() =>
+        {
+            Status::VersionNotSupported
+        }
+        [b'H', b'T', b'T', b'P', b'/', major] if major.is_ascii_digit() => {
+            Status::VersionNotSupported
+        }
+        _ => Status::BadRequest,
+    }
+}
+
+fn leading_empty_lines(buf: &[u8]) -> usize {
+    let mut i = 0;
+    loop {
+        if buf[i..].starts_with(b"\r\n") {
+            i += 2;
+        } else if buf[i..].starts_with(b"\n") {
+            i += 1;
+        } else {
+            return i;
+        }
+    }
+}
+
+/// Transfer codings seen across all Transfer-Encoding lines.
+#[derive(Debug, Default)]
+struct TransferCodings {
+    seen: bool,
+    chunked_count: usize,
+    last_is_chunked: bool,
+    unknown: bool,
+}
+
+impl TransferCodings {
+    fn add(&mut self, value: &[u8]) {
+        // An empty Transfer-Encoding value is still a framing claim.
+        self.seen = true;
+        for coding in list_tokens(value) {
+            let is_chunked = coding.eq_ignore_ascii_case(b"chunked");
+            let known = is_chunked
+                || [
+                    &b"gzip"[..],
+                    b"x-gzip",
+                    b"deflate",
+                    b"compress",
+                    b"x-compress",
+                ]
+                .iter()
+                .any(|k| coding.eq_ignore_ascii_case(k));
+            self.unknown |= !known;
+            self.chunked_count += usize::from(is_chunked);
+            self.last_is_chunked = is_chunked;
+        }
+    }
+
+    /// RFC 9112 §6.1: chunked must be applied exactly once, and last.
+    fn final_chunked(&self) -> bool {
+        self.chunked_count == 1 && self.last_is_chunked
+    }
+}
+
+/// Iterates the non-empty elements of a comma-separated list, trimmed of
+/// optional whitespace (RFC 9110 §5.6.1).
+pub fn list_tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value
+        .split(|&b| b == b',')
+        .map(trim_ows)
+        .filter(|t| !t.is_empty())
+}
+
+pub fn trim_ows(mut s: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = s {
+        s = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = s {
+        s = rest;
+    }
+    s
+}
+
+fn parse_content_length(s: &[u8]) -> Option<u64> {
+    if s.is_empty() || s.len() > 19 {
+        return None;
+    }
+    let mut n: u64 = 0;
+    for &b in s {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        n = n.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+    }
+    Some(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: HeadLimits = HeadLimits {
+        max_header_bytes: 16 * 1024,
+        max_uri_bytes: 8 * 1024,
+    };
+
+    fn complete(bytes: &[u8]) -> RequestHead<'_> {
+        match parse_head(bytes, &LIMITS) {
+            HeadOutcome::Complete(h) => h,
+            other => panic!("expected a complete head, got {other:?}"),
+        }
+    }
+
+    fn rejected(bytes: &[u8]) -> Rejection {
+        match parse_head(bytes, &LIMITS) {
+            HeadOutcome::Reject(r) => r,
+            other => panic!("expected a rejection, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn simple_get() {
+        let h = complete(b"GET /a/b?x=1 HTTP/1.1\r\nHost: x\r\n\r\nGET");
+        assert_eq!(h.method, Method::Get);
+        assert_eq!(h.target, "/a/b?x=1");
+        assert_eq!(h.version, Version::Http11);
+        assert_eq!(h.head_len, 34);
+        assert_eq!(h.framing, Framing::None);
+    }
+
+    #[test]
+    fn partial_until_blank_line() {
+        for cut in 0..33 {
+            let bytes = &b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"[..cut.min(26)];
+            assert!(matches!(parse_head(bytes, &LIMITS), HeadOutcome::Partial));
+        }
+    }
+
+    #[test]
+    fn connection_tokens_across_headers_any_case() {
+        let h = complete(
+            b"GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nconnection: foo,  CLOSE \r\n\r\n",
+        );
+        assert!(h.connection.close);
+        let h = complete(b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n");
+        assert!(h.connection.keep_alive && !h.connection.close);
+        assert_eq!(h.version, Version::Http10);
+    }
+
+    #[test]
+    fn version_errors() {
+        assert_eq!(
+            rejected(b"GET / HTTP/2.0\r\nHost: x\r\n\r\n").status,
+            Status::VersionNotSupported
+        );
+        assert_eq!(
+            rejected(b"GET / HTTP/3.0\r\n\r\n").status,
+            Status::VersionNotSupported
+        );
+        assert_eq!(rejected(b"GET /\r\n\r\n").status, Status::BadRequest);
+        assert_eq!(
+            rejected(b"GET / FOO/1.1\r\n\r\n").status,
+            Status::BadRequest
+        );
+    }
+
+    #[test]
+    fn host_rules() {
+        assert_eq!(
+            rejected(b"GET / HTTP/1.1\r\n\r\n").status,
+            Status::BadRequest
+        );
+        let r = rejected(b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n");
+        assert_eq!(r.status, Status::BadRequest);
+        assert_eq!(r.head_len, Some(36));
+        complete(b"GET / HTTP/1.0\r\n\r\n");
+    }
+
+    #[test]
+    fn content_length_rules() {
+        let h = complete(b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n");
+        assert_eq!(h.framing, Framing::Length(5));
+        let h = complete(b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 5, 5\r\n\r\n");
+        assert_eq!(h.framing, Framing::Length(5));
+        for bad in [
+            &b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: +5\r\n\r\n"[..],
+            b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length:\r\n\r\n",
+        ] {
+            let r = rejected(bad);
+            assert_eq!(r.status, Status::BadRequest);
+            assert_eq!(r.head_len, None, "framing is lost");
+        }
+    }
+
+    #[test]
+    fn transfer_encoding_rules() {
+        let h = complete(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n");
+        assert_eq!(h.framing, Framing::Chunked);
+        let cases: [(&[u8], Status); 5] = [
+            (
+                b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n",
+                Status::BadRequest,
+            ),
+            (
+                b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+                Status::BadRequest,
+            ),
+            (
+                b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: foo, chunked\r\n\r\n",
+                Status::NotImplemented,
+            ),
+            (
+                b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+                Status::BadRequest,
+            ),
+            (
+                b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+                Status::BadRequest,
+            ),
+        ];
+        for (bytes, status) in cases {
+            let r = rejected(bytes);
+            assert_eq!(r.status, status, "{}", String::from_utf8_lossy(bytes));
+            assert_eq!(r.head_len, None);
+        }
+    }
+
+    #[test]
+    fn syntax_errors_are_400() {
+        for bad in [
+            &b"GET / HTTP/1.1\r\nHost : x\r\n\r\n"[..],
+            b"GET / HTTP/1.1\r\nHost: x\r\nX: a\r\n b\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\r\nX: a\x01b\r\n\r\n",
+            b"G(T / HTTP/1.1\r\nHost: x\r\n\r\n",
+        ] {
+            assert_eq!(rejected(bad).status, Status::BadRequest);
+        }
+    }
+
+    #[test]
+    fn oversized_heads() {
+        let limits = HeadLimits {
+            max_header_bytes: 256,
+            max_uri_bytes: 64,
+        };
+        let mut long_target = b"GET /".to_vec();
+        long_target.extend(std::iter::repeat_n(b'a', 200));
+        match parse_head(&long_target, &limits) {
+            HeadOutcome::Reject(r) => assert_eq!(r.status, Status::UriTooLong),
+            other => panic!("{other:?}"),
+        }
+        let mut big = b"GET / HTTP/1.1\r\nHost: x\r\nX: ".to_vec();
+        big.extend(std::iter::repeat_n(b'a', 300));
+        match parse_head(&big[..256], &limits) {
+            HeadOutcome::Reject(r) => assert_eq!(r.status, Status::HeaderFieldsTooLarge),
+            other => panic!("{other:?}"),
+        }
+        let mut many = b"GET / HTTP/1.1\r\nHost: x\r\n".to_vec();
+        for i in 0..101 {
+            many.extend(format!("X-{i}: y\r\n").as_bytes());
+        }
+        many.extend(b"\r\n");
+        assert_eq!(rejected(&many).status, Status::HeaderFieldsTooLarge);
+    }
+
+    #[test]
+    fn leading_crlf_is_ignored() {
+        let h = complete(b"\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(h.head_len, 29);
+    }
+
+    #[test]
+    fn expect() {
+        let h = complete(
+            b"PUT / HTTP/1.1\r\nHost: x\r\nExpect: 100-Continue\r\nContent-Length: 1\r\n\r\n",
+        );
+        assert!(h.expect_continue);
+        assert_eq!(
+            rejected(b"GET / HTTP/1.1\r\nHost: x\r\nExpect: foo\r\n\r\n").status,
+            Status::ExpectationFailed
+        );
+    }
+}

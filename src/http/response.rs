@@ -1,0 +1,197 @@
+//! Response-head encoding: a plain function from a [`ResponseHead`] to
+//! bytes appended to a buffer the caller reuses, so encoding allocates
+//! nothing once the buffer has grown.
+
+use super::Status;
+use super::persist::Persistence;
+
+/// The `Allow` value for every resource holdline serves.
+pub const ALLOW: &str = "GET, HEAD, OPTIONS";
+
+/// Everything a response head may say. Fields left `None` are omitted.
+#[derive(Debug, Clone, Copy)]
+pub struct ResponseHead<'a> {
+    pub status: Status,
+    /// The `Date` value, from [`super::DateCache`].
+    pub date: &'a [u8],
+    pub content_type: Option<&'a str>,
+    /// Append `; charset=utf-8` to the content type.
+    pub charset_utf8: bool,
+    /// Omitted for statuses that never carry content (204, 304, 1xx).
+    pub content_length: u64,
+    pub last_modified: Option<&'a [u8]>,
+    pub etag: Option<&'a [u8]>,
+    pub location: Option<&'a [u8]>,
+    pub allow: bool,
+    pub retry_after_secs: Option<u32>,
+    pub persistence: Persistence,
+}
+
+impl<'a> ResponseHead<'a> {
+    /// A head with only the mandatory parts; set the rest by field.
+    pub fn new(status: Status, date: &'a [u8], persistence: Persistence) -> Self {
+        ResponseHead {
+            status,
+            date,
+            content_type: None,
+            charset_utf8: false,
+            content_length: 0,
+            last_modified: None,
+            etag: None,
+            location: None,
+            allow: false,
+            retry_after_secs: None,
+            persistence,
+        }
+    }
+}
+
+/// Appends the encoded head, final empty line included, to `out`.
+pub fn encode_head(out: &mut Vec<u8>, head: &ResponseHead<'_>) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(head.status.line().as_bytes());
+    out.extend_from_slice(b"\r\nServer: holdline\r\nDate: ");
+    out.extend_from_slice(head.date);
+    out.extend_from_slice(b"\r\n");
+    if let Some(ct) = head.content_type {
+        out.extend_from_slice(b"Content-Type: ");
+        out.extend_from_slice(ct.as_bytes());
+        if head.charset_utf8 {
+            out.extend_from_slice(b"; charset=utf-8");
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+    if head.status.has_body() {
+        out.extend_from_slice(b"Content-Length: ");
+        push_decimal(out, head.content_length);
+        out.extend_from_slice(b"\r\n");
+    }
+    let optional: [(&[u8], Option<&[u8]>); 3] = [
+        (b"Last-Modified: ", head.last_modified),
+        (b"ETag: ", head.etag),
+        (b"Location: ", head.location),
+    ];
+    for (name, value) in optional {
+        if let Some(value) = value {
+            out.extend_from_slice(name);
+            out.extend_from_slice(value);
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+    if head.allow {
+        out.extend_from_slice(b"Allow: ");
+        out.extend_from_slice(ALLOW.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if let Some(secs) = head.retry_after_secs {
+        out.extend_from_slice(b"Retry-After: ");
+        push_decimal(out, u64::from(secs));
+        out.extend_from_slice(b"\r\n");
+    }
+    match head.persistence {
+        Persistence::Close => out.extend_from_slice(b"Connection: close\r\n"),
+        Persistence::KeepAlive {
+            timeout_secs,
+            requests_left,
+        } => {
+            out.extend_from_slice(b"Connection: keep-alive\r\nKeep-Alive: timeout=");
+            push_decimal(out, timeout_secs);
+            if let Some(left) = requests_left {
+                out.extend_from_slice(b", max=");
+                push_decimal(out, u64::from(left));
+            }
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// The interim `100 Continue` (RFC 9110 §15.2.1).
+pub fn encode_continue(out: &mut Vec<u8>) {
+    out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+}
+
+/// Appends `n` in decimal without allocating.
+pub fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DATE: &[u8] = b"Sun, 06 Nov 1994 08:49:37 GMT";
+
+    #[test]
+    fn keep_alive_file_head() {
+        let mut head = ResponseHead::new(
+            Status::Ok,
+            DATE,
+            Persistence::KeepAlive {
+                timeout_secs: 5,
+                requests_left: Some(99),
+            },
+        );
+        head.content_type = Some("text/html");
+        head.charset_utf8 = true;
+        head.content_length = 1234;
+        let mut out = Vec::new();
+        encode_head(&mut out, &head);
+        assert_eq!(
+            std::str::from_utf8(&out).unwrap(),
+            "HTTP/1.1 200 OK\r\nServer: holdline\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n\
+             Content-Type: text/html; charset=utf-8\r\nContent-Length: 1234\r\n\
+             Connection: keep-alive\r\nKeep-Alive: timeout=5, max=99\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn close_405_with_allow_and_unlimited_keepalive() {
+        let mut head = ResponseHead::new(Status::MethodNotAllowed, DATE, Persistence::Close);
+        head.allow = true;
+        head.content_length = 0;
+        let mut out = Vec::new();
+        encode_head(&mut out, &head);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("\r\nAllow: GET, HEAD, OPTIONS\r\n"));
+        assert!(text.ends_with(
+            "Content-Length: 0\r\nAllow: GET, HEAD, OPTIONS\r\nConnection: close\r\n\r\n"
+        ));
+
+        let head = ResponseHead::new(
+            Status::NoContent,
+            DATE,
+            Persistence::KeepAlive {
+                timeout_secs: 7,
+                requests_left: None,
+            },
+        );
+        let mut out = Vec::new();
+        encode_head(&mut out, &head);
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            !text.contains("Content-Length"),
+            "204 has no Content-Length"
+        );
+        assert!(text.ends_with("Keep-Alive: timeout=7\r\n\r\n"));
+    }
+
+    #[test]
+    fn decimal() {
+        for n in [0u64, 7, 10, 99, 12345, u64::MAX] {
+            let mut out = Vec::new();
+            push_decimal(&mut out, n);
+            assert_eq!(out, n.to_string().as_bytes());
+        }
+    }
+}

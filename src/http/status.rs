@@ -1,0 +1,148 @@
+//! Response status codes holdline can send, with their reason phrases.
+
+/// A status code holdline sends. Only the codes the server actually uses
+/// are listed, so a `match` over them is exhaustive and each one has a
+/// reason phrase and a short text body for errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Continue,
+    Ok,
+    NoContent,
+    PartialContent,
+    MovedPermanently,
+    NotModified,
+    BadRequest,
+    Forbidden,
+    NotFound,
+    MethodNotAllowed,
+    RequestTimeout,
+    LengthRequired,
+    PreconditionFailed,
+    ContentTooLarge,
+    UriTooLong,
+    RangeNotSatisfiable,
+    ExpectationFailed,
+    HeaderFieldsTooLarge,
+    InternalServerError,
+    NotImplemented,
+    ServiceUnavailable,
+    VersionNotSupported,
+}
+
+impl Status {
+    pub fn code(self) -> u16 {
+        match self {
+            Status::Continue => 100,
+            Status::Ok => 200,
+            Status::NoContent => 204,
+            Status::PartialContent => 206,
+            Status::MovedPermanently => 301,
+            Status::NotModified => 304,
+            Status::BadRequest => 400,
+            Status::Forbidden => 403,
+            Status::NotFound => 404,
+            Status::MethodNotAllowed => 405,
+            Status::RequestTimeout => 408,
+            Status::LengthRequired => 411,
+            Status::PreconditionFailed => 412,
+            Status::ContentTooLarge => 413,
+            Status::UriTooLong => 414,
+            Status::RangeNotSatisfiable => 416,
+            Status::ExpectationFailed => 417,
+            Status::HeaderFieldsTooLarge => 431,
+            Status::InternalServerError => 500,
+            Status::NotImplemented => 501,
+            Status::ServiceUnavailable => 503,
+            Status::VersionNotSupported => 505,
+        }
+    }
+
+    /// The status line after `HTTP/1.1 `, code and reason phrase.
+    pub fn line(self) -> &'static str {
+        match self {
+            Status::Continue => "100 Continue",
+            Status::Ok => "200 OK",
+            Status::NoContent => "204 No Content",
+            Status::PartialContent => "206 Partial Content",
+            Status::MovedPermanently => "301 Moved Permanently",
+            Status::NotModified => "304 Not Modified",
+            Status::BadRequest => "400 Bad Request",
+            Status::Forbidden => "403 Forbidden",
+            Status::NotFound => "404 Not Found",
+            Status::MethodNotAllowed => "405 Method Not Allowed",
+            Status::RequestTimeout => "408 Request Timeout",
+            Status::LengthRequired => "411 Length Required",
+            Status::PreconditionFailed => "412 Precondition Failed",
+            Status::ContentTooLarge => "413 Content Too Large",
+            Status::UriTooLong => "414 URI Too Long",
+            Status::RangeNotSatisfiable => "416 Range Not Satisfiable",
+            Status::ExpectationFailed => "417 Expectation Failed",
+            Status::HeaderFieldsTooLarge => "431 Request Header Fields Too Large",
+            Status::InternalServerError => "500 Internal Server Error",
+            Status::NotImplemented => "501 Not Implemented",
+            Status::ServiceUnavailable => "503 Service Unavailable",
+            Status::VersionNotSupported => "505 HTTP Version Not Supported",
+        }
+    }
+
+    /// The short text body sent with an error status: the status line and a
+    /// newline, so `curl` shows something readable.
+    pub fn error_body(self) -> &'static str {
+        match self {
+            Status::BadRequest => "400 Bad Request\n",
+            Status::Forbidden => "403 Forbidden\n",
+            Status::NotFound => "404 Not Found\n",
+            Status::MethodNotAllowed => "405 Method Not Allowed\n",
+            Status::RequestTimeout => "408 Request Timeout\n",
+            Status::LengthRequired => "411 Length Required\n",
+            Status::PreconditionFailed => "412 Precondition Failed\n",
+            Status::ContentTooLarge => "413 Content Too Large\n",
+            Status::UriTooLong => "414 URI Too Long\n",
+            Status::RangeNotSatisfiable => "416 Range Not Satisfiable\n",
+            Status::ExpectationFailed => "417 Expectation Failed\n",
+            Status::HeaderFieldsTooLarge => "431 Request Header Fields Too Large\n",
+            Status::InternalServerError => "500 Internal Server Error\n",
+            Status::NotImplemented => "501 Not Implemented\n",
+            Status::ServiceUnavailable => "503 Service Unavailable\n",
+            Status::VersionNotSupported => "505 HTTP Version Not Supported\n",
+            Status::MovedPermanently => "301 Moved Permanently\n",
+            Status::Continue
+            | Status::Ok
+            | Status::NoContent
+            | Status::PartialContent
+            | Status::NotModified => "",
+        }
+    }
+
+    /// RFC 9110 §6.4.1: 1xx, 204 and 304 never carry content.
+    pub fn has_body(self) -> bool {
+        !matches!(
+            self,
+            Status::Continue | Status::NoContent | Status::NotModified
+        )
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.line())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_starts_with_code() {
+        for s in [
+            Status::Ok,
+            Status::NotFound,
+            Status::HeaderFieldsTooLarge,
+            Status::VersionNotSupported,
+        ] {
+            assert!(s.line().starts_with(&s.code().to_string()));
+            assert!(s.error_body().is_empty() || s.error_body().starts_with(s.line()));
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! From a request target to a path relative to ROOT (RFC 9112 §3.2).
+//!
+//! The target is percent-decoded first and normalized second, so `%2e%2e`
+//! is a `..` like any other and `%2f` is a separator like any other. A `..`
+//! that would climb above ROOT, and a NUL byte, are 400. The output is a
+//! relative path with no `.`/`..`/empty segments, written into a buffer the
+//! caller reuses (no allocation per request).
+
+use super::Status;
+
+/// What [`decode_path`] learned besides the path it wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PathInfo<'a> {
+    /// The still-encoded path part of the target (no query), for redirects.
+    pub raw_path: &'a str,
+    /// The path ended with `/` (a directory was asked for).
+    pub trailing_slash: bool,
+    /// Some segment starts with `.` (dotfiles, `.git`, `.env`).
+    pub has_dot_segment: bool,
+}
+
+/// Writes the normalized relative path of `target` into `out` (cleared
+/// first). An empty result means ROOT itself.
+pub fn decode_path<'a>(target: &'a str, out: &mut Vec<u8>) -> Result<PathInfo<'a>, Status> {
+    out.clear();
+    let raw_path = origin_path(target).ok_or(Status::BadRequest)?;
+    let trailing_slash = raw_path.ends_with('/');
+    let mut has_dot_segment = false;
+
+    // Decode segment by segment into `out`; `segment_start` is where the
+    // segment being decoded begins, so `..` can pop the previous one.
+    let decoded = percent_encoding::percent_decode(raw_path.as_bytes());
+    let mut segment_start = 0usize;
+    for byte in decoded.chain(std::iter::once(b'/')) {
+        match byte {
+            0 => return Err(Status::BadRequest),
+            b'/' => {
+                let segment = &out[segment_start..];
+                match segment {
+                    b"" | b"." => out.truncate(segment_start),
+                    b".." => {
+                        out.truncate(segment_start);
+                        if out.is_empty() {
+                            // Climbing above ROOT.
+                            return Err(Status::BadRequest);
+                        }
+                        // Drop the separator, then the previous segment.
+                        out.pop();
+                        let prev = out.iter().rposition(|&b| b == b'/').map_or(0, |i| i + 1);
+                        out.truncate(prev);
+                    }
+                    _ => {
+                        has_dot_segment |= segment[0] == b'.';
+                        out.push(b'/');
+                    }
+                }
+                segment_start = out.len();
+            }
+            b => out.push(b),
+        }
+    }
+    // Drop the separator pushed after the last segment.
+    if out.last() == Some(&b'/') {
+        out.pop();
+    }
+    Ok(PathInfo {
+        raw_path,
+        trailing_slash,
+        has_dot_segment,
+    })
+}
+
+/// The path part of an origin-form or absolute-form target, without the
+/// query. `None` for anything else (authority-form, asterisk, garbage).
+fn origin_path(target: &str) -> Option<&str> {
+    let path = if target.starts_with('/') {
+        target
+    } else {
+        // absolute-form: scheme "://" authority path-abempty
+        let scheme_end = target.find("://")?;
+        let scheme = &target[..scheme_end];
+        if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
+            return None;
+        }
+        let rest = &target[scheme_end + 3..];
+        match rest.find(['/', '?']) {
+            Some(i) if rest.as_bytes()[i] == b'/' => &rest[i..],
+            _ => "/",
+        }
+    };
+    let end = path.find(['?', '#']).unwrap_or(path.len());
+    Some(&path[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode(target: &str) -> Result<(String, PathInfo<'_>), Status> {
+        let mut out = Vec::new();
+        let info = decode_path(target, &mut out)?;
+        Ok((String::from_utf8(out).unwrap(), info))
+    }
+
+    fn path(target: &str) -> String {
+        decode(target).unwrap().0
+    }
+
+    #[test]
+    fn plain_paths() {
+        assert_eq!(path("/"), "");
+        assert_eq!(path("/index.html"), "index.html");
+        assert_eq!(path("/a/b/c.txt?x=1#f"), "a/b/c.txt");
+        assert_eq!(path("//a///b/./c"), "a/b/c");
+        assert_eq!(path("/a/b/../c"), "a/c");
+        assert_eq!(path("/a%20b/%C3%A9.txt"), "a b/é.txt");
+        assert!(decode("/dir/").unwrap().1.trailing_slash);
+        assert!(!decode("/dir").unwrap().1.trailing_slash);
+    }
+
+    #[test]
+    fn absolute_form() {
+        assert_eq!(path("http://example.com/a/b"), "a/b");
+        assert_eq!(path("HTTP://example.com:80"), "");
+        assert_eq!(path("http://example.com?q"), "");
+        assert_eq!(decode("ftp://x/a"), Err(Status::BadRequest));
+        assert_eq!(decode("example.com:443"), Err(Status::BadRequest));
+        assert_eq!(decode("*"), Err(Status::BadRequest));
+    }
+
+    #[test]
+    fn traversal_never_escapes() {
+        for t in [
+            "/..",
+            "/../etc/passwd",
+            "/%2e%2e/etc/passwd",
+            "/%2E%2E%2Fetc/passwd",
+            "/a/../../etc/passwd",
+            "/a/%2e%2e/%2e%2e/x",
+            "/..%2f..%2fetc",
+        ] {
+            assert_eq!(decode(t).map(|_| ()), Err(Status::BadRequest), "{t}");
+        }
+        assert_eq!(decode("/a%00.txt").map(|_| ()), Err(Status::BadRequest));
+    }
+
+    #[test]
+    fn dot_segments_are_flagged() {
+        assert!(decode("/.git/config").unwrap().1.has_dot_segment);
+        assert!(decode("/a/.env").unwrap().1.has_dot_segment);
+        assert!(!decode("/a/b.c").unwrap().1.has_dot_segment);
+    }
+
+    #[test]
+    fn result_is_always_relative_and_clean() {
+        // Any target that decodes must give a path without empty, `.` or
+        // `..` segments and without a leading `/`.
+        let alphabet = ["/", ".", "..", "a", "%2e", "%2f", "%2E%2e", "b/", "?"];
+        let mut seed = 12345u64;
+        for _ in 0..20_000 {
+            let mut t = String::from("/");
+            for _ in 0..6 {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                t.push_str(alphabet[(seed % alphabet.len() as u64) as usize]);
+            }
+            if let Ok((p, _)) = decode(&t) {
+                assert!(!p.starts_with('/'), "{t} -> {p}");
+                for seg in p.split('/').filter(|_| !p.is_empty()) {
+                    assert!(!seg.is_empty() && seg != "." && seg != "..", "{t} -> {p}");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,10 @@
+pub mod config;
+pub mod conn;
+pub mod files;
+pub mod http;
+pub mod pool;
+pub mod reactor;
+pub mod serve;
+pub mod signals;
+pub mod stats;
+pub mod wheel;

@@ -1,0 +1,365 @@
+//! From a parsed request to response bytes: routing to a file under ROOT,
+//! choosing the status, and encoding the head (and a small body) into the
+//! connection's output buffer.
+//!
+//! This is the one layer between the sans-IO core and the reactor that
+//! touches the filesystem: it opens files, but never a socket. The reply
+//! it returns tells the connection whether a file body follows (sent with
+//! sendfile) and whether the connection closes afterwards.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+
+use crate::config::Config;
+use crate::files::{Root, content_type};
+use crate::http::persist::{self, PersistContext, Persistence};
+use crate::http::request::{ConnectionTokens, Method, RequestHead, Version};
+use crate::http::response::{ResponseHead, encode_continue, encode_head};
+use crate::http::target::decode_path;
+use crate::http::{DateCache, HeadLimits, Status};
+use crate::stats::Stats;
+
+/// A file body still to be sent with sendfile(2).
+#[derive(Debug)]
+pub struct FileBody {
+    pub file: File,
+    pub offset: u64,
+    pub remaining: u64,
+}
+
+/// What the connection must do after the bytes written to `out`.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: Status,
+    /// The response said `Connection: close`.
+    pub close: bool,
+    /// Sent after the bytes in `out`.
+    pub file: Option<FileBody>,
+}
+
+/// Facts about the connection that bear on one reply.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnFacts {
+    /// Requests answered on this connection before this one.
+    pub requests_before: u32,
+    /// The request has a body still to be read and discarded.
+    pub has_body: bool,
+    pub peer: std::net::SocketAddr,
+}
+
+/// State shared by every connection of one reactor: configuration, ROOT,
+/// the date cache, scratch buffers reused for every request, counters.
+pub struct Ctx {
+    pub config: Config,
+    pub limits: HeadLimits,
+    pub root: Root,
+    pub date: DateCache,
+    pub stats: Stats,
+    /// Graceful shutdown has begun: every response says close.
+    pub shutting_down: bool,
+    path: Vec<u8>,
+    name: Vec<u8>,
+    location: Vec<u8>,
+}
+
+enum Route {
+    File {
+        file: File,
+        len: u64,
+        content_type: &'static str,
+        charset: bool,
+    },
+    Redirect,
+    Options,
+    Error(Status),
+}
+
+impl Ctx {
+    pub fn new(config: Config, root: Root) -> Ctx {
+        Ctx {
+            limits: HeadLimits {
+                max_header_bytes: config.max_header_bytes,
+                max_uri_bytes: config.max_uri_bytes,
+            },
+            config,
+            root,
+            date: DateCache::default(),
+            stats: Stats::default(),
+            shutting_down: false,
+            path: Vec::with_capacity(1024),
+            name: Vec::with_capacity(1024),
+            location: Vec::with_capacity(1024),
+        }
+    }
+
+    fn persistence(
+        &self,
+        version: Version,
+        tokens: ConnectionTokens,
+        requests_before: u32,
+        must_close: bool,
+    ) -> Persistence {
+        persist::decide(
+            version,
+            tokens,
+            PersistContext {
+                keepalive_enabled: !self.config.keepalive_timeout.is_zero(),
+                keepalive_timeout_secs: self.config.keepalive_timeout.as_secs(),
+                max_requests: self.config.max_requests,
+                requests_before,
+                must_close: must_close || self.shutting_down,
+            },
+        )
+    }
+
+    /// Answers one complete request, appending its bytes to `out`.
+    pub fn respond(
+        &mut self,
+        head: &RequestHead<'_>,
+        facts: ConnFacts,
+        out: &mut Vec<u8>,
+    ) -> Reply {
+        self.stats.requests += 1;
+        let reply_start = out.len();
+        let route = self.route(head);
+        let success = !matches!(route, Route::Error(_));
+        // RFC 9110 §10.1.1: ask for the body only when we will read it; a
+        // refused request gets its final status and the connection closes,
+        // since the client may or may not send the body anyway.
+        let must_close = head.expect_continue && facts.has_body && !success;
+        let persistence = self.persistence(
+            head.version,
+            head.connection,
+            facts.requests_before,
+            must_close,
+        );
+        if head.expect_continue && facts.has_body && success {
+            encode_continue(out);
+        }
+        let is_head = head.method == Method::Head;
+        let date = self.date.http_date();
+        let (status, file) = match route {
+            Route::File {
+                file,
+                len,
+                content_type,
+                charset,
+            } => {
+                let mut rh = ResponseHead::new(Status::Ok, date, persistence);
+                rh.content_type = Some(content_type);
+                rh.charset_utf8 = charset;
+                rh.content_length = len;
+                encode_head(out, &rh);
+                if is_head || len == 0 {
+                    (Status::Ok, None)
+                } else if len <= self.config.small_file_bytes {
+                    // One write for head and body: read the file into `out`.
+                    let body_start = out.len();
+                    out.resize(body_start + len as usize, 0);
+                    match file.read_exact_at(&mut out[body_start..], 0) {
+                        Ok(()) => (Status::Ok, None),
+                        Err(e) => {
+                            log::warn!("reading a {len}-byte file failed: {e}");
+                            out.truncate(reply_start);
+                            return self.respond_error(
+                                Status::InternalServerError,
+                                Some(head.version),
+                                is_head,
+                                out,
+                            );
+                        }
+                    }
+                } else {
+                    (
+                        Status::Ok,
+                        Some(FileBody {
+                            file,
+                            offset: 0,
+                            remaining: len,
+                        }),
+                    )
+                }
+            }
+            Route::Redirect => {
+                let mut rh = ResponseHead::new(Status::MovedPermanently, date, persistence);
+                rh.location = Some(&self.location);
+                encode_error_body(out, &mut rh, is_head);
+                (Status::MovedPermanently, None)
+            }
+            Route::Options => {
+                let mut rh = ResponseHead::new(Status::NoContent, date, persistence);
+                rh.allow = true;
+                encode_head(out, &rh);
+                (Status::NoContent, None)
+            }
+            Route::Error(status) => {
+                let mut rh = ResponseHead::new(status, date, persistence);
+                rh.allow = status == Status::MethodNotAllowed;
+                rh.retry_after_secs = (status == Status::ServiceUnavailable).then_some(1);
+                encode_error_body(out, &mut rh, is_head);
+                (status, None)
+            }
+        };
+        if self.config.access_log {
+            let bytes = if is_head { 0 } else { out.len() - reply_start };
+            let bytes = bytes as u64 + file.as_ref().map_or(0, |f| f.remaining);
+            self.log_access(
+                facts.peer,
+                head.method_str,
+                head.target,
+                head.version.as_str(),
+                status,
+                bytes,
+            );
+        }
+        Reply {
+            status,
+            close: persistence == Persistence::Close,
+            file,
+        }
+    }
+
+    /// Answers a request that could not be parsed or framed: always
+    /// `Connection: close`, since what follows in the input is unusable.
+    pub fn respond_error(
+        &mut self,
+        status: Status,
+        version: Option<Version>,
+        is_head: bool,
+        out: &mut Vec<u8>,
+    ) -> Reply {
+        self.stats.requests += 1;
+        let start = out.len();
+        let mut rh = ResponseHead::new(status, self.date.http_date(), Persistence::Close);
+        rh.retry_after_secs = (status == Status::ServiceUnavailable).then_some(1);
+        encode_error_body(out, &mut rh, is_head);
+        if self.config.access_log {
+            let bytes = (out.len() - start) as u64;
+            let version = version.map_or("-", Version::as_str);
+            let unspecified = std::net::SocketAddr::from(([0, 0, 0, 0], 0));
+            self.log_access(unspecified, "-", "-", version, status, bytes);
+        }
+        Reply {
+            status,
+            close: true,
+            file: None,
+        }
+    }
+
+    fn log_access(
+        &self,
+        peer: std::net::SocketAddr,
+        method: &str,
+        target: &str,
+        version: &str,
+        status: Status,
+        bytes: u64,
+    ) {
+        log::info!(
+            target: "access",
+            "{} - - [{}] \"{} {} {}\" {} {}",
+            peer.ip(),
+            self.date.clf_time(),
+            method,
+            target.escape_debug(),
+            version,
+            status.code(),
+            bytes
+        );
+    }
+
+    fn route(&mut self, head: &RequestHead<'_>) -> Route {
+        match head.method {
+            Method::Unknown => return Route::Error(Status::NotImplemented),
+            Method::OtherKnown => return Route::Error(Status::MethodNotAllowed),
+            Method::Options => return Route::Options,
+            Method::Get | Method::Head => {}
+        }
+        let info = match decode_path(head.target, &mut self.path) {
+            Ok(info) => info,
+            Err(status) => return Route::Error(status),
+        };
+        if info.has_dot_segment && !self.config.dotfiles {
+            return Route::Error(Status::NotFound);
+        }
+        let (mut file, mut meta) = match self.open(true) {
+            Ok(found) => found,
+            Err(status) => return Route::Error(status),
+        };
+        if meta.is_dir() {
+            if !info.trailing_slash {
+                // RFC 9110 §15.4.2; keep the query, as a browser would.
+                let query = head.target.find('?').map_or("", |i| &head.target[i..]);
+                self.location.clear();
+                self.location.extend_from_slice(info.raw_path.as_bytes());
+                self.location.push(b'/');
+                self.location.extend_from_slice(query.as_bytes());
+                return Route::Redirect;
+            }
+            if !self.path.is_empty() {
+                self.path.push(b'/');
+            }
+            self.path.extend_from_slice(b"index.html");
+            (file, meta) = match self.open(false) {
+                Ok(found) => found,
+                Err(status) => return Route::Error(status),
+            };
+        }
+        if !meta.is_file() {
+            return Route::Error(Status::Forbidden);
+        }
+        let (content_type, charset) = content_type(&self.path);
+        Route::File {
+            file,
+            len: meta.len(),
+            content_type,
+            charset,
+        }
+    }
+
+    /// Opens `self.path` beneath ROOT and reads its metadata.
+    fn open(&mut self, allow_dir: bool) -> Result<(File, std::fs::Metadata), Status> {
+        let file = self
+            .root
+            .open_beneath(&self.path, &mut self.name)
+            .map_err(status_for)?;
+        let meta = file.metadata().map_err(|e| {
+            log::warn!("fstat failed: {e}");
+            Status::InternalServerError
+        })?;
+        if meta.is_dir() && !allow_dir {
+            return Err(Status::NotFound);
+        }
+        Ok((file, meta))
+    }
+}
+
+/// The status for a failed open beneath ROOT.
+fn status_for(e: io::Error) -> Status {
+    match e.raw_os_error() {
+        // EXDEV: openat2 refused to leave ROOT (a symlink pointing out).
+        Some(libc::ENOENT | libc::ENOTDIR | libc::ELOOP | libc::EXDEV | libc::ENAMETOOLONG) => {
+            Status::NotFound
+        }
+        Some(libc::EACCES | libc::EPERM) => Status::Forbidden,
+        // Out of file descriptors: a transient condition, say so.
+        Some(libc::EMFILE | libc::ENFILE) => Status::ServiceUnavailable,
+        _ => {
+            log::warn!("open failed: {e}");
+            Status::InternalServerError
+        }
+    }
+}
+
+/// Encodes `rh` with the status's short text body (omitted for HEAD).
+fn encode_error_body(out: &mut Vec<u8>, rh: &mut ResponseHead<'_>, is_head: bool) {
+    let body = rh.status.error_body();
+    rh.content_type = Some("text/plain");
+    rh.charset_utf8 = true;
+    rh.content_length = body.len() as u64;
+    encode_head(out, rh);
+    if !is_head {
+        out.extend_from_slice(body.as_bytes());
+    }
+}
