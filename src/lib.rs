@@ -1,3 +1,61 @@
+//! # holdline: a tour
+//!
+//! holdline serves static files over HTTP/1.1 from **one thread** running
+//! **one epoll reactor**. No async runtime: every piece of state is a plain
+//! struct, every wait is explicit, and every deadline lives in one place.
+//! Follow one request from `accept` to its last byte:
+//!
+//! ```text
+//!            ┌──────────────────── reactor (one thread) ─────────────────────┐
+//! listener ─▶│ accept ─▶ admission ─▶ slab[Token] = Conn                      │
+//! signalfd ─▶│ events ─▶ Conn::drive  (read ▸ parse ▸ respond ▸ write)        │
+//!            │ tick   ─▶ TimerWheel::advance ─▶ expired ─▶ Conn::on_deadline  │
+//!            └───────────────────────────────────────────────────────────────┘
+//! Conn phases:  Reading ─▶ Writing ─▶ Idle ─▶ Reading ...
+//!                              └──▶ Closing (linger) ─▶ gone
+//! ```
+//!
+//! 1. **The reactor** ([`reactor`]) owns the listeners, a [`slab::Slab`] of
+//!    connections (a connection's slab key is its mio `Token` and its timer
+//!    key), the [timer wheel](wheel), a [buffer pool](pool) and the
+//!    [counters](stats). It sleeps in `epoll_wait` until a socket is ready
+//!    or the wheel's next due tick, never longer, never busy. Readiness is
+//!    edge-triggered: accept until WouldBlock, read and write until
+//!    WouldBlock (or a short read), retry on EINTR. SIGTERM/SIGINT arrive
+//!    through a [signalfd](signals) as one more token.
+//!
+//! 2. **The connection** ([`conn`]) is an explicit state machine:
+//!    [`Reading`](conn::Phase::Reading) a head (or discarding a body),
+//!    [`Writing`](conn::Phase::Writing) a response,
+//!    [`Idle`](conn::Phase::Idle) between requests (keep-alive: no buffers
+//!    held), [`Closing`](conn::Phase::Closing) (write side shut, draining:
+//!    the lingering close). Each phase has exactly one deadline, and each
+//!    close carries a [`CloseReason`](stats::CloseReason) that is logged
+//!    and counted.
+//!
+//! 3. **The sans-IO core** ([`http`]) is where HTTP lives, as plain
+//!    functions over bytes: [parse a head](http::parse_head), frame a
+//!    [body](http::body), decide [persistence](http::persist::decide) (RFC
+//!    9112 §9.3: version, `Connection` tokens, requests left, shutdown),
+//!    turn a [target](http::target) into a safe relative path, and
+//!    [encode a response head](http::response::encode_head). None of it
+//!    touches a socket; all of it is unit-tested on byte strings.
+//!
+//! 4. **Serving** ([`serve`]) routes a parsed request to a file beneath
+//!    ROOT ([`files`]: `openat2(RESOLVE_BENEATH)`, so neither `..` nor a
+//!    symlink leaves ROOT) and writes the head, plus the body when it is
+//!    small, into the connection's output buffer. Larger bodies go out with
+//!    `sendfile(2)`.
+//!
+//! 5. **Deadlines** ([`wheel`]): header timeout while Reading, send timeout
+//!    while Writing, keep-alive timeout while Idle, linger timeout while
+//!    Closing. A two-level hashed wheel makes schedule, reset and cancel
+//!    O(1); pushing a deadline later (what nearly every keep-alive
+//!    connection does) costs one store.
+//!
+//! Configuration ([`config`]) has one table of options from which `--help`
+//! is printed and README's table is checked.
+
 pub mod config;
 pub mod conn;
 pub mod files;

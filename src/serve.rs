@@ -287,7 +287,8 @@ impl Ctx {
             Ok(found) => found,
             Err(status) => return Route::Error(status),
         };
-        if meta.is_dir() {
+        let was_dir = meta.is_dir();
+        if was_dir {
             if !info.trailing_slash {
                 // RFC 9110 §15.4.2; keep the query, as a browser would.
                 let query = head.target.find('?').map_or("", |i| &head.target[i..]);
@@ -308,6 +309,10 @@ impl Ctx {
         }
         if !meta.is_file() {
             return Route::Error(Status::Forbidden);
+        }
+        if info.trailing_slash && !was_dir {
+            // `/file.txt/` names a directory that does not exist (ENOTDIR).
+            return Route::Error(Status::NotFound);
         }
         let (content_type, charset) = content_type(&self.path);
         Route::File {

@@ -1,0 +1,140 @@
+//! The command line: --help, --version, mistakes, and README's table.
+
+mod common;
+
+use common::*;
+use holdline::config::{Config, OPTIONS};
+use std::process::Command;
+
+fn holdline(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_holdline"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn help_lists_every_option_with_its_default() {
+    let out = holdline(&["--help"]);
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    for opt in OPTIONS {
+        assert!(help.contains(opt.flag), "--help lacks {}", opt.flag);
+    }
+    assert!(help.contains("--keepalive-timeout SECS"));
+    assert!(help.contains("[default: 5]"));
+}
+
+#[test]
+fn version_prints_the_version() {
+    let out = holdline(&["--version"]);
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        format!("holdline {}\n", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+fn assert_one_line_error(out: &std::process::Output, needle: &str) {
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = err.lines().filter(|l| l.contains("error")).collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(lines[0].contains(needle), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn bad_flag_is_a_one_line_error() {
+    assert_one_line_error(&holdline(&["--no-such-flag"]), "no-such-flag");
+    assert_one_line_error(&holdline(&["--max-requests", "many"]), "max-requests");
+    assert_one_line_error(&holdline(&["--listen", "nowhere"]), "listen");
+}
+
+#[test]
+fn unreadable_root_is_a_one_line_error() {
+    let out = holdline(&["--listen", "127.0.0.1:0", "/no/such/dir"]);
+    assert_one_line_error(&out, "/no/such/dir");
+    let site = Site::new();
+    let file = site.root().join("hello.txt");
+    let out = holdline(&["--listen", "127.0.0.1:0", file.to_str().unwrap()]);
+    assert_one_line_error(&out, "hello.txt");
+}
+
+#[test]
+fn busy_port_is_a_one_line_error() {
+    let site = Site::new();
+    let server = Server::start(&site.root(), &[]);
+    let addr = server.addr.to_string();
+    let out = holdline(&["--listen", &addr, site.root().to_str().unwrap()]);
+    assert_one_line_error(&out, &addr);
+}
+
+#[test]
+fn listens_on_ipv6_and_several_addresses() {
+    let site = Site::new();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_holdline"));
+    cmd.args(["--listen", "127.0.0.1:0", "--listen", "[::1]:0"])
+        .arg(site.root());
+    let server = match Server::spawn(cmd) {
+        Ok(s) => s,
+        Err(e) if e.contains("::1") => {
+            eprintln!("SKIPPED: no IPv6 loopback here: {e}");
+            return;
+        }
+        Err(e) => panic!("{e}"),
+    };
+    let log = server.log_text();
+    let v6: std::net::SocketAddr = log
+        .split("http://")
+        .filter_map(|s| s.split('/').next())
+        .filter_map(|a| a.parse().ok())
+        .find(|a: &std::net::SocketAddr| a.is_ipv6())
+        .expect("an IPv6 listener in the start line");
+    let mut s = std::net::TcpStream::connect(v6).unwrap();
+    assert_eq!(exchange(&mut s, &get("/hello.txt")).body, b"hello\n");
+}
+
+/// README's configuration table and `--help` come from the same table;
+/// this keeps README honest.
+#[test]
+fn readme_table_matches_the_options() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let defaults = Config::default();
+    let rows: Vec<(String, String)> = readme
+        .lines()
+        .filter(|l| l.starts_with("| `--"))
+        .map(|l| {
+            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+            let flag = cells[1]
+                .trim_matches('`')
+                .split(' ')
+                .next()
+                .unwrap()
+                .to_string();
+            (flag, cells[2].trim_matches('`').to_string())
+        })
+        .collect();
+    for opt in OPTIONS
+        .iter()
+        .filter(|o| o.flag != "--help" && o.flag != "--version")
+    {
+        let row = rows.iter().find(|(f, _)| f == opt.flag);
+        let Some((_, default)) = row else {
+            panic!("README's table lacks {}", opt.flag);
+        };
+        assert_eq!(
+            *default,
+            (opt.default)(&defaults),
+            "README default of {}",
+            opt.flag
+        );
+    }
+    for (flag, _) in &rows {
+        assert!(
+            OPTIONS.iter().any(|o| o.flag == flag),
+            "README lists {flag}, which does not exist"
+        );
+    }
+}

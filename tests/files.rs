@@ -1,0 +1,255 @@
+//! Static files: what is served, from where, and never from outside ROOT.
+
+mod common;
+
+use common::*;
+use std::time::Duration;
+
+#[test]
+fn directory_serves_its_index_html() {
+    let site = Site::new();
+    let server = Server::start(&site.root(), &[]);
+    let mut s = server.connect();
+    let r = exchange(&mut s, &get("/"));
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("Content-Type"), Some("text/html; charset=utf-8"));
+    assert_eq!(r.body, b"<h1>home</h1>\n");
+    let r = exchange(&mut s, &get("/sub/"));
+    assert_eq!(r.body, b"sub\n");
+}
+
+#[test]
+fn directory_without_slash_redirects() {
+    let site = Site::new();
+    let server = Server::start(&site.root(), &[]);
+    let mut s = server.connect();
+    let r = exchange(&mut s, &get("/sub?x=1"));
+    assert_eq!(
+        r.head,
+        "HTTP/1.1 301 Moved Permanently\r\nServer: holdline\r\nDate: *\r\nContent-Type: text/plain; charset=utf-8\r\n\
+         Content-Length: 22\r\nLocation: /sub/?x=1\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5, max=99\r\n\r\n"
+    );
+    assert_eq!(r.body, b"301 Moved Permanently\n");
+}
+
+#[test]
+fn missing_is_404_and_directory_without_index_is_404() {
+    let site = Site::new();
+    let server = Server::start(&site.root(), &[]);
+    let mut s = server.connect();
+    let r = exchange(&mut s, &get("/nope.txt"));
+    assert_eq!(
+        r.head,
+        "HTTP/1.1 404 Not Found\r\nServer: holdline\r\nDate: *\r\nContent-Type: text/plain; charset=utf-8\r\n\
+         Content-Length: 14\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5, max=99\r\n\r\n"
+    );
+    assert_eq!(r.body, b"404 Not Found\n");
+    assert_eq!(exchange(&mut s, &get("/empty/")).status, 404);
+    assert_eq!(exchange(&mut s, &get("/hello.txt/")).status, 404);
+    // The connection survives errors that keep framing intact.
+    assert_eq!(exchange(&mut s, &get("/hello.txt")).status, 200);
+}
+
+#[test]
+fn not_a_regular_file_is_403() {
+    let site = Site::new();
+    let fifo = site.root().join("pipe");
+    let name = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o644) }, 0);
+    let server = Server::start(&site.root(), &[]);
+    let mut s = server.connect();
+    let r = exchange(&mut s, &get("/pipe"));
+    assert_eq!(r.status, 403);
+    assert_eq!(r.body, b"403 Forbidden\n");
+}
+
+#[test]
+fn unreadable_file_is_403_unless_root() {
+    if unsafe { libc::geteuid() } == 0 {
+        eprintln!("NOTE: running as root, which reads any file; the FIFO test covers 403");
+        return;
+    }
+    let site = Site::new();
+    use std::os::unix::fs::PermissionsExt;
+    let path = site.root().join("hello.txt");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let server = Server::start(&site.root(), &[]);
+    let mut s = server.connect();
+    assert_eq!(exchange(&mut s, &get("/hello.txt")).status, 403);
+}
+
+#[test]
+fn traversal_never_reaches_outside_root() {
+    let site = Site::new();
+    std::os::unix::fs::symlink("../secret.txt", site.root().join("link-out")).unwrap();
+    std::os::unix::fs::symlink("hello.txt", site.root().join("link-in")).unwrap();
+    let server = Server::start(&site.root(), &[]);
+    for target in [
+        "/../secret.txt",
+        "/%2e%2e/secret.txt",
+        "/%2E%2E%2fsecret.txt",
+        "/sub/../../secret.txt",
+        "/..%2fsecret.txt",
+        "/secret.txt%00.html",
+        "/link-out",
+        "http://x/../secret.txt",
+        "/./../secret.txt",
+    ] {
+        let mut s = server.connect();
+        let r = exchange(&mut s, &get(target));
+        assert!(r.status == 400 || r.status == 404, "{target}: {}", r.status);
+        assert!(
+            !r.body_text().contains("SECRET"),
+            "{target} leaked the secret"
+        );
+    }
+    let mut s = server.connect();
+    let r = exchange(&mut s, &get("/link-in"));
+    assert_eq!(r.body, b"hello\n", "a symlink inside ROOT is followed");
+}
+
+#[test]
+fn head_has_the_same_head_and_no_body() {
+    let site = Site::new();
+    let server = Server::start(&site.root(), &[]);
+    let mut s = server.connect();
+    let g = exchange(&mut s, &get("/hello.txt"));
+    let h = exchange(&mut s, "HEAD /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(h.head.replace("max=98", "max=99"), g.head);
+    assert!(h.body.is_empty());
+    // Nothing else follows the head: the next response starts right away.
+    let r = exchange(&mut s, &get("/a.txt"));
+    assert_eq!(r.body, b"a\n");
+}
+
+#[test]
+fn methods_options_405_501() {
+    let site = Site::new();
+    let server = Server::start(&site.root(), &[]);
+    let mut s = server.connect();
+    let r = exchange(
+        &mut s,
+        "POST /hello.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc",
+    );
+    assert_eq!(
+        r.head,
+        "HTTP/1.1 405 Method Not Allowed\r\nServer: holdline\r\nDate: *\r\nContent-Type: text/plain; charset=utf-8\r\n\
+         Content-Length: 23\r\nAllow: GET, HEAD, OPTIONS\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5, max=99\r\n\r\n"
+    );
+    let r = exchange(&mut s, "BREW /pot HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(r.status, 501);
+    assert_eq!(r.body, b"501 Not Implemented\n");
+    let r = exchange(&mut s, "OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(
+        r.head,
+        "HTTP/1.1 204 No Content\r\nServer: holdline\r\nDate: *\r\nAllow: GET, HEAD, OPTIONS\r\n\
+         Connection: keep-alive\r\nKeep-Alive: timeout=5, max=97\r\n\r\n"
+    );
+    assert_eq!(exchange(&mut s, &get("/a.txt")).body, b"a\n");
+}
+
+#[test]
+fn large_file_goes_out_whole_with_sendfile() {
+    let site = Site::new();
+    let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    site.dir.write("www/big.bin", &data);
+    let server = Server::start(&site.root(), &[]);
+    let mut s = server.connect();
+    let r = exchange(&mut s, &get("/big.bin"));
+    assert_eq!(r.header("Content-Type"), Some("application/octet-stream"));
+    assert_eq!(r.header("Content-Length"), Some("3000000"));
+    assert!(r.body == data, "body differs");
+    // Keep-alive continues after a sendfile body.
+    assert_eq!(exchange(&mut s, &get("/a.txt")).body, b"a\n");
+}
+
+#[test]
+fn names_with_spaces_and_non_ascii() {
+    let site = Site::new();
+    site.dir.write("www/with space.txt", "space\n");
+    site.dir.write("www/café/ünï.txt", "accents\n");
+    let server = Server::start(&site.root(), &[]);
+    let mut s = server.connect();
+    assert_eq!(exchange(&mut s, &get("/with%20space.txt")).body, b"space\n");
+    assert_eq!(
+        exchange(&mut s, &get("/caf%C3%A9/%C3%BCn%C3%AF.txt")).body,
+        b"accents\n"
+    );
+}
+
+#[test]
+fn dotfiles_are_hidden_unless_asked() {
+    let site = Site::new();
+    site.dir.write("www/.env", "KEY=1\n");
+    site.dir.write("www/.git/config", "[core]\n");
+    let server = Server::start(&site.root(), &[]);
+    let mut s = server.connect();
+    assert_eq!(exchange(&mut s, &get("/.env")).status, 404);
+    assert_eq!(exchange(&mut s, &get("/.git/config")).status, 404);
+    assert_eq!(exchange(&mut s, &get("/%2egit/config")).status, 404);
+    let server = Server::start(&site.root(), &["--dotfiles"]);
+    let mut s = server.connect();
+    assert_eq!(exchange(&mut s, &get("/.env")).body, b"KEY=1\n");
+}
+
+#[test]
+fn absolute_form_target_is_served() {
+    let site = Site::new();
+    let server = Server::start(&site.root(), &[]);
+    let mut s = server.connect();
+    let r = exchange(
+        &mut s,
+        "GET http://example.com/hello.txt?q HTTP/1.1\r\nHost: example.com\r\n\r\n",
+    );
+    assert_eq!(r.body, b"hello\n");
+}
+
+#[test]
+fn every_response_has_date_server_and_length() {
+    let site = Site::new();
+    let server = Server::start(&site.root(), &[]);
+    let mut s = server.connect();
+    for request in [
+        get("/hello.txt"),
+        get("/nope"),
+        get("/sub"),
+        "PUT / HTTP/1.1\r\nHost: x\r\n\r\n".into(),
+    ] {
+        let r = exchange(&mut s, &request);
+        assert!(
+            r.header("Date")
+                .is_some_and(|d| d.ends_with(" GMT") && d.len() == 29)
+        );
+        assert_eq!(r.header("Server"), Some("holdline"));
+        assert!(r.header("Content-Length").is_some(), "{request}");
+    }
+    let _ = Duration::ZERO;
+}
+
+#[test]
+fn access_log_writes_one_common_log_format_line_per_request() {
+    let site = Site::new();
+    let server = Server::start(&site.root(), &["--access-log"]);
+    let mut s = server.connect();
+    exchange(&mut s, &get("/hello.txt"));
+    exchange(&mut s, &get("/nope"));
+    assert!(wait_until(Duration::from_secs(2), || server
+        .log_text()
+        .contains("\" 404 ")));
+    let log = server.log_text();
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains(" access]")).collect();
+    assert_eq!(lines.len(), 2, "{log}");
+    // 127.0.0.1 - - [26/Nov/2026:01:02:03 +0000] "GET /hello.txt HTTP/1.1" 200 <bytes>
+    let clf = lines[0].split_once("] ").unwrap().1;
+    assert!(clf.starts_with("127.0.0.1 - - ["), "{clf}");
+    assert!(
+        clf.contains(" +0000] \"GET /hello.txt HTTP/1.1\" 200 "),
+        "{clf}"
+    );
+    let off = Server::start(&site.root(), &[]);
+    let mut s = off.connect();
+    exchange(&mut s, &get("/hello.txt"));
+    drop(s);
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(!off.log_text().contains(" access]"), "off by default");
+}
