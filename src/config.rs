@@ -31,6 +31,10 @@ pub struct Config {
     pub backlog: i32,
     /// `None`: as many as the fd budget allows.
     pub max_connections: Option<usize>,
+    /// Soft RLIMIT_NOFILE to run with; `None`: the hard limit.
+    pub max_fds: Option<u64>,
+    /// Serve counters at this path (GET); `None`: off.
+    pub status_path: Option<String>,
     /// TCP keepalive probes; `None` leaves the OS default.
     pub tcp_keepalive: Option<TcpKeepalive>,
     pub dotfiles: bool,
@@ -62,6 +66,8 @@ impl Default for Config {
             small_file_bytes: 16 * 1024,
             backlog: 511,
             max_connections: None,
+            max_fds: None,
+            status_path: None,
             tcp_keepalive: Some(TcpKeepalive {
                 time: Duration::from_secs(60),
                 interval: Duration::from_secs(10),
@@ -173,13 +179,25 @@ pub const OPTIONS: &[OptionSpec] = &[
         default: |c| c.backlog.to_string(),
     },
     OptionSpec {
+        flag: "--max-fds",
+        value: Some("N"),
+        help: "raise (or lower) the soft RLIMIT_NOFILE to N; above the hard limit is an error",
+        default: |c| c.max_fds.map_or("hard limit".into(), |n| n.to_string()),
+    },
+    OptionSpec {
         flag: "--max-connections",
         value: Some("N"),
-        help: "open connections at most; at the limit, accepting pauses",
+        help: "open connections at most; above what the fd budget allows is an error",
         default: |c| {
             c.max_connections
-                .map_or("unlimited".into(), |n| n.to_string())
+                .map_or("fd budget".into(), |n| n.to_string())
         },
+    },
+    OptionSpec {
+        flag: "--status-path",
+        value: Some("PATH"),
+        help: "serve counters at PATH: nginx stub_status text, or Prometheus with ?format=prometheus",
+        default: |c| c.status_path.clone().unwrap_or_else(|| "off".into()),
     },
     OptionSpec {
         flag: "--tcp-keepalive-time",
@@ -367,6 +385,22 @@ where
                     return Err(ConfigError("'--max-connections' must be at least 1".into()));
                 }
                 config.max_connections = Some(n);
+            }
+            Long("max-fds") => {
+                let n: u64 = number(&mut parser, "max-fds")?;
+                if n < 16 {
+                    return Err(ConfigError("'--max-fds' must be at least 16".into()));
+                }
+                config.max_fds = Some(n);
+            }
+            Long("status-path") => {
+                let path = parser.value()?.string()?;
+                if !path.starts_with('/') || path.contains('?') {
+                    return Err(ConfigError(format!(
+                        "invalid value '{path}' for '--status-path': expected a path such as /status"
+                    )));
+                }
+                config.status_path = Some(path);
             }
             Long("tcp-keepalive-time") => {
                 keepalive.time = positive(&mut parser, "tcp-keepalive-time")?

@@ -35,6 +35,7 @@ use std::time::Instant;
 use mio::net::TcpStream;
 
 use crate::config::Config;
+use crate::evict::Class;
 use crate::http::body::BodyDecoder;
 use crate::http::request::Method;
 use crate::http::{HeadOutcome, Status, parse_head};
@@ -75,7 +76,10 @@ pub struct Conn {
     stream: TcpStream,
     peer: SocketAddr,
     phase: Phase,
-    /// When the current phase began; for Writing, the last write progress.
+    /// When the current phase began, moved forward by every write
+    /// progress: for Writing that is the send timeout's base, and for
+    /// Idle it is when the last response finished, even when a whole
+    /// request-response happened inside one `drive` (Idle -> Idle).
     since: Instant,
     /// When the head being received began (accept, or its first byte).
     head_started: Instant,
@@ -131,6 +135,26 @@ impl Conn {
 
     pub fn requests(&self) -> u32 {
         self.requests
+    }
+
+    /// Holds a file body (a second fd) right now.
+    pub fn holds_file(&self) -> bool {
+        self.file.is_some()
+    }
+
+    /// Its eviction queue and the instant it joined it: idle since, fresh
+    /// since accept, or partial head since the head began. `None` while a
+    /// response is in flight or lingering: never evicted.
+    pub fn eviction_class(&self) -> Option<(Class, Instant)> {
+        let no_input = self.input.as_ref().is_none_or(InBuf::is_empty) && self.body.is_none();
+        match self.phase {
+            Phase::Idle => Some((Class::Idle, self.since)),
+            Phase::Reading if no_input && self.requests == 0 => {
+                Some((Class::Fresh, self.head_started))
+            }
+            Phase::Reading => Some((Class::PartialHead, self.head_started)),
+            Phase::Writing | Phase::Closing => None,
+        }
     }
 
     /// Records readiness from an event.

@@ -56,8 +56,10 @@
 //! Configuration ([`config`]) has one table of options from which `--help`
 //! is printed and README's table is checked.
 
+pub mod budget;
 pub mod config;
 pub mod conn;
+pub mod evict;
 pub mod files;
 pub mod http;
 pub mod pool;
@@ -65,4 +67,5 @@ pub mod reactor;
 pub mod serve;
 pub mod signals;
 pub mod stats;
+pub mod status;
 pub mod wheel;

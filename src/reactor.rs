@@ -19,8 +19,10 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
+use crate::budget::{self, Budget, Reserve};
 use crate::config::Config;
 use crate::conn::{Conn, Phase};
+use crate::evict::{Class, EvictionQueues};
 use crate::files::Root;
 use crate::pool::BufPool;
 use crate::serve::Ctx;
@@ -59,7 +61,8 @@ pub struct Server {
     ctx: Ctx,
     pool: BufPool,
     expired: Vec<usize>,
-    /// Accepting waits: the connection limit is reached.
+    evict: EvictionQueues,
+    /// Accepting waits: the fd budget is full and nothing can be evicted.
     accept_blocked: bool,
     /// Accepting waits until then: EMFILE/ENFILE.
     accept_paused_until: Option<Instant>,
@@ -71,6 +74,7 @@ impl Server {
     /// Opens ROOT, binds every listener and prepares the reactor; logs one
     /// line saying where it listens and what it serves.
     pub fn bind(config: Config) -> Result<Server, StartError> {
+        let budget = setup_fd_budget(&config)?;
         let root = Root::open(&config.root)
             .map_err(|e| StartError(format!("cannot serve {}: {e}", config.root.display())))?;
         let poll = Poll::new().map_err(|e| StartError(format!("cannot create epoll: {e}")))?;
@@ -120,9 +124,10 @@ impl Server {
             signals,
             conns: Slab::with_capacity(1024),
             wheel: TimerWheel::new(now, TIMER_TICK),
-            ctx: Ctx::new(config, root),
+            ctx: Ctx::new(config, root, budget),
             pool,
             expired: Vec::new(),
+            evict: EvictionQueues::default(),
             accept_blocked: false,
             accept_paused_until: None,
             last_emfile_warning: None,
@@ -168,12 +173,7 @@ impl Server {
                             event.is_readable() || event.is_read_closed() || event.is_error();
                         let writable =
                             event.is_writable() || event.is_write_closed() || event.is_error();
-                        let Some(conn) = self.conns.get_mut(key) else {
-                            continue;
-                        };
-                        conn.ready(readable, writable);
-                        let result = conn.drive(&mut self.ctx, &mut self.pool, now);
-                        self.settle(key, result);
+                        self.step(key, now, Step::Ready { readable, writable });
                     }
                 }
             }
@@ -184,7 +184,7 @@ impl Server {
                 self.accept_paused_until = None;
                 self.accept_all(now);
             }
-            if self.accept_blocked && !self.at_connection_limit() {
+            if self.accept_blocked && (self.has_room() || self.evict.victim(now).is_some()) {
                 self.accept_blocked = false;
                 self.accept_all(now);
             }
@@ -222,31 +222,62 @@ impl Server {
         let mut expired = std::mem::take(&mut self.expired);
         self.wheel.advance(now, &mut expired);
         for &key in &expired {
-            let Some(conn) = self.conns.get_mut(key) else {
-                continue;
-            };
-            let result = conn.on_deadline(&mut self.ctx, &mut self.pool, now);
-            self.settle(key, result);
+            self.step(key, now, Step::Deadline);
         }
         expired.clear();
         self.expired = expired;
     }
 
-    /// After a connection moved: close it, or file its next deadline.
-    fn settle(&mut self, key: usize, result: Result<(), CloseReason>) {
+    /// Lets connection `key` move bytes (or meet its deadline), then
+    /// files what changed: the gauges, its eviction queue, its deadline,
+    /// or its close.
+    fn step(&mut self, key: usize, now: Instant, step: Step) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        let before = (conn.phase(), conn.holds_file());
+        let result = match step {
+            Step::Ready { readable, writable } => {
+                conn.ready(readable, writable);
+                conn.drive(&mut self.ctx, &mut self.pool, now)
+            }
+            Step::Deadline => conn.on_deadline(&mut self.ctx, &mut self.pool, now),
+        };
+        let after = (conn.phase(), conn.holds_file());
+        let deadline = conn.deadline(&self.ctx.config);
+        let class = conn.eviction_class();
+        if before != after {
+            self.count(before, -1);
+            self.count(after, 1);
+        }
         match result {
             Err(reason) => self.close(key, reason),
-            Ok(()) => {
-                let Some(conn) = self.conns.get(key) else {
-                    return;
-                };
-                if self.ctx.shutting_down && conn.phase() == Phase::Idle {
-                    self.close(key, CloseReason::Shutdown);
-                    return;
-                }
-                let deadline = conn.deadline(&self.ctx.config);
-                self.wheel.schedule(key, deadline);
+            Ok(()) if self.ctx.shutting_down && after.0 == Phase::Idle => {
+                self.close(key, CloseReason::Shutdown)
             }
+            Ok(()) => {
+                self.wheel.schedule(key, deadline);
+                match class {
+                    Some((class, since)) => self.evict.set(key, Some(class), since),
+                    None => self.evict.set(key, None, now),
+                }
+            }
+        }
+    }
+
+    /// Adds (`delta` 1) or removes (-1) a connection's phase and file body
+    /// to or from the gauges.
+    fn count(&mut self, (phase, holds_file): (Phase, bool), delta: isize) {
+        let g = &mut self.ctx.gauges;
+        let slot = match phase {
+            Phase::Reading => &mut g.reading,
+            Phase::Writing => &mut g.writing,
+            Phase::Idle => &mut g.idle,
+            Phase::Closing => &mut g.closing,
+        };
+        *slot = slot.wrapping_add_signed(delta);
+        if holds_file {
+            g.open_files = g.open_files.wrapping_add_signed(delta);
         }
     }
 
@@ -254,9 +285,14 @@ impl Server {
         let Some(mut conn) = self.conns.try_remove(key) else {
             return;
         };
+        self.count((conn.phase(), conn.holds_file()), -1);
         self.wheel.cancel(key);
+        self.evict.remove(key);
         conn.release(&mut self.pool);
         self.ctx.stats.count_close(reason);
+        self.ctx
+            .stats
+            .count_requests_per_connection(conn.requests());
         log::debug!(
             "{}: closed ({reason}) while {} after {} requests",
             conn.peer(),
@@ -267,11 +303,23 @@ impl Server {
         // the epoll set: no EPOLL_CTL_DEL syscall needed.
     }
 
-    fn at_connection_limit(&self) -> bool {
+    /// The fd budget admits one more connection without evicting.
+    fn has_room(&self) -> bool {
         self.ctx
-            .config
-            .max_connections
-            .is_some_and(|max| self.conns.len() >= max)
+            .budget
+            .admits(self.conns.len(), self.ctx.gauges.open_files)
+    }
+
+    /// Closes the least valuable connection to make room (see
+    /// [`crate::evict`]). Returns false if none may be evicted.
+    fn evict_one(&mut self, now: Instant) -> bool {
+        let Some((key, class)) = self.evict.victim(now) else {
+            return false;
+        };
+        self.ctx.stats.evictions[class as usize] += 1;
+        log::debug!("evicting a {class:?} connection to make room");
+        self.close(key, CloseReason::Evicted);
+        true
     }
 
     fn accept_all(&mut self, now: Instant) {
@@ -287,9 +335,20 @@ impl Server {
             return;
         }
         loop {
-            if self.at_connection_limit() {
-                // Stop; new connections wait in the kernel backlog. The
-                // loop retries once a connection closes.
+            let full = !self.has_room();
+            if full && self.evict.victim(now).is_none() {
+                // Nothing may be evicted: stop, and let new connections
+                // wait in the kernel backlog. The loop retries as soon as
+                // a connection closes or becomes evictable (edge-triggered
+                // readiness would not tell us again).
+                if !self.accept_blocked {
+                    self.ctx.stats.accept_pauses += 1;
+                    log::warn!(
+                        "fd budget full ({} connections, {} file bodies) and nothing to evict: accepting paused",
+                        self.conns.len(),
+                        self.ctx.gauges.open_files
+                    );
+                }
                 self.accept_blocked = true;
                 return;
             }
@@ -299,6 +358,11 @@ impl Server {
             match listener.accept() {
                 Ok((stream, peer)) => {
                     self.ctx.stats.accepted += 1;
+                    // Evict only once a connection is really waiting: the
+                    // new socket briefly uses the reserve's spare fd.
+                    if full {
+                        self.evict_one(now);
+                    }
                     self.admit(stream, peer, now);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -365,7 +429,10 @@ impl Server {
         self.ctx.stats.handled += 1;
         let conn = entry.insert(Conn::new(stream, peer, now));
         let deadline = conn.deadline(&self.ctx.config);
+        let snapshot = (conn.phase(), conn.holds_file());
         self.wheel.schedule(key, deadline);
+        self.evict.set(key, Some(Class::Fresh), now);
+        self.count(snapshot, 1);
     }
 
     /// Returns true when this is the second signal: exit at once.
@@ -396,6 +463,41 @@ impl Server {
         }
         false
     }
+}
+
+enum Step {
+    Ready { readable: bool, writable: bool },
+    Deadline,
+}
+
+/// Reads RLIMIT_NOFILE, raises the soft limit, computes the budget, and
+/// logs the figures in one line.
+fn setup_fd_budget(config: &Config) -> Result<Budget, StartError> {
+    let (soft, hard) = budget::nofile_limit()
+        .map_err(|e| StartError(format!("cannot read RLIMIT_NOFILE: {e}")))?;
+    let budget = Budget::compute(
+        soft,
+        hard,
+        config.max_fds,
+        config.max_connections,
+        Reserve::new(config.listen.len()),
+    )
+    .map_err(|e| StartError(e.0))?;
+    if budget.limit != soft {
+        budget::set_soft_nofile(budget.limit, hard).map_err(|e| {
+            StartError(format!("cannot set RLIMIT_NOFILE to {}: {e}", budget.limit))
+        })?;
+    }
+    log::info!(
+        "fd limit {} -> {} (hard {}), reserve {}, file headroom {}, max connections {}",
+        budget.limit_before,
+        budget.limit,
+        budget.hard_limit,
+        budget.reserve,
+        budget.file_headroom,
+        budget.max_connections
+    );
+    Ok(budget)
 }
 
 fn bind_listener(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {

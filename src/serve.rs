@@ -11,6 +11,7 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 
+use crate::budget::Budget;
 use crate::config::Config;
 use crate::files::{Root, content_type};
 use crate::http::persist::{self, PersistContext, Persistence};
@@ -18,7 +19,8 @@ use crate::http::request::{ConnectionTokens, Method, RequestHead, Version};
 use crate::http::response::{ResponseHead, encode_continue, encode_head};
 use crate::http::target::decode_path;
 use crate::http::{DateCache, HeadLimits, Status};
-use crate::stats::Stats;
+use crate::stats::{Gauges, Stats};
+use crate::status;
 
 /// A file body still to be sent with sendfile(2).
 #[derive(Debug)]
@@ -56,9 +58,13 @@ pub struct Ctx {
     pub root: Root,
     pub date: DateCache,
     pub stats: Stats,
+    /// Connections by phase and open file bodies; the reactor keeps them.
+    pub gauges: Gauges,
+    pub budget: Budget,
     /// Graceful shutdown has begun: every response says close.
     pub shutting_down: bool,
     path: Vec<u8>,
+    status_body: Vec<u8>,
     name: Vec<u8>,
     location: Vec<u8>,
 }
@@ -72,11 +78,14 @@ enum Route {
     },
     Redirect,
     Options,
+    Status {
+        prometheus: bool,
+    },
     Error(Status),
 }
 
 impl Ctx {
-    pub fn new(config: Config, root: Root) -> Ctx {
+    pub fn new(config: Config, root: Root, budget: Budget) -> Ctx {
         Ctx {
             limits: HeadLimits {
                 max_header_bytes: config.max_header_bytes,
@@ -86,7 +95,10 @@ impl Ctx {
             root,
             date: DateCache::default(),
             stats: Stats::default(),
+            gauges: Gauges::default(),
+            budget,
             shutting_down: false,
+            status_body: Vec::new(),
             path: Vec::with_capacity(1024),
             name: Vec::with_capacity(1024),
             location: Vec::with_capacity(1024),
@@ -170,7 +182,10 @@ impl Ctx {
                             );
                         }
                     }
-                } else {
+                } else if self
+                    .budget
+                    .has_file_room(self.gauges.connections(), self.gauges.open_files)
+                {
                     (
                         Status::Ok,
                         Some(FileBody {
@@ -179,6 +194,14 @@ impl Ctx {
                             remaining: len,
                         }),
                     )
+                } else {
+                    // Holding this file open would break the fd budget.
+                    self.stats.open_emfile += 1;
+                    out.truncate(reply_start);
+                    let mut rh = ResponseHead::new(Status::ServiceUnavailable, date, persistence);
+                    rh.retry_after_secs = Some(1);
+                    encode_error_body(out, &mut rh, is_head);
+                    (Status::ServiceUnavailable, None)
                 }
             }
             Route::Redirect => {
@@ -186,6 +209,30 @@ impl Ctx {
                 rh.location = Some(&self.location);
                 encode_error_body(out, &mut rh, is_head);
                 (Status::MovedPermanently, None)
+            }
+            Route::Status { prometheus } => {
+                self.status_body.clear();
+                let content_type = if prometheus {
+                    status::prometheus(
+                        &mut self.status_body,
+                        &self.stats,
+                        &self.gauges,
+                        &self.budget,
+                    );
+                    "text/plain; version=0.0.4"
+                } else {
+                    status::stub_status(&mut self.status_body, &self.stats, &self.gauges);
+                    "text/plain"
+                };
+                let mut rh = ResponseHead::new(Status::Ok, date, persistence);
+                rh.content_type = Some(content_type);
+                rh.charset_utf8 = true;
+                rh.content_length = self.status_body.len() as u64;
+                encode_head(out, &rh);
+                if !is_head {
+                    out.extend_from_slice(&self.status_body);
+                }
+                (Status::Ok, None)
             }
             Route::Options => {
                 let mut rh = ResponseHead::new(Status::NoContent, date, persistence);
@@ -276,6 +323,13 @@ impl Ctx {
             Method::Options => return Route::Options,
             Method::Get | Method::Head => {}
         }
+        if let Some(status_path) = self.config.status_path.as_deref() {
+            let (path, query) = head.target.split_once('?').unwrap_or((head.target, ""));
+            if path == status_path {
+                let prometheus = query.split('&').any(|kv| kv == "format=prometheus");
+                return Route::Status { prometheus };
+            }
+        }
         let info = match decode_path(head.target, &mut self.path) {
             Ok(info) => info,
             Err(status) => return Route::Error(status),
@@ -328,7 +382,13 @@ impl Ctx {
         let file = self
             .root
             .open_beneath(&self.path, &mut self.name)
-            .map_err(status_for)?;
+            .map_err(|e| {
+                let status = status_for(e);
+                if status == Status::ServiceUnavailable {
+                    self.stats.open_emfile += 1;
+                }
+                status
+            })?;
         let meta = file.metadata().map_err(|e| {
             log::warn!("fstat failed: {e}");
             Status::InternalServerError
@@ -349,7 +409,10 @@ fn status_for(e: io::Error) -> Status {
         }
         Some(libc::EACCES | libc::EPERM) => Status::Forbidden,
         // Out of file descriptors: a transient condition, say so.
-        Some(libc::EMFILE | libc::ENFILE) => Status::ServiceUnavailable,
+        Some(libc::EMFILE | libc::ENFILE) => {
+            log::warn!("open failed: {e}: answering 503");
+            Status::ServiceUnavailable
+        }
         _ => {
             log::warn!("open failed: {e}");
             Status::InternalServerError

@@ -28,10 +28,12 @@ pub enum CloseReason {
     Error,
     /// Graceful shutdown closed it.
     Shutdown,
+    /// Closed to make room under the fd budget.
+    Evicted,
 }
 
 impl CloseReason {
-    pub const ALL: [CloseReason; 10] = [
+    pub const ALL: [CloseReason; 11] = [
         CloseReason::Client,
         CloseReason::IdleTimeout,
         CloseReason::HeaderTimeout,
@@ -42,6 +44,7 @@ impl CloseReason {
         CloseReason::ProtocolError,
         CloseReason::Error,
         CloseReason::Shutdown,
+        CloseReason::Evicted,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -56,6 +59,7 @@ impl CloseReason {
             CloseReason::ProtocolError => "protocol_error",
             CloseReason::Error => "error",
             CloseReason::Shutdown => "shutdown",
+            CloseReason::Evicted => "evicted",
         }
     }
 
@@ -81,6 +85,34 @@ pub struct Stats {
     closes: [u64; CloseReason::ALL.len()],
     /// accept(2) failed with EMFILE/ENFILE.
     pub accept_emfile: u64,
+    /// File opens that failed with EMFILE/ENFILE, or found no fd room (503).
+    pub open_emfile: u64,
+    /// Times accepting stopped because nothing could be evicted.
+    pub accept_pauses: u64,
+    /// Evictions by the class of the victim: idle, fresh, partial head.
+    pub evictions: [u64; 3],
+    /// Requests per closed connection, bucketed by [`REQUESTS_BUCKETS`].
+    pub requests_per_connection: [u64; REQUESTS_BUCKETS.len() + 1],
+    pub requests_per_connection_sum: u64,
+}
+
+/// Upper bounds of the requests-per-connection histogram buckets.
+pub const REQUESTS_BUCKETS: [u32; 8] = [0, 1, 2, 5, 10, 20, 50, 100];
+
+/// Connections by phase and file bodies open, as the reactor counts them.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Gauges {
+    pub reading: usize,
+    pub writing: usize,
+    pub idle: usize,
+    pub closing: usize,
+    pub open_files: usize,
+}
+
+impl Gauges {
+    pub fn connections(&self) -> usize {
+        self.reading + self.writing + self.idle + self.closing
+    }
 }
 
 impl Stats {
@@ -90,6 +122,15 @@ impl Stats {
 
     pub fn closes(&self, reason: CloseReason) -> u64 {
         self.closes[reason.index()]
+    }
+
+    pub fn count_requests_per_connection(&mut self, requests: u32) {
+        let bucket = REQUESTS_BUCKETS
+            .iter()
+            .position(|&le| requests <= le)
+            .unwrap_or(REQUESTS_BUCKETS.len());
+        self.requests_per_connection[bucket] += 1;
+        self.requests_per_connection_sum += u64::from(requests);
     }
 }
 

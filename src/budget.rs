@@ -1,0 +1,214 @@
+//! The fd budget: how many connections fit under RLIMIT_NOFILE.
+//!
+//! Every connection holds one fd (its socket), and a connection sending a
+//! large file holds a second (the file, for sendfile). The process also
+//! holds fds that are not connections: the [`Reserve`]. At start holdline
+//! raises the soft limit to the hard limit (or `--max-fds`), subtracts the
+//! reserve, and admits connections only while
+//!
+//! ```text
+//! connections + open file bodies + file headroom  <=  budget
+//! ```
+//!
+//! The headroom keeps fds free for file bodies, so a storm of idle sockets
+//! cannot leave a real client's download without an fd. When admission
+//! would break the inequality the reactor evicts the least valuable
+//! connection (see [`crate::evict`]) or stops accepting until a slot frees.
+
+use std::io;
+
+/// Fds the process holds besides connections and file bodies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reserve {
+    /// stdin, stdout, stderr (the log goes to stderr).
+    pub stdio: usize,
+    /// The epoll instance.
+    pub epoll: usize,
+    pub listeners: usize,
+    pub signalfd: usize,
+    /// ROOT, held open as a directory fd.
+    pub root_dir: usize,
+    /// The short-lived fd of a file opened, read and closed within one
+    /// request (small files, directories, index lookups).
+    pub transient_open: usize,
+    /// One spare, so the fd of a connection just accepted (before an
+    /// eviction makes room) never exceeds the limit.
+    pub spare: usize,
+}
+
+impl Reserve {
+    pub fn new(listeners: usize) -> Reserve {
+        Reserve {
+            stdio: 3,
+            epoll: 1,
+            listeners,
+            signalfd: 1,
+            root_dir: 1,
+            transient_open: 1,
+            spare: 1,
+        }
+    }
+
+    pub fn total(&self) -> usize {
+        self.stdio
+            + self.epoll
+            + self.listeners
+            + self.signalfd
+            + self.root_dir
+            + self.transient_open
+            + self.spare
+    }
+}
+
+/// The figures admission works with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    pub limit_before: u64,
+    /// The soft RLIMIT_NOFILE in force.
+    pub limit: u64,
+    pub hard_limit: u64,
+    pub reserve: usize,
+    /// Fds for connections and file bodies together: limit - reserve.
+    pub fds: usize,
+    /// Fds kept for file bodies: admission stops this short of `fds`.
+    pub file_headroom: usize,
+    /// Connections admitted at most.
+    pub max_connections: usize,
+}
+
+/// What went wrong computing the budget: a one-line message with numbers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BudgetError(pub String);
+
+impl Budget {
+    /// The budget for a soft limit `limit` (already raised).
+    ///
+    /// `requested_max_fds` is `--max-fds`; `requested_connections` is
+    /// `--max-connections`. Both are checked against what the limits allow.
+    pub fn compute(
+        soft_before: u64,
+        hard: u64,
+        requested_max_fds: Option<u64>,
+        requested_connections: Option<usize>,
+        reserve: Reserve,
+    ) -> Result<Budget, BudgetError> {
+        let limit = match requested_max_fds {
+            Some(n) if n > hard => {
+                return Err(BudgetError(format!(
+                    "--max-fds {n} is above the hard RLIMIT_NOFILE of {hard}"
+                )));
+            }
+            Some(n) => n,
+            None => hard,
+        };
+        let reserve_total = reserve.total();
+        let fds = (limit as usize).saturating_sub(reserve_total);
+        // Keep an eighth for file bodies, at least 2, so a limit of 64
+        // still admits connections.
+        let file_headroom = (fds / 8).max(2);
+        let allowed = fds.saturating_sub(file_headroom);
+        if allowed < 1 {
+            return Err(BudgetError(format!(
+                "an fd limit of {limit} leaves no room for connections (reserve {reserve_total}, file headroom {file_headroom})"
+            )));
+        }
+        let max_connections = match requested_connections {
+            Some(n) if n > allowed => {
+                return Err(BudgetError(format!(
+                    "--max-connections {n} is above the {allowed} the fd budget allows \
+                     (limit {limit} - reserve {reserve_total} - file headroom {file_headroom})"
+                )));
+            }
+            Some(n) => n,
+            None => allowed,
+        };
+        Ok(Budget {
+            limit_before: soft_before,
+            limit,
+            hard_limit: hard,
+            reserve: reserve_total,
+            fds,
+            file_headroom,
+            max_connections,
+        })
+    }
+
+    /// May one more connection be admitted?
+    pub fn admits(&self, connections: usize, open_files: usize) -> bool {
+        connections < self.max_connections
+            && connections + open_files + self.file_headroom < self.fds
+    }
+
+    /// May a connection open one more file body?
+    pub fn has_file_room(&self, connections: usize, open_files: usize) -> bool {
+        connections + open_files < self.fds
+    }
+}
+
+/// Reads RLIMIT_NOFILE: (soft, hard).
+pub fn nofile_limit() -> io::Result<(u64, u64)> {
+    let mut rl = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `rl` is a valid out-pointer.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((rl.rlim_cur as u64, rl.rlim_max as u64))
+}
+
+/// Sets the soft RLIMIT_NOFILE, keeping the hard one.
+pub fn set_soft_nofile(soft: u64, hard: u64) -> io::Result<()> {
+    let rl = libc::rlimit {
+        rlim_cur: soft as libc::rlim_t,
+        rlim_max: hard as libc::rlim_t,
+    };
+    // SAFETY: `rl` is a valid rlimit.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &rl) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reserve_counts_every_fd() {
+        assert_eq!(Reserve::new(2).total(), 3 + 1 + 2 + 1 + 1 + 1 + 1);
+    }
+
+    #[test]
+    fn budget_from_hard_limit() {
+        let b = Budget::compute(1024, 20_000, None, None, Reserve::new(1)).unwrap();
+        assert_eq!(b.limit, 20_000);
+        assert_eq!(b.fds, 20_000 - 9);
+        assert_eq!(b.file_headroom, (20_000 - 9) / 8);
+        assert_eq!(b.max_connections, b.fds - b.file_headroom);
+        assert!(b.admits(b.max_connections - 1, 0));
+        assert!(!b.admits(b.max_connections, 0));
+        // Open file bodies eat into the headroom first, then admission.
+        assert!(!b.admits(b.max_connections - 1, b.file_headroom + 1));
+        assert!(b.has_file_room(b.max_connections, b.file_headroom - 1));
+        assert!(!b.has_file_room(b.max_connections, b.file_headroom));
+    }
+
+    #[test]
+    fn max_fds_and_max_connections_are_checked() {
+        let b = Budget::compute(1024, 20_000, Some(64), None, Reserve::new(1)).unwrap();
+        assert_eq!(b.limit, 64);
+        assert_eq!(b.fds, 55);
+        assert_eq!(b.max_connections, 55 - 6);
+        let err = Budget::compute(1024, 20_000, Some(30_000), None, Reserve::new(1)).unwrap_err();
+        assert!(
+            err.0.contains("30000") && err.0.contains("20000"),
+            "{}",
+            err.0
+        );
+        let err = Budget::compute(1024, 64, None, Some(100), Reserve::new(1)).unwrap_err();
+        assert!(err.0.contains("100") && err.0.contains("49"), "{}", err.0);
+        assert!(Budget::compute(1024, 10, None, None, Reserve::new(1)).is_err());
+    }
+}

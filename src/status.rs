@@ -1,0 +1,217 @@
+//! The status endpoint's two formats, as plain functions into a buffer.
+//!
+//! - [`stub_status`]: nginx's `stub_status` text, byte for byte, so the
+//!   exporters and dashboards that read nginx can read holdline.
+//! - [`prometheus`]: the Prometheus text exposition format (0.0.4), with
+//!   what stub_status cannot say: closes by reason, evictions, accept
+//!   pauses, EMFILE events, the fd figures, requests per connection.
+
+use std::io::Write;
+
+use crate::budget::Budget;
+use crate::stats::{CloseReason, Gauges, REQUESTS_BUCKETS, Stats};
+
+/// nginx's format (ngx_http_stub_status_module.c), trailing spaces
+/// included. "Waiting" is idle keep-alive; lingering closes count as
+/// writing, as nginx counts them.
+pub fn stub_status(out: &mut Vec<u8>, stats: &Stats, gauges: &Gauges) {
+    let _ = write!(
+        out,
+        "Active connections: {} \nserver accepts handled requests\n {} {} {} \nReading: {} Writing: {} Waiting: {} \n",
+        gauges.connections(),
+        stats.accepted,
+        stats.handled,
+        stats.requests,
+        gauges.reading,
+        gauges.writing + gauges.closing,
+        gauges.idle,
+    );
+}
+
+fn metric(out: &mut Vec<u8>, name: &str, kind: &str, help: &str) {
+    let _ = write!(
+        out,
+        "# HELP holdline_{name} {help}\n# TYPE holdline_{name} {kind}\n"
+    );
+}
+
+/// The Prometheus text format.
+pub fn prometheus(out: &mut Vec<u8>, stats: &Stats, gauges: &Gauges, budget: &Budget) {
+    let counters: [(&str, &str, u64); 6] = [
+        (
+            "connections_accepted_total",
+            "Connections accepted.",
+            stats.accepted,
+        ),
+        (
+            "connections_handled_total",
+            "Connections admitted and served.",
+            stats.handled,
+        ),
+        ("requests_total", "Requests answered.", stats.requests),
+        (
+            "accept_pauses_total",
+            "Times accepting stopped because the fd budget was full and nothing could be evicted.",
+            stats.accept_pauses,
+        ),
+        (
+            "accept_emfile_total",
+            "accept(2) failures with EMFILE or ENFILE.",
+            stats.accept_emfile,
+        ),
+        (
+            "open_emfile_total",
+            "File opens refused for lack of file descriptors (answered 503).",
+            stats.open_emfile,
+        ),
+    ];
+    for (name, help, value) in counters {
+        metric(out, name, "counter", help);
+        let _ = writeln!(out, "holdline_{name} {value}");
+    }
+    metric(
+        out,
+        "closes_total",
+        "counter",
+        "Connections closed, by reason.",
+    );
+    for reason in CloseReason::ALL {
+        let _ = writeln!(
+            out,
+            "holdline_closes_total{{reason=\"{reason}\"}} {}",
+            stats.closes(reason)
+        );
+    }
+    metric(
+        out,
+        "evictions_total",
+        "counter",
+        "Connections evicted to make room, by class.",
+    );
+    for (class, n) in ["idle", "fresh", "partial_head"]
+        .iter()
+        .zip(stats.evictions)
+    {
+        let _ = writeln!(out, "holdline_evictions_total{{class=\"{class}\"}} {n}");
+    }
+    metric(out, "connections", "gauge", "Open connections, by state.");
+    for (state, n) in [
+        ("reading", gauges.reading),
+        ("writing", gauges.writing),
+        ("idle", gauges.idle),
+        ("closing", gauges.closing),
+    ] {
+        let _ = writeln!(out, "holdline_connections{{state=\"{state}\"}} {n}");
+    }
+    let gauges_list: [(&str, &str, u64); 5] = [
+        (
+            "open_files",
+            "File bodies being sent (each holds an fd).",
+            gauges.open_files as u64,
+        ),
+        ("fd_limit", "The soft RLIMIT_NOFILE in force.", budget.limit),
+        (
+            "fd_reserve",
+            "Fds reserved for non-connection use.",
+            budget.reserve as u64,
+        ),
+        (
+            "fd_budget",
+            "Fds for connections and file bodies (limit - reserve).",
+            budget.fds as u64,
+        ),
+        (
+            "max_connections",
+            "Connections admitted at most.",
+            budget.max_connections as u64,
+        ),
+    ];
+    for (name, help, value) in gauges_list {
+        metric(out, name, "gauge", help);
+        let _ = writeln!(out, "holdline_{name} {value}");
+    }
+    metric(
+        out,
+        "requests_per_connection",
+        "histogram",
+        "Requests served per closed connection.",
+    );
+    let mut cumulative = 0;
+    for (i, le) in REQUESTS_BUCKETS.iter().enumerate() {
+        cumulative += stats.requests_per_connection[i];
+        let _ = writeln!(
+            out,
+            "holdline_requests_per_connection_bucket{{le=\"{le}\"}} {cumulative}"
+        );
+    }
+    cumulative += stats.requests_per_connection[REQUESTS_BUCKETS.len()];
+    let _ = writeln!(
+        out,
+        "holdline_requests_per_connection_bucket{{le=\"+Inf\"}} {cumulative}"
+    );
+    let _ = writeln!(
+        out,
+        "holdline_requests_per_connection_sum {}",
+        stats.requests_per_connection_sum
+    );
+    let _ = writeln!(out, "holdline_requests_per_connection_count {cumulative}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::budget::Reserve;
+
+    #[test]
+    fn stub_status_is_nginx_byte_for_byte() {
+        let mut stats = Stats::default();
+        stats.accepted = 16630948;
+        stats.handled = 16630948;
+        stats.requests = 31070465;
+        let gauges = Gauges {
+            reading: 6,
+            writing: 170,
+            idle: 106,
+            closing: 9,
+            open_files: 0,
+        };
+        let mut out = Vec::new();
+        stub_status(&mut out, &stats, &gauges);
+        // The example from nginx's documentation.
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "Active connections: 291 \nserver accepts handled requests\n 16630948 16630948 31070465 \n\
+             Reading: 6 Writing: 179 Waiting: 106 \n"
+        );
+    }
+
+    #[test]
+    fn prometheus_has_every_family_and_a_consistent_histogram() {
+        let mut stats = Stats::default();
+        for n in [1, 1, 3, 150] {
+            stats.count_requests_per_connection(n);
+        }
+        stats.count_close(CloseReason::IdleTimeout);
+        let budget = Budget::compute(1024, 256, None, None, Reserve::new(1)).unwrap();
+        let mut out = Vec::new();
+        prometheus(&mut out, &stats, &Gauges::default(), &budget);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("holdline_closes_total{reason=\"idle_timeout\"} 1\n"));
+        assert!(text.contains("holdline_closes_total{reason=\"evicted\"} 0\n"));
+        assert!(text.contains("holdline_fd_limit 256\n"));
+        assert!(text.contains("holdline_requests_per_connection_bucket{le=\"1\"} 2\n"));
+        assert!(text.contains("holdline_requests_per_connection_bucket{le=\"5\"} 3\n"));
+        assert!(text.contains("holdline_requests_per_connection_bucket{le=\"100\"} 3\n"));
+        assert!(text.contains("holdline_requests_per_connection_bucket{le=\"+Inf\"} 4\n"));
+        assert!(text.contains("holdline_requests_per_connection_sum 155\n"));
+        // Every sample line belongs to a declared family.
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let name = line.split(['{', ' ']).next().unwrap();
+            let family = name
+                .trim_end_matches("_bucket")
+                .trim_end_matches("_sum")
+                .trim_end_matches("_count");
+            assert!(text.contains(&format!("# TYPE {family} ")), "{line}");
+        }
+    }
+}
