@@ -1,0 +1,464 @@
+//! The fd budget under exhaustion, at small scale: a limit of 64 fds and
+//! storms of 300 connections. The full-scale run is scripts/fd-exhaustion.sh.
+
+mod common;
+
+use common::*;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+fn fd_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
+fn holdline(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_holdline"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn start_logs_the_fd_figures_in_one_line() {
+    let site = Site::new();
+    let server = Server::start(&site.root(), &["--max-fds", "64"]);
+    let log = server.log_text();
+    let line = log
+        .lines()
+        .find(|l| l.contains("fd limit"))
+        .expect("an fd line");
+    assert!(line.contains("-> 64 (hard "), "{line}");
+    assert!(
+        line.contains("reserve 9, file headroom 6, max connections 49"),
+        "{line}"
+    );
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", server.pid())).unwrap();
+    let open_files = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    assert_eq!(
+        open_files.split_whitespace().nth(3),
+        Some("64"),
+        "{open_files}"
+    );
+}
+
+#[test]
+fn impossible_limits_are_one_line_errors_with_the_numbers() {
+    let (_, hard) = holdline::budget::nofile_limit().unwrap();
+    let too_many = (hard + 1).to_string();
+    let out = holdline(&["--listen", "127.0.0.1:0", "--max-fds", &too_many, "."]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&too_many) && err.contains(&hard.to_string()),
+        "{err}"
+    );
+    let out = holdline(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--max-fds",
+        "64",
+        "--max-connections",
+        "500",
+        ".",
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("500") && err.contains("49") && err.contains("64"),
+        "{err}"
+    );
+}
+
+/// One run of a storm: what the clients saw and the most fds the server held.
+struct StormResult {
+    existing_ok: usize,
+    existing_tried: usize,
+    fresh_ok: usize,
+    fresh_tried: usize,
+    max_fds: usize,
+}
+
+fn storm(
+    server: &Server,
+    storm_size: usize,
+    partial_heads: bool,
+    duration: Duration,
+) -> StormResult {
+    let addr = server.addr;
+    let pid = server.pid();
+    let stop = Arc::new(AtomicBool::new(false));
+    let max_fds = Arc::new(AtomicUsize::new(0));
+
+    // The existing client: connected before the storm, keeps requesting.
+    let mut existing = server.connect();
+    assert_eq!(exchange(&mut existing, &get("/a.txt")).status, 200);
+
+    let sampler = {
+        let (stop, max_fds) = (stop.clone(), max_fds.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                max_fds.fetch_max(fd_count(pid), Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        })
+    };
+    let stormer = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for _ in 0..storm_size {
+                if let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(500)) {
+                    if partial_heads {
+                        let _ = s.write_all(b"GET /a.txt HTTP/1.1\r\nHost: storm\r\nX-Slow: ");
+                    }
+                    held.push(s);
+                }
+            }
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            held.len()
+        })
+    };
+    let fresh = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let (mut ok, mut tried) = (0, 0);
+            while !stop.load(Ordering::Relaxed) {
+                tried += 1;
+                if fresh_request(addr) {
+                    ok += 1;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            (ok, tried)
+        })
+    };
+    let start = Instant::now();
+    let (mut existing_ok, mut existing_tried) = (0, 0);
+    while start.elapsed() < duration {
+        existing_tried += 1;
+        existing
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        if existing.write_all(get("/a.txt").as_bytes()).is_ok() {
+            let mut buf = [0u8; 1024];
+            if let Ok(n) = existing.read(&mut buf) {
+                if buf[..n].starts_with(b"HTTP/1.1 200 OK") {
+                    existing_ok += 1;
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let (fresh_ok, fresh_tried) = fresh.join().unwrap();
+    let stormed = stormer.join().unwrap();
+    sampler.join().unwrap();
+    eprintln!(
+        "storm of {stormed}: existing {existing_ok}/{existing_tried}, fresh {fresh_ok}/{fresh_tried}"
+    );
+    StormResult {
+        existing_ok,
+        existing_tried,
+        fresh_ok,
+        fresh_tried,
+        max_fds: max_fds.load(Ordering::Relaxed),
+    }
+}
+
+fn fresh_request(addr: SocketAddr) -> bool {
+    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(2)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    if s.write_all(b"GET /a.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut buf = [0u8; 1024];
+    matches!(s.read(&mut buf), Ok(n) if buf[..n].starts_with(b"HTTP/1.1 200 OK"))
+}
+
+fn status(server: &Server, query: &str) -> String {
+    let mut s = server.connect();
+    exchange(&mut s, &get(&format!("/status{query}"))).body_text()
+}
+
+#[test]
+fn idle_storm_is_shed_and_real_clients_are_served() {
+    let site = Site::new();
+    let server = Server::start(
+        &site.root(),
+        &["--max-fds", "64", "--status-path", "/status"],
+    );
+    let r = storm(&server, 300, false, Duration::from_secs(2));
+    assert!(
+        r.max_fds <= 64,
+        "the server held {} fds with a limit of 64",
+        r.max_fds
+    );
+    assert_eq!(
+        r.existing_ok, r.existing_tried,
+        "the existing client must not lose a request"
+    );
+    assert!(
+        r.fresh_ok * 100 >= r.fresh_tried * 95,
+        "fresh clients {}/{}",
+        r.fresh_ok,
+        r.fresh_tried
+    );
+    let prom = status(&server, "?format=prometheus");
+    let evicted: u64 = prom
+        .lines()
+        .find(|l| l.starts_with("holdline_closes_total{reason=\"evicted\"}"))
+        .and_then(|l| l.split(' ').nth(1))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(evicted >= 200, "{prom}");
+    assert!(prom.contains("holdline_evictions_total{class=\"fresh\"}"));
+}
+
+#[test]
+fn slowloris_storm_is_shed_and_real_clients_are_served() {
+    let site = Site::new();
+    let server = Server::start(
+        &site.root(),
+        &["--max-fds", "64", "--status-path", "/status"],
+    );
+    let r = storm(&server, 300, true, Duration::from_secs(2));
+    assert!(
+        r.max_fds <= 64,
+        "the server held {} fds with a limit of 64",
+        r.max_fds
+    );
+    assert!(
+        r.existing_ok * 100 >= r.existing_tried * 99,
+        "existing {}/{}",
+        r.existing_ok,
+        r.existing_tried
+    );
+    assert!(
+        r.fresh_ok * 100 >= r.fresh_tried * 80,
+        "fresh clients {}/{}",
+        r.fresh_ok,
+        r.fresh_tried
+    );
+    let prom = status(&server, "?format=prometheus");
+    assert!(
+        !prom.contains("holdline_evictions_total{class=\"partial_head\"} 0\n"),
+        "{prom}"
+    );
+}
+
+/// Stalls `n` downloads of a big file (never reading); returns the sockets.
+fn stalled_downloads(server: &Server, n: usize) -> Vec<TcpStream> {
+    (0..n)
+        .map(|_| {
+            let mut s = server.connect();
+            s.write_all(get("/big.bin").as_bytes()).unwrap();
+            s
+        })
+        .collect()
+}
+
+#[test]
+fn with_nothing_to_evict_accepting_pauses_and_resumes_when_a_slot_frees() {
+    // --max-fds 32: budget 23 fds, headroom 2. Eleven stalled downloads
+    // hold a socket and a file each (22 fds, and 22 + 2 > 23): nothing may
+    // be evicted.
+    let site = Site::new();
+    std::fs::File::create(site.root().join("big.bin"))
+        .unwrap()
+        .set_len(64 << 20)
+        .unwrap();
+    let server = Server::start(
+        &site.root(),
+        &[
+            "--max-fds",
+            "32",
+            "--status-path",
+            "/status",
+            "--send-timeout",
+            "60",
+        ],
+    );
+    let pid = server.pid();
+    let baseline = fd_count(pid);
+    let mut downloads = stalled_downloads(&server, 11);
+    assert!(wait_until(Duration::from_secs(5), || fd_count(pid) == baseline + 22));
+    // A new client is not accepted: it waits in the backlog, unanswered.
+    let mut waiting = server.connect();
+    waiting.write_all(get("/a.txt").as_bytes()).unwrap();
+    assert_stays_open(&mut waiting, Duration::from_millis(500));
+    assert!(fd_count(pid) <= 32);
+    // One download ends: the waiting client is accepted and served.
+    let gone = downloads.pop().unwrap();
+    drop(gone);
+    let r = read_response(&mut waiting);
+    assert_eq!(r.body, b"a\n");
+    drop(waiting);
+    drop(downloads);
+    let prom = status(&server, "?format=prometheus");
+    assert!(prom.contains("holdline_accept_pauses_total 1\n"), "{prom}");
+}
+
+#[test]
+fn no_fd_for_a_file_body_is_503_with_retry_after() {
+    // --max-fds 32: budget 23. Two keep-alive clients, then ten stalled
+    // downloads (22 fds). The first client's download takes the 23rd fd;
+    // the second's would break the budget: 503.
+    let site = Site::new();
+    std::fs::File::create(site.root().join("big.bin"))
+        .unwrap()
+        .set_len(64 << 20)
+        .unwrap();
+    let server = Server::start(&site.root(), &["--max-fds", "32", "--send-timeout", "60"]);
+    let mut first = server.connect();
+    let mut second = server.connect();
+    assert_eq!(exchange(&mut first, &get("/a.txt")).status, 200);
+    assert_eq!(exchange(&mut second, &get("/a.txt")).status, 200);
+    let pid = server.pid();
+    let baseline = fd_count(pid);
+    let _downloads = stalled_downloads(&server, 10);
+    assert!(wait_until(Duration::from_secs(5), || fd_count(pid) == baseline + 20));
+    first.write_all(get("/big.bin").as_bytes()).unwrap();
+    let mut head = [0u8; 64];
+    first.read_exact(&mut head).unwrap();
+    assert!(head.starts_with(b"HTTP/1.1 200 OK"));
+    let r = exchange(&mut second, &get("/big.bin"));
+    assert_eq!(r.status, 503);
+    assert_eq!(r.header("Retry-After"), Some("1"));
+    // Small files are read into memory and need no lasting fd.
+    assert_eq!(exchange(&mut second, &get("/a.txt")).status, 200);
+}
+
+#[test]
+fn stub_status_speaks_nginx() {
+    let site = Site::new();
+    let server = Server::start(&site.root(), &["--status-path", "/status"]);
+    let mut idle = server.connect();
+    assert_eq!(exchange(&mut idle, &get("/a.txt")).status, 200);
+    let mut s = server.connect();
+    let r = exchange(&mut s, &get("/status"));
+    assert_eq!(r.header("Content-Type"), Some("text/plain; charset=utf-8"));
+    // The status request is counted as reading at the moment it is answered.
+    assert_eq!(
+        r.body_text(),
+        "Active connections: 2 \nserver accepts handled requests\n 2 2 2 \nReading: 1 Writing: 0 Waiting: 1 \n"
+    );
+    let r = exchange(&mut s, &get("/status?format=prometheus"));
+    assert_eq!(
+        r.header("Content-Type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    assert!(r.body_text().contains("holdline_requests_total 3\n"));
+    // Off by default.
+    let plain = Server::start(&site.root(), &[]);
+    let mut s = plain.connect();
+    assert_eq!(exchange(&mut s, &get("/status")).status, 404);
+}
+
+/// Reads TCP keepalive options off the server's own accepted socket:
+/// pidfd_getfd(2) duplicates its fd into this process.
+#[test]
+fn tcp_keepalive_probes_are_set_on_accepted_sockets() {
+    let site = Site::new();
+    let server = Server::start(
+        &site.root(),
+        &[
+            "--tcp-keepalive-time",
+            "37",
+            "--tcp-keepalive-interval",
+            "7",
+            "--tcp-keepalive-probes",
+            "4",
+        ],
+    );
+    let client = server.connect();
+    let Some(fd) = server_side_socket(server.pid(), &client) else {
+        eprintln!(
+            "SKIPPED: pidfd_getfd is not permitted here; cannot read the server's socket options"
+        );
+        return;
+    };
+    let opt = |fd, level, name| {
+        let mut v: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        let rc = unsafe {
+            libc::getsockopt(
+                fd,
+                level,
+                name,
+                (&mut v as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        };
+        assert_eq!(rc, 0);
+        v
+    };
+    assert_eq!(opt(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE), 1);
+    assert_eq!(opt(fd, libc::IPPROTO_TCP, libc::TCP_KEEPIDLE), 37);
+    assert_eq!(opt(fd, libc::IPPROTO_TCP, libc::TCP_KEEPINTVL), 7);
+    assert_eq!(opt(fd, libc::IPPROTO_TCP, libc::TCP_KEEPCNT), 4);
+    unsafe { libc::close(fd) };
+
+    let server = Server::start(&site.root(), &["--no-tcp-keepalive"]);
+    let client = server.connect();
+    if let Some(fd) = server_side_socket(server.pid(), &client) {
+        assert_eq!(opt(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE), 0);
+        unsafe { libc::close(fd) };
+    }
+}
+
+/// Finds, in process `pid`, the accepted socket whose peer is `client`,
+/// and returns a duplicate of it in this process.
+fn server_side_socket(pid: u32, client: &TcpStream) -> Option<libc::c_int> {
+    let want = client.local_addr().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let pidfd =
+        unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) } as libc::c_int;
+    if pidfd < 0 {
+        return None;
+    }
+    while Instant::now() < deadline {
+        for entry in std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.flatten() {
+            let Ok(target_fd) = entry.file_name().to_string_lossy().parse::<libc::c_int>() else {
+                continue;
+            };
+            let fd =
+                unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd, target_fd, 0) } as libc::c_int;
+            if fd < 0 {
+                if std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM) {
+                    unsafe { libc::close(pidfd) };
+                    return None;
+                }
+                continue;
+            }
+            let mut addr: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+            let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            let rc = unsafe {
+                libc::getpeername(fd, (&mut addr as *mut libc::sockaddr_in).cast(), &mut len)
+            };
+            if rc == 0
+                && addr.sin_family as i32 == libc::AF_INET
+                && u16::from_be(addr.sin_port) == want.port()
+            {
+                unsafe { libc::close(pidfd) };
+                return Some(fd);
+            }
+            unsafe { libc::close(fd) };
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    unsafe { libc::close(pidfd) };
+    None
+}
