@@ -197,7 +197,14 @@ fn idle_storm_is_shed_and_real_clients_are_served() {
     let site = Site::new();
     let server = Server::start(
         &site.root(),
-        &["--max-fds", "64", "--status-path", "/status"],
+        &[
+            "--max-fds",
+            "64",
+            "--status-path",
+            "/status",
+            "--max-requests",
+            "0",
+        ],
     );
     let r = storm(&server, 300, false, Duration::from_secs(2));
     assert!(
@@ -232,7 +239,14 @@ fn slowloris_storm_is_shed_and_real_clients_are_served() {
     let site = Site::new();
     let server = Server::start(
         &site.root(),
-        &["--max-fds", "64", "--status-path", "/status"],
+        &[
+            "--max-fds",
+            "64",
+            "--status-path",
+            "/status",
+            "--max-requests",
+            "0",
+        ],
     );
     let r = storm(&server, 300, true, Duration::from_secs(2));
     assert!(
@@ -461,4 +475,92 @@ fn server_side_socket(pid: u32, client: &TcpStream) -> Option<libc::c_int> {
     }
     unsafe { libc::close(pidfd) };
     None
+}
+
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+fn set_soft_nofile(pid: u32, soft: u64) {
+    let mut old = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    let rc = unsafe {
+        libc::prlimit(
+            pid as libc::pid_t,
+            libc::RLIMIT_NOFILE,
+            std::ptr::null(),
+            &mut old,
+        )
+    };
+    assert_eq!(rc, 0);
+    let new = libc::rlimit {
+        rlim_cur: soft,
+        rlim_max: old.rlim_max,
+    };
+    let rc = unsafe {
+        libc::prlimit(
+            pid as libc::pid_t,
+            libc::RLIMIT_NOFILE,
+            &new,
+            std::ptr::null_mut(),
+        )
+    };
+    assert_eq!(rc, 0, "prlimit: {}", std::io::Error::last_os_error());
+}
+
+/// A miscounted budget (here: the limit lowered under the server's feet
+/// with prlimit) makes accept fail with EMFILE. The reactor must not spin
+/// on the still-readable listener: it pauses, warns at most once a second,
+/// and resumes by itself once fds are available again.
+#[test]
+fn emfile_at_accept_pauses_instead_of_spinning_and_recovers() {
+    let site = Site::new();
+    let server = Server::start(&site.root(), &["--status-path", "/status"]);
+    let pid = server.pid();
+    // The next fd the server gets is its lowest free number: a limit at
+    // that number makes the next accept fail.
+    let used: std::collections::BTreeSet<u64> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    let lowest_free = (0..).find(|n| !used.contains(n)).unwrap();
+    set_soft_nofile(pid, lowest_free);
+    let mut client = server.connect(); // completes in the kernel backlog
+    client.write_all(get("/a.txt").as_bytes()).unwrap();
+    let cpu_before = cpu_ticks(pid);
+    let wall = Instant::now();
+    assert!(wait_until(Duration::from_secs(2), || server
+        .log_text()
+        .contains("pausing accept")));
+    std::thread::sleep(Duration::from_millis(1500));
+    let ticks = cpu_ticks(pid) - cpu_before;
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let cpu = ticks as f64 / hz / wall.elapsed().as_secs_f64();
+    assert!(
+        cpu < 0.10,
+        "the reactor used {:.0}% CPU while accept failed",
+        cpu * 100.0
+    );
+    let warnings = server.log_text().matches("pausing accept").count();
+    assert!((1..=3).contains(&warnings), "{warnings} warnings in ~2 s");
+    set_soft_nofile(pid, 20_000.min(holdline::budget::nofile_limit().unwrap().1));
+    let r = read_response(&mut client);
+    assert_eq!(r.body, b"a\n");
+    let prom = status(&server, "?format=prometheus");
+    let emfile: u64 = prom
+        .lines()
+        .find_map(|l| l.strip_prefix("holdline_accept_emfile_total "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(emfile >= 5, "accept retried every 100 ms: {emfile}");
 }
