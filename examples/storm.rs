@@ -155,7 +155,10 @@ fn main() {
                             Some(s) => {
                                 let mut b = [0u8; 256];
                                 match s.read(&mut b) {
-                                    Ok(_) => true, // EOF, or a 408: the server let go
+                                    // EOF: the server let go (evicted, timed out).
+                                    Ok(0) => true,
+                                    // A 408: it is closing this one too.
+                                    Ok(_answer) => true,
                                     Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
                                 }
                             }

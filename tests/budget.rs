@@ -149,10 +149,10 @@ fn storm(
             .unwrap();
         if existing.write_all(get("/a.txt").as_bytes()).is_ok() {
             let mut buf = [0u8; 1024];
-            if let Ok(n) = existing.read(&mut buf) {
-                if buf[..n].starts_with(b"HTTP/1.1 200 OK") {
-                    existing_ok += 1;
-                }
+            if let Ok(n) = existing.read(&mut buf)
+                && buf[..n].starts_with(b"HTTP/1.1 200 OK")
+            {
+                existing_ok += 1;
             }
         }
         std::thread::sleep(Duration::from_millis(20));
