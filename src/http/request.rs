@@ -129,7 +129,14 @@ pub fn parse_head<'a>(buf: &'a [u8], limits: &HeadLimits) -> HeadOutcome<'a> {
     let status = match req.parse(input) {
         Ok(s) => s,
         Err(httparse::Error::TooManyHeaders) => return reject(Status::HeaderFieldsTooLarge),
-        Err(httparse::Error::Version) => return reject(version_status(input)),
+        Err(httparse::Error::Version) => {
+            return match version_status(input) {
+                Some(status) => reject(status),
+                // Judge the version only on a whole request line, so the
+                // answer does not depend on where the bytes were split.
+                None => partial_outcome(input, buf.len(), limits),
+            };
+        }
         Err(_) => {
             // A request line with an over-long target may fail on the
             // version only because we stopped reading; but httparse fails
@@ -285,28 +292,25 @@ fn partial_outcome(input: &[u8], buffered: usize, limits: &HeadLimits) -> HeadOu
 }
 
 /// httparse only knows HTTP/1.0 and HTTP/1.1. A well-formed request line
-/// with any other version gets 505 (RFC 9110 §15.6.6); anything else 400.
-fn version_status(input: &[u8]) -> Status {
-    let line_end = input
-        .iter()
-        .position(|&b| b == b'\r' || b == b'\n')
-        .unwrap_or(input.len());
+/// (`method SP target SP HTTP/d.d`) with any other version gets 505 (RFC
+/// 9110 §15.6.6); any other line 400. `None` while the line is incomplete.
+fn version_status(input: &[u8]) -> Option<Status> {
+    let line_end = input.iter().position(|&b| b == b'\r' || b == b'\n')?;
     let line = &input[..line_end];
-    let Some(space) = line.iter().rposition(|&b| b == b' ') else {
-        return Status::BadRequest;
+    let mut parts = line.split(|&b| b == b' ');
+    let (Some(_method), Some(_target), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Some(Status::BadRequest);
     };
-    let version = &line[space + 1..];
-    match version {
+    Some(match version {
         [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
             if major.is_ascii_digit() && minor.is_ascii_digit() =>
         {
             Status::VersionNotSupported
         }
-        [b'H', b'T', b'T', b'P', b'/', major] if major.is_ascii_digit() => {
-            Status::VersionNotSupported
-        }
         _ => Status::BadRequest,
-    }
+    })
 }
 
 fn leading_empty_lines(buf: &[u8]) -> usize {
@@ -459,6 +463,20 @@ mod tests {
             rejected(b"GET / FOO/1.1\r\n\r\n").status,
             Status::BadRequest
         );
+        // Found by fuzzing: judged on the whole line, the same whatever the
+        // split; a line with four parts is not a well-formed request line.
+        assert_eq!(
+            rejected(b"GET /a HTTP/1/a HTTP/1.1\r\nHost: x\r\n\r\n").status,
+            Status::BadRequest
+        );
+        assert!(matches!(
+            parse_head(b"GET / HTTP/2", &LIMITS),
+            HeadOutcome::Partial
+        ));
+        assert!(matches!(
+            parse_head(b"GET /a HTTP/1/a", &LIMITS),
+            HeadOutcome::Partial
+        ));
     }
 
     #[test]
