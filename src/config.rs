@@ -38,6 +38,14 @@ pub struct Config {
     /// TCP keepalive probes; `None` leaves the OS default.
     pub tcp_keepalive: Option<TcpKeepalive>,
     pub dotfiles: bool,
+    /// Serve FILE.br / FILE.gz when the client accepts them.
+    pub precompressed: bool,
+    /// HTML listings of directories without index.html.
+    pub listing: bool,
+    /// Follow symlinks that lead outside ROOT.
+    pub follow_symlinks: bool,
+    /// `Cache-Control` on file responses.
+    pub cache_control: Option<String>,
     pub access_log: bool,
 }
 
@@ -74,6 +82,10 @@ impl Default for Config {
                 probes: 6,
             }),
             dotfiles: false,
+            precompressed: true,
+            listing: false,
+            follow_symlinks: false,
+            cache_control: None,
             access_log: false,
         }
     }
@@ -243,6 +255,42 @@ pub const OPTIONS: &[OptionSpec] = &[
                 "off".into()
             }
         },
+    },
+    OptionSpec {
+        flag: "--no-precompressed",
+        value: None,
+        help: "do not serve FILE.br / FILE.gz in place of FILE when the client accepts them",
+        default: |c| {
+            if c.precompressed {
+                "off".into()
+            } else {
+                "on".into()
+            }
+        },
+    },
+    OptionSpec {
+        flag: "--listing",
+        value: None,
+        help: "list directories that have no index.html (otherwise they answer 404)",
+        default: |c| if c.listing { "on".into() } else { "off".into() },
+    },
+    OptionSpec {
+        flag: "--follow-symlinks",
+        value: None,
+        help: "follow symlinks whose targets lie outside ROOT (inside ROOT they are always followed)",
+        default: |c| {
+            if c.follow_symlinks {
+                "on".into()
+            } else {
+                "off".into()
+            }
+        },
+    },
+    OptionSpec {
+        flag: "--cache-control",
+        value: Some("VALUE"),
+        help: "Cache-Control header on file responses, such as 'public, max-age=3600'",
+        default: |c| c.cache_control.clone().unwrap_or_else(|| "none".into()),
     },
     OptionSpec {
         flag: "--access-log",
@@ -417,6 +465,18 @@ where
                 }
             }
             Long("no-tcp-keepalive") => config.tcp_keepalive = None,
+            Long("no-precompressed") => config.precompressed = false,
+            Long("listing") => config.listing = true,
+            Long("follow-symlinks") => config.follow_symlinks = true,
+            Long("cache-control") => {
+                let value = parser.value()?.string()?;
+                if value.bytes().any(|b| b.is_ascii_control()) {
+                    return Err(ConfigError(
+                        "'--cache-control' must not contain control characters".into(),
+                    ));
+                }
+                config.cache_control = Some(value);
+            }
             Long("dotfiles") => config.dotfiles = true,
             Long("access-log") => config.access_log = true,
             Value(path) if root.is_none() => root = Some(PathBuf::from(path)),

@@ -21,13 +21,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 pub struct Root {
     dir: OwnedFd,
     path: PathBuf,
+    /// `--follow-symlinks`: plain openat, symlinks may lead anywhere.
+    follow_outside: bool,
 }
 
 static NO_OPENAT2: AtomicBool = AtomicBool::new(false);
 
 impl Root {
     /// Opens ROOT; fails if it is not a readable directory.
-    pub fn open(path: &Path) -> io::Result<Root> {
+    pub fn open(path: &Path, follow_outside: bool) -> io::Result<Root> {
         let file = std::fs::OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_DIRECTORY)
@@ -38,6 +40,7 @@ impl Root {
         Ok(Root {
             dir: OwnedFd::from(file),
             path,
+            follow_outside,
         })
     }
 
@@ -58,7 +61,7 @@ impl Root {
         }
         scratch.push(0);
         let flags = libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK;
-        let fd = if NO_OPENAT2.load(Ordering::Relaxed) {
+        let fd = if self.follow_outside || NO_OPENAT2.load(Ordering::Relaxed) {
             openat(self.dir.as_raw_fd(), scratch, flags)
         } else {
             match openat2(self.dir.as_raw_fd(), scratch, flags) {
@@ -153,7 +156,7 @@ mod tests {
         std::fs::write(dir.join("www/ok.txt"), "yes").unwrap();
         std::os::unix::fs::symlink("../secret", dir.join("www/escape")).unwrap();
         std::os::unix::fs::symlink("ok.txt", dir.join("www/inside")).unwrap();
-        let root = Root::open(&dir.join("www")).unwrap();
+        let root = Root::open(&dir.join("www"), false).unwrap();
         let mut scratch = Vec::new();
         assert!(root.open_beneath(b"ok.txt", &mut scratch).is_ok());
         assert!(root.open_beneath(b"inside", &mut scratch).is_ok());
@@ -166,6 +169,8 @@ mod tests {
         );
         let err = root.open_beneath(b"escape", &mut scratch).unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::EXDEV));
+        let anywhere = Root::open(&dir.join("www"), true).unwrap();
+        assert!(anywhere.open_beneath(b"escape", &mut scratch).is_ok());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

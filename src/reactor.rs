@@ -75,7 +75,7 @@ impl Server {
     /// line saying where it listens and what it serves.
     pub fn bind(config: Config) -> Result<Server, StartError> {
         let budget = setup_fd_budget(&config)?;
-        let root = Root::open(&config.root)
+        let root = Root::open(&config.root, config.follow_symlinks)
             .map_err(|e| StartError(format!("cannot serve {}: {e}", config.root.display())))?;
         let poll = Poll::new().map_err(|e| StartError(format!("cannot create epoll: {e}")))?;
         let mut listeners = Vec::new();

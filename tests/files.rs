@@ -27,7 +27,7 @@ fn directory_without_slash_redirects() {
     assert_eq!(
         r.head,
         "HTTP/1.1 301 Moved Permanently\r\nServer: holdline\r\nDate: *\r\nContent-Type: text/plain; charset=utf-8\r\n\
-         Content-Length: 22\r\nLocation: /sub/?x=1\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5, max=99\r\n\r\n"
+         Content-Length: 22\r\nLocation: /sub/?x=1\r\nX-Content-Type-Options: nosniff\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5, max=99\r\n\r\n"
     );
     assert_eq!(r.body, b"301 Moved Permanently\n");
 }
@@ -41,7 +41,7 @@ fn missing_is_404_and_directory_without_index_is_404() {
     assert_eq!(
         r.head,
         "HTTP/1.1 404 Not Found\r\nServer: holdline\r\nDate: *\r\nContent-Type: text/plain; charset=utf-8\r\n\
-         Content-Length: 14\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5, max=99\r\n\r\n"
+         Content-Length: 14\r\nX-Content-Type-Options: nosniff\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5, max=99\r\n\r\n"
     );
     assert_eq!(r.body, b"404 Not Found\n");
     assert_eq!(exchange(&mut s, &get("/empty/")).status, 404);
@@ -134,7 +134,7 @@ fn methods_options_405_501() {
     assert_eq!(
         r.head,
         "HTTP/1.1 405 Method Not Allowed\r\nServer: holdline\r\nDate: *\r\nContent-Type: text/plain; charset=utf-8\r\n\
-         Content-Length: 23\r\nAllow: GET, HEAD, OPTIONS\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5, max=99\r\n\r\n"
+         Content-Length: 23\r\nAllow: GET, HEAD, OPTIONS\r\nX-Content-Type-Options: nosniff\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5, max=99\r\n\r\n"
     );
     let r = exchange(&mut s, "BREW /pot HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!(r.status, 501);
@@ -143,7 +143,7 @@ fn methods_options_405_501() {
     assert_eq!(
         r.head,
         "HTTP/1.1 204 No Content\r\nServer: holdline\r\nDate: *\r\nAllow: GET, HEAD, OPTIONS\r\n\
-         Connection: keep-alive\r\nKeep-Alive: timeout=5, max=97\r\n\r\n"
+         X-Content-Type-Options: nosniff\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5, max=97\r\n\r\n"
     );
     assert_eq!(exchange(&mut s, &get("/a.txt")).body, b"a\n");
 }

@@ -10,7 +10,8 @@ use std::time::Duration;
 fn ok_head(len: usize, connection: &str) -> String {
     format!(
         "HTTP/1.1 200 OK\r\nServer: holdline\r\nDate: *\r\nContent-Type: text/plain; charset=utf-8\r\n\
-         Content-Length: {len}\r\n{connection}\r\n\r\n"
+         Content-Length: {len}\r\nLast-Modified: *\r\nETag: *\r\nAccept-Ranges: bytes\r\n\
+         Vary: Accept-Encoding\r\nX-Content-Type-Options: nosniff\r\n{connection}\r\n\r\n"
     )
 }
 

@@ -29,10 +29,7 @@ impl DateCache {
             return;
         }
         self.unix_secs = secs;
-        let text = httpdate::fmt_http_date(UNIX_EPOCH + std::time::Duration::from_secs(secs));
-        if text.len() == self.http.len() {
-            self.http.copy_from_slice(text.as_bytes());
-        }
+        self.http = imf_fixdate(secs);
         self.clf = clf_time(secs);
     }
 
@@ -41,17 +38,44 @@ impl DateCache {
         &self.http
     }
 
+    pub fn http_date_copy(&self) -> [u8; 29] {
+        self.http
+    }
+
     /// `06/Nov/1994:08:49:37 +0000`, the Common Log Format's time.
     pub fn clf_time(&self) -> &str {
         std::str::from_utf8(&self.clf).unwrap_or("-")
     }
 }
 
+/// `Sun, 06 Nov 1994 08:49:37 GMT` (RFC 9110 §5.6.7), without allocating:
+/// used for `Date` and `Last-Modified`.
+pub fn imf_fixdate(unix_secs: u64) -> [u8; 29] {
+    const DAYS: [&[u8; 3]; 7] = [b"Thu", b"Fri", b"Sat", b"Sun", b"Mon", b"Tue", b"Wed"];
+    let days = unix_secs / 86_400;
+    let (year, month, day) = civil_from_days(days as i64);
+    let secs_of_day = unix_secs % 86_400;
+    let mut out = *b"Thu, 01 Jan 1970 00:00:00 GMT";
+    out[..3].copy_from_slice(DAYS[(days % 7) as usize]);
+    let two = |out: &mut [u8; 29], at: usize, v: u64| {
+        out[at] = b'0' + (v / 10 % 10) as u8;
+        out[at + 1] = b'0' + (v % 10) as u8;
+    };
+    two(&mut out, 5, day);
+    out[8..11].copy_from_slice(MONTHS[(month - 1) as usize]);
+    two(&mut out, 12, (year / 100) as u64);
+    two(&mut out, 14, (year % 100) as u64);
+    two(&mut out, 17, secs_of_day / 3600);
+    two(&mut out, 20, secs_of_day / 60 % 60);
+    two(&mut out, 23, secs_of_day % 60);
+    out
+}
+
+const MONTHS: [&[u8; 3]; 12] = [
+    b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
+];
+
 fn clf_time(unix_secs: u64) -> [u8; 26] {
-    const MONTHS: [&[u8; 3]; 12] = [
-        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
-        b"Dec",
-    ];
     let (year, month, day) = civil_from_days((unix_secs / 86_400) as i64);
     let secs_of_day = unix_secs % 86_400;
     let mut out = *b"00/Jan/0000:00:00:00 +0000";
@@ -96,5 +120,11 @@ mod tests {
         assert_eq!(cache.clf_time(), "06/Nov/1994:08:49:37 +0000");
         cache.refresh(UNIX_EPOCH + Duration::from_secs(951_782_400)); // leap day 2000
         assert_eq!(cache.clf_time(), "29/Feb/2000:00:00:00 +0000");
+        // Against httpdate, over a spread of instants.
+        for secs in (0..4_000_000_000u64).step_by(7_777_777) {
+            let ours = imf_fixdate(secs);
+            let theirs = httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(secs));
+            assert_eq!(std::str::from_utf8(&ours).unwrap(), theirs);
+        }
     }
 }

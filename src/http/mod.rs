@@ -18,6 +18,7 @@ pub mod request;
 pub mod response;
 mod status;
 pub mod target;
+pub mod validators;
 
 pub use date::DateCache;
 pub use request::{HeadLimits, HeadOutcome, parse_head};

@@ -83,6 +83,11 @@ pub struct RequestHead<'a> {
     pub expect_continue: bool,
     pub if_none_match: Option<&'a [u8]>,
     pub if_modified_since: Option<&'a [u8]>,
+    pub if_match: Option<&'a [u8]>,
+    pub if_unmodified_since: Option<&'a [u8]>,
+    pub range: Option<&'a [u8]>,
+    pub if_range: Option<&'a [u8]>,
+    pub accept_encoding: Option<&'a [u8]>,
 }
 
 /// Why a request is refused before it is served.
@@ -183,6 +188,11 @@ pub fn parse_head<'a>(buf: &'a [u8], limits: &HeadLimits) -> HeadOutcome<'a> {
     let mut expect_other = false;
     let mut if_none_match = None;
     let mut if_modified_since = None;
+    let mut if_match = None;
+    let mut if_unmodified_since = None;
+    let mut range = None;
+    let mut if_range = None;
+    let mut accept_encoding = None;
 
     for h in req.headers.iter() {
         let name = h.name;
@@ -220,6 +230,16 @@ pub fn parse_head<'a>(buf: &'a [u8], limits: &HeadLimits) -> HeadOutcome<'a> {
             if_none_match = Some(h.value);
         } else if name.eq_ignore_ascii_case("if-modified-since") {
             if_modified_since = Some(h.value);
+        } else if name.eq_ignore_ascii_case("if-match") {
+            if_match = Some(h.value);
+        } else if name.eq_ignore_ascii_case("if-unmodified-since") {
+            if_unmodified_since = Some(h.value);
+        } else if name.eq_ignore_ascii_case("range") {
+            range = Some(h.value);
+        } else if name.eq_ignore_ascii_case("if-range") {
+            if_range = Some(h.value);
+        } else if name.eq_ignore_ascii_case("accept-encoding") {
+            accept_encoding = Some(h.value);
         }
     }
 
@@ -270,6 +290,11 @@ pub fn parse_head<'a>(buf: &'a [u8], limits: &HeadLimits) -> HeadOutcome<'a> {
         expect_continue,
         if_none_match,
         if_modified_since,
+        if_match,
+        if_unmodified_since,
+        range,
+        if_range,
+        accept_encoding,
     })
 }
 

@@ -19,12 +19,46 @@ pub struct ResponseHead<'a> {
     pub charset_utf8: bool,
     /// Omitted for statuses that never carry content (204, 304, 1xx).
     pub content_length: u64,
+    pub content_range: Option<ContentRange>,
+    pub content_encoding: Option<&'a str>,
     pub last_modified: Option<&'a [u8]>,
     pub etag: Option<&'a [u8]>,
+    /// `Accept-Ranges: bytes` (file responses).
+    pub accept_ranges: bool,
+    /// `Vary: Accept-Encoding` (files that may have precompressed variants).
+    pub vary_accept_encoding: bool,
+    pub cache_control: Option<&'a str>,
     pub location: Option<&'a [u8]>,
     pub allow: bool,
     pub retry_after_secs: Option<u32>,
     pub persistence: Persistence,
+}
+
+/// The `Content-Range` of a 206 or 416 (RFC 9110 §14.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContentRange {
+    /// `bytes first-last/len`
+    Bytes { first: u64, last: u64, len: u64 },
+    /// `bytes */len`, with 416.
+    Unsatisfied { len: u64 },
+}
+
+/// Appends a Content-Range value.
+pub fn push_content_range(out: &mut Vec<u8>, range: ContentRange) {
+    out.extend_from_slice(b"bytes ");
+    match range {
+        ContentRange::Bytes { first, last, len } => {
+            push_decimal(out, first);
+            out.push(b'-');
+            push_decimal(out, last);
+            out.push(b'/');
+            push_decimal(out, len);
+        }
+        ContentRange::Unsatisfied { len } => {
+            out.extend_from_slice(b"*/");
+            push_decimal(out, len);
+        }
+    }
 }
 
 impl<'a> ResponseHead<'a> {
@@ -36,8 +70,13 @@ impl<'a> ResponseHead<'a> {
             content_type: None,
             charset_utf8: false,
             content_length: 0,
+            content_range: None,
+            content_encoding: None,
             last_modified: None,
             etag: None,
+            accept_ranges: false,
+            vary_accept_encoding: false,
+            cache_control: None,
             location: None,
             allow: false,
             retry_after_secs: None,
@@ -66,10 +105,24 @@ pub fn encode_head(out: &mut Vec<u8>, head: &ResponseHead<'_>) {
         push_decimal(out, head.content_length);
         out.extend_from_slice(b"\r\n");
     }
-    let optional: [(&[u8], Option<&[u8]>); 3] = [
+    if let Some(range) = head.content_range {
+        out.extend_from_slice(b"Content-Range: ");
+        push_content_range(out, range);
+        out.extend_from_slice(b"\r\n");
+    }
+    let optional: [(&[u8], Option<&[u8]>); 6] = [
+        (
+            b"Content-Encoding: ",
+            head.content_encoding.map(str::as_bytes),
+        ),
         (b"Last-Modified: ", head.last_modified),
         (b"ETag: ", head.etag),
-        (b"Location: ", head.location),
+        (b"Accept-Ranges: ", head.accept_ranges.then_some(b"bytes")),
+        (
+            b"Vary: ",
+            head.vary_accept_encoding.then_some(b"Accept-Encoding"),
+        ),
+        (b"Cache-Control: ", head.cache_control.map(str::as_bytes)),
     ];
     for (name, value) in optional {
         if let Some(value) = value {
@@ -77,6 +130,11 @@ pub fn encode_head(out: &mut Vec<u8>, head: &ResponseHead<'_>) {
             out.extend_from_slice(value);
             out.extend_from_slice(b"\r\n");
         }
+    }
+    if let Some(location) = head.location {
+        out.extend_from_slice(b"Location: ");
+        out.extend_from_slice(location);
+        out.extend_from_slice(b"\r\n");
     }
     if head.allow {
         out.extend_from_slice(b"Allow: ");
@@ -88,6 +146,8 @@ pub fn encode_head(out: &mut Vec<u8>, head: &ResponseHead<'_>) {
         push_decimal(out, u64::from(secs));
         out.extend_from_slice(b"\r\n");
     }
+    // Browsers must not guess a type other than the one we send.
+    out.extend_from_slice(b"X-Content-Type-Options: nosniff\r\n");
     match head.persistence {
         Persistence::Close => out.extend_from_slice(b"Connection: close\r\n"),
         Persistence::KeepAlive {
@@ -151,7 +211,7 @@ mod tests {
             std::str::from_utf8(&out).unwrap(),
             "HTTP/1.1 200 OK\r\nServer: holdline\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n\
              Content-Type: text/html; charset=utf-8\r\nContent-Length: 1234\r\n\
-             Connection: keep-alive\r\nKeep-Alive: timeout=5, max=99\r\n\r\n"
+             X-Content-Type-Options: nosniff\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5, max=99\r\n\r\n"
         );
     }
 
@@ -165,7 +225,7 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains("\r\nAllow: GET, HEAD, OPTIONS\r\n"));
         assert!(text.ends_with(
-            "Content-Length: 0\r\nAllow: GET, HEAD, OPTIONS\r\nConnection: close\r\n\r\n"
+            "Content-Length: 0\r\nAllow: GET, HEAD, OPTIONS\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n"
         ));
 
         let head = ResponseHead::new(

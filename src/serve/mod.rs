@@ -9,7 +9,6 @@
 
 use std::fs::File;
 use std::io;
-use std::os::unix::fs::FileExt;
 
 use crate::budget::Budget;
 use crate::config::Config;
@@ -18,9 +17,15 @@ use crate::http::persist::{self, PersistContext, Persistence};
 use crate::http::request::{ConnectionTokens, Method, RequestHead, Version};
 use crate::http::response::{ResponseHead, encode_continue, encode_head};
 use crate::http::target::decode_path;
+use crate::http::validators::accepts_encoding;
 use crate::http::{DateCache, HeadLimits, Status};
 use crate::stats::{Gauges, Stats};
 use crate::status;
+
+mod file;
+mod listing;
+
+pub use file::FileRoute;
 
 /// A file body still to be sent with sendfile(2).
 #[derive(Debug)]
@@ -64,18 +69,19 @@ pub struct Ctx {
     /// Graceful shutdown has begun: every response says close.
     pub shutting_down: bool,
     path: Vec<u8>,
+    /// Scratch for bodies built per request: status, listing, multipart.
     status_body: Vec<u8>,
+    /// The multipart/byteranges boundary, fixed per process.
+    boundary: String,
+    multipart_type: String,
     name: Vec<u8>,
     location: Vec<u8>,
 }
 
 enum Route {
-    File {
-        file: File,
-        len: u64,
-        content_type: &'static str,
-        charset: bool,
-    },
+    File(FileRoute),
+    /// An HTML listing of the directory at `self.path` (`--listing`).
+    Listing(File),
     Redirect,
     Options,
     Status {
@@ -86,6 +92,14 @@ enum Route {
 
 impl Ctx {
     pub fn new(config: Config, root: Root, budget: Budget) -> Ctx {
+        // Unpredictable enough that no file contains it by accident.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let boundary = format!(
+            "holdline-{:016x}",
+            nanos ^ (u64::from(std::process::id()) << 40)
+        );
         Ctx {
             limits: HeadLimits {
                 max_header_bytes: config.max_header_bytes,
@@ -99,6 +113,8 @@ impl Ctx {
             budget,
             shutting_down: false,
             status_body: Vec::new(),
+            boundary: boundary.clone(),
+            multipart_type: format!("multipart/byteranges; boundary={boundary}"),
             path: Vec::with_capacity(1024),
             name: Vec::with_capacity(1024),
             location: Vec::with_capacity(1024),
@@ -150,59 +166,41 @@ impl Ctx {
             encode_continue(out);
         }
         let is_head = head.method == Method::Head;
-        let date = self.date.http_date();
+        // A copy, so `self` stays free for the file responder.
+        let date_buf = self.date.http_date_copy();
+        let date = &date_buf[..];
         let (status, file) = match route {
-            Route::File {
-                file,
-                len,
-                content_type,
-                charset,
-            } => {
-                let mut rh = ResponseHead::new(Status::Ok, date, persistence);
-                rh.content_type = Some(content_type);
-                rh.charset_utf8 = charset;
-                rh.content_length = len;
-                encode_head(out, &rh);
-                if is_head || len == 0 {
-                    (Status::Ok, None)
-                } else if len <= self.config.small_file_bytes {
-                    // One write for head and body: read the file into `out`.
-                    let body_start = out.len();
-                    out.resize(body_start + len as usize, 0);
-                    match file.read_exact_at(&mut out[body_start..], 0) {
-                        Ok(()) => (Status::Ok, None),
-                        Err(e) => {
-                            log::warn!("reading a {len}-byte file failed: {e}");
-                            out.truncate(reply_start);
-                            return self.respond_error(
-                                Status::InternalServerError,
-                                Some(head.version),
-                                is_head,
-                                out,
-                            );
-                        }
-                    }
-                } else if self
-                    .budget
-                    .has_file_room(self.gauges.connections(), self.gauges.open_files)
-                {
-                    (
-                        Status::Ok,
-                        Some(FileBody {
-                            file,
-                            offset: 0,
-                            remaining: len,
-                        }),
-                    )
-                } else {
-                    // Holding this file open would break the fd budget.
-                    self.stats.open_emfile += 1;
+            Route::File(found) => match self.respond_file(head, found, persistence, out) {
+                Ok(done) => done,
+                Err(status) => {
                     out.truncate(reply_start);
-                    let mut rh = ResponseHead::new(Status::ServiceUnavailable, date, persistence);
-                    rh.retry_after_secs = Some(1);
+                    if status == Status::ServiceUnavailable {
+                        // Holding the file open would break the fd budget.
+                        self.stats.open_emfile += 1;
+                    }
+                    let mut rh = ResponseHead::new(status, date, persistence);
+                    rh.retry_after_secs = (status == Status::ServiceUnavailable).then_some(1);
                     encode_error_body(out, &mut rh, is_head);
-                    (Status::ServiceUnavailable, None)
+                    (status, None)
                 }
+            },
+            Route::Listing(dir) => {
+                self.status_body.clear();
+                listing::render(
+                    &mut self.status_body,
+                    &dir,
+                    head.target,
+                    self.config.dotfiles,
+                );
+                let mut rh = ResponseHead::new(Status::Ok, date, persistence);
+                rh.content_type = Some("text/html");
+                rh.charset_utf8 = true;
+                rh.content_length = self.status_body.len() as u64;
+                encode_head(out, &rh);
+                if !is_head {
+                    out.extend_from_slice(&self.status_body);
+                }
+                (Status::Ok, None)
             }
             Route::Redirect => {
                 let mut rh = ResponseHead::new(Status::MovedPermanently, date, persistence);
@@ -352,12 +350,17 @@ impl Ctx {
                 self.location.extend_from_slice(query.as_bytes());
                 return Route::Redirect;
             }
+            let dir_len = self.path.len();
             if !self.path.is_empty() {
                 self.path.push(b'/');
             }
             self.path.extend_from_slice(b"index.html");
             (file, meta) = match self.open(false) {
                 Ok(found) => found,
+                Err(Status::NotFound) if self.config.listing => {
+                    self.path.truncate(dir_len);
+                    return Route::Listing(file);
+                }
                 Err(status) => return Route::Error(status),
             };
         }
@@ -369,11 +372,44 @@ impl Ctx {
             return Route::Error(Status::NotFound);
         }
         let (content_type, charset) = content_type(&self.path);
-        Route::File {
+        let mut found = FileRoute {
             file,
-            len: meta.len(),
+            meta,
             content_type,
             charset,
+            encoding: None,
+            vary: false,
+        };
+        if self.config.precompressed && charset {
+            // Text-like types may have precompressed siblings; caches must
+            // key on Accept-Encoding whether or not this client gets one.
+            found.vary = true;
+            if let Some(accept) = head.accept_encoding {
+                self.choose_precompressed(accept, &mut found);
+            }
+        }
+        Route::File(found)
+    }
+
+    /// Swaps in FILE.br or FILE.gz when it exists as a regular file and the
+    /// client accepts its coding (brotli first: smaller).
+    fn choose_precompressed(&mut self, accept: &[u8], found: &mut FileRoute) {
+        let plain_len = self.path.len();
+        for (coding, suffix) in [("br", &b".br"[..]), ("gzip", b".gz")] {
+            if !accepts_encoding(accept, coding.as_bytes()) {
+                continue;
+            }
+            self.path.extend_from_slice(suffix);
+            let opened = self.open(false);
+            self.path.truncate(plain_len);
+            if let Ok((file, meta)) = opened
+                && meta.is_file()
+            {
+                found.file = file;
+                found.meta = meta;
+                found.encoding = Some(coding);
+                return;
+            }
         }
     }
 
