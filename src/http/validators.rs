@@ -184,6 +184,8 @@ impl Ranges {
     }
 }
 
+// Lives on the stack for one request; boxing it would allocate per request.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RangeRequest {
     /// No usable Range header: send the whole representation.

@@ -78,6 +78,8 @@ pub struct Ctx {
     location: Vec<u8>,
 }
 
+// Lives on the stack for one request; boxing it would allocate per request.
+#[allow(clippy::large_enum_variant)]
 enum Route {
     File(FileRoute),
     /// An HTML listing of the directory at `self.path` (`--listing`).

@@ -1,0 +1,402 @@
+//! Static files like a CDN origin: validators, conditional requests,
+//! ranges, precompressed variants, listings, symlinks, caching headers.
+
+mod common;
+
+use common::*;
+use std::io::Write;
+
+fn req(path: &str, headers: &str) -> String {
+    format!("GET {path} HTTP/1.1\r\nHost: x\r\n{headers}\r\n")
+}
+
+fn site_with_data() -> (Site, Vec<u8>) {
+    let site = Site::new();
+    let data: Vec<u8> = (0..1000u32).map(|i| b'a' + (i % 26) as u8).collect();
+    site.dir.write("www/alpha.txt", &data);
+    (site, data)
+}
+
+#[test]
+fn validators_and_304() {
+    let (site, _) = site_with_data();
+    let server = Server::start(&site.root(), &["--cache-control", "public, max-age=60"]);
+    let mut s = server.connect();
+    let r = exchange(&mut s, &req("/alpha.txt", ""));
+    let etag = r.header("ETag").unwrap().to_string();
+    let lm = r.header("Last-Modified").unwrap().to_string();
+    assert!(etag.starts_with('"') && etag.ends_with('"'));
+    assert_eq!(r.header("Cache-Control"), Some("public, max-age=60"));
+    assert_eq!(r.header("Accept-Ranges"), Some("bytes"));
+
+    let r = exchange(
+        &mut s,
+        &req("/alpha.txt", &format!("If-None-Match: \"x\", {etag}\r\n")),
+    );
+    assert_eq!(
+        r.head,
+        "HTTP/1.1 304 Not Modified\r\nServer: holdline\r\nDate: *\r\nLast-Modified: *\r\nETag: *\r\n\
+         Vary: Accept-Encoding\r\nCache-Control: public, max-age=60\r\nX-Content-Type-Options: nosniff\r\n\
+         Connection: keep-alive\r\nKeep-Alive: timeout=5, max=98\r\n\r\n"
+    );
+    assert!(r.body.is_empty());
+    assert_eq!(
+        exchange(&mut s, &req("/alpha.txt", "If-None-Match: *\r\n")).status,
+        304
+    );
+    assert_eq!(
+        exchange(
+            &mut s,
+            &req("/alpha.txt", &format!("If-None-Match: W/{etag}\r\n"))
+        )
+        .status,
+        304
+    );
+    let head = format!("HEAD /alpha.txt HTTP/1.1\r\nHost: x\r\nIf-None-Match: {etag}\r\n\r\n");
+    assert_eq!(exchange(&mut s, &head).status, 304);
+    assert_eq!(
+        exchange(
+            &mut s,
+            &req("/alpha.txt", &format!("If-Modified-Since: {lm}\r\n"))
+        )
+        .status,
+        304
+    );
+    let old = "Sat, 01 Jan 2000 00:00:00 GMT";
+    assert_eq!(
+        exchange(
+            &mut s,
+            &req("/alpha.txt", &format!("If-Modified-Since: {old}\r\n"))
+        )
+        .status,
+        200
+    );
+    // If-Modified-Since is ignored when If-None-Match is present.
+    let both = format!("If-None-Match: \"other\"\r\nIf-Modified-Since: {lm}\r\n");
+    assert_eq!(exchange(&mut s, &req("/alpha.txt", &both)).status, 200);
+    assert_eq!(
+        exchange(&mut s, &req("/alpha.txt", "If-Match: \"other\"\r\n")).status,
+        412
+    );
+    assert_eq!(
+        exchange(&mut s, &req("/alpha.txt", &format!("If-Match: {etag}\r\n"))).status,
+        200
+    );
+    assert_eq!(
+        exchange(
+            &mut s,
+            &req("/alpha.txt", &format!("If-Unmodified-Since: {old}\r\n"))
+        )
+        .status,
+        412
+    );
+    // Changing the file changes the ETag.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    site.dir.write("www/alpha.txt", "changed");
+    let r = exchange(
+        &mut s,
+        &req("/alpha.txt", &format!("If-None-Match: {etag}\r\n")),
+    );
+    assert_eq!(r.status, 200);
+    assert_ne!(r.header("ETag").unwrap(), etag);
+}
+
+#[test]
+fn single_ranges() {
+    let (site, data) = site_with_data();
+    let server = Server::start(&site.root(), &[]);
+    let mut s = server.connect();
+    let cases = [
+        ("bytes=0-99", 0, 99),
+        ("bytes=900-", 900, 999),
+        ("bytes=-10", 990, 999),
+        ("bytes=995-5000", 995, 999),
+    ];
+    for (range, first, last) in cases {
+        let r = exchange(&mut s, &req("/alpha.txt", &format!("Range: {range}\r\n")));
+        assert_eq!(r.status, 206, "{range}");
+        assert_eq!(
+            r.header("Content-Range"),
+            Some(format!("bytes {first}-{last}/1000").as_str())
+        );
+        assert_eq!(
+            r.header("Content-Length"),
+            Some((last - first + 1).to_string().as_str())
+        );
+        assert_eq!(r.body, &data[first..=last]);
+    }
+    let r = exchange(&mut s, &req("/alpha.txt", "Range: bytes=1000-\r\n"));
+    assert_eq!(r.status, 416);
+    assert_eq!(r.header("Content-Range"), Some("bytes */1000"));
+    // Syntax it does not understand: the whole file.
+    assert_eq!(
+        exchange(&mut s, &req("/alpha.txt", "Range: lines=1-2\r\n")).status,
+        200
+    );
+}
+
+#[test]
+fn ranges_of_a_large_file_go_out_with_sendfile_from_the_offset() {
+    let site = Site::new();
+    let data: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 253) as u8).collect();
+    site.dir.write("www/big.bin", &data);
+    let server = Server::start(&site.root(), &[]);
+    let mut s = server.connect();
+    let r = exchange(&mut s, &req("/big.bin", "Range: bytes=100000-2499999\r\n"));
+    assert_eq!(r.status, 206);
+    assert!(r.body == data[100_000..2_500_000], "body differs");
+    assert_eq!(exchange(&mut s, &req("/alpha.txt", "")).status, 404);
+}
+
+#[test]
+fn multipart_byteranges() {
+    let (site, data) = site_with_data();
+    let server = Server::start(&site.root(), &[]);
+    let mut s = server.connect();
+    let r = exchange(
+        &mut s,
+        &req("/alpha.txt", "Range: bytes=200-299,0-99,50-149\r\n"),
+    );
+    assert_eq!(r.status, 206);
+    let ct = r.header("Content-Type").unwrap();
+    let boundary = ct
+        .strip_prefix("multipart/byteranges; boundary=")
+        .expect(ct);
+    let body = r.body_text();
+    let parts: Vec<&str> = body.split(&format!("--{boundary}")).collect();
+    // "", part (0-149, coalesced), part (200-299), "--\r\n"
+    assert_eq!(parts.len(), 4, "{body}");
+    assert_eq!(parts[3], "--\r\n");
+    let expect = |part: &str, first: usize, last: usize| {
+        let (head, content) = part.split_once("\r\n\r\n").unwrap();
+        assert!(
+            head.contains("Content-Type: text/plain; charset=utf-8"),
+            "{head}"
+        );
+        assert!(
+            head.contains(&format!("Content-Range: bytes {first}-{last}/1000")),
+            "{head}"
+        );
+        assert_eq!(
+            content.strip_suffix("\r\n").unwrap().as_bytes(),
+            &data[first..=last]
+        );
+    };
+    expect(parts[1], 0, 149);
+    expect(parts[2], 200, 299);
+    // More than 16 ranges: ignored, the whole file.
+    let many: Vec<String> = (0..17)
+        .map(|i| format!("{}-{}", i * 20, i * 20 + 5))
+        .collect();
+    let r = exchange(
+        &mut s,
+        &req(
+            "/alpha.txt",
+            &format!("Range: bytes={}\r\n", many.join(",")),
+        ),
+    );
+    assert_eq!(r.status, 200);
+}
+
+#[test]
+fn if_range() {
+    let (site, data) = site_with_data();
+    let server = Server::start(&site.root(), &[]);
+    let mut s = server.connect();
+    let r = exchange(&mut s, &req("/alpha.txt", ""));
+    let (etag, lm) = (
+        r.header("ETag").unwrap().to_string(),
+        r.header("Last-Modified").unwrap().to_string(),
+    );
+    let r = exchange(
+        &mut s,
+        &req(
+            "/alpha.txt",
+            &format!("Range: bytes=0-9\r\nIf-Range: {etag}\r\n"),
+        ),
+    );
+    assert_eq!((r.status, r.body.as_slice()), (206, &data[..10]));
+    let r = exchange(
+        &mut s,
+        &req("/alpha.txt", "Range: bytes=0-9\r\nIf-Range: \"stale\"\r\n"),
+    );
+    assert_eq!((r.status, r.body.len()), (200, 1000));
+    let r = exchange(
+        &mut s,
+        &req(
+            "/alpha.txt",
+            &format!("Range: bytes=0-9\r\nIf-Range: {lm}\r\n"),
+        ),
+    );
+    assert_eq!(r.status, 206);
+    let r = exchange(
+        &mut s,
+        &req(
+            "/alpha.txt",
+            "Range: bytes=0-9\r\nIf-Range: Sat, 01 Jan 2000 00:00:00 GMT\r\n",
+        ),
+    );
+    assert_eq!(r.status, 200);
+}
+
+#[test]
+fn precompressed_variants() {
+    let site = Site::new();
+    site.dir.write("www/app.js", "console.log('plain');\n");
+    site.dir.write("www/app.js.br", "BROTLI");
+    site.dir.write("www/app.js.gz", "GZIP!!!");
+    site.dir.write("www/only.css", "body{}\n");
+    let server = Server::start(&site.root(), &[]);
+    let mut s = server.connect();
+    let plain = exchange(&mut s, &req("/app.js", ""));
+    let br = exchange(
+        &mut s,
+        &req("/app.js", "Accept-Encoding: gzip, deflate, br\r\n"),
+    );
+    let gz = exchange(
+        &mut s,
+        &req("/app.js", "Accept-Encoding: gzip;q=0.8, br;q=0\r\n"),
+    );
+    let none = exchange(
+        &mut s,
+        &req("/app.js", "Accept-Encoding: gzip;q=0, br;q=0\r\n"),
+    );
+    assert_eq!(br.header("Content-Encoding"), Some("br"));
+    assert_eq!(br.body, b"BROTLI");
+    assert_eq!(gz.header("Content-Encoding"), Some("gzip"));
+    assert_eq!(gz.body, b"GZIP!!!");
+    assert_eq!(none.header("Content-Encoding"), None);
+    assert_eq!(none.body, plain.body);
+    for r in [&plain, &br, &gz, &none] {
+        assert_eq!(r.header("Vary"), Some("Accept-Encoding"));
+        assert_eq!(
+            r.header("Content-Type"),
+            Some("text/javascript; charset=utf-8")
+        );
+    }
+    assert_ne!(
+        br.header("ETag"),
+        plain.header("ETag"),
+        "each variant has its own ETag"
+    );
+    assert_ne!(br.header("ETag"), gz.header("ETag"));
+    // A file without variants still says Vary (caches must key on it).
+    let css = exchange(&mut s, &req("/only.css", "Accept-Encoding: br\r\n"));
+    assert_eq!(
+        (css.header("Content-Encoding"), css.header("Vary")),
+        (None, Some("Accept-Encoding"))
+    );
+    let off = Server::start(&site.root(), &["--no-precompressed"]);
+    let mut s = off.connect();
+    let r = exchange(&mut s, &req("/app.js", "Accept-Encoding: br\r\n"));
+    assert_eq!(
+        (r.header("Content-Encoding"), r.header("Vary")),
+        (None, None)
+    );
+}
+
+#[test]
+fn listing_when_asked() {
+    let site = Site::new();
+    site.dir.write("www/docs/a <b>.txt", "x");
+    site.dir.write("www/docs/sub/z.txt", "y");
+    let server = Server::start(&site.root(), &[]);
+    let mut s = server.connect();
+    assert_eq!(exchange(&mut s, &req("/docs/", "")).status, 404);
+    let server = Server::start(&site.root(), &["--listing"]);
+    let mut s = server.connect();
+    let r = exchange(&mut s, &req("/docs/", ""));
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("Content-Type"), Some("text/html; charset=utf-8"));
+    let html = r.body_text();
+    assert!(
+        html.contains("<a href=\"a%20%3Cb%3E.txt\">a &lt;b&gt;.txt</a>"),
+        "{html}"
+    );
+    assert!(html.contains("<a href=\"sub/\">sub/</a>"), "{html}");
+    // A directory with an index still serves it.
+    assert_eq!(exchange(&mut s, &req("/sub/", "")).body, b"sub\n");
+}
+
+#[test]
+fn symlinks_outside_root_only_with_follow_symlinks() {
+    let site = Site::new();
+    std::os::unix::fs::symlink("../secret.txt", site.root().join("out")).unwrap();
+    let server = Server::start(&site.root(), &[]);
+    let mut s = server.connect();
+    assert_eq!(exchange(&mut s, &req("/out", "")).status, 404);
+    let server = Server::start(&site.root(), &["--follow-symlinks"]);
+    let mut s = server.connect();
+    assert_eq!(exchange(&mut s, &req("/out", "")).body, b"TOP SECRET\n");
+    // Even so, the request path itself cannot climb out.
+    assert_eq!(exchange(&mut s, &req("/../secret.txt", "")).status, 400);
+}
+
+#[test]
+fn nosniff_on_every_response() {
+    let site = Site::new();
+    let server = Server::start(&site.root(), &[]);
+    for request in [
+        req("/a.txt", ""),
+        req("/nope", ""),
+        req("/sub", ""),
+        "BREW / HTTP/1.1\r\nHost: x\r\n\r\n".into(),
+    ] {
+        let mut s = server.connect();
+        let r = exchange(&mut s, &request);
+        assert_eq!(
+            r.header("X-Content-Type-Options"),
+            Some("nosniff"),
+            "{request}"
+        );
+    }
+    let mut s = server.connect();
+    s.write_all(b"GET / HTTP/9.9\r\n\r\n").unwrap();
+    assert_eq!(
+        read_response(&mut s).header("X-Content-Type-Options"),
+        Some("nosniff")
+    );
+}
+
+#[test]
+fn curl_etag_compare_and_multirange() {
+    let Some(curl) = peer_program("curl") else {
+        return;
+    };
+    let (site, data) = site_with_data();
+    let server = Server::start(&site.root(), &[]);
+    let etag_file = site.dir.path().join("etag");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(&curl)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    let url = server.url("/alpha.txt");
+    let etag_path = etag_file.to_str().unwrap();
+    run(&["-s", "-o", "/dev/null", "--etag-save", etag_path, &url]);
+    let code = run(&[
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "--etag-compare",
+        etag_path,
+        &url,
+    ]);
+    assert_eq!(code, b"304");
+    let body = run(&["-s", "-r", "0-99,200-299", "-D", "-", &url]);
+    let text = String::from_utf8_lossy(&body);
+    assert!(text.starts_with("HTTP/1.1 206 Partial Content"), "{text}");
+    assert!(text.contains("Content-Type: multipart/byteranges; boundary="));
+    assert!(text.contains("Content-Range: bytes 0-99/1000"));
+    assert!(text.contains("Content-Range: bytes 200-299/1000"));
+    assert!(text.contains(std::str::from_utf8(&data[200..300]).unwrap()));
+}
