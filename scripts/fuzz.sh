@@ -11,6 +11,12 @@ seconds=${1:-60}
 export RUSTC_BOOTSTRAP=1
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked
 for target in $(cargo fuzz list); do
+    # Crashes found before stay fixed: replay them first.
+    for crash in fuzz/regressions/"$target"-*; do
+        [ -e "$crash" ] || continue
+        echo "== replaying $crash"
+        cargo fuzz run "$target" "$crash" 2>&1 | tail -n 3
+    done
     echo "== $target for ${seconds}s"
     # The committed seeds stay read-only; new inputs go to a scratch dir.
     scratch=$(mktemp -d)

@@ -129,29 +129,42 @@ pub fn parse_head<'a>(buf: &'a [u8], limits: &HeadLimits) -> HeadOutcome<'a> {
     let skip = leading_empty_lines(buf);
     let input = &buf[skip..];
 
+    // A request line longer than any allowed target could make it
+    // ("METHOD SP target SP HTTP/1.1") gets 414 without waiting for its
+    // end. To give the same answer however the bytes were split, such a
+    // line is judged on its first `line_limit` bytes only: a syntax error
+    // there is a 400, anything else a 414.
+    let line_limit = limits.max_uri_bytes + 64;
+    let long_line = match input.iter().position(|&b| b == b'\n') {
+        Some(end) => end > line_limit,
+        None => input.len() > line_limit,
+    };
+    let judged = if long_line {
+        &input[..line_limit]
+    } else {
+        input
+    };
+
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
-    let status = match req.parse(input) {
+    let status = match req.parse(judged) {
         Ok(s) => s,
         Err(httparse::Error::TooManyHeaders) => return reject(Status::HeaderFieldsTooLarge),
         Err(httparse::Error::Version) => {
-            return match version_status(input) {
+            return match version_status(judged) {
                 Some(status) => reject(status),
                 // Judge the version only on a whole request line, so the
                 // answer does not depend on where the bytes were split.
-                None => partial_outcome(input, buf.len(), limits),
+                None if long_line => reject(Status::UriTooLong),
+                None => partial_outcome(judged, buf.len(), limits),
             };
         }
-        Err(_) => {
-            // A request line with an over-long target may fail on the
-            // version only because we stopped reading; but httparse fails
-            // on bytes, not on length, so this is genuine bad syntax.
-            return reject(Status::BadRequest);
-        }
+        Err(_) => return reject(Status::BadRequest),
     };
     let head_len = match status {
         httparse::Status::Complete(n) => n + skip,
-        httparse::Status::Partial => return partial_outcome(input, buf.len(), limits),
+        httparse::Status::Partial if long_line => return reject(Status::UriTooLong),
+        httparse::Status::Partial => return partial_outcome(judged, buf.len(), limits),
     };
 
     let (Some(method_str), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
@@ -300,17 +313,12 @@ pub fn parse_head<'a>(buf: &'a [u8], limits: &HeadLimits) -> HeadOutcome<'a> {
 
 /// What to say about a head that is not complete yet.
 fn partial_outcome(input: &[u8], buffered: usize, limits: &HeadLimits) -> HeadOutcome<'static> {
-    let line_end = input.iter().position(|&b| b == b'\n');
-    // The request line alone is longer than any allowed target could make
-    // it ("METHOD SP target SP HTTP/1.1"): 414 without waiting for more.
-    let line_len = line_end.unwrap_or(input.len());
-    if line_len > limits.max_uri_bytes + 64 {
-        return reject(Status::UriTooLong);
-    }
     if buffered >= limits.max_header_bytes {
-        return reject(match line_end {
-            None => Status::UriTooLong,
-            Some(_) => Status::HeaderFieldsTooLarge,
+        let line_ended = input.contains(&b'\n');
+        return reject(if line_ended {
+            Status::HeaderFieldsTooLarge
+        } else {
+            Status::UriTooLong
         });
     }
     HeadOutcome::Partial
