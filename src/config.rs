@@ -28,6 +28,10 @@ pub struct Config {
     pub max_body_bytes: u64,
     /// Files up to this size go out in the same write as the head.
     pub small_file_bytes: u64,
+    /// Small files kept in the cache at most; 0 disables it.
+    pub file_cache_entries: usize,
+    /// How long a cached file is trusted before it is checked again.
+    pub file_cache_valid: Duration,
     pub backlog: i32,
     /// `None`: as many as the fd budget allows.
     pub max_connections: Option<usize>,
@@ -72,6 +76,8 @@ impl Default for Config {
             max_uri_bytes: 8 * 1024,
             max_body_bytes: 1024 * 1024,
             small_file_bytes: 16 * 1024,
+            file_cache_entries: 1024,
+            file_cache_valid: Duration::from_secs(1),
             backlog: 511,
             max_connections: None,
             max_fds: None,
@@ -183,6 +189,18 @@ pub const OPTIONS: &[OptionSpec] = &[
         value: Some("N"),
         help: "files up to this size are sent in the same write as the head; larger ones with sendfile",
         default: |c| c.small_file_bytes.to_string(),
+    },
+    OptionSpec {
+        flag: "--file-cache-entries",
+        value: Some("N"),
+        help: "small files (up to --small-file-bytes) kept in memory with their validators; 0 disables",
+        default: |c| c.file_cache_entries.to_string(),
+    },
+    OptionSpec {
+        flag: "--file-cache-valid",
+        value: Some("SECS"),
+        help: "a cached file is re-checked (open + fstat) after this long; 0 disables the cache",
+        default: |c| secs(c.file_cache_valid),
     },
     OptionSpec {
         flag: "--backlog",
@@ -425,6 +443,12 @@ where
             }
             Long("small-file-bytes") => {
                 config.small_file_bytes = number(&mut parser, "small-file-bytes")?
+            }
+            Long("file-cache-entries") => {
+                config.file_cache_entries = number(&mut parser, "file-cache-entries")?
+            }
+            Long("file-cache-valid") => {
+                config.file_cache_valid = duration(&mut parser, "file-cache-valid")?
             }
             Long("backlog") => config.backlog = number(&mut parser, "backlog")?,
             Long("max-connections") => {

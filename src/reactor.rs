@@ -154,6 +154,7 @@ impl Server {
             }
             let now = Instant::now();
             self.ctx.date.refresh(SystemTime::now());
+            self.ctx.now = now;
 
             for event in events.iter() {
                 match event.token() {

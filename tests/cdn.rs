@@ -20,7 +20,16 @@ fn site_with_data() -> (Site, Vec<u8>) {
 #[test]
 fn validators_and_304() {
     let (site, _) = site_with_data();
-    let server = Server::start(&site.root(), &["--cache-control", "public, max-age=60"]);
+    // The small-file cache off: the ETag must change the moment the file does.
+    let server = Server::start(
+        &site.root(),
+        &[
+            "--cache-control",
+            "public, max-age=60",
+            "--file-cache-valid",
+            "0",
+        ],
+    );
     let mut s = server.connect();
     let r = exchange(&mut s, &req("/alpha.txt", ""));
     let etag = r.header("ETag").unwrap().to_string();
@@ -399,4 +408,36 @@ fn curl_etag_compare_and_multirange() {
     assert!(text.contains("Content-Range: bytes 0-99/1000"));
     assert!(text.contains("Content-Range: bytes 200-299/1000"));
     assert!(text.contains(std::str::from_utf8(&data[200..300]).unwrap()));
+}
+
+#[test]
+fn cached_small_file_is_rechecked_after_file_cache_valid() {
+    let (site, data) = site_with_data();
+    let server = Server::start(&site.root(), &["--file-cache-valid", "0.5"]);
+    let mut s = server.connect();
+    let first = exchange(&mut s, &req("/alpha.txt", ""));
+    assert_eq!(first.body, data);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    site.dir.write("www/alpha.txt", "changed\n");
+    let changed_at = std::time::Instant::now();
+    // Within the window the cached copy may be served; after it, never.
+    loop {
+        let r = exchange(&mut s, &req("/alpha.txt", ""));
+        if r.body == b"changed\n" {
+            assert_ne!(r.header("ETag"), first.header("ETag"));
+            assert_eq!(r.header("Content-Length"), Some("8"));
+            break;
+        }
+        assert_eq!(r.body, data, "either the old file whole, or the new one");
+        assert_eq!(r.header("ETag"), first.header("ETag"));
+        assert!(
+            changed_at.elapsed() < std::time::Duration::from_millis(600),
+            "stale past the window"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // A removed file is noticed too.
+    std::fs::remove_file(site.root().join("alpha.txt")).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    assert_eq!(exchange(&mut s, &req("/alpha.txt", "")).status, 404);
 }

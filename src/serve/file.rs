@@ -5,6 +5,7 @@
 
 use std::fs::File;
 use std::os::unix::fs::{FileExt, MetadataExt};
+use std::rc::Rc;
 
 use super::{Ctx, FileBody};
 use crate::http::Status;
@@ -20,10 +21,53 @@ use crate::http::validators::{
 /// more gets the whole file (200) instead, as RFC 9110 §14.2 allows.
 const MAX_MULTIPART_BYTES: u64 = 4 * 1024 * 1024;
 
+/// The validators and size of a file, from fstat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileMeta {
+    pub ino: u64,
+    pub len: u64,
+    pub mtime: i64,
+    pub mtime_nsec: i64,
+}
+
+impl From<&std::fs::Metadata> for FileMeta {
+    fn from(m: &std::fs::Metadata) -> FileMeta {
+        FileMeta {
+            ino: m.ino(),
+            len: m.len(),
+            mtime: m.mtime(),
+            mtime_nsec: m.mtime_nsec(),
+        }
+    }
+}
+
+/// Where a file's bytes come from.
+pub enum FileSource {
+    Open(File),
+    /// From the small-file cache.
+    Memory(Rc<[u8]>),
+}
+
+impl FileSource {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        match self {
+            FileSource::Open(file) => file.read_exact_at(buf, offset),
+            FileSource::Memory(bytes) => {
+                let start = offset as usize;
+                let src = bytes
+                    .get(start..start + buf.len())
+                    .ok_or(std::io::ErrorKind::UnexpectedEof)?;
+                buf.copy_from_slice(src);
+                Ok(())
+            }
+        }
+    }
+}
+
 /// A regular file found for a request, possibly a precompressed variant.
 pub struct FileRoute {
-    pub file: File,
-    pub meta: std::fs::Metadata,
+    pub source: FileSource,
+    pub meta: FileMeta,
     /// The type of the file asked for (not of its .br/.gz variant).
     pub content_type: &'static str,
     pub charset: bool,
@@ -67,10 +111,10 @@ impl Ctx {
         persistence: Persistence,
         out: &mut Vec<u8>,
     ) -> Result<(Status, Option<FileBody>), Status> {
-        let meta = &found.meta;
-        let len = meta.len();
-        let etag = Etag::new(meta.ino(), len, meta.mtime(), meta.mtime_nsec());
-        let modified_secs = meta.mtime().max(0) as u64;
+        let meta = found.meta;
+        let len = meta.len;
+        let etag = Etag::new(meta.ino, len, meta.mtime, meta.mtime_nsec);
+        let modified_secs = meta.mtime.max(0) as u64;
         let last_modified = imf_fixdate(modified_secs);
         let date = self.date.http_date_copy();
         let is_head = head.method == Method::Head;
@@ -130,23 +174,23 @@ impl Ctx {
             is_head,
         };
         match ranges.as_ref().map(|r| r.as_slice()) {
-            None => sink.single_part(out, &mut rh, found.file, 0, len),
+            None => sink.single_part(out, &mut rh, found.source, 0, len),
             Some(&[(first, last)]) => {
                 rh.status = Status::PartialContent;
                 rh.content_range = Some(ContentRange::Bytes { first, last, len });
-                sink.single_part(out, &mut rh, found.file, first, last - first + 1)
+                sink.single_part(out, &mut rh, found.source, first, last - first + 1)
             }
             Some(parts) => {
                 let data: u64 = parts.iter().map(|(a, b)| b - a + 1).sum();
                 if data > MAX_MULTIPART_BYTES {
-                    sink.single_part(out, &mut rh, found.file, 0, len)
+                    sink.single_part(out, &mut rh, found.source, 0, len)
                 } else {
                     let multipart = Multipart {
                         body: &mut self.status_body,
                         boundary: &self.boundary,
                         content_type: &self.multipart_type,
                     };
-                    sink.multipart(out, &mut rh, &found.file, parts, len, multipart)
+                    sink.multipart(out, &mut rh, &found.source, parts, len, multipart)
                 }
             }
         }
@@ -159,13 +203,13 @@ impl BodySink {
         &self,
         out: &mut Vec<u8>,
         rh: &mut ResponseHead<'_>,
-        file: File,
+        source: FileSource,
         offset: u64,
         count: u64,
     ) -> Result<(Status, Option<FileBody>), Status> {
         let mode = if self.is_head || count == 0 {
             BodyMode::None
-        } else if count <= self.small_file_bytes {
+        } else if count <= self.small_file_bytes || matches!(source, FileSource::Memory(_)) {
             BodyMode::InMemory
         } else if self.file_room {
             BodyMode::Sendfile
@@ -180,21 +224,26 @@ impl BodySink {
             BodyMode::InMemory => {
                 let body_start = out.len();
                 out.resize(body_start + count as usize, 0);
-                if let Err(e) = file.read_exact_at(&mut out[body_start..], offset) {
+                if let Err(e) = source.read_at(&mut out[body_start..], offset) {
                     log::warn!("reading {count} bytes of a file failed: {e}");
                     out.truncate(head_start);
                     return Err(Status::InternalServerError);
                 }
                 Ok((rh.status, None))
             }
-            BodyMode::Sendfile => Ok((
-                rh.status,
-                Some(FileBody {
-                    file,
-                    offset,
-                    remaining: count,
-                }),
-            )),
+            BodyMode::Sendfile => {
+                let FileSource::Open(file) = source else {
+                    unreachable!("memory sources are sent in memory")
+                };
+                Ok((
+                    rh.status,
+                    Some(FileBody {
+                        file,
+                        offset,
+                        remaining: count,
+                    }),
+                ))
+            }
         }
     }
 
@@ -203,7 +252,7 @@ impl BodySink {
         &self,
         out: &mut Vec<u8>,
         rh: &mut ResponseHead<'a>,
-        file: &File,
+        source: &FileSource,
         parts: &[(u64, u64)],
         len: u64,
         multipart: Multipart<'a>,
@@ -227,7 +276,7 @@ impl BodySink {
             body.extend_from_slice(b"\r\n\r\n");
             let start = body.len();
             body.resize(start + (last - first + 1) as usize, 0);
-            if let Err(e) = file.read_exact_at(&mut body[start..], first) {
+            if let Err(e) = source.read_at(&mut body[start..], first) {
                 log::warn!("reading a byte range failed: {e}");
                 return Err(Status::InternalServerError);
             }

@@ -22,10 +22,15 @@ use crate::http::{DateCache, HeadLimits, Status};
 use crate::stats::{Gauges, Stats};
 use crate::status;
 
+mod cache;
 mod file;
 mod listing;
 
+use cache::{FileCache, Lookup};
 pub use file::FileRoute;
+use file::{FileMeta, FileSource};
+use std::rc::Rc;
+use std::time::Instant;
 
 /// A file body still to be sent with sendfile(2).
 #[derive(Debug)]
@@ -68,6 +73,10 @@ pub struct Ctx {
     pub budget: Budget,
     /// Graceful shutdown has begun: every response says close.
     pub shutting_down: bool,
+    /// The reactor's clock for this turn of the loop.
+    pub now: Instant,
+    cache: FileCache,
+    cache_key: Vec<u8>,
     path: Vec<u8>,
     /// Scratch for bodies built per request: status, listing, multipart.
     status_body: Vec<u8>,
@@ -98,6 +107,7 @@ impl Ctx {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
+        let cache = FileCache::new(config.file_cache_entries, config.file_cache_valid);
         let boundary = format!(
             "holdline-{:016x}",
             nanos ^ (u64::from(std::process::id()) << 40)
@@ -114,6 +124,9 @@ impl Ctx {
             gauges: Gauges::default(),
             budget,
             shutting_down: false,
+            now: Instant::now(),
+            cache,
+            cache_key: Vec::with_capacity(1024),
             status_body: Vec::new(),
             boundary: boundary.clone(),
             multipart_type: format!("multipart/byteranges; boundary={boundary}"),
@@ -337,6 +350,12 @@ impl Ctx {
         if info.has_dot_segment && !self.config.dotfiles {
             return Route::Error(Status::NotFound);
         }
+        if self.cache.enabled() {
+            self.cache_key(info.trailing_slash, head.accept_encoding);
+            if let Some(hit) = self.cached() {
+                return hit;
+            }
+        }
         let (mut file, mut meta) = match self.open(true) {
             Ok(found) => found,
             Err(status) => return Route::Error(status),
@@ -375,8 +394,8 @@ impl Ctx {
         }
         let (content_type, charset) = content_type(&self.path);
         let mut found = FileRoute {
-            file,
-            meta,
+            source: FileSource::Open(file),
+            meta: FileMeta::from(&meta),
             content_type,
             charset,
             encoding: None,
@@ -390,7 +409,87 @@ impl Ctx {
                 self.choose_precompressed(accept, &mut found);
             }
         }
+        self.remember(found)
+    }
+
+    /// The cache key of a request: its decoded path, whether it ended in
+    /// `/` (an index), and which precompressed codings it accepts.
+    fn cache_key(&mut self, trailing_slash: bool, accept_encoding: Option<&[u8]>) {
+        self.cache_key.clear();
+        self.cache_key.extend_from_slice(&self.path);
+        self.cache_key.push(0); // cannot occur in a decoded path
+        let accepts = |coding: &[u8]| {
+            self.config.precompressed
+                && accept_encoding.is_some_and(|ae| accepts_encoding(ae, coding))
+        };
+        let class = u8::from(trailing_slash)
+            | u8::from(accepts(b"br")) << 1
+            | u8::from(accepts(b"gzip")) << 2;
+        self.cache_key.push(class);
+    }
+
+    /// A small file just opened goes into the cache and is served from it.
+    fn remember(&mut self, mut found: FileRoute) -> Route {
+        let FileSource::Open(file) = &found.source else {
+            return Route::File(found);
+        };
+        if !self.cache.enabled() || found.meta.len > self.config.small_file_bytes {
+            return Route::File(found);
+        }
+        let mut content = vec![0u8; found.meta.len as usize];
+        if std::os::unix::fs::FileExt::read_exact_at(file, &mut content, 0).is_err() {
+            return Route::File(found);
+        }
+        let content: Rc<[u8]> = content.into();
+        let plain_len = self.path.len();
+        match found.encoding {
+            Some("br") => self.path.extend_from_slice(b".br"),
+            Some(_) => self.path.extend_from_slice(b".gz"),
+            None => {}
+        }
+        self.cache.insert(
+            &self.cache_key,
+            Rc::clone(&content),
+            found.meta,
+            &self.path,
+            found.content_type,
+            found.charset,
+            found.encoding,
+            found.vary,
+            self.now,
+        );
+        self.path.truncate(plain_len);
+        found.source = FileSource::Memory(content);
         Route::File(found)
+    }
+
+    /// A cache hit, revalidated first when its time is up.
+    fn cached(&mut self) -> Option<Route> {
+        let entry = match self.cache.lookup(&self.cache_key, self.now) {
+            Lookup::Miss => return None,
+            Lookup::Fresh(entry) => entry,
+            Lookup::Stale(entry) => {
+                let unchanged = self
+                    .root
+                    .open_beneath(&entry.served_path, &mut self.name)
+                    .and_then(|f| f.metadata())
+                    .is_ok_and(|m| m.is_file() && FileMeta::from(&m) == entry.meta);
+                if !unchanged {
+                    self.cache.remove(&self.cache_key);
+                    return None;
+                }
+                self.cache.revalidated(&self.cache_key, self.now);
+                entry
+            }
+        };
+        Some(Route::File(FileRoute {
+            source: FileSource::Memory(entry.content),
+            meta: entry.meta,
+            content_type: entry.content_type,
+            charset: entry.charset,
+            encoding: entry.encoding,
+            vary: entry.vary,
+        }))
     }
 
     /// Swaps in FILE.br or FILE.gz when it exists as a regular file and the
@@ -407,8 +506,8 @@ impl Ctx {
             if let Ok((file, meta)) = opened
                 && meta.is_file()
             {
-                found.file = file;
-                found.meta = meta;
+                found.source = FileSource::Open(file);
+                found.meta = FileMeta::from(&meta);
                 found.encoding = Some(coding);
                 return;
             }

@@ -49,6 +49,11 @@ impl Server {
         std::thread::spawn(move || {
             let mut tx = Some(tx);
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if std::env::var_os("TEST_SHOW_LOG").is_some() {
+                    eprintln!("server: {line}");
+                }
+                // Logged before anyone is told, so the log holds the line.
+                sink.lock().unwrap().push(line.clone());
                 if let Some(addr) = line
                     .split("listening on http://")
                     .nth(1)
@@ -61,12 +66,8 @@ impl Server {
                 } else if line.contains("error")
                     && let Some(tx) = tx.as_ref()
                 {
-                    let _ = tx.send(Err(line.clone()));
+                    let _ = tx.send(Err(line));
                 }
-                if std::env::var_os("TEST_SHOW_LOG").is_some() {
-                    eprintln!("server: {line}");
-                }
-                sink.lock().unwrap().push(line);
             }
         });
         match rx.recv_timeout(Duration::from_secs(20)) {
