@@ -22,7 +22,7 @@ pub struct Cached {
     pub content: Rc<[u8]>,
     pub meta: FileMeta,
     /// The path actually served (an index.html, a .br variant).
-    pub served_path: Box<[u8]>,
+    pub served_path: Rc<[u8]>,
     pub content_type: &'static str,
     pub charset: bool,
     pub encoding: Option<&'static str>,
