@@ -65,10 +65,12 @@ fn steady_state_requests_do_not_allocate() {
     std::fs::create_dir_all(dir.join("sub")).unwrap();
     std::fs::write(dir.join("1k.txt"), vec![b'x'; 1024]).unwrap();
     std::fs::write(dir.join("sub/index.html"), "<p>hi</p>").unwrap();
-    let mut config = holdline::config::Config::default();
-    config.root = dir.clone();
-    config.listen = vec!["127.0.0.1:0".parse().unwrap()];
-    config.max_requests = 0;
+    let config = holdline::config::Config {
+        root: dir.clone(),
+        listen: vec!["127.0.0.1:0".parse().unwrap()],
+        max_requests: 0,
+        ..Default::default()
+    };
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let mut server = holdline::reactor::Server::bind(config).unwrap();
