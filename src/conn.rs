@@ -41,6 +41,39 @@ use crate::http::request::Method;
 use crate::http::{HeadOutcome, Status, parse_head};
 use crate::pool::{BufPool, InBuf};
 use crate::serve::{ConnFacts, Ctx, FileBody};
+
+/// What a working connection borrows from the pool: its input and output
+/// buffers and the state of the exchange in flight. An idle connection
+/// holds none of it (RSS per idle connection is the point).
+pub struct Work {
+    pub input: InBuf,
+    /// Answers not yet written, from `out_pos` on.
+    pub output: Vec<u8>,
+    pub out_pos: usize,
+    /// A file body to send with sendfile after `output`.
+    pub file: Option<FileBody>,
+    /// A request body being discarded.
+    pub body: Option<BodyDecoder>,
+}
+
+impl Work {
+    pub fn new(input: InBuf) -> Work {
+        Work {
+            input,
+            output: Vec::with_capacity(4096),
+            out_pos: 0,
+            file: None,
+            body: None,
+        }
+    }
+
+    fn is_quiet(&self) -> bool {
+        self.input.is_empty()
+            && self.out_pos >= self.output.len()
+            && self.file.is_none()
+            && self.body.is_none()
+    }
+}
 use crate::stats::CloseReason;
 
 /// Stop answering pipelined requests while this much output is unsent.
@@ -85,11 +118,9 @@ pub struct Conn {
     head_started: Instant,
     /// Last read progress, for the body-discard deadline.
     last_read: Instant,
-    input: Option<InBuf>,
-    output: Option<Vec<u8>>,
-    out_pos: usize,
-    file: Option<FileBody>,
-    body: Option<BodyDecoder>,
+    /// Buffers and in-flight state, lent by the pool while working;
+    /// `None` while idle, so an idle connection costs only this struct.
+    work: Option<Box<Work>>,
     /// Requests answered on this connection.
     requests: u32,
     /// The last response said close; close (lingering) once it is sent.
@@ -108,11 +139,7 @@ impl Conn {
             since: now,
             head_started: now,
             last_read: now,
-            input: None,
-            output: None,
-            out_pos: 0,
-            file: None,
-            body: None,
+            work: None,
             requests: 0,
             close_after_output: None,
             peer_closed: false,
@@ -139,14 +166,21 @@ impl Conn {
 
     /// Holds a file body (a second fd) right now.
     pub fn holds_file(&self) -> bool {
-        self.file.is_some()
+        self.work.as_ref().is_some_and(|w| w.file.is_some())
+    }
+
+    fn discarding_body(&self) -> bool {
+        self.work.as_ref().is_some_and(|w| w.body.is_some())
     }
 
     /// Its eviction queue and the instant it joined it: idle since, fresh
     /// since accept, or partial head since the head began. `None` while a
     /// response is in flight or lingering: never evicted.
     pub fn eviction_class(&self) -> Option<(Class, Instant)> {
-        let no_input = self.input.as_ref().is_none_or(InBuf::is_empty) && self.body.is_none();
+        let no_input = self
+            .work
+            .as_ref()
+            .is_none_or(|w| w.input.is_empty() && w.body.is_none());
         match self.phase {
             Phase::Idle => Some((Class::Idle, self.since)),
             Phase::Reading if no_input && self.requests == 0 => {
@@ -166,7 +200,7 @@ impl Conn {
     /// The instant this connection's current phase times out.
     pub fn deadline(&self, config: &Config) -> Instant {
         match self.phase {
-            Phase::Reading if self.body.is_some() => self.last_read + config.header_timeout,
+            Phase::Reading if self.discarding_body() => self.last_read + config.header_timeout,
             Phase::Reading => self.head_started + config.header_timeout,
             Phase::Writing => self.since + config.send_timeout,
             Phase::Idle => self.since + config.keepalive_timeout,
@@ -176,20 +210,19 @@ impl Conn {
 
     /// Gives the buffers back; called when the connection is dropped.
     pub fn release(&mut self, pool: &mut BufPool) {
-        if let Some(buf) = self.input.take() {
-            pool.put_input(buf);
-        }
-        if let Some(buf) = self.output.take() {
-            pool.put_output(buf);
+        if let Some(work) = self.work.take() {
+            pool.put_work(work);
         }
     }
 
     fn has_output(&self) -> bool {
-        self.file.is_some() || self.output.as_ref().is_some_and(|o| self.out_pos < o.len())
+        self.work
+            .as_ref()
+            .is_some_and(|w| w.file.is_some() || w.out_pos < w.output.len())
     }
 
     fn pending_output(&self) -> usize {
-        self.output.as_ref().map_or(0, |o| o.len() - self.out_pos)
+        self.work.as_ref().map_or(0, |w| w.output.len() - w.out_pos)
     }
 
     /// Moves bytes after a readiness event. `Err` means: close now, for
@@ -212,7 +245,7 @@ impl Conn {
             {
                 return self.start_lingering(pool, reason, now);
             }
-            if self.answer_buffered(ctx, pool, now)? {
+            if self.answer_buffered(ctx, now)? {
                 continue;
             }
             if !self.read_more(pool, now)? {
@@ -242,15 +275,15 @@ impl Conn {
             Phase::Writing => Err(CloseReason::SendTimeout),
             Phase::Closing => Err(CloseReason::LingerTimeout),
             Phase::Reading => {
-                let started = self.input.as_ref().is_some_and(|i| !i.is_empty());
-                if !started || self.body.is_some() {
+                let started = self.work.as_ref().is_some_and(|w| !w.input.is_empty());
+                if !started || self.discarding_body() {
                     // Nothing of a request arrived (a preconnect, a silent
                     // client): close without a word, as nginx does.
                     return Err(CloseReason::HeaderTimeout);
                 }
                 // RFC 9110 §15.5.9: 408, and the connection closes.
-                let out = self.output.get_or_insert_with(|| pool.take_output());
-                ctx.respond_error(Status::RequestTimeout, None, false, out);
+                let work = self.work.get_or_insert_with(|| pool.take_work());
+                ctx.respond_error(Status::RequestTimeout, None, false, &mut work.output);
                 self.close_after_output = Some(CloseReason::HeaderTimeout);
                 self.writable = true;
                 self.drive(ctx, pool, now)
@@ -262,49 +295,52 @@ impl Conn {
     pub fn is_quiet(&self) -> bool {
         match self.phase {
             Phase::Idle => true,
-            Phase::Reading => {
-                self.input.as_ref().is_none_or(InBuf::is_empty) && self.body.is_none()
-            }
+            Phase::Reading => self
+                .work
+                .as_ref()
+                .is_none_or(|w| w.input.is_empty() && w.body.is_none()),
             Phase::Writing | Phase::Closing => false,
         }
     }
 
     /// Answers every complete request in the input, in order, appending the
     /// answers to one output buffer. Returns whether anything happened.
-    fn answer_buffered(
-        &mut self,
-        ctx: &mut Ctx,
-        pool: &mut BufPool,
-        now: Instant,
-    ) -> Result<bool, CloseReason> {
-        let Some(input) = self.input.as_mut() else {
+    fn answer_buffered(&mut self, ctx: &mut Ctx, now: Instant) -> Result<bool, CloseReason> {
+        let Some(work) = self.work.as_mut() else {
             return Ok(false);
         };
+        let Work {
+            input,
+            output,
+            out_pos,
+            file,
+            body,
+        } = &mut **work;
         let mut progressed = false;
         loop {
             let blocked = self.close_after_output.is_some()
-                || self.file.is_some()
-                || self.output.as_ref().map_or(0, |o| o.len() - self.out_pos) >= OUTPUT_CAP;
+                || file.is_some()
+                || output.len() - *out_pos >= OUTPUT_CAP;
             if blocked {
                 break;
             }
-            if let Some(body) = self.body.as_mut() {
-                let used = body
+            if let Some(decoder) = body.as_mut() {
+                let used = decoder
                     .consume(input.bytes())
                     .map_err(|_| CloseReason::ProtocolError)?;
                 input.consume(used);
                 progressed |= used > 0;
-                if !body.is_done() {
+                if !decoder.is_done() {
                     break;
                 }
-                self.body = None;
+                *body = None;
                 self.head_started = now;
                 continue;
             }
             if input.is_empty() {
                 break;
             }
-            let out = self.output.get_or_insert_with(|| pool.take_output());
+            let out = &mut *output;
             match parse_head(input.bytes(), &ctx.limits) {
                 HeadOutcome::Partial => break,
                 HeadOutcome::Complete(head) => {
@@ -322,20 +358,20 @@ impl Conn {
                                 out,
                             )
                         }
-                        Ok(body) => {
+                        Ok(decoder) => {
                             let facts = ConnFacts {
                                 requests_before: self.requests,
-                                has_body: body.is_some(),
+                                has_body: decoder.is_some(),
                                 peer: self.peer,
                             };
-                            self.body = body;
+                            *body = decoder;
                             ctx.respond(&head, facts, out)
                         }
                     };
                     input.consume(head_len);
                     self.requests += 1;
                     self.head_started = now;
-                    self.file = reply.file;
+                    *file = reply.file;
                     if reply.close && self.close_after_output.is_none() {
                         self.close_after_output = Some(close_reason(ctx, self.requests));
                     }
@@ -355,12 +391,13 @@ impl Conn {
     /// bytes arrived.
     fn read_more(&mut self, pool: &mut BufPool, now: Instant) -> Result<bool, CloseReason> {
         let room_for_more = self.close_after_output.is_none()
-            && self.file.is_none()
+            && !self.holds_file()
             && self.pending_output() < OUTPUT_CAP;
         if !self.readable || self.peer_closed || !room_for_more {
             return Ok(false);
         }
-        let input = self.input.get_or_insert_with(|| pool.take_input());
+        let discarding = self.discarding_body();
+        let input = &mut self.work.get_or_insert_with(|| pool.take_work()).input;
         let was_empty = input.is_empty();
         let spare = input.spare();
         let room = spare.len();
@@ -382,7 +419,7 @@ impl Conn {
                         self.readable = false;
                     }
                     self.last_read = now;
-                    if was_empty && self.body.is_none() && self.requests > 0 {
+                    if was_empty && !discarding && self.requests > 0 {
                         self.head_started = now;
                     }
                     return Ok(true);
@@ -400,15 +437,19 @@ impl Conn {
     /// Writes pending output: buffered bytes, then the file with sendfile.
     fn flush(&mut self, now: Instant) -> Result<(), CloseReason> {
         let fd = self.stream.as_raw_fd();
-        if let Some(out) = self.output.as_mut() {
-            while self.out_pos < out.len() {
+        let Some(work) = self.work.as_mut() else {
+            return Ok(());
+        };
+        {
+            let out = &mut work.output;
+            while work.out_pos < out.len() {
                 // MSG_MORE: a file follows, let the head share its packets.
-                let more = if self.file.is_some() {
+                let more = if work.file.is_some() {
                     libc::MSG_MORE
                 } else {
                     0
                 };
-                let chunk = &out[self.out_pos..];
+                let chunk = &out[work.out_pos..];
                 // SAFETY: `chunk` is valid for reads of its length.
                 let rc = unsafe {
                     libc::send(
@@ -429,15 +470,15 @@ impl Conn {
                         _ => return Err(socket_error(&e)),
                     }
                 }
-                self.out_pos += rc as usize;
+                work.out_pos += rc as usize;
                 self.since = now;
             }
             out.clear();
-            self.out_pos = 0;
+            work.out_pos = 0;
         }
-        while let Some(body) = self.file.as_mut() {
+        while let Some(body) = work.file.as_mut() {
             if body.remaining == 0 {
-                self.file = None;
+                work.file = None;
                 break;
             }
             let mut offset = body.offset as libc::off_t;
@@ -512,22 +553,17 @@ impl Conn {
 
     /// Chooses the phase after `drive`, and lends back idle buffers.
     fn settle(&mut self, pool: &mut BufPool, now: Instant) {
-        let input_empty = self.input.as_ref().is_none_or(InBuf::is_empty);
+        let input_empty = self.work.as_ref().is_none_or(|w| w.input.is_empty());
         let next = if self.has_output() {
             Phase::Writing
-        } else if !input_empty || self.body.is_some() || self.requests == 0 {
+        } else if !input_empty || self.discarding_body() || self.requests == 0 {
             Phase::Reading
         } else {
             Phase::Idle
         };
-        if input_empty && let Some(buf) = self.input.take() {
-            pool.put_input(buf);
-        }
-        if !self.has_output() {
-            if let Some(buf) = self.output.take() {
-                pool.put_output(buf);
-            }
-            self.out_pos = 0;
+        // Nothing in flight: the buffers go back to the pool.
+        if self.work.as_ref().is_some_and(|w| w.is_quiet()) {
+            self.release(pool);
         }
         if next != self.phase {
             self.enter(next, now);
@@ -561,5 +597,19 @@ fn socket_error(e: &io::Error) -> CloseReason {
             log::debug!("socket error: {e}");
             CloseReason::Error
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// An idle connection is this struct and nothing else (its buffers are
+    /// in the pool); README's RSS-per-idle-connection figure depends on it.
+    #[test]
+    fn an_idle_connection_stays_small() {
+        assert!(
+            std::mem::size_of::<super::Conn>() <= 128,
+            "{}",
+            std::mem::size_of::<super::Conn>()
+        );
     }
 }

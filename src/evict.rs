@@ -71,6 +71,12 @@ impl Default for EvictionQueues {
 }
 
 impl EvictionQueues {
+    pub fn with_capacity(keys: usize) -> EvictionQueues {
+        let mut queues = EvictionQueues::default();
+        queues.links.reserve_exact(keys);
+        queues
+    }
+
     pub fn len(&self, class: Class) -> usize {
         self.queues[class as usize].len
     }

@@ -2,14 +2,15 @@
 //! go idle, so an idle keep-alive connection holds no buffer at all and a
 //! busy server does not allocate per request.
 
+use crate::conn::Work;
+
 /// Input buffers have one fixed size (`--max-header-bytes`): a request
 /// head must fit in one. Output buffers grow as needed; very large ones are
 /// dropped instead of kept, so one big pipelined burst does not pin memory.
 pub struct BufPool {
     input_size: usize,
-    inputs: Vec<InBuf>,
-    outputs: Vec<Vec<u8>>,
-    /// Most buffers of each kind kept for reuse.
+    works: Vec<Box<Work>>,
+    /// Most sets kept for reuse.
     keep: usize,
 }
 
@@ -20,38 +21,30 @@ impl BufPool {
     pub fn new(input_size: usize, keep: usize) -> BufPool {
         BufPool {
             input_size,
-            inputs: Vec::new(),
-            outputs: Vec::new(),
+            works: Vec::new(),
             keep,
         }
     }
 
-    pub fn take_input(&mut self) -> InBuf {
-        self.inputs.pop().unwrap_or_else(|| InBuf {
-            data: vec![0; self.input_size].into_boxed_slice(),
-            start: 0,
-            end: 0,
+    pub fn take_work(&mut self) -> Box<Work> {
+        self.works.pop().unwrap_or_else(|| {
+            Box::new(Work::new(InBuf {
+                data: vec![0; self.input_size].into_boxed_slice(),
+                start: 0,
+                end: 0,
+            }))
         })
     }
 
-    pub fn put_input(&mut self, mut buf: InBuf) {
-        if self.inputs.len() < self.keep {
-            buf.start = 0;
-            buf.end = 0;
-            self.inputs.push(buf);
-        }
-    }
-
-    pub fn take_output(&mut self) -> Vec<u8> {
-        self.outputs
-            .pop()
-            .unwrap_or_else(|| Vec::with_capacity(4096))
-    }
-
-    pub fn put_output(&mut self, mut buf: Vec<u8>) {
-        if self.outputs.len() < self.keep && buf.capacity() <= MAX_POOLED_OUTPUT {
-            buf.clear();
-            self.outputs.push(buf);
+    pub fn put_work(&mut self, mut work: Box<Work>) {
+        if self.works.len() < self.keep && work.output.capacity() <= MAX_POOLED_OUTPUT {
+            work.input.start = 0;
+            work.input.end = 0;
+            work.output.clear();
+            work.out_pos = 0;
+            work.file = None;
+            work.body = None;
+            self.works.push(work);
         }
     }
 }
@@ -106,7 +99,8 @@ mod tests {
     #[test]
     fn input_compacts_and_resets() {
         let mut pool = BufPool::new(8, 4);
-        let mut buf = pool.take_input();
+        let mut work = pool.take_work();
+        let buf = &mut work.input;
         buf.spare()[..8].copy_from_slice(b"abcdefgh");
         buf.filled(8);
         buf.consume(5);
@@ -116,7 +110,7 @@ mod tests {
         buf.consume(3);
         assert!(buf.is_empty());
         assert_eq!(buf.spare().len(), 8);
-        pool.put_input(buf);
-        assert_eq!(pool.inputs.len(), 1);
+        pool.put_work(work);
+        assert_eq!(pool.works.len(), 1);
     }
 }

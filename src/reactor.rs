@@ -122,12 +122,15 @@ impl Server {
             poll,
             listeners,
             signals,
-            conns: Slab::with_capacity(1024),
-            wheel: TimerWheel::new(now, TIMER_TICK),
+            // Sized for the budget up front: the memory is only reserved,
+            // and pages are touched as connections arrive, so RSS grows
+            // per connection without the doubling copies of a growing Vec.
+            conns: Slab::with_capacity(budget.max_connections),
+            wheel: TimerWheel::with_capacity(now, TIMER_TICK, budget.max_connections),
             ctx: Ctx::new(config, root, budget),
             pool,
             expired: Vec::new(),
-            evict: EvictionQueues::default(),
+            evict: EvictionQueues::with_capacity(budget.max_connections),
             accept_blocked: false,
             accept_paused_until: None,
             last_emfile_warning: None,

@@ -124,6 +124,13 @@ impl TimerWheel {
         }
     }
 
+    /// A wheel whose key table is reserved for `keys` keys up front.
+    pub fn with_capacity(origin: Instant, tick: Duration, keys: usize) -> TimerWheel {
+        let mut wheel = TimerWheel::new(origin, tick);
+        wheel.timers.reserve_exact(keys);
+        wheel
+    }
+
     pub fn tick(&self) -> Duration {
         self.tick
     }
