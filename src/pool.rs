@@ -9,6 +9,9 @@ use crate::conn::Work;
 /// dropped instead of kept, so one big pipelined burst does not pin memory.
 pub struct BufPool {
     input_size: usize,
+    // Boxed on purpose: a connection holds the Box, so lending and
+    // returning moves one pointer, not the whole struct.
+    #[allow(clippy::vec_box)]
     works: Vec<Box<Work>>,
     /// Most sets kept for reuse.
     keep: usize,
