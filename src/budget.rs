@@ -34,18 +34,26 @@ pub struct Reserve {
     /// One spare, so the fd of a connection just accepted (before an
     /// eviction makes room) never exceeds the limit.
     pub spare: usize,
+    /// With `--workers N > 1`: each worker's waker (an eventfd), through
+    /// which the signal-handling worker tells the others to shut down.
+    pub wakers: usize,
 }
 
 impl Reserve {
-    pub fn new(listeners: usize) -> Reserve {
+    /// The reserve for `listeners` addresses served by `workers` reactors;
+    /// every per-reactor fd (epoll, listener sockets, ROOT, the transient
+    /// open, the spare) counts once per worker.
+    pub fn new(listeners: usize, workers: usize) -> Reserve {
+        let workers = workers.max(1);
         Reserve {
             stdio: 3,
-            epoll: 1,
-            listeners,
+            epoll: workers,
+            listeners: listeners * workers,
             signalfd: 1,
-            root_dir: 1,
-            transient_open: 1,
-            spare: 1,
+            root_dir: workers,
+            transient_open: workers,
+            spare: workers,
+            wakers: if workers > 1 { workers } else { 0 },
         }
     }
 
@@ -57,6 +65,7 @@ impl Reserve {
             + self.root_dir
             + self.transient_open
             + self.spare
+            + self.wakers
     }
 }
 
@@ -133,6 +142,17 @@ impl Budget {
         })
     }
 
+    /// One worker's share of the budget, when `workers` reactors split it.
+    pub fn share(&self, workers: usize) -> Budget {
+        let workers = workers.max(1);
+        Budget {
+            fds: self.fds / workers,
+            file_headroom: (self.file_headroom / workers).max(1),
+            max_connections: (self.max_connections / workers).max(1),
+            ..*self
+        }
+    }
+
     /// May one more connection be admitted?
     pub fn admits(&self, connections: usize, open_files: usize) -> bool {
         connections < self.max_connections
@@ -177,12 +197,22 @@ mod tests {
 
     #[test]
     fn reserve_counts_every_fd() {
-        assert_eq!(Reserve::new(2).total(), 3 + 1 + 2 + 1 + 1 + 1 + 1);
+        assert_eq!(Reserve::new(2, 1).total(), 3 + 1 + 2 + 1 + 1 + 1 + 1);
+        // Two workers: epoll, 2 listeners, ROOT, transient, spare and a
+        // waker each; stdio and the signalfd once.
+        assert_eq!(
+            Reserve::new(2, 2).total(),
+            3 + 1 + 2 * (1 + 2 + 1 + 1 + 1 + 1)
+        );
+        let b = Budget::compute(1024, 20_000, None, None, Reserve::new(1, 2)).unwrap();
+        let half = b.share(2);
+        assert_eq!(half.fds, b.fds / 2);
+        assert_eq!(half.max_connections, b.max_connections / 2);
     }
 
     #[test]
     fn budget_from_hard_limit() {
-        let b = Budget::compute(1024, 20_000, None, None, Reserve::new(1)).unwrap();
+        let b = Budget::compute(1024, 20_000, None, None, Reserve::new(1, 1)).unwrap();
         assert_eq!(b.limit, 20_000);
         assert_eq!(b.fds, 20_000 - 9);
         assert_eq!(b.file_headroom, (20_000 - 9) / 8);
@@ -197,18 +227,19 @@ mod tests {
 
     #[test]
     fn max_fds_and_max_connections_are_checked() {
-        let b = Budget::compute(1024, 20_000, Some(64), None, Reserve::new(1)).unwrap();
+        let b = Budget::compute(1024, 20_000, Some(64), None, Reserve::new(1, 1)).unwrap();
         assert_eq!(b.limit, 64);
         assert_eq!(b.fds, 55);
         assert_eq!(b.max_connections, 55 - 6);
-        let err = Budget::compute(1024, 20_000, Some(30_000), None, Reserve::new(1)).unwrap_err();
+        let err =
+            Budget::compute(1024, 20_000, Some(30_000), None, Reserve::new(1, 1)).unwrap_err();
         assert!(
             err.0.contains("30000") && err.0.contains("20000"),
             "{}",
             err.0
         );
-        let err = Budget::compute(1024, 64, None, Some(100), Reserve::new(1)).unwrap_err();
+        let err = Budget::compute(1024, 64, None, Some(100), Reserve::new(1, 1)).unwrap_err();
         assert!(err.0.contains("100") && err.0.contains("49"), "{}", err.0);
-        assert!(Budget::compute(1024, 10, None, None, Reserve::new(1)).is_err());
+        assert!(Budget::compute(1024, 10, None, None, Reserve::new(1, 1)).is_err());
     }
 }

@@ -51,6 +51,8 @@ pub struct Config {
     /// `Cache-Control` on file responses.
     pub cache_control: Option<String>,
     pub access_log: bool,
+    /// Reactor threads, each with its own SO_REUSEPORT listeners.
+    pub workers: usize,
 }
 
 /// `--tcp-keepalive-time/-interval/-probes`.
@@ -93,6 +95,7 @@ impl Default for Config {
             follow_symlinks: false,
             cache_control: None,
             access_log: false,
+            workers: 1,
         }
     }
 }
@@ -323,6 +326,12 @@ pub const OPTIONS: &[OptionSpec] = &[
         },
     },
     OptionSpec {
+        flag: "--workers",
+        value: Some("N"),
+        help: "reactor threads, each with its own SO_REUSEPORT listener, slab, wheel and share of the fd budget",
+        default: |c| c.workers.to_string(),
+    },
+    OptionSpec {
         flag: "--help",
         value: None,
         help: "print this help and exit",
@@ -500,6 +509,12 @@ where
                     ));
                 }
                 config.cache_control = Some(value);
+            }
+            Long("workers") => {
+                config.workers = number(&mut parser, "workers")?;
+                if !(1..=256).contains(&config.workers) {
+                    return Err(ConfigError("'--workers' must be between 1 and 256".into()));
+                }
             }
             Long("dotfiles") => config.dotfiles = true,
             Long("access-log") => config.access_log = true,

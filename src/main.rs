@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use holdline::config::{Command, help_text, parse_args};
-use holdline::reactor::Server;
+use holdline::reactor::{run_workers, start};
 
 fn main() -> ExitCode {
     let config = match parse_args(std::env::args_os().skip(1)) {
@@ -22,14 +22,14 @@ fn main() -> ExitCode {
         }
     };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let mut server = match Server::bind(config) {
-        Ok(server) => server,
+    let servers = match start(config) {
+        Ok(servers) => servers,
         Err(e) => {
             eprintln!("holdline: error: {e}");
             return ExitCode::from(1);
         }
     };
-    match server.run() {
+    match run_workers(servers) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("holdline: error: {e}");

@@ -16,8 +16,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use mio::net::{TcpListener, TcpStream};
 use mio::unix::SourceFd;
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
+use std::sync::Arc;
 
 use crate::budget::{self, Budget, Reserve};
 use crate::config::Config;
@@ -27,7 +28,7 @@ use crate::files::Root;
 use crate::pool::BufPool;
 use crate::serve::Ctx;
 use crate::signals::SignalFd;
-use crate::stats::CloseReason;
+use crate::stats::{CloseReason, Shared};
 use crate::wheel::TimerWheel;
 
 /// The wheel's tick: deadlines fire at most this late.
@@ -38,6 +39,7 @@ pub const TIMER_TICK: Duration = Duration::from_millis(100);
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 
 const SIGNAL: Token = Token(usize::MAX);
+const WAKE: Token = Token(usize::MAX - 1);
 const LISTENER_BASE: usize = usize::MAX - 1024;
 
 /// Why the server could not start. Printed as one line.
@@ -68,56 +70,60 @@ pub struct Server {
     accept_paused_until: Option<Instant>,
     last_emfile_warning: Option<Instant>,
     shutdown_deadline: Option<Instant>,
+    /// This reactor's index among `--workers`.
+    worker: usize,
+    shared: Arc<Shared>,
+    /// Wakes this worker from another (shutdown); `None` with one worker.
+    waker: Option<Arc<Waker>>,
+    /// The other workers' wakers (worker 0, which takes the signals).
+    peers: Vec<Arc<Waker>>,
 }
 
 impl Server {
-    /// Opens ROOT, binds every listener and prepares the reactor; logs one
-    /// line saying where it listens and what it serves.
-    pub fn bind(config: Config) -> Result<Server, StartError> {
-        let budget = setup_fd_budget(&config)?;
+    /// One reactor with one worker: [`start`] with `--workers 1`.
+    pub fn bind(mut config: Config) -> Result<Server, StartError> {
+        config.workers = 1;
+        let mut servers = start(config)?;
+        Ok(servers.remove(0))
+    }
+
+    /// A worker's reactor over already-bound listeners.
+    fn new(
+        config: Config,
+        worker: usize,
+        sockets: Vec<(TcpListener, SocketAddr)>,
+        signals: Option<SignalFd>,
+        budget: Budget,
+    ) -> Result<Server, StartError> {
         let root = Root::open(&config.root, config.follow_symlinks)
             .map_err(|e| StartError(format!("cannot serve {}: {e}", config.root.display())))?;
         let poll = Poll::new().map_err(|e| StartError(format!("cannot create epoll: {e}")))?;
         let mut listeners = Vec::new();
-        for (i, addr) in config.listen.iter().enumerate() {
-            let mut listener = bind_listener(*addr, config.backlog)
-                .map_err(|e| StartError(format!("cannot listen on {addr}: {e}")))?;
-            let local = listener.local_addr().unwrap_or(*addr);
+        for (i, (mut listener, local)) in sockets.into_iter().enumerate() {
             poll.registry()
                 .register(&mut listener, Token(LISTENER_BASE + i), Interest::READABLE)
-                .map_err(|e| StartError(format!("cannot register {addr}: {e}")))?;
+                .map_err(|e| StartError(format!("cannot register {local}: {e}")))?;
             listeners.push((listener, local));
         }
-        let signals = match SignalFd::new() {
-            Ok(signals) => {
-                poll.registry()
-                    .register(
-                        &mut SourceFd(&std::os::fd::AsRawFd::as_raw_fd(&signals)),
-                        SIGNAL,
-                        Interest::READABLE,
-                    )
-                    .map_err(|e| StartError(format!("cannot register the signalfd: {e}")))?;
-                Some(signals)
-            }
-            Err(e) => {
-                log::warn!("no signalfd ({e}): SIGTERM will not shut down gracefully");
-                None
-            }
+        if let Some(signals) = &signals {
+            poll.registry()
+                .register(
+                    &mut SourceFd(&std::os::fd::AsRawFd::as_raw_fd(signals)),
+                    SIGNAL,
+                    Interest::READABLE,
+                )
+                .map_err(|e| StartError(format!("cannot register the signalfd: {e}")))?;
+        }
+        let waker = if config.workers > 1 {
+            Some(Arc::new(Waker::new(poll.registry(), WAKE).map_err(
+                |e| StartError(format!("cannot create a waker: {e}")),
+            )?))
+        } else {
+            None
         };
-        let addrs: Vec<String> = listeners
-            .iter()
-            .map(|(_, a)| format!("http://{a}/"))
-            .collect();
-        log::info!(
-            "holdline {} listening on {} serving {} (keep-alive {:?}, max {} requests per connection)",
-            env!("CARGO_PKG_VERSION"),
-            addrs.join(" "),
-            root.path().display(),
-            config.keepalive_timeout,
-            config.max_requests,
-        );
         let now = Instant::now();
         let pool = BufPool::new(config.max_header_bytes, 1024);
+        let shared = Arc::new(Shared::new(1));
         Ok(Server {
             poll,
             listeners,
@@ -127,7 +133,7 @@ impl Server {
             // per connection without the doubling copies of a growing Vec.
             conns: Slab::with_capacity(budget.max_connections),
             wheel: TimerWheel::with_capacity(now, TIMER_TICK, budget.max_connections),
-            ctx: Ctx::new(config, root, budget),
+            ctx: Ctx::new(config, root, budget, Arc::clone(&shared), worker),
             pool,
             expired: Vec::new(),
             evict: EvictionQueues::with_capacity(budget.max_connections),
@@ -135,6 +141,10 @@ impl Server {
             accept_paused_until: None,
             last_emfile_warning: None,
             shutdown_deadline: None,
+            worker,
+            shared,
+            waker,
+            peers: Vec::new(),
         })
     }
 
@@ -163,11 +173,23 @@ impl Server {
                 match event.token() {
                     SIGNAL => {
                         let count = self.signals.as_ref().map_or(0, SignalFd::drain);
-                        if count > 0 && self.on_signal(now) {
-                            log::info!(
-                                "second signal: exiting at once with {} connections open",
-                                self.conns.len()
-                            );
+                        if count > 0 {
+                            let level = if self.shutdown_deadline.is_some() {
+                                2
+                            } else {
+                                1
+                            };
+                            self.shared.request_shutdown(level);
+                            for peer in &self.peers {
+                                let _ = peer.wake();
+                            }
+                        }
+                        if self.follow_shutdown(now) {
+                            return Ok(());
+                        }
+                    }
+                    WAKE => {
+                        if self.follow_shutdown(now) {
                             return Ok(());
                         }
                     }
@@ -191,6 +213,10 @@ impl Server {
             if self.accept_blocked && (self.has_room() || self.evict.victim(now).is_some()) {
                 self.accept_blocked = false;
                 self.accept_all(now);
+            }
+            if self.shared.workers() > 1 {
+                self.shared
+                    .publish(self.worker, &self.ctx.stats, &self.ctx.gauges);
             }
             if let Some(deadline) = self.shutdown_deadline {
                 if self.conns.is_empty() {
@@ -451,10 +477,27 @@ impl Server {
         );
     }
 
-    /// Returns true when this is the second signal: exit at once.
-    fn on_signal(&mut self, now: Instant) -> bool {
+    /// Acts on the shared shutdown state; true means: exit now.
+    fn follow_shutdown(&mut self, now: Instant) -> bool {
+        match self.shared.shutdown_level() {
+            0 => false,
+            1 => {
+                self.begin_shutdown(now);
+                false
+            }
+            _ => {
+                log::info!(
+                    "second signal: exiting at once with {} connections open",
+                    self.conns.len()
+                );
+                true
+            }
+        }
+    }
+
+    fn begin_shutdown(&mut self, now: Instant) {
         if self.shutdown_deadline.is_some() {
-            return true;
+            return;
         }
         log::info!(
             "signal: shutting down gracefully ({} connections, up to {:?})",
@@ -477,8 +520,103 @@ impl Server {
         for key in quiet {
             self.close(key, CloseReason::Shutdown);
         }
-        false
     }
+}
+
+/// Computes the fd budget, binds every listener (one socket per worker
+/// with SO_REUSEPORT when `--workers` > 1, so the kernel spreads new
+/// connections across them), takes the signals, and builds one reactor per
+/// worker. Logs where it listens and what it serves.
+pub fn start(config: Config) -> Result<Vec<Server>, StartError> {
+    let workers = config.workers.max(1);
+    let budget = setup_fd_budget(&config)?;
+    let mut sockets: Vec<Vec<(TcpListener, SocketAddr)>> =
+        (0..workers).map(|_| Vec::new()).collect();
+    for addr in &config.listen {
+        let reuse_port = workers > 1;
+        let first = bind_listener(*addr, config.backlog, reuse_port)
+            .map_err(|e| StartError(format!("cannot listen on {addr}: {e}")))?;
+        // With port 0 the kernel picked a port: the other workers join it.
+        let local = first.local_addr().unwrap_or(*addr);
+        sockets[0].push((first, local));
+        for worker_sockets in sockets.iter_mut().skip(1) {
+            let more = bind_listener(local, config.backlog, reuse_port)
+                .map_err(|e| StartError(format!("cannot listen on {local}: {e}")))?;
+            worker_sockets.push((more, local));
+        }
+    }
+    // Blocks SIGINT/SIGTERM in this thread; the worker threads spawned
+    // from it inherit the mask, so only the signalfd ever sees them.
+    let mut signals = match SignalFd::new() {
+        Ok(signals) => Some(signals),
+        Err(e) => {
+            log::warn!("no signalfd ({e}): SIGTERM will not shut down gracefully");
+            None
+        }
+    };
+    let share = budget.share(workers);
+    let mut servers = Vec::with_capacity(workers);
+    for (worker, worker_sockets) in sockets.into_iter().enumerate() {
+        let signals = if worker == 0 { signals.take() } else { None };
+        servers.push(Server::new(
+            config.clone(),
+            worker,
+            worker_sockets,
+            signals,
+            share,
+        )?);
+    }
+    let shared = Arc::new(Shared::new(workers));
+    let wakers: Vec<Arc<Waker>> = servers.iter().filter_map(|s| s.waker.clone()).collect();
+    for server in &mut servers {
+        server.shared = Arc::clone(&shared);
+        server.ctx.shared = Arc::clone(&shared);
+        if server.worker == 0 {
+            server.peers = wakers.iter().skip(1).cloned().collect();
+        }
+    }
+    let addrs: Vec<String> = servers[0]
+        .listeners
+        .iter()
+        .map(|(_, a)| format!("http://{a}/"))
+        .collect();
+    log::info!(
+        "holdline {} listening on {} serving {} with {} worker{} (keep-alive {:?}, max {} requests per connection)",
+        env!("CARGO_PKG_VERSION"),
+        addrs.join(" "),
+        servers[0].ctx.root.path().display(),
+        workers,
+        if workers == 1 { "" } else { "s" },
+        config.keepalive_timeout,
+        config.max_requests,
+    );
+    Ok(servers)
+}
+
+/// Runs every worker: the first on this thread, the others on their own,
+/// and waits for all of them.
+pub fn run_workers(servers: Vec<Server>) -> io::Result<()> {
+    let mut servers = servers.into_iter();
+    let Some(mut first) = servers.next() else {
+        return Ok(());
+    };
+    let mut handles = Vec::new();
+    for mut server in servers {
+        let name = format!("holdline-w{}", server.worker);
+        let handle = std::thread::Builder::new()
+            .name(name)
+            .spawn(move || server.run())?;
+        handles.push(handle);
+    }
+    let mut result = first.run();
+    for handle in handles {
+        match handle.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => result = result.and(Err(e)),
+            Err(_) => result = result.and(Err(io::Error::other("a worker panicked"))),
+        }
+    }
+    result
 }
 
 enum Step {
@@ -496,7 +634,7 @@ fn setup_fd_budget(config: &Config) -> Result<Budget, StartError> {
         hard,
         config.max_fds,
         config.max_connections,
-        Reserve::new(config.listen.len()),
+        Reserve::new(config.listen.len(), config.workers),
     )
     .map_err(|e| StartError(e.0))?;
     if budget.limit != soft {
@@ -516,7 +654,7 @@ fn setup_fd_budget(config: &Config) -> Result<Budget, StartError> {
     Ok(budget)
 }
 
-fn bind_listener(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
+fn bind_listener(addr: SocketAddr, backlog: i32, reuse_port: bool) -> io::Result<TcpListener> {
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(
         Domain::for_address(addr),
@@ -524,6 +662,9 @@ fn bind_listener(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
         Some(Protocol::TCP),
     )?;
     socket.set_reuse_address(true)?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
     if addr.is_ipv6() {
         socket.set_only_v6(true)?;
     }

@@ -3,6 +3,7 @@
 //! shared or atomic.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
 /// Why a connection was closed. Every close carries exactly one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,5 +149,177 @@ mod tests {
         stats.count_close(CloseReason::IdleTimeout);
         assert_eq!(stats.closes(CloseReason::IdleTimeout), 2);
         assert_eq!(stats.closes(CloseReason::Client), 1);
+    }
+}
+
+/// Counters and gauges as one flat array, for publishing across workers.
+const FLAT: usize = 6 + 3 + CLOSE_REASONS + (REQUESTS_BUCKETS.len() + 1) + 1 + 5;
+const CLOSE_REASONS: usize = CloseReason::ALL.len();
+
+fn flatten(stats: &Stats, gauges: &Gauges) -> [u64; FLAT] {
+    let mut out = [0u64; FLAT];
+    let mut i = 0;
+    let mut push = |v: u64| {
+        out[i] = v;
+        i += 1;
+    };
+    for v in [
+        stats.accepted,
+        stats.handled,
+        stats.requests,
+        stats.accept_emfile,
+        stats.open_emfile,
+        stats.accept_pauses,
+    ] {
+        push(v);
+    }
+    stats.evictions.iter().for_each(|&v| push(v));
+    stats.closes.iter().for_each(|&v| push(v));
+    stats.requests_per_connection.iter().for_each(|&v| push(v));
+    push(stats.requests_per_connection_sum);
+    for v in [
+        gauges.reading,
+        gauges.writing,
+        gauges.idle,
+        gauges.closing,
+        gauges.open_files,
+    ] {
+        push(v as u64);
+    }
+    out
+}
+
+fn unflatten(flat: &[u64; FLAT]) -> (Stats, Gauges) {
+    let mut it = flat.iter().copied();
+    let mut next = || it.next().unwrap_or(0);
+    let mut stats = Stats {
+        accepted: next(),
+        handled: next(),
+        requests: next(),
+        accept_emfile: next(),
+        open_emfile: next(),
+        accept_pauses: next(),
+        ..Stats::default()
+    };
+    stats.evictions.iter_mut().for_each(|v| *v = next());
+    stats.closes.iter_mut().for_each(|v| *v = next());
+    stats
+        .requests_per_connection
+        .iter_mut()
+        .for_each(|v| *v = next());
+    stats.requests_per_connection_sum = next();
+    let gauges = Gauges {
+        reading: next() as usize,
+        writing: next() as usize,
+        idle: next() as usize,
+        closing: next() as usize,
+        open_files: next() as usize,
+    };
+    (stats, gauges)
+}
+
+/// One worker's published counters, on cache lines of its own.
+#[repr(align(64))]
+struct Slot([AtomicU64; FLAT]);
+
+/// What workers share: each worker's counters, published once per turn of
+/// its loop (relaxed stores to its own slot; nothing is contended), and
+/// the shutdown state. Nothing else crosses between workers.
+pub struct Shared {
+    slots: Vec<Slot>,
+    /// 0 running, 1 graceful shutdown, 2 exit now.
+    shutdown: AtomicU8,
+}
+
+impl Shared {
+    pub fn new(workers: usize) -> Shared {
+        Shared {
+            slots: (0..workers.max(1))
+                .map(|_| Slot(std::array::from_fn(|_| AtomicU64::new(0))))
+                .collect(),
+            shutdown: AtomicU8::new(0),
+        }
+    }
+
+    pub fn workers(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn publish(&self, worker: usize, stats: &Stats, gauges: &Gauges) {
+        let flat = flatten(stats, gauges);
+        for (cell, v) in self.slots[worker].0.iter().zip(flat) {
+            cell.store(v, Ordering::Relaxed);
+        }
+    }
+
+    /// Every worker's figures summed, with `worker`'s own live ones in
+    /// place of what it last published.
+    pub fn total(&self, worker: usize, stats: &Stats, gauges: &Gauges) -> (Stats, Gauges) {
+        let mut sum = flatten(stats, gauges);
+        for (w, slot) in self.slots.iter().enumerate().filter(|(w, _)| *w != worker) {
+            let _ = w;
+            for (acc, cell) in sum.iter_mut().zip(&slot.0) {
+                *acc += cell.load(Ordering::Relaxed);
+            }
+        }
+        unflatten(&sum)
+    }
+
+    /// Connections handled by each worker (live for `worker`).
+    pub fn handled_by_worker(&self, worker: usize, stats: &Stats) -> Vec<u64> {
+        self.slots
+            .iter()
+            .enumerate()
+            .map(|(w, slot)| {
+                if w == worker {
+                    stats.handled
+                } else {
+                    slot.0[1].load(Ordering::Relaxed)
+                }
+            })
+            .collect()
+    }
+
+    pub fn request_shutdown(&self, level: u8) {
+        self.shutdown.fetch_max(level, Ordering::SeqCst);
+    }
+
+    pub fn shutdown_level(&self) -> u8 {
+        self.shutdown.load(Ordering::SeqCst)
+    }
+}
+
+#[cfg(test)]
+mod shared_tests {
+    use super::*;
+
+    #[test]
+    fn flatten_round_trips_and_sums() {
+        let mut stats = Stats {
+            accepted: 3,
+            ..Stats::default()
+        };
+        stats.count_close(CloseReason::Evicted);
+        stats.count_requests_per_connection(7);
+        stats.evictions[2] = 4;
+        let gauges = Gauges {
+            reading: 1,
+            writing: 2,
+            idle: 3,
+            closing: 4,
+            open_files: 5,
+        };
+        let (s, g) = unflatten(&flatten(&stats, &gauges));
+        assert_eq!(g, gauges);
+        assert_eq!(s.accepted, 3);
+        assert_eq!(s.closes(CloseReason::Evicted), 1);
+        assert_eq!(s.evictions, [0, 0, 4]);
+        assert_eq!(s.requests_per_connection_sum, 7);
+        let shared = Shared::new(2);
+        shared.publish(1, &stats, &gauges);
+        let (total, g2) = shared.total(0, &stats, &gauges);
+        assert_eq!(total.accepted, 6);
+        assert_eq!(g2.idle, 6);
+        assert_eq!(shared.handled_by_worker(0, &stats), [0, 0]);
     }
 }

@@ -157,6 +157,23 @@ pub fn prometheus(out: &mut Vec<u8>, stats: &Stats, gauges: &Gauges, budget: &Bu
     let _ = writeln!(out, "holdline_requests_per_connection_count {cumulative}");
 }
 
+/// Connections handled by each worker (`--workers`): how SO_REUSEPORT
+/// spread the load.
+pub fn per_worker(out: &mut Vec<u8>, handled: &[u64]) {
+    metric(
+        out,
+        "worker_connections_handled_total",
+        "counter",
+        "Connections admitted, by worker.",
+    );
+    for (worker, n) in handled.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "holdline_worker_connections_handled_total{{worker=\"{worker}\"}} {n}"
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,7 +209,7 @@ mod tests {
             stats.count_requests_per_connection(n);
         }
         stats.count_close(CloseReason::IdleTimeout);
-        let budget = Budget::compute(1024, 256, None, None, Reserve::new(1)).unwrap();
+        let budget = Budget::compute(1024, 256, None, None, Reserve::new(1, 1)).unwrap();
         let mut out = Vec::new();
         prometheus(&mut out, &stats, &Gauges::default(), &budget);
         let text = String::from_utf8(out).unwrap();

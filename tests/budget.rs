@@ -564,3 +564,42 @@ fn emfile_at_accept_pauses_instead_of_spinning_and_recovers() {
         .unwrap();
     assert!(emfile >= 5, "accept retried every 100 ms: {emfile}");
 }
+
+#[test]
+fn two_workers_both_serve_and_shut_down_together() {
+    let site = Site::new();
+    let mut server = Server::start(
+        &site.root(),
+        &["--workers", "2", "--status-path", "/status"],
+    );
+    assert!(server.log_text().contains("with 2 workers"));
+    for _ in 0..200 {
+        let mut s = server.connect();
+        assert_eq!(
+            exchange(
+                &mut s,
+                "GET /a.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            )
+            .status,
+            200
+        );
+    }
+    let prom = status(&server, "?format=prometheus");
+    let per_worker: Vec<u64> = prom
+        .lines()
+        .filter(|l| l.starts_with("holdline_worker_connections_handled_total{"))
+        .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(per_worker.len(), 2, "{prom}");
+    assert!(
+        per_worker.iter().all(|&n| n > 0),
+        "both workers serve: {per_worker:?}"
+    );
+    // The totals add up across workers (published once per loop turn).
+    assert!(wait_until(std::time::Duration::from_secs(2), || {
+        let stub = status(&server, "");
+        stub.contains("\n 20") && stub.starts_with("Active connections: 1 ")
+    }));
+    server.signal(libc::SIGTERM);
+    assert_eq!(server.wait_exit(std::time::Duration::from_secs(5)), Some(0));
+}

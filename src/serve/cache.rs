@@ -11,7 +11,7 @@
 //! open, and a cached fd would eat into the fd budget.
 
 use std::collections::{HashMap, VecDeque};
-use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::file::FileMeta;
@@ -19,10 +19,10 @@ use super::file::FileMeta;
 /// What a hit gives back: everything a file response needs.
 #[derive(Clone)]
 pub struct Cached {
-    pub content: Rc<[u8]>,
+    pub content: Arc<[u8]>,
     pub meta: FileMeta,
     /// The path actually served (an index.html, a .br variant).
-    pub served_path: Rc<[u8]>,
+    pub served_path: Arc<[u8]>,
     pub content_type: &'static str,
     pub charset: bool,
     pub encoding: Option<&'static str>,
@@ -85,7 +85,7 @@ impl FileCache {
     pub fn insert(
         &mut self,
         key: &[u8],
-        content: Rc<[u8]>,
+        content: Arc<[u8]>,
         meta: FileMeta,
         served_path: &[u8],
         content_type: &'static str,
@@ -143,7 +143,7 @@ mod tests {
         let mut cache = FileCache::new(2, Duration::from_secs(1));
         cache.insert(
             b"a",
-            Rc::from(&b"A"[..]),
+            Arc::from(&b"A"[..]),
             meta(1),
             b"a",
             "text/plain",
@@ -167,7 +167,7 @@ mod tests {
         for key in [&b"a"[..], b"b", b"c"] {
             cache.insert(
                 key,
-                Rc::from(key),
+                Arc::from(key),
                 meta(1),
                 key,
                 "text/plain",
@@ -183,7 +183,7 @@ mod tests {
         for i in 0..10u8 {
             cache.insert(
                 &[i],
-                Rc::from(&[i][..]),
+                Arc::from(&[i][..]),
                 meta(1),
                 &[i],
                 "x",

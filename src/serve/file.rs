@@ -5,7 +5,7 @@
 
 use std::fs::File;
 use std::os::unix::fs::{FileExt, MetadataExt};
-use std::rc::Rc;
+use std::sync::Arc;
 
 use super::{Ctx, FileBody};
 use crate::http::Status;
@@ -45,7 +45,7 @@ impl From<&std::fs::Metadata> for FileMeta {
 pub enum FileSource {
     Open(File),
     /// From the small-file cache.
-    Memory(Rc<[u8]>),
+    Memory(Arc<[u8]>),
 }
 
 impl FileSource {

@@ -19,8 +19,9 @@ use crate::http::response::{ResponseHead, encode_continue, encode_head};
 use crate::http::target::decode_path;
 use crate::http::validators::accepts_encoding;
 use crate::http::{DateCache, HeadLimits, Status};
-use crate::stats::{Gauges, Stats};
+use crate::stats::{Gauges, Shared, Stats};
 use crate::status;
+use std::sync::Arc;
 
 mod cache;
 mod file;
@@ -29,7 +30,6 @@ mod listing;
 use cache::{FileCache, Lookup};
 pub use file::FileRoute;
 use file::{FileMeta, FileSource};
-use std::rc::Rc;
 use std::time::Instant;
 
 /// A file body still to be sent with sendfile(2).
@@ -73,6 +73,10 @@ pub struct Ctx {
     pub budget: Budget,
     /// Graceful shutdown has begun: every response says close.
     pub shutting_down: bool,
+    /// Counters published by every worker, for the status endpoint.
+    pub shared: Arc<Shared>,
+    /// This reactor's index among `--workers`.
+    pub worker: usize,
     /// The reactor's clock for this turn of the loop.
     pub now: Instant,
     cache: FileCache,
@@ -102,7 +106,13 @@ enum Route {
 }
 
 impl Ctx {
-    pub fn new(config: Config, root: Root, budget: Budget) -> Ctx {
+    pub fn new(
+        config: Config,
+        root: Root,
+        budget: Budget,
+        shared: Arc<Shared>,
+        worker: usize,
+    ) -> Ctx {
         // Unpredictable enough that no file contains it by accident.
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -124,6 +134,8 @@ impl Ctx {
             gauges: Gauges::default(),
             budget,
             shutting_down: false,
+            shared,
+            worker,
             now: Instant::now(),
             cache,
             cache_key: Vec::with_capacity(1024),
@@ -225,16 +237,14 @@ impl Ctx {
             }
             Route::Status { prometheus } => {
                 self.status_body.clear();
+                let (stats, gauges) = self.shared.total(self.worker, &self.stats, &self.gauges);
                 let content_type = if prometheus {
-                    status::prometheus(
-                        &mut self.status_body,
-                        &self.stats,
-                        &self.gauges,
-                        &self.budget,
-                    );
+                    status::prometheus(&mut self.status_body, &stats, &gauges, &self.budget);
+                    let per_worker = self.shared.handled_by_worker(self.worker, &self.stats);
+                    status::per_worker(&mut self.status_body, &per_worker);
                     "text/plain; version=0.0.4"
                 } else {
-                    status::stub_status(&mut self.status_body, &self.stats, &self.gauges);
+                    status::stub_status(&mut self.status_body, &stats, &gauges);
                     "text/plain"
                 };
                 let mut rh = ResponseHead::new(Status::Ok, date, persistence);
@@ -440,7 +450,7 @@ impl Ctx {
         if std::os::unix::fs::FileExt::read_exact_at(file, &mut content, 0).is_err() {
             return Route::File(found);
         }
-        let content: Rc<[u8]> = content.into();
+        let content: Arc<[u8]> = content.into();
         let plain_len = self.path.len();
         match found.encoding {
             Some("br") => self.path.extend_from_slice(b".br"),
@@ -449,7 +459,7 @@ impl Ctx {
         }
         self.cache.insert(
             &self.cache_key,
-            Rc::clone(&content),
+            Arc::clone(&content),
             found.meta,
             &self.path,
             found.content_type,
