@@ -519,8 +519,19 @@ impl Conn {
         reason: CloseReason,
         now: Instant,
     ) -> Result<(), CloseReason> {
+        // As nginx does, skip the linger when nothing can be unread: the
+        // client asked for the close (or HTTP/1.0), every byte it sent was
+        // consumed, and the last read drained the socket. Lingering stays
+        // for the cases that need it: max-requests and errors (the client
+        // may be pipelining), and shutdown.
+        let nothing_unread = reason == CloseReason::ResponseClose
+            && !self.readable
+            && self
+                .work
+                .as_ref()
+                .is_none_or(|w| w.input.is_empty() && w.body.is_none());
         self.release(pool);
-        if self.peer_closed {
+        if self.peer_closed || nothing_unread {
             return Err(reason);
         }
         if let Err(e) = self.stream.shutdown(Shutdown::Write) {

@@ -21,7 +21,7 @@ use slab::Slab;
 use std::sync::Arc;
 
 use crate::budget::{self, Budget, Reserve};
-use crate::config::Config;
+use crate::config::{Config, TcpKeepalive};
 use crate::conn::{Conn, Phase};
 use crate::evict::{Class, EvictionQueues};
 use crate::files::Root;
@@ -432,20 +432,10 @@ impl Server {
     }
 
     fn admit(&mut self, mut stream: TcpStream, peer: SocketAddr, now: Instant) {
-        // Responses are written whole; Nagle would only delay the last
-        // segment of each.
-        if let Err(e) = stream.set_nodelay(true) {
-            log::debug!("{peer}: TCP_NODELAY: {e}");
-        }
-        if let Some(ka) = self.ctx.config.tcp_keepalive {
-            let params = socket2::TcpKeepalive::new()
-                .with_time(ka.time)
-                .with_interval(ka.interval)
-                .with_retries(ka.probes);
-            if let Err(e) = socket2::SockRef::from(&stream).set_tcp_keepalive(&params) {
-                log::debug!("{peer}: TCP keepalive: {e}");
-            }
-        }
+        // TCP_NODELAY and the keepalive probes were set on the listener:
+        // Linux copies them to every accepted socket, which saves five
+        // setsockopt calls per connection (tests/budget.rs reads them back
+        // off an accepted socket).
         let entry = self.conns.vacant_entry();
         let key = entry.key();
         if let Err(e) = self.poll.registry().register(
@@ -534,13 +524,13 @@ pub fn start(config: Config) -> Result<Vec<Server>, StartError> {
         (0..workers).map(|_| Vec::new()).collect();
     for addr in &config.listen {
         let reuse_port = workers > 1;
-        let first = bind_listener(*addr, config.backlog, reuse_port)
+        let first = bind_listener(*addr, config.backlog, reuse_port, config.tcp_keepalive)
             .map_err(|e| StartError(format!("cannot listen on {addr}: {e}")))?;
         // With port 0 the kernel picked a port: the other workers join it.
         let local = first.local_addr().unwrap_or(*addr);
         sockets[0].push((first, local));
         for worker_sockets in sockets.iter_mut().skip(1) {
-            let more = bind_listener(local, config.backlog, reuse_port)
+            let more = bind_listener(local, config.backlog, reuse_port, config.tcp_keepalive)
                 .map_err(|e| StartError(format!("cannot listen on {local}: {e}")))?;
             worker_sockets.push((more, local));
         }
@@ -654,7 +644,12 @@ fn setup_fd_budget(config: &Config) -> Result<Budget, StartError> {
     Ok(budget)
 }
 
-fn bind_listener(addr: SocketAddr, backlog: i32, reuse_port: bool) -> io::Result<TcpListener> {
+fn bind_listener(
+    addr: SocketAddr,
+    backlog: i32,
+    reuse_port: bool,
+    keepalive: Option<TcpKeepalive>,
+) -> io::Result<TcpListener> {
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(
         Domain::for_address(addr),
@@ -667,6 +662,17 @@ fn bind_listener(addr: SocketAddr, backlog: i32, reuse_port: bool) -> io::Result
     }
     if addr.is_ipv6() {
         socket.set_only_v6(true)?;
+    }
+    // Inherited by accepted sockets. Responses are written whole: Nagle
+    // would only delay the last segment of each.
+    socket.set_tcp_nodelay(true)?;
+    if let Some(ka) = keepalive {
+        socket.set_tcp_keepalive(
+            &socket2::TcpKeepalive::new()
+                .with_time(ka.time)
+                .with_interval(ka.interval)
+                .with_retries(ka.probes),
+        )?;
     }
     socket.bind(&addr.into())?;
     socket.listen(backlog)?;

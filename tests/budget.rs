@@ -423,6 +423,7 @@ fn tcp_keepalive_probes_are_set_on_accepted_sockets() {
     assert_eq!(opt(fd, libc::IPPROTO_TCP, libc::TCP_KEEPIDLE), 37);
     assert_eq!(opt(fd, libc::IPPROTO_TCP, libc::TCP_KEEPINTVL), 7);
     assert_eq!(opt(fd, libc::IPPROTO_TCP, libc::TCP_KEEPCNT), 4);
+    assert_ne!(opt(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY), 0);
     unsafe { libc::close(fd) };
 
     let server = Server::start(&site.root(), &["--no-tcp-keepalive"]);

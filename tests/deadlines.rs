@@ -245,11 +245,16 @@ fn linger_gives_up_at_linger_timeout() {
     // A client that keeps sending after the server's last response is cut
     // off at --linger-timeout.
     let site = Site::new();
-    let server = Server::start(&site.root(), &["--linger-timeout", "1"]);
+    // --max-requests 1: the server closes while the client may still be
+    // pipelining, so it lingers.
+    let server = Server::start(
+        &site.root(),
+        &["--linger-timeout", "1", "--max-requests", "1"],
+    );
     let pid = server.pid();
     let baseline = fd_count(pid);
     let mut s = server.connect();
-    assert_eq!(exchange(&mut s, "GET /a.txt HTTP/1.0\r\n\r\n").status, 200);
+    assert_eq!(exchange(&mut s, &get("/a.txt")).status, 200);
     let linger_start = Instant::now();
     assert!(wait_until(secs(1.0), || fd_count(pid) == baseline + 1));
     // Keep the client side open and sending; the server only discards.

@@ -275,3 +275,29 @@ fn curl_reuses_the_connection() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "1\n0\n");
 }
+
+#[test]
+fn connection_close_with_nothing_unread_closes_without_lingering() {
+    // The client keeps its end open and sends nothing more: with nothing
+    // unread there is no reset to fear, so the server closes at once
+    // instead of lingering for --linger-timeout (5 s), as nginx does.
+    let site = Site::new();
+    let server = Server::start(&site.root(), &[]);
+    let fds = || {
+        std::fs::read_dir(format!("/proc/{}/fd", server.pid()))
+            .unwrap()
+            .count()
+    };
+    let baseline = fds();
+    let mut s = server.connect();
+    let r = exchange(
+        &mut s,
+        "GET /a.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(r.header("Connection"), Some("close"));
+    assert!(
+        wait_until(Duration::from_millis(500), || fds() == baseline),
+        "still lingering"
+    );
+    drop(s);
+}
