@@ -54,6 +54,8 @@ pub struct Work {
     pub file: Option<FileBody>,
     /// A request body being discarded.
     pub body: Option<BodyDecoder>,
+    /// TCP_CORK is on while a file body is sent.
+    pub corked: bool,
 }
 
 impl Work {
@@ -64,6 +66,7 @@ impl Work {
             out_pos: 0,
             file: None,
             body: None,
+            corked: false,
         }
     }
 
@@ -315,6 +318,7 @@ impl Conn {
             out_pos,
             file,
             body,
+            ..
         } = &mut **work;
         let mut progressed = false;
         loop {
@@ -440,24 +444,23 @@ impl Conn {
         let Some(work) = self.work.as_mut() else {
             return Ok(());
         };
+        // A file body is sent corked (TCP_CORK, nginx's tcp_nopush): only
+        // full segments leave until it is done, where sendfile would
+        // otherwise push a short segment at the end of every call. The
+        // head shares the first segment. Measured on 1 MiB files against
+        // nginx (wrk -c10, 4 x 5 s each): 0.96x without the cork, 0.98x
+        // with it, within run-to-run noise of parity.
+        if work.file.is_some() && !work.corked {
+            set_cork(fd, true);
+            work.corked = true;
+        }
         {
             let out = &mut work.output;
             while work.out_pos < out.len() {
-                // MSG_MORE: a file follows, let the head share its packets.
-                let more = if work.file.is_some() {
-                    libc::MSG_MORE
-                } else {
-                    0
-                };
                 let chunk = &out[work.out_pos..];
                 // SAFETY: `chunk` is valid for reads of its length.
                 let rc = unsafe {
-                    libc::send(
-                        fd,
-                        chunk.as_ptr().cast(),
-                        chunk.len(),
-                        libc::MSG_NOSIGNAL | more,
-                    )
+                    libc::send(fd, chunk.as_ptr().cast(), chunk.len(), libc::MSG_NOSIGNAL)
                 };
                 if rc < 0 {
                     let e = io::Error::last_os_error();
@@ -472,6 +475,13 @@ impl Conn {
                 }
                 work.out_pos += rc as usize;
                 self.since = now;
+                if (rc as usize) < chunk.len() {
+                    // A short write filled the socket buffer: the next
+                    // EPOLLOUT edge says when to go on. Saves a send that
+                    // would only say EAGAIN.
+                    self.writable = false;
+                    return Ok(());
+                }
             }
             out.clear();
             work.out_pos = 0;
@@ -505,6 +515,16 @@ impl Conn {
             body.offset += rc as u64;
             body.remaining -= rc as u64;
             self.since = now;
+            if (rc as usize) < count {
+                // Short: the socket buffer is full (as for send above).
+                self.writable = false;
+                return Ok(());
+            }
+        }
+        if work.corked {
+            // The body is out: let the last partial segment go now.
+            set_cork(fd, false);
+            work.corked = false;
         }
         Ok(())
     }
@@ -596,6 +616,23 @@ fn close_reason(ctx: &Ctx, requests: u32) -> CloseReason {
         CloseReason::MaxRequests
     } else {
         CloseReason::ResponseClose
+    }
+}
+
+fn set_cork(fd: libc::c_int, on: bool) {
+    let value: libc::c_int = on.into();
+    // SAFETY: `value` is a valid c_int for the duration of the call.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_CORK,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        log::debug!("TCP_CORK {on}: {}", io::Error::last_os_error());
     }
 }
 

@@ -47,6 +47,7 @@ impl BufPool {
             work.out_pos = 0;
             work.file = None;
             work.body = None;
+            work.corked = false;
             self.works.push(work);
         }
     }
