@@ -4,9 +4,10 @@
 //! decoded and normalized by [`crate::http::target`]) is opened relative to
 //! it with `openat2(RESOLVE_BENEATH)`: the kernel itself refuses any
 //! resolution, `..` or symlink, that would leave ROOT (EXDEV), so a symlink
-//! planted inside ROOT cannot serve `/etc/passwd`. On kernels without
-//! openat2 (before 5.6) holdline falls back to `openat`, which follows
-//! symlinks anywhere; the path itself still cannot contain `..`.
+//! planted inside ROOT cannot serve `/etc/passwd`. With `--follow-symlinks`
+//! (and on kernels without openat2, before 5.6) holdline uses plain
+//! `openat`, which follows symlinks anywhere; the path itself still cannot
+//! contain `..`.
 
 use std::ffi::OsStr;
 use std::fs::File;

@@ -53,6 +53,27 @@
 //!    O(1); pushing a deadline later (what nearly every keep-alive
 //!    connection does) costs one store.
 //!
+//! 6. **The fd budget** ([`budget`], [`evict`]): at start the soft
+//!    `RLIMIT_NOFILE` is raised and a reserve subtracted; admission keeps
+//!    `connections + file bodies + headroom` under the budget. At the
+//!    budget the reactor evicts the least valuable connection (idle longest
+//!    past a 1 s grace, then never-spoke, then slowloris), or stops
+//!    accepting until a slot frees; EMFILE pauses accept instead of
+//!    spinning. [`status`] serves the counters (nginx stub_status text, or
+//!    Prometheus).
+//!
+//! 7. **The hot path**: an idle connection is a 120-byte [`conn::Conn`]; its
+//!    buffers ([`conn::Work`]) come from the [`pool`] while it works. Small
+//!    files are served from a cache revalidated like nginx's
+//!    `open_file_cache`, so a keep-alive request costs one `recv` and one
+//!    `send` and no heap allocation (`tests/alloc.rs` counts them).
+//!
+//! 8. **Workers**: `--workers N` runs N such reactors on N threads, each
+//!    with its own SO_REUSEPORT listeners, slab, wheel and share of the fd
+//!    budget; they share only atomic counters ([`stats::Shared`]) and the
+//!    shutdown state. [`reactor::start`] builds them, [`reactor::run_workers`]
+//!    runs them.
+//!
 //! Configuration ([`config`]) has one table of options from which `--help`
 //! is printed and README's table is checked.
 
