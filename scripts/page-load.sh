@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# The keep-alive experiment of the article that started holdline: a page of
+# 100 assets loaded through emulated round trips, as a browser does (6
+# parallel connections), with keep-alive, with --keepalive-timeout 0, and
+# as HTTP/1.0 without keep-alive, at RTT 0 (direct), 50 ms and 200 ms.
+#
+#   scripts/page-load.sh
+#
+# Prints a markdown table: wall time, TCP connections the server accepted
+# (from its status counters) and requests per connection. Two more rows
+# load the page over one connection at a time at 200 ms, as the article's
+# arithmetic assumes (SEQUENTIAL=0 skips them: they take a minute).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release --quiet --bin holdline
+
+work=$(mktemp -d)
+www=$work/www
+mkdir -p "$www/assets"
+{
+    echo "<!DOCTYPE html><html><head><title>100 assets</title></head><body>"
+    for i in $(seq -w 1 100); do
+        head -c 2048 /dev/urandom | base64 -w0 > "$www/assets/a$i.css"
+        echo "<link rel=\"stylesheet\" src=\"/assets/a$i.css\">"
+    done
+    echo "</body></html>"
+} > "$www/index.html"
+
+KA_PORT=18680
+OFF_PORT=18681
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+./target/release/holdline --listen 127.0.0.1:$KA_PORT --status-path /status "$www" 2>/dev/null &
+pids+=($!)
+./target/release/holdline --listen 127.0.0.1:$OFF_PORT --status-path /status --keepalive-timeout 0 "$www" 2>/dev/null &
+pids+=($!)
+sleep 0.5
+
+handled() {
+    curl -fs "http://127.0.0.1:$1/status" | awk 'NR == 3 {print $2}'
+}
+
+# row MODE RTT PARALLEL: one page load, one table row.
+proxy_port=18700
+row() {
+    local mode=$1 rtt=$2 parallel=$3
+    local server_port=$KA_PORT client_mode=keepalive target_port before after conns result
+    [ "$mode" = ka-off ] && server_port=$OFF_PORT
+    [ "$mode" = http10 ] && client_mode=http10
+    target_port=$server_port
+    if [ "$rtt" != 0 ]; then
+        proxy_port=$((proxy_port + 1))
+        python3 scripts/pageload/latency_proxy.py $proxy_port "127.0.0.1:$server_port" "$rtt" > "$work/proxy.out" &
+        pids+=($!)
+        for _ in $(seq 50); do grep -q ready "$work/proxy.out" 2>/dev/null && break; sleep 0.1; done
+        target_port=$proxy_port
+    fi
+    before=$(handled $server_port)
+    result=$(python3 scripts/pageload/load_page.py "127.0.0.1:$target_port" "$client_mode" "$parallel" 100)
+    # The status request itself is one more accepted connection.
+    after=$(($(handled $server_port) - 1))
+    conns=$((after - before))
+    echo "$result" | python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+mode, rtt, parallel, conns = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+names = {"keepalive": "keep-alive (default)", "ka-off": "--keepalive-timeout 0", "http10": "HTTP/1.0, no keep-alive"}
+wall, reqs = r["wall_s"], r["requests"]
+print(f"| {names[mode]} | {parallel} | {rtt} ms | {wall:.2f} s | {conns} | {reqs / max(conns, 1):.1f} |")
+' "$mode" "$rtt" "$parallel" "$conns"
+}
+
+echo "| mode | parallel connections | RTT | wall time | connections opened | requests per connection |"
+echo "| --- | --- | --- | --- | --- | --- |"
+for rtt in 0 50 200; do
+    for mode in keepalive ka-off http10; do
+        row "$mode" "$rtt" 6
+    done
+done
+# One connection at a time, as the article's arithmetic assumes.
+if [ "${SEQUENTIAL:-1}" = 1 ]; then
+    row keepalive 200 1
+    row http10 200 1
+fi
