@@ -21,7 +21,7 @@ mkdir -p "$www/assets"
     echo "<!DOCTYPE html><html><head><title>100 assets</title></head><body>"
     for i in $(seq -w 1 100); do
         head -c 2048 /dev/urandom | base64 -w0 > "$www/assets/a$i.css"
-        echo "<link rel=\"stylesheet\" src=\"/assets/a$i.css\">"
+        echo "<link rel=\"stylesheet\" href=\"/assets/a$i.css\">"
     done
     echo "</body></html>"
 } > "$www/index.html"

@@ -462,20 +462,18 @@ impl Conn {
                 let rc = unsafe {
                     libc::send(fd, chunk.as_ptr().cast(), chunk.len(), libc::MSG_NOSIGNAL)
                 };
-                if rc < 0 {
-                    let e = io::Error::last_os_error();
-                    match e.kind() {
-                        io::ErrorKind::Interrupted => continue,
-                        io::ErrorKind::WouldBlock => {
-                            self.writable = false;
-                            return Ok(());
-                        }
-                        _ => return Err(socket_error(&e)),
+                let rc = match written(rc) {
+                    Written::Bytes(n) => n,
+                    Written::Interrupted => continue,
+                    Written::Blocked => {
+                        self.writable = false;
+                        return Ok(());
                     }
-                }
-                work.out_pos += rc as usize;
+                    Written::Failed(e) => return Err(socket_error(&e)),
+                };
+                work.out_pos += rc;
                 self.since = now;
-                if (rc as usize) < chunk.len() {
+                if rc < chunk.len() {
                     // A short write filled the socket buffer: the next
                     // EPOLLOUT edge says when to go on. Saves a send that
                     // would only say EAGAIN.
@@ -495,17 +493,15 @@ impl Conn {
             let count = body.remaining.min(1 << 30) as usize;
             // SAFETY: both fds are open; `offset` is a valid pointer.
             let rc = unsafe { libc::sendfile(fd, body.file.as_raw_fd(), &mut offset, count) };
-            if rc < 0 {
-                let e = io::Error::last_os_error();
-                match e.kind() {
-                    io::ErrorKind::Interrupted => continue,
-                    io::ErrorKind::WouldBlock => {
-                        self.writable = false;
-                        return Ok(());
-                    }
-                    _ => return Err(socket_error(&e)),
+            let rc = match written(rc) {
+                Written::Bytes(n) => n,
+                Written::Interrupted => continue,
+                Written::Blocked => {
+                    self.writable = false;
+                    return Ok(());
                 }
-            }
+                Written::Failed(e) => return Err(socket_error(&e)),
+            };
             if rc == 0 {
                 // The file shrank under us: the promised length cannot be
                 // sent, so the only honest end is a close.
@@ -515,7 +511,7 @@ impl Conn {
             body.offset += rc as u64;
             body.remaining -= rc as u64;
             self.since = now;
-            if (rc as usize) < count {
+            if rc < count {
                 // Short: the socket buffer is full (as for send above).
                 self.writable = false;
                 return Ok(());
@@ -616,6 +612,27 @@ fn close_reason(ctx: &Ctx, requests: u32) -> CloseReason {
         CloseReason::MaxRequests
     } else {
         CloseReason::ResponseClose
+    }
+}
+
+/// What a write-like syscall's return value means.
+enum Written {
+    Bytes(usize),
+    Interrupted,
+    /// EAGAIN: wait for the next EPOLLOUT edge.
+    Blocked,
+    Failed(io::Error),
+}
+
+fn written(rc: isize) -> Written {
+    if rc >= 0 {
+        return Written::Bytes(rc as usize);
+    }
+    let e = io::Error::last_os_error();
+    match e.kind() {
+        io::ErrorKind::Interrupted => Written::Interrupted,
+        io::ErrorKind::WouldBlock => Written::Blocked,
+        _ => Written::Failed(e),
     }
 }
 

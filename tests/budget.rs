@@ -187,6 +187,20 @@ fn fresh_request(addr: SocketAddr) -> bool {
     matches!(s.read(&mut buf), Ok(n) if buf[..n].starts_with(b"HTTP/1.1 200 OK"))
 }
 
+/// A server under a 64-fd limit; --max-requests 0 so the existing client
+/// never has to reconnect.
+fn storm_target(site: &Site) -> Server {
+    let args = [
+        "--max-fds",
+        "64",
+        "--status-path",
+        "/status",
+        "--max-requests",
+        "0",
+    ];
+    Server::start(&site.root(), &args)
+}
+
 fn status(server: &Server, query: &str) -> String {
     let mut s = server.connect();
     exchange(&mut s, &get(&format!("/status{query}"))).body_text()
@@ -195,17 +209,7 @@ fn status(server: &Server, query: &str) -> String {
 #[test]
 fn idle_storm_is_shed_and_real_clients_are_served() {
     let site = Site::new();
-    let server = Server::start(
-        &site.root(),
-        &[
-            "--max-fds",
-            "64",
-            "--status-path",
-            "/status",
-            "--max-requests",
-            "0",
-        ],
-    );
+    let server = storm_target(&site);
     let r = storm(&server, 300, false, Duration::from_secs(2));
     assert!(
         r.max_fds <= 64,
@@ -237,17 +241,7 @@ fn idle_storm_is_shed_and_real_clients_are_served() {
 #[test]
 fn slowloris_storm_is_shed_and_real_clients_are_served() {
     let site = Site::new();
-    let server = Server::start(
-        &site.root(),
-        &[
-            "--max-fds",
-            "64",
-            "--status-path",
-            "/status",
-            "--max-requests",
-            "0",
-        ],
-    );
+    let server = storm_target(&site);
     let r = storm(&server, 300, true, Duration::from_secs(2));
     assert!(
         r.max_fds <= 64,

@@ -63,7 +63,7 @@ def fetch(conn, path):
 
 start = time.monotonic()
 first, conn = fetch(None, "/index.html")
-paths = [l.split('"')[1] for l in first.decode().splitlines() if 'src="' in l]
+paths = [l.split('href="')[1].split('"')[0] for l in first.decode().splitlines() if 'href="' in l]
 work = queue.Queue()
 for p in paths[:assets]:
     work.put(p)

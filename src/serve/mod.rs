@@ -219,14 +219,8 @@ impl Ctx {
                     head.target,
                     self.config.dotfiles,
                 );
-                let mut rh = ResponseHead::new(Status::Ok, date, persistence);
-                rh.content_type = Some("text/html");
-                rh.charset_utf8 = true;
-                rh.content_length = self.status_body.len() as u64;
-                encode_head(out, &rh);
-                if !is_head {
-                    out.extend_from_slice(&self.status_body);
-                }
+                let rh = ResponseHead::new(Status::Ok, date, persistence);
+                encode_generated(out, rh, "text/html", &self.status_body, is_head);
                 (Status::Ok, None)
             }
             Route::Redirect => {
@@ -247,14 +241,8 @@ impl Ctx {
                     status::stub_status(&mut self.status_body, &stats, &gauges);
                     "text/plain"
                 };
-                let mut rh = ResponseHead::new(Status::Ok, date, persistence);
-                rh.content_type = Some(content_type);
-                rh.charset_utf8 = true;
-                rh.content_length = self.status_body.len() as u64;
-                encode_head(out, &rh);
-                if !is_head {
-                    out.extend_from_slice(&self.status_body);
-                }
+                let rh = ResponseHead::new(Status::Ok, date, persistence);
+                encode_generated(out, rh, content_type, &self.status_body, is_head);
                 (Status::Ok, None)
             }
             Route::Options => {
@@ -564,6 +552,24 @@ fn status_for(e: io::Error) -> Status {
             log::warn!("open failed: {e}");
             Status::InternalServerError
         }
+    }
+}
+
+/// Encodes `rh` with a body generated for this request (a listing, the
+/// status page), as UTF-8 text of `content_type`; HEAD gets the head only.
+fn encode_generated<'a>(
+    out: &mut Vec<u8>,
+    mut rh: ResponseHead<'a>,
+    content_type: &'a str,
+    body: &[u8],
+    is_head: bool,
+) {
+    rh.content_type = Some(content_type);
+    rh.charset_utf8 = true;
+    rh.content_length = body.len() as u64;
+    encode_head(out, &rh);
+    if !is_head {
+        out.extend_from_slice(body);
     }
 }
 
