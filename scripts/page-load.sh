@@ -87,3 +87,39 @@ if [ "${SEQUENTIAL:-1}" = 1 ]; then
     row keepalive 200 1
     row http10 200 1
 fi
+
+# A real browser: headless Chromium, directly and through 200 ms of RTT.
+if ! command -v chromium >/dev/null; then
+    echo "SKIPPED: chromium is not installed (apt-get install -y chromium)" >&2
+    exit 0
+fi
+echo
+echo "| headless Chromium | RTT | wall time (incl. browser start) | connections opened | requests |"
+echo "| --- | --- | --- | --- | --- |"
+for rtt in 0 200; do
+    for mode in keepalive ka-off; do
+        server_port=$KA_PORT
+        [ "$mode" = ka-off ] && server_port=$OFF_PORT
+        target_port=$server_port
+        if [ "$rtt" != 0 ]; then
+            proxy_port=$((proxy_port + 1))
+            python3 scripts/pageload/latency_proxy.py $proxy_port "127.0.0.1:$server_port" "$rtt" > "$work/proxy.out" &
+            pids+=($!)
+            for _ in $(seq 50); do grep -q ready "$work/proxy.out" 2>/dev/null && break; sleep 0.1; done
+            target_port=$proxy_port
+        fi
+        read -r h0 r0 < <(curl -fs "http://127.0.0.1:$server_port/status" | awk 'NR == 3 {print $2, $3}')
+        profile=$(mktemp -d)
+        t0=$(date +%s.%N)
+        chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
+            --disable-background-networking --disable-component-update --disable-sync \
+            --user-data-dir="$profile" --dump-dom "http://127.0.0.1:$target_port/index.html" >/dev/null 2>&1
+        t1=$(date +%s.%N)
+        rm -rf "$profile"
+        read -r h1 r1 < <(curl -fs "http://127.0.0.1:$server_port/status" | awk 'NR == 3 {print $2, $3}')
+        name="keep-alive (default)"
+        [ "$mode" = ka-off ] && name="--keepalive-timeout 0"
+        awk -v n="$name" -v rtt="$rtt" -v t0="$t0" -v t1="$t1" -v c=$((h1 - h0 - 1)) -v r=$((r1 - r0 - 1)) \
+            'BEGIN { printf "| %s | %s ms | %.2f s | %d | %d |\n", n, rtt, t1 - t0, c, r }'
+    done
+done
