@@ -286,7 +286,13 @@ impl Conn {
                 }
                 // RFC 9110 §15.5.9: 408, and the connection closes.
                 let work = self.work.get_or_insert_with(|| pool.take_work());
-                ctx.respond_error(Status::RequestTimeout, None, false, &mut work.output);
+                ctx.respond_error(
+                    Status::RequestTimeout,
+                    None,
+                    false,
+                    &mut work.output,
+                    self.peer,
+                );
                 self.close_after_output = Some(CloseReason::HeaderTimeout);
                 self.writable = true;
                 self.drive(ctx, pool, now)
@@ -360,6 +366,7 @@ impl Conn {
                                 Some(head.version),
                                 is_head,
                                 out,
+                                self.peer,
                             )
                         }
                         Ok(decoder) => {
@@ -381,7 +388,7 @@ impl Conn {
                     }
                 }
                 HeadOutcome::Reject(rejection) => {
-                    ctx.respond_error(rejection.status, rejection.version, false, out);
+                    ctx.respond_error(rejection.status, rejection.version, false, out, self.peer);
                     self.requests += 1;
                     self.close_after_output = Some(CloseReason::ProtocolError);
                 }

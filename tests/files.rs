@@ -3,6 +3,7 @@
 mod common;
 
 use common::*;
+use std::io::Write;
 use std::time::Duration;
 
 #[test]
@@ -246,6 +247,16 @@ fn access_log_writes_one_common_log_format_line_per_request() {
         clf.contains(" +0000] \"GET /hello.txt HTTP/1.1\" 200 "),
         "{clf}"
     );
+    // A request refused before it could be parsed is logged with its peer.
+    let mut bad = server.connect();
+    bad.write_all(b"GET / HTTP/9.9\r\n\r\n").unwrap();
+    assert_eq!(read_response(&mut bad).status, 505);
+    assert!(wait_until(Duration::from_secs(2), || server
+        .log_text()
+        .contains("\" 505 ")));
+    let log = server.log_text();
+    let refused = log.lines().find(|l| l.contains("\" 505 ")).unwrap();
+    assert!(refused.contains("] 127.0.0.1 - - ["), "{refused}");
     let off = Server::start(&site.root(), &[]);
     let mut s = off.connect();
     exchange(&mut s, &get("/hello.txt"));

@@ -286,6 +286,7 @@ impl Ctx {
         version: Option<Version>,
         is_head: bool,
         out: &mut Vec<u8>,
+        peer: std::net::SocketAddr,
     ) -> Reply {
         self.stats.requests += 1;
         let start = out.len();
@@ -295,8 +296,7 @@ impl Ctx {
         if self.config.access_log {
             let bytes = (out.len() - start) as u64;
             let version = version.map_or("-", Version::as_str);
-            let unspecified = std::net::SocketAddr::from(([0, 0, 0, 0], 0));
-            self.log_access(unspecified, "-", "-", version, status, bytes);
+            self.log_access(peer, "-", "-", version, status, bytes);
         }
         Reply {
             status,
