@@ -5,7 +5,7 @@
 #
 # Installs wrk, nginx and strace if missing. Each server is pinned to CPU 0
 # and the load generator to CPU 1; each scenario runs holdline, then nginx,
-# twice over (A B A B), and the two runs are averaged. Reports requests/s,
+# twice over (A B A B; ROUNDS=N for more), and the runs are averaged. Reports requests/s,
 # the server's CPU time per request (utime + stime from /proc/PID/stat over
 # the run, divided by the requests served: the fair figure on a 2-core
 # machine where the client competes for CPU), and holdline/nginx ratios,
@@ -133,17 +133,22 @@ run_wrk() {
 }
 
 ROWS=()
-# scenario LABEL PATH [WRK ARGS...]: A B A B, averaged.
+ROUNDS=${ROUNDS:-2}
+# scenario NUMBER LABEL PATH [WRK ARGS...]: holdline then nginx, ROUNDS
+# times over, averaged. ONLY=4 (say) runs just that scenario.
 scenario() {
-    local label=$1 path=$2
-    shift 2
-    local h1 n1 h2 n2
-    h1=$(run_wrk holdline $H_PORT "$path" "$@")
-    n1=$(run_wrk nginx $N_PORT "$path" "$@")
-    h2=$(run_wrk holdline $H_PORT "$path" "$@")
-    n2=$(run_wrk nginx $N_PORT "$path" "$@")
-    ROWS+=("$(echo "$h1 $n1 $h2 $n2" | awk -v label="$label" '{
-        hr = ($1 + $5) / 2; hc = ($2 + $6) / 2; nr = ($3 + $7) / 2; nc = ($4 + $8) / 2;
+    local number=$1 label=$2 path=$3
+    shift 3
+    if [ -n "${ONLY:-}" ] && [ "$ONLY" != "$number" ]; then
+        return
+    fi
+    local all=""
+    for _ in $(seq "$ROUNDS"); do
+        all="$all $(run_wrk holdline $H_PORT "$path" "$@") $(run_wrk nginx $N_PORT "$path" "$@")"
+    done
+    ROWS+=("$(echo "$all" | awk -v label="$label" '{
+        for (i = 1; i <= NF; i += 4) { hr += $i; hc += $(i + 1); nr += $(i + 2); nc += $(i + 3); n++ }
+        hr /= n; hc /= n; nr /= n; nc /= n;
         printf "| %s | %.0f | %.0f | %.2f | %.2f | %.2f | %.2f |", label, hr, nr, (nr ? hr / nr : 0), hc, nc, (nc ? hc / nc : 0)
     }')")
     echo "  done: $label" >&2
@@ -198,26 +203,37 @@ wait_port $H_PORT
 wait_port $N_PORT
 echo "running ${secs}s per run, A B A B per scenario" >&2
 
-scenario "(1) keep-alive, 1 KiB, 100 connections" /1k.txt -c100
-scenario "(2) pipelined x16, 1 KiB, 100 connections" /1k.txt -c100 -s scripts/bench/pipeline.lua
-scenario "(3) Connection: close, 1 KiB, 50 connections" /1k.txt -c50 -H "Connection: close"
-scenario "(4) keep-alive, 1 MiB, 10 connections" /1m.bin -c10
+scenario 1 "(1) keep-alive, 1 KiB, 100 connections" /1k.txt -c100
+scenario 2 "(2) pipelined x16, 1 KiB, 100 connections" /1k.txt -c100 -s scripts/bench/pipeline.lua
+scenario 3 "(3) Connection: close, 1 KiB, 50 connections" /1k.txt -c50 -H "Connection: close"
+scenario 4 "(4) keep-alive, 1 MiB, 10 connections" /1m.bin -c10
 
-H_IDLE=$(idle_rss holdline $H_PORT 10000)
-N_IDLE=$(idle_rss nginx $N_PORT 10000)
-echo "  done: idle" >&2
-H_SYS=$(syscalls holdline $H_PORT 900)
-N_SYS=$(syscalls nginx $N_PORT 900)
-echo "  done: syscalls" >&2
+H_IDLE=0 N_IDLE=0 H_SYS=- N_SYS=-
+if [ -z "${ONLY:-}" ] || [ "$ONLY" = 5 ]; then
+    H_IDLE=$(idle_rss holdline $H_PORT 10000)
+    N_IDLE=$(idle_rss nginx $N_PORT 10000)
+    echo "  done: idle" >&2
+fi
+if [ -z "${ONLY:-}" ] || [ "$ONLY" = 6 ]; then
+    H_SYS=$(syscalls holdline $H_PORT 900)
+    N_SYS=$(syscalls nginx $N_PORT 900)
+    echo "  done: syscalls" >&2
+fi
 
 echo
-echo "holdline $(git rev-parse --short HEAD 2>/dev/null || echo '?') vs nginx $(nginx -v 2>&1 | sed 's|.*/||'), $(date -u +%Y-%m-%d), $(nproc) cores, $(uname -sr), ${secs}s per run"
+echo "holdline $(git rev-parse --short HEAD 2>/dev/null || echo '?') vs nginx $(nginx -v 2>&1 | sed 's|.*/||'), $(date -u +%Y-%m-%d), $(nproc) cores, $(uname -sr), ${secs}s per run, $ROUNDS rounds"
 echo
 echo "| scenario | holdline req/s | nginx req/s | ratio | holdline CPU µs/req | nginx CPU µs/req | ratio |"
 echo "| --- | --- | --- | --- | --- | --- | --- |"
 printf '%s\n' "${ROWS[@]}"
-echo
-echo "| scenario | holdline | nginx | ratio |"
-echo "| --- | --- | --- | --- |"
-awk -v h="$H_IDLE" -v n="$N_IDLE" 'BEGIN { printf "| (5) RSS per idle keep-alive connection (10,000 after one request each), bytes | %d | %d | %.2f |\n", h, n, (n ? h / n : 0) }'
-echo "| (6) syscalls per keep-alive request besides epoll_wait | ${H_SYS} | ${N_SYS} | |"
+if [ -z "${ONLY:-}" ] || [ "$ONLY" = 5 ] || [ "$ONLY" = 6 ]; then
+    echo
+    echo "| scenario | holdline | nginx | ratio |"
+    echo "| --- | --- | --- | --- |"
+    if [ "$H_IDLE" != 0 ]; then
+        awk -v h="$H_IDLE" -v n="$N_IDLE" 'BEGIN { printf "| (5) RSS per idle keep-alive connection (10,000 after one request each), bytes | %d | %d | %.2f |\n", h, n, (n ? h / n : 0) }'
+    fi
+    if [ "$H_SYS" != - ]; then
+        echo "| (6) syscalls per keep-alive request besides epoll_wait | ${H_SYS} | ${N_SYS} | |"
+    fi
+fi
