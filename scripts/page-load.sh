@@ -45,21 +45,27 @@ handled() {
     curl -fs "http://127.0.0.1:$1/status" | awk 'NR == 3 {print $2}'
 }
 
-# row MODE RTT PARALLEL: one page load, one table row.
+# via_proxy SERVER_PORT RTT_MS: sets target_port to the server itself (RTT
+# 0) or to a new latency proxy in front of it.
 proxy_port=18700
-row() {
-    local mode=$1 rtt=$2 parallel=$3
-    local server_port=$KA_PORT client_mode=keepalive target_port before after conns result
-    [ "$mode" = ka-off ] && server_port=$OFF_PORT
-    [ "$mode" = http10 ] && client_mode=http10
-    target_port=$server_port
-    if [ "$rtt" != 0 ]; then
+via_proxy() {
+    target_port=$1
+    if [ "$2" != 0 ]; then
         proxy_port=$((proxy_port + 1))
-        python3 scripts/pageload/latency_proxy.py $proxy_port "127.0.0.1:$server_port" "$rtt" > "$work/proxy.out" &
+        python3 scripts/pageload/latency_proxy.py $proxy_port "127.0.0.1:$1" "$2" > "$work/proxy.out" &
         pids+=($!)
         for _ in $(seq 50); do grep -q ready "$work/proxy.out" 2>/dev/null && break; sleep 0.1; done
         target_port=$proxy_port
     fi
+}
+
+# row MODE RTT PARALLEL: one page load, one table row.
+row() {
+    local mode=$1 rtt=$2 parallel=$3
+    local server_port=$KA_PORT client_mode=keepalive before after conns result
+    [ "$mode" = ka-off ] && server_port=$OFF_PORT
+    [ "$mode" = http10 ] && client_mode=http10
+    via_proxy "$server_port" "$rtt"
     before=$(handled $server_port)
     result=$(python3 scripts/pageload/load_page.py "127.0.0.1:$target_port" "$client_mode" "$parallel" 100)
     # The status request itself is one more accepted connection.
@@ -100,14 +106,7 @@ for rtt in 0 200; do
     for mode in keepalive ka-off; do
         server_port=$KA_PORT
         [ "$mode" = ka-off ] && server_port=$OFF_PORT
-        target_port=$server_port
-        if [ "$rtt" != 0 ]; then
-            proxy_port=$((proxy_port + 1))
-            python3 scripts/pageload/latency_proxy.py $proxy_port "127.0.0.1:$server_port" "$rtt" > "$work/proxy.out" &
-            pids+=($!)
-            for _ in $(seq 50); do grep -q ready "$work/proxy.out" 2>/dev/null && break; sleep 0.1; done
-            target_port=$proxy_port
-        fi
+        via_proxy "$server_port" "$rtt"
         read -r h0 r0 < <(curl -fs "http://127.0.0.1:$server_port/status" | awk 'NR == 3 {print $2, $3}')
         profile=$(mktemp -d)
         t0=$(date +%s.%N)
