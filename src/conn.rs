@@ -151,10 +151,6 @@ impl Conn {
         }
     }
 
-    pub fn stream(&mut self) -> &mut TcpStream {
-        &mut self.stream
-    }
-
     pub fn peer(&self) -> SocketAddr {
         self.peer
     }

@@ -256,8 +256,8 @@ impl Shared {
     /// place of what it last published.
     pub fn total(&self, worker: usize, stats: &Stats, gauges: &Gauges) -> (Stats, Gauges) {
         let mut sum = flatten(stats, gauges);
-        for (w, slot) in self.slots.iter().enumerate().filter(|(w, _)| *w != worker) {
-            let _ = w;
+        let others = self.slots.iter().enumerate().filter(|(w, _)| *w != worker);
+        for (_, slot) in others {
             for (acc, cell) in sum.iter_mut().zip(&slot.0) {
                 *acc += cell.load(Ordering::Relaxed);
             }

@@ -131,10 +131,6 @@ impl TimerWheel {
         wheel
     }
 
-    pub fn tick(&self) -> Duration {
-        self.tick
-    }
-
     /// Live timers.
     pub fn len(&self) -> usize {
         self.len

@@ -224,7 +224,6 @@ fn every_response_has_date_server_and_length() {
         assert_eq!(r.header("Server"), Some("holdline"));
         assert!(r.header("Content-Length").is_some(), "{request}");
     }
-    let _ = Duration::ZERO;
 }
 
 #[test]
