@@ -21,6 +21,9 @@ pub struct Config {
     pub max_requests: u32,
     pub header_timeout: Duration,
     pub send_timeout: Duration,
+    /// Under a full fd budget, a response without write progress this long
+    /// may be evicted for a newcomer.
+    pub evict_stalled_after: Duration,
     pub linger_timeout: Duration,
     pub shutdown_timeout: Duration,
     pub max_header_bytes: usize,
@@ -72,6 +75,7 @@ impl Default for Config {
             max_requests: 100,
             header_timeout: Duration::from_secs(10),
             send_timeout: Duration::from_secs(30),
+            evict_stalled_after: Duration::from_secs(1),
             linger_timeout: Duration::from_secs(5),
             shutdown_timeout: Duration::from_secs(10),
             max_header_bytes: 16 * 1024,
@@ -156,6 +160,12 @@ pub const OPTIONS: &[OptionSpec] = &[
         value: Some("SECS"),
         help: "abandon a response that makes no write progress for this long",
         default: |c| secs(c.send_timeout),
+    },
+    OptionSpec {
+        flag: "--evict-stalled-after",
+        value: Some("SECS"),
+        help: "with the fd budget full and no idle, fresh or slow-head connection left, evict a response that made no write progress this long (the client is not reading); --send-timeout still applies",
+        default: |c| secs(c.evict_stalled_after),
     },
     OptionSpec {
         flag: "--linger-timeout",
@@ -432,6 +442,9 @@ where
                 config.header_timeout = positive(&mut parser, "header-timeout")?
             }
             Long("send-timeout") => config.send_timeout = positive(&mut parser, "send-timeout")?,
+            Long("evict-stalled-after") => {
+                config.evict_stalled_after = duration(&mut parser, "evict-stalled-after")?
+            }
             Long("linger-timeout") => {
                 config.linger_timeout = duration(&mut parser, "linger-timeout")?
             }

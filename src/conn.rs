@@ -30,7 +30,7 @@ use std::fmt;
 use std::io::{self, Read};
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::AsRawFd;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 
@@ -173,8 +173,9 @@ impl Conn {
     }
 
     /// Its eviction queue and the instant it joined it: idle since, fresh
-    /// since accept, or partial head since the head began. `None` while a
-    /// response is in flight or lingering: never evicted.
+    /// since accept, partial head since the head began, stalled since the
+    /// response's last write progress, lingering since the linger began
+    /// (see [`crate::evict`] for who goes first).
     pub fn eviction_class(&self) -> Option<(Class, Instant)> {
         let no_input = self
             .work
@@ -186,7 +187,8 @@ impl Conn {
                 Some((Class::Fresh, self.head_started))
             }
             Phase::Reading => Some((Class::PartialHead, self.head_started)),
-            Phase::Writing | Phase::Closing => None,
+            Phase::Writing => Some((Class::Stalled, self.since)),
+            Phase::Closing => Some((Class::Lingering, self.since)),
         }
     }
 
@@ -204,6 +206,16 @@ impl Conn {
             Phase::Writing => self.since + config.send_timeout,
             Phase::Idle => self.since + config.keepalive_timeout,
             Phase::Closing => self.since + config.linger_timeout,
+        }
+    }
+
+    /// Makes the coming close abortive (SO_LINGER 0: an RST, not a FIN
+    /// behind unsent data): a client that stopped reading would otherwise
+    /// keep the kernel holding its unsent response, as an orphaned socket,
+    /// for minutes after we let go (nginx's `reset_timedout_connection`).
+    pub fn abort_on_close(&self) {
+        if let Err(e) = socket2::SockRef::from(&self.stream).set_linger(Some(Duration::ZERO)) {
+            log::debug!("{}: SO_LINGER 0: {e}", self.peer);
         }
     }
 
@@ -457,7 +469,7 @@ impl Conn {
             set_cork(fd, true);
             work.corked = true;
         }
-        {
+        loop {
             let out = &mut work.output;
             while work.out_pos < out.len() {
                 let chunk = &out[work.out_pos..];
@@ -486,38 +498,43 @@ impl Conn {
             }
             out.clear();
             work.out_pos = 0;
-        }
-        while let Some(body) = work.file.as_mut() {
-            if body.remaining == 0 {
-                work.file = None;
+            let Some(body) = work.file.as_mut() else {
                 break;
-            }
-            let mut offset = body.offset as libc::off_t;
-            let count = body.remaining.min(1 << 30) as usize;
-            // SAFETY: both fds are open; `offset` is a valid pointer.
-            let rc = unsafe { libc::sendfile(fd, body.file.as_raw_fd(), &mut offset, count) };
-            let rc = match written(rc) {
-                Written::Bytes(n) => n,
-                Written::Interrupted => continue,
-                Written::Blocked => {
+            };
+            while body.remaining > 0 {
+                let mut offset = body.offset as libc::off_t;
+                let count = body.remaining.min(1 << 30) as usize;
+                let file_fd = body.file.file().as_raw_fd();
+                // SAFETY: both fds are open; `offset` is a valid pointer.
+                let rc = unsafe { libc::sendfile(fd, file_fd, &mut offset, count) };
+                let rc = match written(rc) {
+                    Written::Bytes(n) => n,
+                    Written::Interrupted => continue,
+                    Written::Blocked => {
+                        self.writable = false;
+                        return Ok(());
+                    }
+                    Written::Failed(e) => return Err(socket_error(&e)),
+                };
+                if rc == 0 {
+                    // The file shrank under us: the promised length cannot
+                    // be sent, so the only honest end is a close.
+                    log::warn!("{}: file shrank while sending; closing", self.peer);
+                    return Err(CloseReason::Error);
+                }
+                body.offset += rc as u64;
+                body.remaining -= rc as u64;
+                self.since = now;
+                if rc < count {
+                    // Short: the socket buffer is full (as for send above).
                     self.writable = false;
                     return Ok(());
                 }
-                Written::Failed(e) => return Err(socket_error(&e)),
-            };
-            if rc == 0 {
-                // The file shrank under us: the promised length cannot be
-                // sent, so the only honest end is a close.
-                log::warn!("{}: file shrank while sending; closing", self.peer);
-                return Err(CloseReason::Error);
             }
-            body.offset += rc as u64;
-            body.remaining -= rc as u64;
-            self.since = now;
-            if rc < count {
-                // Short: the socket buffer is full (as for send above).
-                self.writable = false;
-                return Ok(());
+            // The range is out: a multipart body puts the next part's head
+            // (or its closing delimiter) in the output, sent next turn.
+            if !body.next_part(out) {
+                work.file = None;
             }
         }
         if work.corked {

@@ -1,28 +1,40 @@
 //! Who goes first when the fd budget is full.
 //!
-//! Three queues, each in the order connections entered it, as intrusive
+//! Five queues, each in the order connections entered it, as intrusive
 //! doubly-linked lists over slab keys (O(1) to join, leave, and pop the
-//! oldest; no allocation after the first growth):
+//! oldest; no allocation after the first growth). The victim is the head
+//! of the first queue, in this order, that has one to give:
 //!
-//! - [`Class::Idle`]: keep-alive connections between requests, by when
-//!   they went idle. Cheapest to lose: the client reconnects transparently.
-//! - [`Class::Fresh`]: accepted, no byte received yet, by accept time.
-//! - [`Class::PartialHead`]: an unfinished request head (or body), by when
-//!   it began: slowloris lives here.
+//! 1. [`Class::Idle`], idle for at least [`IDLE_GRACE`]: keep-alive
+//!    connections between requests, longest idle first. Cheapest to lose:
+//!    RFC 9112 §9.6 lets either side close an idle connection, and the
+//!    client reconnects transparently.
+//! 2. [`Class::Lingering`], lingering for at least [`IDLE_GRACE`]: the
+//!    response is out, the client had time to read it; only unread input
+//!    is left to drain.
+//! 3. [`Class::Fresh`]: accepted, no byte received yet, oldest first.
+//! 4. [`Class::PartialHead`]: an unfinished request head (or body), oldest
+//!    first: slowloris lives here.
+//! 5. [`Class::Stalled`]: a response that has made no write progress for
+//!    the stall grace (`--evict-stalled-after`): the client is not reading.
+//!    The one stalled longest goes first.
 //!
-//! Connections writing a response or lingering are in no queue: they are
-//! never evicted.
+//! Never evicted: a response making write progress (it is being read), and
+//! an idle connection younger than [`IDLE_GRACE`] (a client that finished
+//! a request a moment ago is about to send the next; the newcomer waits
+//! at most that long instead). When nothing may go, the reactor stops
+//! accepting until [`EvictionQueues::next_eligible`] or a close.
 //!
-//! The victim is the longest-idle connection, *unless* it has been idle for
-//! less than [`IDLE_GRACE`]: a client that finished a request a moment ago
-//! is about to send the next one, and is worth more than a socket that
-//! connected and said nothing. Then the oldest fresh connection goes, then
-//! the oldest partial head, and only then a recently idle one.
+//! A storm that renews its connections as fast as they are closed cannot
+//! starve anyone with this order: each of its connections lands in the
+//! queue of what it does (fresh, partial head, stalled) and is shed in
+//! turn, while a real client's connection is read at accept, answered at
+//! once, and then sits young-idle, where nothing reaches it.
 
 use std::time::{Duration, Instant};
 
-/// An idle connection younger than this is spared while fresh or
-/// slow-head connections remain.
+/// An idle connection younger than this is never evicted; lingering
+/// connections become evictable after it too.
 pub const IDLE_GRACE: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,9 +42,34 @@ pub enum Class {
     Idle,
     Fresh,
     PartialHead,
+    Stalled,
+    Lingering,
 }
 
-const CLASSES: usize = 3;
+impl Class {
+    /// Every class, in counter order (`Stats::evictions`).
+    pub const ALL: [Class; CLASSES] = [
+        Class::Idle,
+        Class::Fresh,
+        Class::PartialHead,
+        Class::Stalled,
+        Class::Lingering,
+    ];
+
+    /// The name in logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Class::Idle => "idle",
+            Class::Fresh => "fresh",
+            Class::PartialHead => "partial_head",
+            Class::Stalled => "stalled",
+            Class::Lingering => "lingering",
+        }
+    }
+}
+
+/// The number of eviction classes.
+pub const CLASSES: usize = 5;
 const NIL: usize = usize::MAX;
 
 #[derive(Debug, Clone, Copy)]
@@ -55,10 +92,12 @@ struct Ends {
 pub struct EvictionQueues {
     links: Vec<Link>,
     queues: [Ends; CLASSES],
+    /// A response without write progress this long is evictable.
+    stall_grace: Duration,
 }
 
-impl Default for EvictionQueues {
-    fn default() -> Self {
+impl EvictionQueues {
+    pub fn new(stall_grace: Duration) -> EvictionQueues {
         EvictionQueues {
             links: Vec::new(),
             queues: [Ends {
@@ -66,13 +105,12 @@ impl Default for EvictionQueues {
                 tail: NIL,
                 len: 0,
             }; CLASSES],
+            stall_grace,
         }
     }
-}
 
-impl EvictionQueues {
-    pub fn with_capacity(keys: usize) -> EvictionQueues {
-        let mut queues = EvictionQueues::default();
+    pub fn with_capacity(keys: usize, stall_grace: Duration) -> EvictionQueues {
+        let mut queues = EvictionQueues::new(stall_grace);
         queues.links.reserve_exact(keys);
         queues
     }
@@ -113,18 +151,32 @@ impl EvictionQueues {
 
     /// The connection to evict, if any (see the module docs).
     pub fn victim(&self, now: Instant) -> Option<(usize, Class)> {
-        let oldest = |class: Class| {
-            let head = self.queues[class as usize].head;
-            (head != NIL).then_some((head, class))
+        let aged = |class: Class, grace: Duration| {
+            let key = self.queues[class as usize].head;
+            (key != NIL && now.saturating_duration_since(self.links[key].since) >= grace)
+                .then_some((key, class))
         };
-        if let Some((key, class)) = oldest(Class::Idle)
-            && now.saturating_duration_since(self.links[key].since) >= IDLE_GRACE
-        {
-            return Some((key, class));
-        }
-        oldest(Class::Fresh)
-            .or_else(|| oldest(Class::PartialHead))
-            .or_else(|| oldest(Class::Idle))
+        aged(Class::Idle, IDLE_GRACE)
+            .or_else(|| aged(Class::Lingering, IDLE_GRACE))
+            .or_else(|| aged(Class::Fresh, Duration::ZERO))
+            .or_else(|| aged(Class::PartialHead, Duration::ZERO))
+            .or_else(|| aged(Class::Stalled, self.stall_grace))
+    }
+
+    /// When there is no victim now: the earliest instant one of the queued
+    /// connections becomes evictable by age alone.
+    pub fn next_eligible(&self) -> Option<Instant> {
+        [
+            (Class::Idle, IDLE_GRACE),
+            (Class::Lingering, IDLE_GRACE),
+            (Class::Stalled, self.stall_grace),
+        ]
+        .into_iter()
+        .filter_map(|(class, grace)| {
+            let key = self.queues[class as usize].head;
+            (key != NIL).then(|| self.links[key].since + grace)
+        })
+        .min()
     }
 
     fn push_back(&mut self, key: usize, class: Class, since: Instant) {
@@ -171,44 +223,82 @@ impl EvictionQueues {
 mod tests {
     use super::*;
 
+    const STALL: Duration = Duration::from_secs(2);
+
     #[test]
     fn order_and_grace() {
         let t0 = Instant::now();
-        let mut q = EvictionQueues::default();
+        let ms = |n| t0 + Duration::from_millis(n);
+        let mut q = EvictionQueues::new(STALL);
         q.set(1, Some(Class::PartialHead), t0);
-        q.set(2, Some(Class::Fresh), t0 + Duration::from_millis(10));
-        q.set(3, Some(Class::Fresh), t0 + Duration::from_millis(20));
-        q.set(4, Some(Class::Idle), t0 + Duration::from_millis(30));
+        q.set(2, Some(Class::Fresh), ms(10));
+        q.set(3, Some(Class::Fresh), ms(20));
+        q.set(4, Some(Class::Idle), ms(30));
+        q.set(5, Some(Class::Stalled), ms(40));
         // The idle one is too young: the oldest fresh goes first.
-        assert_eq!(
-            q.victim(t0 + Duration::from_millis(100)),
-            Some((2, Class::Fresh))
-        );
+        assert_eq!(q.victim(ms(100)), Some((2, Class::Fresh)));
         // Once idle past the grace, idle goes first.
-        assert_eq!(
-            q.victim(t0 + Duration::from_secs(2)),
-            Some((4, Class::Idle))
-        );
+        assert_eq!(q.victim(ms(2000)), Some((4, Class::Idle)));
         q.remove(2);
         q.remove(3);
-        assert_eq!(
-            q.victim(t0 + Duration::from_millis(100)),
-            Some((1, Class::PartialHead))
-        );
+        assert_eq!(q.victim(ms(100)), Some((1, Class::PartialHead)));
         q.remove(1);
-        assert_eq!(
-            q.victim(t0 + Duration::from_millis(100)),
-            Some((4, Class::Idle))
-        );
-        q.set(4, None, t0);
+        // Only a young idle and a stall younger than its grace are left:
+        // nobody may go, until the first of them comes of age.
+        assert_eq!(q.victim(ms(100)), None);
+        assert_eq!(q.next_eligible(), Some(ms(30) + IDLE_GRACE));
+        q.remove(4);
+        assert_eq!(q.next_eligible(), Some(ms(40) + STALL));
+        assert_eq!(q.victim(ms(40) + STALL - Duration::from_millis(1)), None);
+        assert_eq!(q.victim(ms(40) + STALL), Some((5, Class::Stalled)));
+        q.set(5, None, t0);
         assert_eq!(q.victim(t0), None);
+        assert_eq!(q.next_eligible(), None);
+    }
+
+    #[test]
+    fn a_stalled_response_goes_only_after_every_other_class() {
+        let t0 = Instant::now();
+        let late = t0 + Duration::from_secs(60);
+        let mut q = EvictionQueues::new(STALL);
+        q.set(7, Some(Class::Stalled), t0);
+        q.set(8, Some(Class::Stalled), t0 + Duration::from_secs(1));
+        q.set(1, Some(Class::PartialHead), late);
+        q.set(2, Some(Class::Fresh), late);
+        q.set(3, Some(Class::Lingering), t0);
+        q.set(4, Some(Class::Idle), t0);
+        let mut order = Vec::new();
+        while let Some((key, class)) = q.victim(late) {
+            order.push((key, class));
+            q.remove(key);
+        }
+        assert_eq!(
+            order,
+            [
+                (4, Class::Idle),
+                (3, Class::Lingering),
+                (2, Class::Fresh),
+                (1, Class::PartialHead),
+                (7, Class::Stalled),
+                (8, Class::Stalled),
+            ]
+        );
+        // Write progress moves a response to the back of the queue: the
+        // one that stalled longest goes first, never one still moving.
+        q.set(7, Some(Class::Stalled), t0);
+        q.set(8, Some(Class::Stalled), t0 + Duration::from_secs(1));
+        q.set(7, Some(Class::Stalled), t0 + Duration::from_secs(3));
+        let at = t0 + Duration::from_secs(4);
+        assert_eq!(q.victim(at), Some((8, Class::Stalled)));
+        q.remove(8);
+        assert_eq!(q.victim(at), None, "7 made progress a second ago");
     }
 
     #[test]
     fn re_entering_moves_to_the_back() {
         let t0 = Instant::now();
         let later = t0 + Duration::from_secs(5);
-        let mut q = EvictionQueues::default();
+        let mut q = EvictionQueues::new(STALL);
         for key in 0..4 {
             q.set(
                 key,

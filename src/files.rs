@@ -15,7 +15,8 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// The served directory, held open.
 #[derive(Debug)]
@@ -76,6 +77,55 @@ impl Root {
         }?;
         // SAFETY: `fd` was just returned by the kernel and is owned by no one else.
         Ok(unsafe { File::from_raw_fd(fd) })
+    }
+}
+
+/// A file held open for response bodies, shared by every connection that
+/// sends it (and by the file cache): `sendfile` and `pread` take an
+/// explicit offset, so one fd serves any number of concurrent downloads.
+/// Each one alive counts in its [`OpenFiles`] tally, which is what the fd
+/// budget charges: a thousand downloads of one file cost one file fd.
+#[derive(Debug)]
+pub struct OpenFile {
+    file: File,
+    tally: Arc<AtomicUsize>,
+}
+
+impl OpenFile {
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+}
+
+impl Drop for OpenFile {
+    fn drop(&mut self) {
+        self.tally.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Counts the [`OpenFile`]s alive, wherever they are held (a response in
+/// flight, the file cache, or both): the fds that file bodies cost.
+///
+/// One per reactor; the counter is atomic only so that a reactor can be
+/// moved to its worker thread (it never crosses threads afterwards).
+#[derive(Debug, Default)]
+pub struct OpenFiles {
+    tally: Arc<AtomicUsize>,
+}
+
+impl OpenFiles {
+    /// Wraps a freshly opened file; it counts until its last holder drops it.
+    pub fn adopt(&self, file: File) -> Arc<OpenFile> {
+        self.tally.fetch_add(1, Ordering::Relaxed);
+        Arc::new(OpenFile {
+            file,
+            tally: Arc::clone(&self.tally),
+        })
+    }
+
+    /// File fds open for bodies right now.
+    pub fn count(&self) -> usize {
+        self.tally.load(Ordering::Relaxed)
     }
 }
 
@@ -171,6 +221,14 @@ mod tests {
         let err = root.open_beneath(b"escape", &mut scratch).unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::EXDEV));
         let anywhere = Root::open(&dir.join("www"), true).unwrap();
+        let open_files = OpenFiles::default();
+        let shared = open_files.adopt(root.open_beneath(b"ok.txt", &mut scratch).unwrap());
+        let again = Arc::clone(&shared);
+        assert_eq!(open_files.count(), 1, "one fd however many holders");
+        drop(shared);
+        assert_eq!(open_files.count(), 1);
+        drop(again);
+        assert_eq!(open_files.count(), 0);
         assert!(anywhere.open_beneath(b"escape", &mut scratch).is_ok());
         std::fs::remove_dir_all(&dir).unwrap();
     }

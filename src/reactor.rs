@@ -69,6 +69,8 @@ pub struct Server {
     /// Accepting waits until then: EMFILE/ENFILE.
     accept_paused_until: Option<Instant>,
     last_emfile_warning: Option<Instant>,
+    /// When cached file fds that nobody uses are next closed.
+    next_sweep: Instant,
     shutdown_deadline: Option<Instant>,
     /// This reactor's index among `--workers`.
     worker: usize,
@@ -124,6 +126,8 @@ impl Server {
         let now = Instant::now();
         let pool = BufPool::new(config.max_header_bytes, 1024);
         let shared = Arc::new(Shared::new(1));
+        let evict =
+            EvictionQueues::with_capacity(budget.max_connections, config.evict_stalled_after);
         Ok(Server {
             poll,
             listeners,
@@ -136,10 +140,11 @@ impl Server {
             ctx: Ctx::new(config, root, budget, Arc::clone(&shared), worker),
             pool,
             expired: Vec::new(),
-            evict: EvictionQueues::with_capacity(budget.max_connections),
+            evict,
             accept_blocked: false,
             accept_paused_until: None,
             last_emfile_warning: None,
+            next_sweep: now,
             shutdown_deadline: None,
             worker,
             shared,
@@ -210,11 +215,18 @@ impl Server {
                 self.accept_paused_until = None;
                 self.accept_all(now);
             }
-            if self.accept_blocked && (self.has_room() || self.evict.victim(now).is_some()) {
-                self.accept_blocked = false;
+            if self.accept_blocked {
+                // A close, an unused cached fd or a connection come of age
+                // may have made room; accept() checks and stays blocked
+                // (without a syscall) if not.
                 self.accept_all(now);
             }
+            if now >= self.next_sweep {
+                self.ctx.sweep_open_files();
+                self.next_sweep = now + self.ctx.config.file_cache_valid.max(TIMER_TICK);
+            }
             if self.shared.workers() > 1 {
+                self.ctx.gauges.open_files = self.ctx.open_files.count();
                 self.shared
                     .publish(self.worker, &self.ctx.stats, &self.ctx.gauges);
             }
@@ -242,6 +254,12 @@ impl Server {
                 .map(|t| t.saturating_duration_since(now)),
             self.shutdown_deadline
                 .map(|t| t.saturating_duration_since(now)),
+            // Blocked admission resumes when a connection becomes
+            // evictable by age (an idle one past its grace, a stall).
+            self.accept_blocked
+                .then(|| self.evict.next_eligible())
+                .flatten()
+                .map(|t| t.saturating_duration_since(now)),
         ]
         .into_iter()
         .flatten()
@@ -265,7 +283,7 @@ impl Server {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
-        let before = (conn.phase(), conn.holds_file());
+        let before = conn.phase();
         let result = match step {
             Step::Ready { readable, writable } => {
                 conn.ready(readable, writable);
@@ -273,7 +291,7 @@ impl Server {
             }
             Step::Deadline => conn.on_deadline(&mut self.ctx, &mut self.pool, now),
         };
-        let after = (conn.phase(), conn.holds_file());
+        let after = conn.phase();
         let deadline = conn.deadline(&self.ctx.config);
         let class = conn.eviction_class();
         if before != after {
@@ -282,7 +300,7 @@ impl Server {
         }
         match result {
             Err(reason) => self.close(key, reason),
-            Ok(()) if self.ctx.shutting_down && after.0 == Phase::Idle => {
+            Ok(()) if self.ctx.shutting_down && after == Phase::Idle => {
                 self.close(key, CloseReason::Shutdown)
             }
             Ok(()) => {
@@ -295,9 +313,9 @@ impl Server {
         }
     }
 
-    /// Adds (`delta` 1) or removes (-1) a connection's phase and file body
-    /// to or from the gauges.
-    fn count(&mut self, (phase, holds_file): (Phase, bool), delta: isize) {
+    /// Adds (`delta` 1) or removes (-1) a connection's phase to or from
+    /// the gauges.
+    fn count(&mut self, phase: Phase, delta: isize) {
         let g = &mut self.ctx.gauges;
         let slot = match phase {
             Phase::Reading => &mut g.reading,
@@ -306,16 +324,18 @@ impl Server {
             Phase::Closing => &mut g.closing,
         };
         *slot = slot.wrapping_add_signed(delta);
-        if holds_file {
-            g.open_files = g.open_files.wrapping_add_signed(delta);
-        }
     }
 
     fn close(&mut self, key: usize, reason: CloseReason) {
         let Some(mut conn) = self.conns.try_remove(key) else {
             return;
         };
-        self.count((conn.phase(), conn.holds_file()), -1);
+        if conn.phase() == Phase::Writing
+            && matches!(reason, CloseReason::SendTimeout | CloseReason::Evicted)
+        {
+            conn.abort_on_close();
+        }
+        self.count(conn.phase(), -1);
         self.wheel.cancel(key);
         self.evict.remove(key);
         conn.release(&mut self.pool);
@@ -337,7 +357,7 @@ impl Server {
     fn has_room(&self) -> bool {
         self.ctx
             .budget
-            .admits(self.conns.len(), self.ctx.gauges.open_files)
+            .admits(self.conns.len(), self.ctx.open_files.count())
     }
 
     /// Closes the least valuable connection to make room (see
@@ -347,7 +367,7 @@ impl Server {
             return false;
         };
         self.ctx.stats.evictions[class as usize] += 1;
-        log::debug!("evicting a {class:?} connection to make room");
+        log::debug!("evicting a {} connection to make room", class.as_str());
         self.close(key, CloseReason::Evicted);
         true
     }
@@ -365,7 +385,12 @@ impl Server {
             return;
         }
         loop {
-            let full = !self.has_room();
+            let mut full = !self.has_room();
+            // A cached file fd that no response uses is the cheapest
+            // thing to give up.
+            while full && self.ctx.release_unused_fd() {
+                full = !self.has_room();
+            }
             if full && self.evict.victim(now).is_none() {
                 // Nothing may be evicted: stop, and let new connections
                 // wait in the kernel backlog. The loop retries as soon as
@@ -374,9 +399,9 @@ impl Server {
                 if !self.accept_blocked {
                     self.ctx.stats.accept_pauses += 1;
                     log::warn!(
-                        "fd budget full ({} connections, {} file bodies) and nothing to evict: accepting paused",
+                        "fd budget full ({} connections, {} file fds) and nothing to evict: accepting paused",
                         self.conns.len(),
-                        self.ctx.gauges.open_files
+                        self.ctx.open_files.count()
                     );
                 }
                 self.accept_blocked = true;
@@ -387,6 +412,7 @@ impl Server {
             };
             match listener.accept() {
                 Ok((stream, peer)) => {
+                    self.accept_blocked = false;
                     self.ctx.stats.accepted += 1;
                     // Evict only once a connection is really waiting: the
                     // new socket briefly uses the reserve's spare fd.
@@ -395,7 +421,10 @@ impl Server {
                     }
                     self.admit(stream, peer, now);
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.accept_blocked = false;
+                    return;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
                     // The listener stays readable; retrying now would spin.
@@ -449,7 +478,7 @@ impl Server {
         self.ctx.stats.handled += 1;
         let conn = entry.insert(Conn::new(stream, peer, now));
         let deadline = conn.deadline(&self.ctx.config);
-        let snapshot = (conn.phase(), conn.holds_file());
+        let snapshot = conn.phase();
         self.wheel.schedule(key, deadline);
         self.evict.set(key, Some(Class::Fresh), now);
         self.count(snapshot, 1);

@@ -5,6 +5,8 @@
 use std::fmt;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
+use crate::evict::CLASSES;
+
 /// Why a connection was closed. Every close carries exactly one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CloseReason {
@@ -90,8 +92,8 @@ pub struct Stats {
     pub open_emfile: u64,
     /// Times accepting stopped because nothing could be evicted.
     pub accept_pauses: u64,
-    /// Evictions by the class of the victim: idle, fresh, partial head.
-    pub evictions: [u64; 3],
+    /// Evictions by the class of the victim, in [`Class::ALL`](crate::evict::Class::ALL) order.
+    pub evictions: [u64; CLASSES],
     /// Requests per closed connection, bucketed by [`REQUESTS_BUCKETS`].
     pub requests_per_connection: [u64; REQUESTS_BUCKETS.len() + 1],
     pub requests_per_connection_sum: u64,
@@ -153,7 +155,7 @@ mod tests {
 }
 
 /// Counters and gauges as one flat array, for publishing across workers.
-const FLAT: usize = 6 + 3 + CLOSE_REASONS + (REQUESTS_BUCKETS.len() + 1) + 1 + 5;
+const FLAT: usize = 6 + CLASSES + CLOSE_REASONS + (REQUESTS_BUCKETS.len() + 1) + 1 + 5;
 const CLOSE_REASONS: usize = CloseReason::ALL.len();
 
 fn flatten(stats: &Stats, gauges: &Gauges) -> [u64; FLAT] {
@@ -313,7 +315,7 @@ mod shared_tests {
         assert_eq!(g, gauges);
         assert_eq!(s.accepted, 3);
         assert_eq!(s.closes(CloseReason::Evicted), 1);
-        assert_eq!(s.evictions, [0, 0, 4]);
+        assert_eq!(s.evictions, [0, 0, 4, 0, 0]);
         assert_eq!(s.requests_per_connection_sum, 7);
         let shared = Shared::new(2);
         shared.publish(1, &stats, &gauges);

@@ -9,6 +9,7 @@
 use std::io::Write;
 
 use crate::budget::Budget;
+use crate::evict::Class;
 use crate::stats::{CloseReason, Gauges, REQUESTS_BUCKETS, Stats};
 
 /// nginx's format (ngx_http_stub_status_module.c), trailing spaces
@@ -88,10 +89,8 @@ pub fn prometheus(out: &mut Vec<u8>, stats: &Stats, gauges: &Gauges, budget: &Bu
         "counter",
         "Connections evicted to make room, by class.",
     );
-    for (class, n) in ["idle", "fresh", "partial_head"]
-        .iter()
-        .zip(stats.evictions)
-    {
+    for (class, n) in Class::ALL.iter().zip(stats.evictions) {
+        let class = class.as_str();
         let _ = writeln!(out, "holdline_evictions_total{{class=\"{class}\"}} {n}");
     }
     metric(out, "connections", "gauge", "Open connections, by state.");
@@ -106,7 +105,7 @@ pub fn prometheus(out: &mut Vec<u8>, stats: &Stats, gauges: &Gauges, budget: &Bu
     let gauges_list: [(&str, &str, u64); 5] = [
         (
             "open_files",
-            "File bodies being sent (each holds an fd).",
+            "File fds held open for bodies (shared by every response sending the same file, and cached).",
             gauges.open_files as u64,
         ),
         ("fd_limit", "The soft RLIMIT_NOFILE in force.", budget.limit),

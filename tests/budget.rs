@@ -267,27 +267,39 @@ fn slowloris_storm_is_shed_and_real_clients_are_served() {
     );
 }
 
-/// Stalls `n` downloads of a big file (never reading); returns the sockets.
-fn stalled_downloads(server: &Server, n: usize) -> Vec<TcpStream> {
-    (0..n)
-        .map(|_| {
+/// Stalls one download (never reading) of each of `paths`; returns the
+/// sockets.
+fn stalled_downloads(server: &Server, paths: &[String]) -> Vec<TcpStream> {
+    paths
+        .iter()
+        .map(|path| {
             let mut s = server.connect();
-            s.write_all(get("/big.bin").as_bytes()).unwrap();
+            s.write_all(get(path).as_bytes()).unwrap();
             s
         })
         .collect()
 }
 
-#[test]
-fn with_nothing_to_evict_accepting_pauses_and_resumes_when_a_slot_frees() {
-    // --max-fds 32: budget 23 fds, headroom 2. Eleven stalled downloads
-    // hold a socket and a file each (22 fds, and 22 + 2 > 23): nothing may
-    // be evicted.
-    let site = Site::new();
-    std::fs::File::create(site.root().join("big.bin"))
+/// `n` paths to the same big file.
+fn same_file(n: usize) -> Vec<String> {
+    vec!["/big.bin".to_string(); n]
+}
+
+fn big_file(site: &Site, name: &str) {
+    std::fs::File::create(site.root().join(name))
         .unwrap()
         .set_len(64 << 20)
         .unwrap();
+}
+
+#[test]
+fn with_nothing_to_evict_accepting_pauses_and_resumes_when_a_slot_frees() {
+    // --max-fds 32: budget 23 fds, headroom 2. Twenty stalled downloads of
+    // one file hold a socket each and share one file fd (21 fds, and
+    // 21 + 2 = 23): the budget is full. They are not evictable for a
+    // minute (--evict-stalled-after 60): nothing may go.
+    let site = Site::new();
+    big_file(&site, "big.bin");
     let server = Server::start(
         &site.root(),
         &[
@@ -297,17 +309,23 @@ fn with_nothing_to_evict_accepting_pauses_and_resumes_when_a_slot_frees() {
             "/status",
             "--send-timeout",
             "60",
+            "--evict-stalled-after",
+            "60",
         ],
     );
     let pid = server.pid();
     let baseline = fd_count(pid);
-    let mut downloads = stalled_downloads(&server, 11);
-    assert!(wait_until(Duration::from_secs(5), || fd_count(pid) == baseline + 22));
+    let mut downloads = stalled_downloads(&server, &same_file(20));
+    assert!(
+        wait_until(Duration::from_secs(5), || fd_count(pid) == baseline + 21),
+        "20 downloads of one file: 20 sockets and 1 shared file fd, not {}",
+        fd_count(pid) - baseline
+    );
     // A new client is not accepted: it waits in the backlog, unanswered.
     let mut waiting = server.connect();
     waiting.write_all(get("/a.txt").as_bytes()).unwrap();
     assert_stays_open(&mut waiting, Duration::from_millis(500));
-    assert!(fd_count(pid) <= 32);
+    assert_eq!(fd_count(pid), baseline + 21);
     // One download ends: the waiting client is accepted and served.
     let gone = downloads.pop().unwrap();
     drop(gone);
@@ -315,38 +333,64 @@ fn with_nothing_to_evict_accepting_pauses_and_resumes_when_a_slot_frees() {
     assert_eq!(r.body, b"a\n");
     drop(waiting);
     drop(downloads);
+    // Every socket closed; the file's fd stays cached (unused) for a while.
+    assert!(wait_until(Duration::from_secs(5), || fd_count(pid) <= baseline + 1));
     let prom = status(&server, "?format=prometheus");
-    assert!(prom.contains("holdline_accept_pauses_total 1\n"), "{prom}");
+    // Two pauses: for the waiting client, and again right after it was
+    // admitted and answered (the budget full once more, and a client idle
+    // for less than a second is never evicted).
+    assert!(prom.contains("holdline_accept_pauses_total 2\n"), "{prom}");
+    assert!(
+        prom.contains("holdline_evictions_total{class=\"stalled\"} 0\n"),
+        "{prom}"
+    );
 }
 
 #[test]
 fn no_fd_for_a_file_body_is_503_with_retry_after() {
     // --max-fds 32: budget 23. Two keep-alive clients, then ten stalled
-    // downloads (22 fds). The first client's download takes the 23rd fd;
-    // the second's would break the budget: 503.
+    // downloads of ten different files (22 fds). The first client's
+    // download of an eleventh file takes the 23rd fd; the second's of a
+    // twelfth would break the budget: 503. A file already open costs no
+    // new fd: the second client may download it.
     let site = Site::new();
-    std::fs::File::create(site.root().join("big.bin"))
-        .unwrap()
-        .set_len(64 << 20)
-        .unwrap();
-    let server = Server::start(&site.root(), &["--max-fds", "32", "--send-timeout", "60"]);
+    for i in 0..12 {
+        big_file(&site, &format!("big{i}.bin"));
+    }
+    let server = Server::start(
+        &site.root(),
+        &[
+            "--max-fds",
+            "32",
+            "--send-timeout",
+            "60",
+            "--evict-stalled-after",
+            "60",
+        ],
+    );
     let mut first = server.connect();
     let mut second = server.connect();
     assert_eq!(exchange(&mut first, &get("/a.txt")).status, 200);
     assert_eq!(exchange(&mut second, &get("/a.txt")).status, 200);
     let pid = server.pid();
     let baseline = fd_count(pid);
-    let _downloads = stalled_downloads(&server, 10);
+    let paths: Vec<String> = (0..10).map(|i| format!("/big{i}.bin")).collect();
+    let _downloads = stalled_downloads(&server, &paths);
     assert!(wait_until(Duration::from_secs(5), || fd_count(pid) == baseline + 20));
-    first.write_all(get("/big.bin").as_bytes()).unwrap();
+    first.write_all(get("/big10.bin").as_bytes()).unwrap();
     let mut head = [0u8; 64];
     first.read_exact(&mut head).unwrap();
     assert!(head.starts_with(b"HTTP/1.1 200 OK"));
-    let r = exchange(&mut second, &get("/big.bin"));
+    let r = exchange(&mut second, &get("/big11.bin"));
     assert_eq!(r.status, 503);
     assert_eq!(r.header("Retry-After"), Some("1"));
     // Small files are read into memory and need no lasting fd.
     assert_eq!(exchange(&mut second, &get("/a.txt")).status, 200);
+    // A file being sent already is shared: no new fd, no 503.
+    second.write_all(get("/big3.bin").as_bytes()).unwrap();
+    second.read_exact(&mut head).unwrap();
+    assert!(head.starts_with(b"HTTP/1.1 200 OK"), "{head:?}");
+    assert_eq!(fd_count(pid), baseline + 21);
 }
 
 #[test]

@@ -1,25 +1,52 @@
-//! The small-file cache: content and validators of files up to
-//! `--small-file-bytes`, so a keep-alive request for a hot small file costs
-//! one read and one write, and no open/fstat/pread/close.
+//! The file cache: for files up to `--small-file-bytes` their content,
+//! for larger ones their open fd, with validators either way.
+//!
+//! A keep-alive request for a hot small file then costs one read and one
+//! write, and no open/fstat/pread/close. A large file is opened once and
+//! its fd shared by every download of it (an [`OpenFile`]: sendfile takes
+//! an explicit offset), so a thousand slow downloads of one file cost one
+//! file fd, not a thousand.
 //!
 //! Like nginx's `open_file_cache`, an entry is trusted for
 //! `--file-cache-valid` seconds after it was last checked; then the next
 //! request that finds it reopens and fstats the file, and keeps the entry
 //! only if inode, size and modification time are unchanged. So a file
 //! changed on disk is served stale for at most that long (0 disables the
-//! cache). Large files are never cached: their cost is sendfile, not the
-//! open, and a cached fd would eat into the fd budget.
+//! cache, and each download then opens its own fd).
+//!
+//! A cached fd is charged to the fd budget like any file body. One that no
+//! response is using is given back when the budget needs it
+//! ([`FileCache::release_unused_fd`]) and when it has gone unchecked for
+//! `--file-cache-valid` ([`FileCache::sweep`]), so a deleted file's space
+//! is not held for long.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::file::FileMeta;
+use crate::files::OpenFile;
+
+/// What an entry keeps of the file.
+#[derive(Clone)]
+pub enum Content {
+    /// A small file's bytes.
+    Bytes(Arc<[u8]>),
+    /// A large file's fd, shared with the responses sending it.
+    Fd(Arc<OpenFile>),
+}
+
+impl Content {
+    /// An fd that only the cache holds: closing it stops no response.
+    fn is_unused_fd(&self) -> bool {
+        matches!(self, Content::Fd(f) if Arc::strong_count(f) == 1)
+    }
+}
 
 /// What a hit gives back: everything a file response needs.
 #[derive(Clone)]
 pub struct Cached {
-    pub content: Arc<[u8]>,
+    pub content: Content,
     pub meta: FileMeta,
     /// The path actually served (an index.html, a .br variant).
     pub served_path: Arc<[u8]>,
@@ -41,6 +68,9 @@ pub struct FileCache {
     map: HashMap<Box<[u8]>, Cached>,
     /// Insertion order, for evicting the oldest when full.
     order: VecDeque<Box<[u8]>>,
+    /// The keys whose entries hold an fd (few: each is charged to the fd
+    /// budget), so that finding one to release does not walk the map.
+    fd_keys: Vec<Box<[u8]>>,
     max_entries: usize,
     valid: Duration,
 }
@@ -50,6 +80,7 @@ impl FileCache {
         FileCache {
             map: HashMap::new(),
             order: VecDeque::new(),
+            fd_keys: Vec::new(),
             max_entries,
             valid,
         }
@@ -78,14 +109,56 @@ impl FileCache {
 
     pub fn remove(&mut self, key: &[u8]) {
         // `order` keeps the key; eviction skips keys no longer mapped.
-        self.map.remove(key);
+        if let Some(Cached {
+            content: Content::Fd(_),
+            ..
+        }) = self.map.remove(key)
+        {
+            self.fd_keys.retain(|k| &**k != key);
+        }
+    }
+
+    /// Closes one cached fd that no response is using. Returns whether one
+    /// was closed (the fd budget then has one more fd).
+    pub fn release_unused_fd(&mut self) -> bool {
+        let map = &self.map;
+        let Some(i) = self
+            .fd_keys
+            .iter()
+            .position(|k| map.get(k).is_some_and(|c| c.content.is_unused_fd()))
+        else {
+            return false;
+        };
+        let key = self.fd_keys.swap_remove(i);
+        self.map.remove(&key);
+        true
+    }
+
+    /// Closes the cached fds that no response uses and that have not been
+    /// checked for `--file-cache-valid`.
+    pub fn sweep(&mut self, now: Instant) {
+        let (map, valid) = (&mut self.map, self.valid);
+        self.fd_keys.retain(|key| {
+            let expired = map.get(key).is_none_or(|c| {
+                c.content.is_unused_fd() && now.saturating_duration_since(c.checked) >= valid
+            });
+            if expired {
+                map.remove(key);
+            }
+            !expired
+        });
+    }
+
+    /// Entries holding an fd.
+    pub fn fd_entries(&self) -> usize {
+        self.fd_keys.len()
     }
 
     #[allow(clippy::too_many_arguments)]
     pub fn insert(
         &mut self,
         key: &[u8],
-        content: Arc<[u8]>,
+        content: Content,
         meta: FileMeta,
         served_path: &[u8],
         content_type: &'static str,
@@ -101,12 +174,15 @@ impl FileCache {
             let Some(oldest) = self.order.pop_front() else {
                 break;
             };
-            self.map.remove(&oldest);
+            self.remove(&oldest);
         }
         // Keys removed by `remove` may linger in `order`; bound it.
         if self.order.len() >= 2 * self.max_entries {
             let map = &self.map;
             self.order.retain(|k| map.contains_key(k));
+        }
+        if matches!(content, Content::Fd(_)) {
+            self.fd_keys.push(key.into());
         }
         let entry = Cached {
             content,
@@ -118,8 +194,18 @@ impl FileCache {
             vary,
             checked: now,
         };
-        if self.map.insert(key.into(), entry).is_none() {
-            self.order.push_back(key.into());
+        match self.map.insert(key.into(), entry) {
+            None => self.order.push_back(key.into()),
+            Some(Cached {
+                content: Content::Fd(_),
+                ..
+            }) => {
+                // Replaced an fd entry: its key is listed twice now.
+                if let Some(i) = self.fd_keys.iter().position(|k| &**k == key) {
+                    self.fd_keys.swap_remove(i);
+                }
+            }
+            Some(_) => {}
         }
     }
 }
@@ -143,7 +229,7 @@ mod tests {
         let mut cache = FileCache::new(2, Duration::from_secs(1));
         cache.insert(
             b"a",
-            Arc::from(&b"A"[..]),
+            Content::Bytes(Arc::from(&b"A"[..])),
             meta(1),
             b"a",
             "text/plain",
@@ -167,7 +253,7 @@ mod tests {
         for key in [&b"a"[..], b"b", b"c"] {
             cache.insert(
                 key,
-                Arc::from(key),
+                Content::Bytes(Arc::from(key)),
                 meta(1),
                 key,
                 "text/plain",
@@ -183,7 +269,7 @@ mod tests {
         for i in 0..10u8 {
             cache.insert(
                 &[i],
-                Arc::from(&[i][..]),
+                Content::Bytes(Arc::from(&[i][..])),
                 meta(1),
                 &[i],
                 "x",
@@ -196,5 +282,71 @@ mod tests {
         }
         assert!(cache.order.len() <= 4);
         assert!(!FileCache::new(0, Duration::from_secs(1)).enabled());
+    }
+
+    #[test]
+    fn cached_fds_are_released_only_when_unused() {
+        let t0 = Instant::now();
+        let dir = std::env::temp_dir().join(format!("holdline-cache-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("f"), "x").unwrap();
+        let open_files = crate::files::OpenFiles::default();
+        let open = || std::fs::File::open(dir.join("f")).unwrap();
+        let mut cache = FileCache::new(4, Duration::from_secs(1));
+        let in_use = open_files.adopt(open());
+        for (key, file) in [
+            (&b"busy"[..], Arc::clone(&in_use)),
+            (b"free", open_files.adopt(open())),
+        ] {
+            cache.insert(
+                key,
+                Content::Fd(file),
+                meta(1),
+                key,
+                "x",
+                false,
+                None,
+                false,
+                t0,
+            );
+        }
+        assert_eq!((cache.fd_entries(), open_files.count()), (2, 2));
+        // The unused one goes; the one a response holds stays.
+        assert!(cache.release_unused_fd());
+        assert_eq!((cache.fd_entries(), open_files.count()), (1, 1));
+        assert!(!cache.release_unused_fd());
+        assert!(matches!(cache.lookup(b"busy", t0), Lookup::Fresh(_)));
+        // The response ends: still cached until stale, then swept.
+        drop(in_use);
+        cache.sweep(t0);
+        assert_eq!(cache.fd_entries(), 1);
+        cache.sweep(t0 + Duration::from_secs(1));
+        assert_eq!((cache.fd_entries(), open_files.count()), (0, 0));
+        // Pushed out by newer entries, an fd entry leaves its list too.
+        let mut small = FileCache::new(1, Duration::from_secs(1));
+        small.insert(
+            b"a",
+            Content::Fd(open_files.adopt(open())),
+            meta(1),
+            b"a",
+            "x",
+            false,
+            None,
+            false,
+            t0,
+        );
+        small.insert(
+            b"b",
+            Content::Bytes(Arc::from(&b"b"[..])),
+            meta(1),
+            b"b",
+            "x",
+            false,
+            None,
+            false,
+            t0,
+        );
+        assert_eq!((small.fd_entries(), open_files.count()), (0, 0));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

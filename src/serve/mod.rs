@@ -27,18 +27,11 @@ mod cache;
 mod file;
 mod listing;
 
-use cache::{FileCache, Lookup};
-pub use file::FileRoute;
+use crate::files::OpenFiles;
+use cache::{Content, FileCache, Lookup};
+pub use file::{FileBody, FileRoute};
 use file::{FileMeta, FileSource};
 use std::time::Instant;
-
-/// A file body still to be sent with sendfile(2).
-#[derive(Debug)]
-pub struct FileBody {
-    pub file: File,
-    pub offset: u64,
-    pub remaining: u64,
-}
 
 /// What the connection must do after the bytes written to `out`.
 #[derive(Debug)]
@@ -82,11 +75,11 @@ pub struct Ctx {
     cache: FileCache,
     cache_key: Vec<u8>,
     path: Vec<u8>,
-    /// Scratch for bodies built per request: status, listing, multipart.
+    /// File fds held for bodies (by responses in flight and the cache):
+    /// what the fd budget charges for files.
+    pub open_files: OpenFiles,
+    /// Scratch for bodies built per request: the status page, listings.
     status_body: Vec<u8>,
-    /// The multipart/byteranges boundary, fixed per process.
-    boundary: String,
-    multipart_type: String,
     name: Vec<u8>,
     location: Vec<u8>,
 }
@@ -113,15 +106,7 @@ impl Ctx {
         shared: Arc<Shared>,
         worker: usize,
     ) -> Ctx {
-        // Unpredictable enough that no file contains it by accident.
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
         let cache = FileCache::new(config.file_cache_entries, config.file_cache_valid);
-        let boundary = format!(
-            "holdline-{:016x}",
-            nanos ^ (u64::from(std::process::id()) << 40)
-        );
         Ctx {
             limits: HeadLimits {
                 max_header_bytes: config.max_header_bytes,
@@ -139,9 +124,8 @@ impl Ctx {
             now: Instant::now(),
             cache,
             cache_key: Vec::with_capacity(1024),
+            open_files: OpenFiles::default(),
             status_body: Vec::new(),
-            boundary: boundary.clone(),
-            multipart_type: format!("multipart/byteranges; boundary={boundary}"),
             path: Vec::with_capacity(1024),
             name: Vec::with_capacity(1024),
             location: Vec::with_capacity(1024),
@@ -231,6 +215,7 @@ impl Ctx {
             }
             Route::Status { prometheus } => {
                 self.status_body.clear();
+                self.gauges.open_files = self.open_files.count();
                 let (stats, gauges) = self.shared.total(self.worker, &self.stats, &self.gauges);
                 let content_type = if prometheus {
                     status::prometheus(&mut self.status_body, &stats, &gauges, &self.budget);
@@ -426,19 +411,36 @@ impl Ctx {
         self.cache_key.push(class);
     }
 
-    /// A small file just opened goes into the cache and is served from it.
+    /// A file just opened goes into the cache and is served from it: a
+    /// small one's bytes, or a large one's fd (when the fd budget has room
+    /// to keep it; otherwise it stays this request's own).
     fn remember(&mut self, mut found: FileRoute) -> Route {
+        if !self.cache.enabled() {
+            return Route::File(found);
+        }
         let FileSource::Open(file) = &found.source else {
             return Route::File(found);
         };
-        if !self.cache.enabled() || found.meta.len > self.config.small_file_bytes {
+        let content = if found.meta.len <= self.config.small_file_bytes {
+            let mut bytes = vec![0u8; found.meta.len as usize];
+            if std::os::unix::fs::FileExt::read_exact_at(file, &mut bytes, 0).is_err() {
+                return Route::File(found);
+            }
+            Content::Bytes(bytes.into())
+        } else if self.file_room() {
+            let FileSource::Open(file) =
+                std::mem::replace(&mut found.source, FileSource::Memory(Arc::from(&[][..])))
+            else {
+                unreachable!("checked above")
+            };
+            Content::Fd(self.open_files.adopt(file))
+        } else {
             return Route::File(found);
-        }
-        let mut content = vec![0u8; found.meta.len as usize];
-        if std::os::unix::fs::FileExt::read_exact_at(file, &mut content, 0).is_err() {
-            return Route::File(found);
-        }
-        let content: Arc<[u8]> = content.into();
+        };
+        found.source = match &content {
+            Content::Bytes(bytes) => FileSource::Memory(Arc::clone(bytes)),
+            Content::Fd(open) => FileSource::Shared(Arc::clone(open)),
+        };
         let plain_len = self.path.len();
         match found.encoding {
             Some("br") => self.path.extend_from_slice(b".br"),
@@ -447,7 +449,7 @@ impl Ctx {
         }
         self.cache.insert(
             &self.cache_key,
-            Arc::clone(&content),
+            content,
             found.meta,
             &self.path,
             found.content_type,
@@ -457,8 +459,34 @@ impl Ctx {
             self.now,
         );
         self.path.truncate(plain_len);
-        found.source = FileSource::Memory(content);
         Route::File(found)
+    }
+
+    /// May one more file fd be held for a body? When the budget is full, a
+    /// cached fd that no response uses is closed first to make room.
+    fn file_room(&mut self) -> bool {
+        loop {
+            let open = self.open_files.count();
+            if self.budget.has_file_room(self.gauges.connections(), open) {
+                return true;
+            }
+            if !self.cache.release_unused_fd() {
+                return false;
+            }
+        }
+    }
+
+    /// Closes one cached file fd that no response is using, for the
+    /// reactor's admission; returns whether one was closed.
+    pub fn release_unused_fd(&mut self) -> bool {
+        self.cache.release_unused_fd()
+    }
+
+    /// Closes cached file fds that no response has used for a while.
+    pub fn sweep_open_files(&mut self) {
+        if self.cache.fd_entries() > 0 {
+            self.cache.sweep(self.now);
+        }
     }
 
     /// A cache hit, revalidated first when its time is up.
@@ -480,8 +508,12 @@ impl Ctx {
                 entry
             }
         };
+        let source = match entry.content {
+            Content::Bytes(bytes) => FileSource::Memory(bytes),
+            Content::Fd(open) => FileSource::Shared(open),
+        };
         Some(Route::File(FileRoute {
-            source: FileSource::Memory(entry.content),
+            source,
             meta: entry.meta,
             content_type: entry.content_type,
             charset: entry.charset,
