@@ -79,7 +79,8 @@ impl Work {
 }
 use crate::stats::CloseReason;
 
-/// Stop answering pipelined requests while this much output is unsent.
+/// Stop answering pipelined requests (and reading) while this much output
+/// is buffered: with one more answer, the most a connection's output holds.
 pub const OUTPUT_CAP: usize = 64 * 1024;
 
 /// The most bytes a lingering close discards per readiness event.
@@ -232,8 +233,9 @@ impl Conn {
             .is_some_and(|w| w.file.is_some() || w.out_pos < w.output.len())
     }
 
-    fn pending_output(&self) -> usize {
-        self.work.as_ref().map_or(0, |w| w.output.len() - w.out_pos)
+    /// Bytes in the output buffer, sent or not (see `answer_buffered`).
+    fn buffered_output(&self) -> usize {
+        self.work.as_ref().map_or(0, |w| w.output.len())
     }
 
     /// Moves bytes after a readiness event. `Err` means: close now, for
@@ -329,16 +331,18 @@ impl Conn {
         let Work {
             input,
             output,
-            out_pos,
             file,
             body,
             ..
         } = &mut **work;
         let mut progressed = false;
         loop {
-            let blocked = self.close_after_output.is_some()
-                || file.is_some()
-                || output.len() - *out_pos >= OUTPUT_CAP;
+            // `output.len()`, not what is unsent: the sent prefix is only
+            // dropped once all of it is out, so a client that reads just
+            // enough to keep the unsent part small could otherwise grow
+            // the buffer for ever.
+            let blocked =
+                self.close_after_output.is_some() || file.is_some() || output.len() >= OUTPUT_CAP;
             if blocked {
                 break;
             }
@@ -411,7 +415,7 @@ impl Conn {
     fn read_more(&mut self, pool: &mut BufPool, now: Instant) -> Result<bool, CloseReason> {
         let room_for_more = self.close_after_output.is_none()
             && !self.holds_file()
-            && self.pending_output() < OUTPUT_CAP;
+            && self.buffered_output() < OUTPUT_CAP;
         if !self.readable || self.peer_closed || !room_for_more {
             return Ok(false);
         }

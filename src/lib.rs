@@ -83,6 +83,7 @@ pub mod conn;
 pub mod evict;
 pub mod files;
 pub mod http;
+pub mod memory;
 pub mod pool;
 pub mod reactor;
 pub mod serve;

@@ -25,6 +25,7 @@ use crate::config::{Config, TcpKeepalive};
 use crate::conn::{Conn, Phase};
 use crate::evict::{Class, EvictionQueues};
 use crate::files::Root;
+use crate::memory::MemoryBound;
 use crate::pool::BufPool;
 use crate::serve::Ctx;
 use crate::signals::SignalFd;
@@ -669,6 +670,16 @@ fn setup_fd_budget(config: &Config) -> Result<Budget, StartError> {
         budget.reserve,
         budget.file_headroom,
         budget.max_connections
+    );
+    let memory = MemoryBound::compute(config, budget.max_connections);
+    const MIB: f64 = 1024.0 * 1024.0;
+    log::info!(
+        "heap bound {:.0} MiB: {} connections x {:.0} KiB working + file cache {:.0} MiB + scratch {:.1} MiB",
+        memory.total() as f64 / MIB,
+        memory.connections,
+        (memory.tables_per_connection + memory.work_per_connection) as f64 / 1024.0,
+        memory.file_cache as f64 / MIB,
+        memory.fixed as f64 / MIB,
     );
     Ok(budget)
 }

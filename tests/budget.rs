@@ -84,12 +84,40 @@ struct StormResult {
     max_fds: usize,
 }
 
-fn storm(
-    server: &Server,
-    storm_size: usize,
-    partial_heads: bool,
-    duration: Duration,
-) -> StormResult {
+/// What each storm connection does after connecting.
+#[derive(Clone, Copy, PartialEq)]
+enum Storm {
+    /// Nothing: a connect that never speaks.
+    Idle,
+    /// An unfinished request head (slowloris).
+    PartialHead,
+    /// A request for a big file, with a 4 KiB receive window, never read.
+    SlowReader,
+}
+
+fn storm_connection(addr: SocketAddr, kind: Storm) -> Option<TcpStream> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::IPV4,
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )
+    .ok()?;
+    if kind == Storm::SlowReader {
+        socket.set_recv_buffer_size(4096).ok()?;
+    }
+    socket
+        .connect_timeout(&addr.into(), Duration::from_millis(500))
+        .ok()?;
+    let mut s: TcpStream = socket.into();
+    let _ = match kind {
+        Storm::Idle => Ok(()),
+        Storm::PartialHead => s.write_all(b"GET /a.txt HTTP/1.1\r\nHost: storm\r\nX-Slow: "),
+        Storm::SlowReader => s.write_all(b"GET /big.bin HTTP/1.1\r\nHost: storm\r\n\r\n"),
+    };
+    Some(s)
+}
+
+fn storm(server: &Server, storm_size: usize, kind: Storm, duration: Duration) -> StormResult {
     let addr = server.addr;
     let pid = server.pid();
     let stop = Arc::new(AtomicBool::new(false));
@@ -113,12 +141,7 @@ fn storm(
         std::thread::spawn(move || {
             let mut held = Vec::new();
             for _ in 0..storm_size {
-                if let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(500)) {
-                    if partial_heads {
-                        let _ = s.write_all(b"GET /a.txt HTTP/1.1\r\nHost: storm\r\nX-Slow: ");
-                    }
-                    held.push(s);
-                }
+                held.extend(storm_connection(addr, kind));
             }
             while !stop.load(Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(10));
@@ -210,7 +233,7 @@ fn status(server: &Server, query: &str) -> String {
 fn idle_storm_is_shed_and_real_clients_are_served() {
     let site = Site::new();
     let server = storm_target(&site);
-    let r = storm(&server, 300, false, Duration::from_secs(2));
+    let r = storm(&server, 300, Storm::Idle, Duration::from_secs(2));
     assert!(
         r.max_fds <= 64,
         "the server held {} fds with a limit of 64",
@@ -242,7 +265,7 @@ fn idle_storm_is_shed_and_real_clients_are_served() {
 fn slowloris_storm_is_shed_and_real_clients_are_served() {
     let site = Site::new();
     let server = storm_target(&site);
-    let r = storm(&server, 300, true, Duration::from_secs(2));
+    let r = storm(&server, 300, Storm::PartialHead, Duration::from_secs(2));
     assert!(
         r.max_fds <= 64,
         "the server held {} fds with a limit of 64",
@@ -265,6 +288,66 @@ fn slowloris_storm_is_shed_and_real_clients_are_served() {
         !prom.contains("holdline_evictions_total{class=\"partial_head\"} 0\n"),
         "{prom}"
     );
+}
+
+/// The value of a Prometheus sample line that starts with `name`
+/// (labels included); panics if it is missing.
+fn metric(prom: &str, name: &str) -> u64 {
+    prom.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {name} in\n{prom}"))
+        .parse()
+        .unwrap()
+}
+
+/// Slow readers: 150 connections ask for a 64 MiB file and never read.
+/// Each holds a socket (the file's fd is shared by all), the budget fills
+/// with responses in flight, and nothing of the older classes is left to
+/// evict. Responses stalled past --evict-stalled-after go, the one stalled
+/// longest first, so newcomers are admitted; the existing keep-alive
+/// client is never touched.
+#[test]
+fn slow_reader_storm_is_shed_and_real_clients_are_served() {
+    let site = Site::new();
+    big_file(&site, "big.bin");
+    let args = [
+        "--max-fds",
+        "64",
+        "--status-path",
+        "/status",
+        "--max-requests",
+        "0",
+        // Shorter than the default 1 s so the storm's backlog drains in
+        // the two seconds the test runs.
+        "--evict-stalled-after",
+        "0.3",
+    ];
+    let server = Server::start(&site.root(), &args);
+    let r = storm(&server, 150, Storm::SlowReader, Duration::from_secs(2));
+    assert_eq!(
+        r.existing_ok, r.existing_tried,
+        "the existing client must not lose a request"
+    );
+    assert!(
+        r.fresh_ok * 100 >= r.fresh_tried * 90,
+        "fresh clients {}/{}",
+        r.fresh_ok,
+        r.fresh_tried
+    );
+    let prom = status(&server, "?format=prometheus");
+    // Stalled responses were evicted to admit the storm's backlog and the
+    // fresh clients: at least the 150 - 47 that did not fit at first.
+    let stalled = metric(&prom, "holdline_evictions_total{class=\"stalled\"}");
+    assert!(stalled >= 103, "{stalled} stalled evictions\n{prom}");
+    // Nothing else was evicted, and nobody was refused for want of an fd:
+    // the file's one fd was shared, never a 503.
+    for class in ["idle", "fresh", "partial_head", "lingering"] {
+        let name = format!("holdline_evictions_total{{class=\"{class}\"}}");
+        assert_eq!(metric(&prom, &name), 0, "{class}");
+    }
+    assert_eq!(metric(&prom, "holdline_open_emfile_total"), 0);
+    assert_eq!(metric(&prom, "holdline_accept_emfile_total"), 0);
+    assert!(metric(&prom, "holdline_open_files") <= 1);
 }
 
 /// Stalls one download (never reading) of each of `paths`; returns the

@@ -1,7 +1,14 @@
 //! `--listing`: an HTML index of a directory that has no index.html.
 //! Names are HTML-escaped in text and percent-encoded in links; sizes and
 //! modification times are shown; entries are sorted by name, directories
-//! marked with a trailing slash. Rare and small, so it may allocate.
+//! marked with a trailing slash. Rare, so it may allocate.
+//!
+//! Bounded, because a listing is built whole in memory and a client may
+//! ask for it and never read it: at most [`MAX_ENTRIES`] entries are read
+//! (in directory order, then sorted) and the page stops growing past
+//! [`MAX_LISTING_BYTES`], ending with a line that says how many entries
+//! are not shown. A directory of a million files costs the same as one
+//! of a thousand.
 
 use std::fs::File;
 use std::io::Write;
@@ -28,27 +35,45 @@ const SEGMENT: &AsciiSet = &CONTROLS
     .add(b'{')
     .add(b'}');
 
+/// The most directory entries one listing reads.
+pub const MAX_ENTRIES: usize = 1000;
+
+/// A listing stops adding rows once its HTML is this long; one row more
+/// (at most about 2.5 KiB for a 255-byte name) and the end of the page
+/// may follow.
+pub const MAX_LISTING_BYTES: usize = 256 * 1024;
+
+/// The most bytes [`render`] writes.
+pub const MAX_RENDERED_BYTES: usize = MAX_LISTING_BYTES + 4096;
+
 /// Renders the listing of the open directory `dir`, reached as `target`.
 pub fn render(out: &mut Vec<u8>, dir: &File, target: &str, dotfiles: bool) {
     let path = target.split('?').next().unwrap_or("/");
     // Read the directory through its fd, not its path: the fd is the one
     // openat2 verified to lie beneath ROOT.
     let proc_path = format!("/proc/self/fd/{}", dir.as_raw_fd());
-    let mut entries: Vec<(String, bool, u64, i64)> = std::fs::read_dir(&proc_path)
+    let mut names = std::fs::read_dir(&proc_path)
         .into_iter()
         .flatten()
-        .flatten()
-        .filter_map(|entry| {
-            let name = entry.file_name();
-            let name = String::from_utf8_lossy(name.as_bytes()).into_owned();
-            if name.starts_with('.') && !dotfiles {
-                return None;
-            }
-            let meta = std::fs::metadata(entry.path()).ok()?;
-            let mtime = std::os::unix::fs::MetadataExt::mtime(&meta);
-            Some((name, meta.is_dir(), meta.len(), mtime))
-        })
-        .collect();
+        .flatten();
+    let mut entries: Vec<(String, bool, u64, i64)> = Vec::new();
+    let mut unread = false;
+    for entry in names.by_ref() {
+        if entries.len() == MAX_ENTRIES {
+            unread = true;
+            break;
+        }
+        let name = entry.file_name();
+        let name = String::from_utf8_lossy(name.as_bytes()).into_owned();
+        if name.starts_with('.') && !dotfiles {
+            continue;
+        }
+        let Ok(meta) = std::fs::metadata(entry.path()) else {
+            continue;
+        };
+        let mtime = std::os::unix::fs::MetadataExt::mtime(&meta);
+        entries.push((name, meta.is_dir(), meta.len(), mtime));
+    }
     entries.sort();
     let title = escape(&percent_encoding::percent_decode_str(path).decode_utf8_lossy());
     let _ = write!(
@@ -62,7 +87,13 @@ pub fn render(out: &mut Vec<u8>, dir: &File, target: &str, dotfiles: bool) {
             "<tr><td><a href=\"../\">../</a></td><td></td><td></td></tr>"
         );
     }
+    let start = out.len();
+    let mut shown = 0;
     for (name, is_dir, size, mtime) in &entries {
+        if out.len() - start >= MAX_LISTING_BYTES {
+            break;
+        }
+        shown += 1;
         let slash = if *is_dir { "/" } else { "" };
         let href = utf8_percent_encode(name, SEGMENT);
         let size = if *is_dir {
@@ -78,7 +109,15 @@ pub fn render(out: &mut Vec<u8>, dir: &File, target: &str, dotfiles: bool) {
             String::from_utf8_lossy(&modified)
         );
     }
-    let _ = write!(out, "</table>\n</body></html>\n");
+    out.extend_from_slice(b"</table>\n");
+    if unread || shown < entries.len() {
+        let _ = writeln!(
+            out,
+            "<p>{shown} entries shown; this listing stops at {MAX_ENTRIES} entries or {} KiB.</p>",
+            MAX_LISTING_BYTES / 1024
+        );
+    }
+    out.extend_from_slice(b"</body></html>\n");
 }
 
 fn escape(s: &str) -> String {
@@ -128,6 +167,27 @@ mod tests {
         assert!(html.contains("<title>Index of /files/</title>"));
         // Sorted by name.
         assert!(html.find("&lt;b&gt;").unwrap() < html.find("sub dir").unwrap());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_huge_directory_gives_a_bounded_page() {
+        let dir = std::env::temp_dir().join(format!("holdline-huge-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        // Long names: the byte cap is reached before the entry cap.
+        for i in 0..MAX_ENTRIES + 50 {
+            let name = format!("{i:05}-{}", "&".repeat(200));
+            std::fs::write(dir.join(name), "").unwrap();
+        }
+        let file = File::open(&dir).unwrap();
+        let mut out = Vec::new();
+        render(&mut out, &file, "/huge/", false);
+        let html = String::from_utf8(out).unwrap();
+        assert!(html.len() <= MAX_RENDERED_BYTES, "{}", html.len());
+        assert!(html.len() >= MAX_LISTING_BYTES);
+        assert!(html.contains("entries shown; this listing stops at 1000 entries"));
+        assert!(html.ends_with("</body></html>\n"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -27,6 +27,11 @@ mod cache;
 mod file;
 mod listing;
 
+/// The largest body holdline builds whole in memory for a generated page
+/// (a `--listing` page); file bodies past `--small-file-bytes` are never
+/// read into memory.
+pub const MAX_GENERATED_BYTES: usize = listing::MAX_RENDERED_BYTES;
+
 use crate::files::OpenFiles;
 use cache::{Content, FileCache, Lookup};
 pub use file::{FileBody, FileRoute};

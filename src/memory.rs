@@ -1,0 +1,145 @@
+//! The memory half of the resource budget: the most heap the server can
+//! hold, as a formula of its limits.
+//!
+//! The fd budget ([`crate::budget`]) bounds how many connections there
+//! are; this module bounds what each may cost, so that no client, however
+//! it behaves (never reads, pipelines without reading, asks for sixteen
+//! ranges of a huge file, asks for the listing of a huge directory), can
+//! make the server hold more than
+//!
+//! ```text
+//! max_connections x (tables + work)  +  file cache  +  fixed
+//!
+//! tables  = the connection's slab entry, timer and eviction links
+//! work    = the buffers a working connection borrows from the pool:
+//!           input (--max-header-bytes)
+//!           + output: at most 2 x (OUTPUT_CAP + largest in-memory reply),
+//!             2 for a Vec's doubling growth
+//! largest in-memory reply
+//!         = a response head (with a Location of --max-uri-bytes)
+//!           + the largest body built in memory: a small file or the
+//!             ranges of one (--small-file-bytes, with multipart framing
+//!             for up to 16 ranges), a listing (--listing; capped), the
+//!             status page, whichever is largest
+//! file cache = --file-cache-entries x (--small-file-bytes + its keys)
+//! fixed   = one reactor's scratch buffers
+//! ```
+//!
+//! What keeps each term bounded: answers to pipelined requests stop while
+//! [`OUTPUT_CAP`] bytes are buffered; files larger than
+//! `--small-file-bytes` are never read into memory but sent with sendfile,
+//! including every part of a multipart/byteranges body (see
+//! [`crate::serve::FileBody`]); listings are capped; an idle connection
+//! holds no buffers, and the pool holds only buffers once lent (so never
+//! more sets than the most connections that worked at once).
+//!
+//! Not counted: the kernel's socket buffers (bounded by `tcp_wmem` and
+//! `tcp_rmem` per socket, and freed at once for a stalled response that
+//! is evicted or times out, whose close is an RST), and the page cache.
+//! `tests/memory.rs` measures the heap of a server under every kind of
+//! hostile client against this formula.
+
+use crate::config::Config;
+use crate::conn::{Conn, OUTPUT_CAP, Work};
+use crate::http::validators::MAX_RANGES;
+use crate::serve::MAX_GENERATED_BYTES;
+
+/// A response head without its Location and Cache-Control values: every
+/// header holdline may send, with room to spare.
+const HEAD_BYTES: usize = 1024;
+
+/// The framing of one multipart/byteranges part (delimiter, Content-Type,
+/// Content-Range), at most.
+const PART_FRAMING_BYTES: usize = 256;
+
+/// The status page (text, Prometheus, per-worker lines), at most.
+const STATUS_PAGE_BYTES: usize = 16 * 1024;
+
+/// The timer wheel's and the eviction queues' share per connection: their
+/// entries (reserved for the whole budget) and a slot's key, doubled for
+/// a Vec's growth.
+const TABLE_LINK_BYTES: usize = 128;
+
+/// The figures of the formula, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryBound {
+    pub connections: usize,
+    /// A connection's tables, held whether it works or idles.
+    pub tables_per_connection: usize,
+    /// What a working connection borrows from the pool, at most.
+    pub work_per_connection: usize,
+    pub file_cache: usize,
+    pub fixed: usize,
+}
+
+impl MemoryBound {
+    /// The bound for `config` with `connections` admitted at most.
+    pub fn compute(config: &Config, connections: usize) -> MemoryBound {
+        let head = HEAD_BYTES
+            + config.max_uri_bytes
+            + config.cache_control.as_ref().map_or(0, String::len);
+        let file_reply = config.small_file_bytes as usize + MAX_RANGES * PART_FRAMING_BYTES + 64;
+        let generated = if config.listing {
+            MAX_GENERATED_BYTES
+        } else {
+            0
+        };
+        let largest_reply = head + file_reply.max(generated).max(STATUS_PAGE_BYTES);
+        let output = (2 * (OUTPUT_CAP + largest_reply)).max(4096);
+        let work = std::mem::size_of::<Work>() + config.max_header_bytes + output;
+        let tables = std::mem::size_of::<Conn>() + TABLE_LINK_BYTES;
+        // A cached file: its bytes, its key and served path (each up to a
+        // decoded target), and the key again in the eviction order.
+        let cache_entry = config.small_file_bytes as usize + 4 * (config.max_uri_bytes + 16) + 256;
+        let file_cache = config.file_cache_entries * cache_entry;
+        // The reactor's scratch: the generated-body buffer, paths and
+        // names, the event list.
+        let fixed = generated.max(STATUS_PAGE_BYTES) + 4 * config.max_uri_bytes + 64 * 1024;
+        MemoryBound {
+            connections,
+            tables_per_connection: tables,
+            work_per_connection: work,
+            file_cache,
+            fixed,
+        }
+    }
+
+    /// The most heap the connections, caches and scratch can hold.
+    pub fn total(&self) -> usize {
+        self.connections * (self.tables_per_connection + self.work_per_connection)
+            + self.file_cache
+            + self.fixed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_formula_follows_the_limits() {
+        let config = Config::default();
+        let b = MemoryBound::compute(&config, 1000);
+        // Defaults: 16 KiB input, output up to 2 x (64 KiB + ~26 KiB).
+        assert!(b.work_per_connection > 16 * 1024 + 2 * OUTPUT_CAP);
+        assert!(b.work_per_connection < 256 * 1024, "{b:?}");
+        let listing = Config {
+            listing: true,
+            ..Config::default()
+        };
+        let with_listing = MemoryBound::compute(&listing, 1000);
+        assert!(with_listing.work_per_connection > b.work_per_connection + MAX_GENERATED_BYTES);
+        let bigger_heads = Config {
+            max_header_bytes: 64 * 1024,
+            ..Config::default()
+        };
+        assert_eq!(
+            MemoryBound::compute(&bigger_heads, 1000).work_per_connection,
+            b.work_per_connection + 48 * 1024
+        );
+        assert_eq!(
+            MemoryBound::compute(&config, 2000).total() - b.total(),
+            1000 * (b.tables_per_connection + b.work_per_connection)
+        );
+    }
+}

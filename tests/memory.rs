@@ -1,0 +1,203 @@
+//! The heap bound holds under hostile clients: the server runs in this
+//! process on its own thread, a counting global allocator tracks the bytes
+//! that thread holds, and clients that never read (slow multi-range
+//! readers, pipeliners, listing readers) try to make it hold more than
+//! `holdline::memory::MemoryBound` allows.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicIsize, Ordering};
+use std::time::{Duration, Instant};
+
+use holdline::memory::MemoryBound;
+
+struct Counting;
+
+thread_local! {
+    static ON_SERVER: Cell<bool> = const { Cell::new(false) };
+}
+/// Bytes allocated on the server thread and not yet freed, and the most
+/// there ever were.
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+static PEAK: AtomicIsize = AtomicIsize::new(0);
+
+fn on_server() -> bool {
+    ON_SERVER.try_with(Cell::get).unwrap_or(false)
+}
+
+fn grew(bytes: isize) {
+    let now = LIVE.fetch_add(bytes, Ordering::Relaxed) + bytes;
+    PEAK.fetch_max(now, Ordering::Relaxed);
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if on_server() {
+            grew(layout.size() as isize);
+        }
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if on_server() {
+            LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        }
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if on_server() {
+            grew(new_size as isize - layout.size() as isize);
+        }
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// A client socket with a 4 KiB receive buffer, so that what it does not
+/// read stays in the server.
+fn small_window(addr: SocketAddr) -> TcpStream {
+    let socket = socket2::Socket::new(
+        socket2::Domain::IPV4,
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )
+    .unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket
+        .connect_timeout(&addr.into(), Duration::from_secs(5))
+        .unwrap();
+    socket.into()
+}
+
+/// The stub_status `Writing:` figure.
+fn writing(addr: SocketAddr) -> usize {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"GET /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut text = String::new();
+    let _ = s.read_to_string(&mut text);
+    text.split("Writing: ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn hostile_clients_cannot_push_the_heap_past_its_bound() {
+    let dir = std::env::temp_dir().join(format!("holdline-memory-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("many")).unwrap();
+    std::fs::File::create(dir.join("big.bin"))
+        .unwrap()
+        .set_len(16 << 20)
+        .unwrap();
+    std::fs::write(dir.join("small.txt"), vec![b's'; 16 * 1024]).unwrap();
+    // A directory whose listing would be megabytes if it were not capped.
+    for i in 0..1500 {
+        std::fs::write(
+            dir.join("many").join(format!("{i:04}-{}", "x".repeat(200))),
+            "",
+        )
+        .unwrap();
+    }
+    let config = holdline::config::Config {
+        root: dir.clone(),
+        listen: vec!["127.0.0.1:0".parse().unwrap()],
+        max_connections: Some(64),
+        // Pipeliners keep going (no in-band close after 100 requests).
+        max_requests: 0,
+        file_cache_entries: 16,
+        listing: true,
+        status_path: Some("/status".into()),
+        send_timeout: Duration::from_secs(60),
+        evict_stalled_after: Duration::from_secs(60),
+        ..Default::default()
+    };
+    let bound = MemoryBound::compute(&config, 64);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut server = holdline::reactor::Server::bind(config).unwrap();
+        tx.send(server.local_addrs()[0]).unwrap();
+        ON_SERVER.with(|c| c.set(true));
+        let _ = server.run();
+    });
+    let addr = rx.recv().unwrap();
+    // Warm up (pool, cache, date), then take the baseline.
+    for path in ["/small.txt", "/many/", "/big.bin"] {
+        let mut s = TcpStream::connect(addr).unwrap();
+        let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nRange: bytes=0-9\r\n\r\n");
+        s.write_all(req.as_bytes()).unwrap();
+        let mut buf = [0u8; 512];
+        let _ = s.read(&mut buf).unwrap();
+    }
+    let baseline = LIVE.load(Ordering::Relaxed);
+    PEAK.store(baseline, Ordering::Relaxed);
+
+    let mut held = Vec::new();
+    // 24 slow readers of four 1 MiB ranges each (a 4 MiB multipart body).
+    for _ in 0..24 {
+        let mut s = small_window(addr);
+        s.write_all(
+            b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\
+              Range: bytes=0-1048575,2097152-3145727,4194304-5242879,6291456-7340031\r\n\r\n",
+        )
+        .unwrap();
+        held.push(s);
+    }
+    // 12 listing readers that never read (a capped listing fits in the
+    // kernel's socket buffers: these pass through Writing to Idle).
+    for _ in 0..12 {
+        let mut s = small_window(addr);
+        s.write_all(b"GET /many/ HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        held.push(s);
+    }
+    // 12 pipeliners of 16 KiB files, writing until the server stops
+    // reading them.
+    let request = b"GET /small.txt HTTP/1.1\r\nHost: x\r\n\r\n";
+    for _ in 0..12 {
+        let mut s = small_window(addr);
+        s.set_nonblocking(true).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut sent = 0usize;
+        while Instant::now() < deadline && sent < 10_000 {
+            match s.write(request) {
+                Ok(_) => sent += 1,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        held.push(s);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while writing(addr) < 36 {
+        assert!(
+            Instant::now() < deadline,
+            "the multi-range readers and pipeliners should be stuck in Writing"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let grown = (PEAK.load(Ordering::Relaxed) - baseline) as usize;
+    eprintln!(
+        "heap grew by {} KiB under 48 hostile clients; bound for 64 connections: {} KiB",
+        grown / 1024,
+        bound.total() / 1024
+    );
+    // The counter counts: 48 working connections hold their buffers.
+    assert!(grown >= 48 * 16 * 1024, "only {grown} bytes counted");
+    assert!(
+        grown <= bound.total(),
+        "the heap grew by {grown} bytes, past the bound of {} ({bound:?})",
+        bound.total()
+    );
+    // And per connection, well under what whole multipart bodies (4 MiB
+    // each) or whole listings would cost.
+    assert!(grown / 48 <= bound.tables_per_connection + bound.work_per_connection);
+    drop(held);
+    let _ = std::fs::remove_dir_all(&dir);
+}
