@@ -19,11 +19,17 @@
 //!    the stall grace (`--evict-stalled-after`): the client is not reading.
 //!    The one stalled longest goes first.
 //!
-//! Never evicted: a response making write progress (it is being read), and
-//! an idle connection younger than [`IDLE_GRACE`] (a client that finished
-//! a request a moment ago is about to send the next; the newcomer waits
-//! at most that long instead). When nothing may go, the reactor stops
-//! accepting until [`EvictionQueues::next_eligible`] or a close.
+//! 6. [`Class::Idle`] younger than [`IDLE_GRACE`], but only for a newcomer
+//!    that has already waited that long (admission blocked for
+//!    [`IDLE_GRACE`]): a client that got its answer a moment ago is about
+//!    to ask again and is worth more than a newcomer that might be one
+//!    more storm connection; yet clients that keep every slot busy with a
+//!    request a second must not lock newcomers out for ever (nginx closes
+//!    idle keep-alive connections of any age when it runs out).
+//!
+//! Never evicted: a response making write progress (it is being read).
+//! When nothing may go, the reactor stops accepting until
+//! [`EvictionQueues::next_eligible`] or a close.
 //!
 //! A storm that renews its connections as fast as they are closed cannot
 //! starve anyone with this order: each of its connections lands in the
@@ -149,8 +155,11 @@ impl EvictionQueues {
         }
     }
 
-    /// The connection to evict, if any (see the module docs).
-    pub fn victim(&self, now: Instant) -> Option<(usize, Class)> {
+    /// The connection to evict, if any (see the module docs), for a
+    /// newcomer kept waiting since `waiting_since` (`None`: it is the
+    /// first try).
+    pub fn victim(&self, now: Instant, waiting_since: Option<Instant>) -> Option<(usize, Class)> {
+        let waited = waiting_since.map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
         let aged = |class: Class, grace: Duration| {
             let key = self.queues[class as usize].head;
             (key != NIL && now.saturating_duration_since(self.links[key].since) >= grace)
@@ -161,11 +170,20 @@ impl EvictionQueues {
             .or_else(|| aged(Class::Fresh, Duration::ZERO))
             .or_else(|| aged(Class::PartialHead, Duration::ZERO))
             .or_else(|| aged(Class::Stalled, self.stall_grace))
+            .or_else(|| {
+                let key = self.queues[Class::Idle as usize].head;
+                (key != NIL && waited >= IDLE_GRACE).then_some((key, Class::Idle))
+            })
     }
 
     /// When there is no victim now: the earliest instant one of the queued
-    /// connections becomes evictable by age alone.
-    pub fn next_eligible(&self) -> Option<Instant> {
+    /// connections becomes evictable, by its age or by how long the
+    /// newcomer has waited (since `waiting_since`).
+    pub fn next_eligible(&self, waiting_since: Option<Instant>) -> Option<Instant> {
+        let young_idle = (self.queues[Class::Idle as usize].head != NIL)
+            .then_some(waiting_since)
+            .flatten()
+            .map(|t| t + IDLE_GRACE);
         [
             (Class::Idle, IDLE_GRACE),
             (Class::Lingering, IDLE_GRACE),
@@ -176,6 +194,7 @@ impl EvictionQueues {
             let key = self.queues[class as usize].head;
             (key != NIL).then(|| self.links[key].since + grace)
         })
+        .chain(young_idle)
         .min()
     }
 
@@ -233,27 +252,36 @@ mod tests {
         q.set(1, Some(Class::PartialHead), t0);
         q.set(2, Some(Class::Fresh), ms(10));
         q.set(3, Some(Class::Fresh), ms(20));
-        q.set(4, Some(Class::Idle), ms(30));
+        q.set(4, Some(Class::Idle), ms(500));
         q.set(5, Some(Class::Stalled), ms(40));
         // The idle one is too young: the oldest fresh goes first.
-        assert_eq!(q.victim(ms(100)), Some((2, Class::Fresh)));
+        assert_eq!(q.victim(ms(100), None), Some((2, Class::Fresh)));
         // Once idle past the grace, idle goes first.
-        assert_eq!(q.victim(ms(2000)), Some((4, Class::Idle)));
+        assert_eq!(q.victim(ms(2000), None), Some((4, Class::Idle)));
         q.remove(2);
         q.remove(3);
-        assert_eq!(q.victim(ms(100)), Some((1, Class::PartialHead)));
+        assert_eq!(q.victim(ms(100), None), Some((1, Class::PartialHead)));
         q.remove(1);
         // Only a young idle and a stall younger than its grace are left:
         // nobody may go, until the first of them comes of age.
-        assert_eq!(q.victim(ms(100)), None);
-        assert_eq!(q.next_eligible(), Some(ms(30) + IDLE_GRACE));
+        assert_eq!(q.victim(ms(600), None), None);
+        assert_eq!(q.next_eligible(None), Some(ms(500) + IDLE_GRACE));
+        // A newcomer that has waited a whole grace takes the young idle
+        // connection's place (idle for 550 ms only).
+        let waiting = Some(ms(50));
+        assert_eq!(q.next_eligible(waiting), Some(ms(50) + IDLE_GRACE));
+        assert_eq!(q.victim(ms(900), waiting), None);
+        assert_eq!(q.victim(ms(1050), waiting), Some((4, Class::Idle)));
         q.remove(4);
-        assert_eq!(q.next_eligible(), Some(ms(40) + STALL));
-        assert_eq!(q.victim(ms(40) + STALL - Duration::from_millis(1)), None);
-        assert_eq!(q.victim(ms(40) + STALL), Some((5, Class::Stalled)));
+        assert_eq!(q.next_eligible(waiting), Some(ms(40) + STALL));
+        assert_eq!(
+            q.victim(ms(40) + STALL - Duration::from_millis(1), None),
+            None
+        );
+        assert_eq!(q.victim(ms(40) + STALL, None), Some((5, Class::Stalled)));
         q.set(5, None, t0);
-        assert_eq!(q.victim(t0), None);
-        assert_eq!(q.next_eligible(), None);
+        assert_eq!(q.victim(t0, None), None);
+        assert_eq!(q.next_eligible(waiting), None);
     }
 
     #[test]
@@ -268,7 +296,7 @@ mod tests {
         q.set(3, Some(Class::Lingering), t0);
         q.set(4, Some(Class::Idle), t0);
         let mut order = Vec::new();
-        while let Some((key, class)) = q.victim(late) {
+        while let Some((key, class)) = q.victim(late, None) {
             order.push((key, class));
             q.remove(key);
         }
@@ -289,9 +317,9 @@ mod tests {
         q.set(8, Some(Class::Stalled), t0 + Duration::from_secs(1));
         q.set(7, Some(Class::Stalled), t0 + Duration::from_secs(3));
         let at = t0 + Duration::from_secs(4);
-        assert_eq!(q.victim(at), Some((8, Class::Stalled)));
+        assert_eq!(q.victim(at, None), Some((8, Class::Stalled)));
         q.remove(8);
-        assert_eq!(q.victim(at), None, "7 made progress a second ago");
+        assert_eq!(q.victim(at, None), None, "7 made progress a second ago");
     }
 
     #[test]
@@ -308,20 +336,20 @@ mod tests {
         }
         // Key 0 served a request and went idle again: it is now the newest.
         q.set(0, Some(Class::Idle), later);
-        assert_eq!(q.victim(later), Some((1, Class::Idle)));
+        assert_eq!(q.victim(later, None), Some((1, Class::Idle)));
         // Same class and same time: nothing moves.
         q.set(1, Some(Class::Idle), t0 + Duration::from_millis(1));
-        assert_eq!(q.victim(later), Some((1, Class::Idle)));
+        assert_eq!(q.victim(later, None), Some((1, Class::Idle)));
         assert_eq!(q.len(Class::Idle), 4);
         for key in [1, 2, 3] {
             q.remove(key);
         }
         assert_eq!(
-            q.victim(later + Duration::from_secs(5)),
+            q.victim(later + Duration::from_secs(5), None),
             Some((0, Class::Idle))
         );
         q.remove(0);
         assert_eq!(q.len(Class::Idle), 0);
-        assert_eq!(q.victim(later), None);
+        assert_eq!(q.victim(later, None), None);
     }
 }

@@ -65,8 +65,9 @@ pub struct Server {
     pool: BufPool,
     expired: Vec<usize>,
     evict: EvictionQueues,
-    /// Accepting waits: the fd budget is full and nothing can be evicted.
-    accept_blocked: bool,
+    /// Accepting waits, since then: the fd budget is full and nothing can
+    /// be evicted.
+    accept_blocked: Option<Instant>,
     /// Accepting waits until then: EMFILE/ENFILE.
     accept_paused_until: Option<Instant>,
     last_emfile_warning: Option<Instant>,
@@ -142,7 +143,7 @@ impl Server {
             pool,
             expired: Vec::new(),
             evict,
-            accept_blocked: false,
+            accept_blocked: None,
             accept_paused_until: None,
             last_emfile_warning: None,
             next_sweep: now,
@@ -216,7 +217,7 @@ impl Server {
                 self.accept_paused_until = None;
                 self.accept_all(now);
             }
-            if self.accept_blocked {
+            if self.accept_blocked.is_some() {
                 // A close, an unused cached fd or a connection come of age
                 // may have made room; accept() checks and stays blocked
                 // (without a syscall) if not.
@@ -258,8 +259,7 @@ impl Server {
             // Blocked admission resumes when a connection becomes
             // evictable by age (an idle one past its grace, a stall).
             self.accept_blocked
-                .then(|| self.evict.next_eligible())
-                .flatten()
+                .and_then(|since| self.evict.next_eligible(Some(since)))
                 .map(|t| t.saturating_duration_since(now)),
         ]
         .into_iter()
@@ -361,16 +361,12 @@ impl Server {
             .admits(self.conns.len(), self.ctx.open_files.count())
     }
 
-    /// Closes the least valuable connection to make room (see
-    /// [`crate::evict`]). Returns false if none may be evicted.
-    fn evict_one(&mut self, now: Instant) -> bool {
-        let Some((key, class)) = self.evict.victim(now) else {
-            return false;
-        };
+    /// Closes connection `key`, the least valuable one (see
+    /// [`crate::evict`]), to make room.
+    fn shed(&mut self, key: usize, class: Class) {
         self.ctx.stats.evictions[class as usize] += 1;
         log::debug!("evicting a {} connection to make room", class.as_str());
         self.close(key, CloseReason::Evicted);
-        true
     }
 
     fn accept_all(&mut self, now: Instant) {
@@ -392,12 +388,18 @@ impl Server {
             while full && self.ctx.release_unused_fd() {
                 full = !self.has_room();
             }
-            if full && self.evict.victim(now).is_none() {
+            let victim = if full {
+                self.evict.victim(now, self.accept_blocked)
+            } else {
+                None
+            };
+            if full && victim.is_none() {
                 // Nothing may be evicted: stop, and let new connections
                 // wait in the kernel backlog. The loop retries as soon as
                 // a connection closes or becomes evictable (edge-triggered
                 // readiness would not tell us again).
-                if !self.accept_blocked {
+                if self.accept_blocked.is_none() {
+                    self.accept_blocked = Some(now);
                     self.ctx.stats.accept_pauses += 1;
                     log::warn!(
                         "fd budget full ({} connections, {} file fds) and nothing to evict: accepting paused",
@@ -405,7 +407,6 @@ impl Server {
                         self.ctx.open_files.count()
                     );
                 }
-                self.accept_blocked = true;
                 return;
             }
             let Some((listener, _)) = self.listeners.get(index) else {
@@ -413,17 +414,17 @@ impl Server {
             };
             match listener.accept() {
                 Ok((stream, peer)) => {
-                    self.accept_blocked = false;
+                    self.accept_blocked = None;
                     self.ctx.stats.accepted += 1;
                     // Evict only once a connection is really waiting: the
                     // new socket briefly uses the reserve's spare fd.
-                    if full {
-                        self.evict_one(now);
+                    if let Some((key, class)) = victim {
+                        self.shed(key, class);
                     }
                     self.admit(stream, peer, now);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.accept_blocked = false;
+                    self.accept_blocked = None;
                     return;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

@@ -725,3 +725,63 @@ fn two_workers_both_serve_and_shut_down_together() {
     server.signal(libc::SIGTERM);
     assert_eq!(server.wait_exit(std::time::Duration::from_secs(5)), Some(0));
 }
+
+/// Clients that keep every slot busy with a request every 200 ms are never
+/// idle for the 1 s grace. A newcomer is still admitted, once it has waited
+/// that grace: then the connection idle longest (if only 200 ms) goes.
+#[test]
+fn keepalive_hogs_cannot_lock_newcomers_out() {
+    let site = Site::new();
+    let server = Server::start(
+        &site.root(),
+        &[
+            "--max-connections",
+            "4",
+            "--max-requests",
+            "0",
+            "--status-path",
+            "/status",
+        ],
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let hogs: Vec<_> = (0..4)
+        .map(|_| {
+            let mut s = server.connect();
+            assert_eq!(exchange(&mut s, &get("/a.txt")).status, 200);
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut served = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(200));
+                    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                    let mut buf = [0u8; 512];
+                    let ok = s.write_all(get("/a.txt").as_bytes()).is_ok()
+                        && matches!(s.read(&mut buf), Ok(n) if n > 0);
+                    if !ok {
+                        return (served, true);
+                    }
+                    served += 1;
+                }
+                (served, false)
+            })
+        })
+        .collect();
+    let start = Instant::now();
+    let mut newcomer = server.connect();
+    newcomer
+        .write_all(b"GET /a.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let r = read_response(&mut newcomer);
+    let waited = start.elapsed();
+    assert_eq!(r.status, 200);
+    assert!(
+        waited >= Duration::from_millis(900) && waited <= Duration::from_secs(1) + TICK + SLACK,
+        "the newcomer waited {waited:?}"
+    );
+    stop.store(true, Ordering::Relaxed);
+    let outcomes: Vec<(u32, bool)> = hogs.into_iter().map(|h| h.join().unwrap()).collect();
+    let lost = outcomes.iter().filter(|(_, lost)| *lost).count();
+    assert_eq!(lost, 1, "exactly one hog made room: {outcomes:?}");
+    let prom = status(&server, "?format=prometheus");
+    assert_eq!(metric(&prom, "holdline_evictions_total{class=\"idle\"}"), 1);
+}
