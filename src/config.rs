@@ -24,6 +24,9 @@ pub struct Config {
     /// Under a full fd budget, a response without write progress this long
     /// may be evicted for a newcomer.
     pub evict_stalled_after: Duration,
+    /// With the fd budget full and nothing to evict, newcomers wait in the
+    /// backlog this long; then each is answered once and closed.
+    pub admission_wait: Duration,
     pub linger_timeout: Duration,
     pub shutdown_timeout: Duration,
     pub max_header_bytes: usize,
@@ -76,6 +79,7 @@ impl Default for Config {
             header_timeout: Duration::from_secs(10),
             send_timeout: Duration::from_secs(30),
             evict_stalled_after: Duration::from_secs(1),
+            admission_wait: Duration::from_millis(100),
             linger_timeout: Duration::from_secs(5),
             shutdown_timeout: Duration::from_secs(10),
             max_header_bytes: 16 * 1024,
@@ -166,6 +170,12 @@ pub const OPTIONS: &[OptionSpec] = &[
         value: Some("SECS"),
         help: "with the fd budget full and no idle, fresh or slow-head connection left, evict a response that made no write progress this long (the client is not reading); --send-timeout still applies",
         default: |c| secs(c.evict_stalled_after),
+    },
+    OptionSpec {
+        flag: "--admission-wait",
+        value: Some("SECS"),
+        help: "with the fd budget full and nothing to evict, newcomers wait in the backlog this long; then each is answered once without a slot (from memory, else 503) and closed",
+        default: |c| secs(c.admission_wait),
     },
     OptionSpec {
         flag: "--linger-timeout",
@@ -442,6 +452,9 @@ where
                 config.header_timeout = positive(&mut parser, "header-timeout")?
             }
             Long("send-timeout") => config.send_timeout = positive(&mut parser, "send-timeout")?,
+            Long("admission-wait") => {
+                config.admission_wait = duration(&mut parser, "admission-wait")?
+            }
             Long("evict-stalled-after") => {
                 config.evict_stalled_after = duration(&mut parser, "evict-stalled-after")?
             }

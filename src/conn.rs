@@ -632,6 +632,8 @@ impl Conn {
 fn close_reason(ctx: &Ctx, requests: u32) -> CloseReason {
     if ctx.shutting_down {
         CloseReason::Shutdown
+    } else if ctx.overflow {
+        CloseReason::Overflow
     } else if ctx.config.max_requests != 0 && requests >= ctx.config.max_requests {
         CloseReason::MaxRequests
     } else {

@@ -71,6 +71,7 @@ pub struct Server {
     /// Accepting waits until then: EMFILE/ENFILE.
     accept_paused_until: Option<Instant>,
     last_emfile_warning: Option<Instant>,
+    last_pause_warning: Option<Instant>,
     /// When cached file fds that nobody uses are next closed.
     next_sweep: Instant,
     shutdown_deadline: Option<Instant>,
@@ -146,6 +147,7 @@ impl Server {
             accept_blocked: None,
             accept_paused_until: None,
             last_emfile_warning: None,
+            last_pause_warning: None,
             next_sweep: now,
             shutdown_deadline: None,
             worker,
@@ -257,9 +259,15 @@ impl Server {
             self.shutdown_deadline
                 .map(|t| t.saturating_duration_since(now)),
             // Blocked admission resumes when a connection becomes
-            // evictable by age (an idle one past its grace, a stall).
+            // evictable by age (an idle one past its grace, a stall), or
+            // turns to answering without a slot.
             self.accept_blocked
-                .and_then(|since| self.evict.next_eligible(Some(since)))
+                .map(|since| {
+                    let answer_from = since + self.ctx.config.admission_wait;
+                    self.evict
+                        .next_eligible(Some(since))
+                        .map_or(answer_from, |t| t.min(answer_from))
+                })
                 .map(|t| t.saturating_duration_since(now)),
         ]
         .into_iter()
@@ -393,26 +401,33 @@ impl Server {
             } else {
                 None
             };
-            if full && victim.is_none() {
-                // Nothing may be evicted: stop, and let new connections
-                // wait in the kernel backlog. The loop retries as soon as
-                // a connection closes or becomes evictable (edge-triggered
-                // readiness would not tell us again).
-                if self.accept_blocked.is_none() {
-                    self.accept_blocked = Some(now);
-                    self.ctx.stats.accept_pauses += 1;
-                    log::warn!(
-                        "fd budget full ({} connections, {} file fds) and nothing to evict: accepting paused",
-                        self.conns.len(),
-                        self.ctx.open_files.count()
-                    );
+            // Nothing may be evicted: newcomers wait in the kernel backlog
+            // (the loop retries as soon as a connection closes or comes of
+            // age: edge-triggered readiness would not tell us again), for
+            // --admission-wait at most; then each is answered once without
+            // a slot, so that a renewing storm cannot fill the backlog and
+            // time every real client out in it.
+            let overflow = full && victim.is_none();
+            if overflow {
+                let since = match self.accept_blocked {
+                    Some(since) => since,
+                    None => {
+                        self.pause_accepting(now);
+                        now
+                    }
+                };
+                if now.saturating_duration_since(since) < self.ctx.config.admission_wait {
+                    return;
                 }
-                return;
             }
             let Some((listener, _)) = self.listeners.get(index) else {
                 return;
             };
             match listener.accept() {
+                Ok((stream, peer)) if overflow => {
+                    self.ctx.stats.accepted += 1;
+                    self.answer_without_slot(stream, peer, now);
+                }
                 Ok((stream, peer)) => {
                     self.accept_blocked = None;
                     self.ctx.stats.accepted += 1;
@@ -460,6 +475,48 @@ impl Server {
                 }
             }
         }
+    }
+
+    /// Starts a pause in admission: counted, and logged at most once a
+    /// second (a storm starts and ends pauses many times a second).
+    fn pause_accepting(&mut self, now: Instant) {
+        self.accept_blocked = Some(now);
+        self.ctx.stats.accept_pauses += 1;
+        if self
+            .last_pause_warning
+            .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
+        {
+            self.last_pause_warning = Some(now);
+            log::warn!(
+                "fd budget full ({} connections, {} file fds) and nothing to evict: accepting paused, then answering newcomers without a slot ({} pauses so far)",
+                self.conns.len(),
+                self.ctx.open_files.count(),
+                self.ctx.stats.accept_pauses
+            );
+        }
+    }
+
+    /// A newcomer with the fd budget full and nothing to evict: read what
+    /// it sent with its handshake, answer it with `Connection: close` if
+    /// that needs no file body (a small or cached file, a redirect, an
+    /// error; a large file gets 503 and `Retry-After`), and close. It
+    /// never takes a slot: its fd (the reserve's spare) is gone before the
+    /// next accept. A newcomer that sent nothing yet is closed unanswered.
+    fn answer_without_slot(&mut self, stream: TcpStream, peer: SocketAddr, now: Instant) {
+        let mut conn = Conn::new(stream, peer, now);
+        conn.ready(true, true);
+        self.ctx.overflow = true;
+        let _ = conn.drive(&mut self.ctx, &mut self.pool, now);
+        self.ctx.overflow = false;
+        conn.release(&mut self.pool);
+        self.ctx.stats.count_close(CloseReason::Overflow);
+        self.ctx
+            .stats
+            .count_requests_per_connection(conn.requests());
+        log::debug!(
+            "{peer}: answered without a slot ({} requests)",
+            conn.requests()
+        );
     }
 
     fn admit(&mut self, mut stream: TcpStream, peer: SocketAddr, now: Instant) {

@@ -33,10 +33,14 @@ pub enum CloseReason {
     Shutdown,
     /// Closed to make room under the fd budget.
     Evicted,
+    /// Accepted with the fd budget full and nothing to evict: answered
+    /// once (if its request was there and needed no file body) and closed,
+    /// without taking a slot.
+    Overflow,
 }
 
 impl CloseReason {
-    pub const ALL: [CloseReason; 11] = [
+    pub const ALL: [CloseReason; 12] = [
         CloseReason::Client,
         CloseReason::IdleTimeout,
         CloseReason::HeaderTimeout,
@@ -48,6 +52,7 @@ impl CloseReason {
         CloseReason::Error,
         CloseReason::Shutdown,
         CloseReason::Evicted,
+        CloseReason::Overflow,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -63,6 +68,7 @@ impl CloseReason {
             CloseReason::Error => "error",
             CloseReason::Shutdown => "shutdown",
             CloseReason::Evicted => "evicted",
+            CloseReason::Overflow => "overflow",
         }
     }
 

@@ -301,27 +301,22 @@ fn metric(prom: &str, name: &str) -> u64 {
 }
 
 /// Slow readers: 150 connections ask for a 64 MiB file and never read.
-/// Each holds a socket (the file's fd is shared by all), the budget fills
-/// with responses in flight, and nothing of the older classes is left to
-/// evict. Responses stalled past --evict-stalled-after go, the one stalled
-/// longest first, so newcomers are admitted; the existing keep-alive
-/// client is never touched.
-#[test]
-fn slow_reader_storm_is_shed_and_real_clients_are_served() {
+/// Each holds a socket (the file's fd is shared by all), and the budget
+/// fills with responses in flight: nothing of the older classes is left to
+/// evict. Returns the status counters after a 2 s storm in which the
+/// existing keep-alive client and fresh clients were all served.
+fn slow_reader_storm(extra: &[&str]) -> String {
     let site = Site::new();
     big_file(&site, "big.bin");
-    let args = [
+    let mut args = vec![
         "--max-fds",
         "64",
         "--status-path",
         "/status",
         "--max-requests",
         "0",
-        // Shorter than the default 1 s so the storm's backlog drains in
-        // the two seconds the test runs.
-        "--evict-stalled-after",
-        "0.3",
     ];
+    args.extend_from_slice(extra);
     let server = Server::start(&site.root(), &args);
     let r = storm(&server, 150, Storm::SlowReader, Duration::from_secs(2));
     assert_eq!(
@@ -335,19 +330,97 @@ fn slow_reader_storm_is_shed_and_real_clients_are_served() {
         r.fresh_tried
     );
     let prom = status(&server, "?format=prometheus");
-    // Stalled responses were evicted to admit the storm's backlog and the
-    // fresh clients: at least the 150 - 47 that did not fit at first.
-    let stalled = metric(&prom, "holdline_evictions_total{class=\"stalled\"}");
-    assert!(stalled >= 103, "{stalled} stalled evictions\n{prom}");
-    // Nothing else was evicted, and nobody was refused for want of an fd:
-    // the file's one fd was shared, never a 503.
+    // Nobody was refused for want of an fd: the file's one fd was shared.
+    assert_eq!(metric(&prom, "holdline_open_emfile_total"), 0);
+    assert_eq!(metric(&prom, "holdline_accept_emfile_total"), 0);
+    assert!(metric(&prom, "holdline_open_files") <= 1);
+    // No idle connection was evicted: the existing client is safe.
     for class in ["idle", "fresh", "partial_head", "lingering"] {
         let name = format!("holdline_evictions_total{{class=\"{class}\"}}");
         assert_eq!(metric(&prom, &name), 0, "{class}");
     }
-    assert_eq!(metric(&prom, "holdline_open_emfile_total"), 0);
-    assert_eq!(metric(&prom, "holdline_accept_emfile_total"), 0);
-    assert!(metric(&prom, "holdline_open_files") <= 1);
+    prom
+}
+
+/// By default the storm's excess waits --admission-wait (0.1 s) in the
+/// backlog, then is answered without a slot: its requests need a file
+/// body, so 503, and the connection closes.
+#[test]
+fn slow_reader_storm_excess_is_answered_without_a_slot() {
+    let prom = slow_reader_storm(&[]);
+    let overflow = metric(&prom, "holdline_closes_total{reason=\"overflow\"}");
+    // At least the 150 - 47 that did not fit, and the fresh clients that
+    // arrived while the budget was full (served from memory, then closed).
+    assert!(overflow >= 103, "{overflow} overflow closes\n{prom}");
+}
+
+/// With newcomers told to wait, stalled responses are evicted instead:
+/// past --evict-stalled-after, the one stalled longest first.
+#[test]
+fn slow_reader_storm_stalled_responses_are_evicted() {
+    let prom = slow_reader_storm(&[
+        "--admission-wait",
+        "60",
+        // Shorter than the default 1 s so the storm's backlog drains in
+        // the two seconds the test runs.
+        "--evict-stalled-after",
+        "0.3",
+    ]);
+    let stalled = metric(&prom, "holdline_evictions_total{class=\"stalled\"}");
+    assert!(stalled >= 103, "{stalled} stalled evictions\n{prom}");
+    assert_eq!(
+        metric(&prom, "holdline_closes_total{reason=\"overflow\"}"),
+        0
+    );
+}
+
+/// A newcomer that finds the budget full and nothing to evict is not left
+/// in the backlog past --admission-wait: its request is answered from
+/// memory with `Connection: close`, or refused with 503 when it needs a
+/// file body, and no slot is taken.
+#[test]
+fn at_a_full_budget_newcomers_are_answered_without_a_slot() {
+    let site = Site::new();
+    big_file(&site, "big.bin");
+    let server = Server::start(
+        &site.root(),
+        &[
+            "--max-connections",
+            "2",
+            "--status-path",
+            "/status",
+            "--evict-stalled-after",
+            "60",
+            "--admission-wait",
+            "0.3",
+        ],
+    );
+    let _downloads = stalled_downloads(&server, &same_file(2));
+    let start = Instant::now();
+    let mut small = server.connect();
+    small.write_all(get("/a.txt").as_bytes()).unwrap();
+    let r = read_response(&mut small);
+    let waited = start.elapsed();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, b"a\n");
+    assert_eq!(r.header("Connection"), Some("close"));
+    assert_eq!(assert_closes(&mut small, SLACK), b"");
+    assert!(
+        waited >= Duration::from_millis(300) && waited <= Duration::from_millis(300) + SLACK,
+        "answered after {waited:?}"
+    );
+    let mut large = server.connect();
+    let r = exchange(&mut large, &get("/big.bin"));
+    assert_eq!(r.status, 503);
+    assert_eq!(r.header("Retry-After"), Some("1"));
+    assert_eq!(r.header("Connection"), Some("close"));
+    // The status request itself gets no slot either.
+    let prom = status(&server, "?format=prometheus");
+    assert_eq!(
+        metric(&prom, "holdline_closes_total{reason=\"overflow\"}"),
+        2
+    );
+    assert_eq!(metric(&prom, "holdline_connections{state=\"writing\"}"), 2);
 }
 
 /// Stalls one download (never reading) of each of `paths`; returns the
@@ -393,6 +466,8 @@ fn with_nothing_to_evict_accepting_pauses_and_resumes_when_a_slot_frees() {
             "--send-timeout",
             "60",
             "--evict-stalled-after",
+            "60",
+            "--admission-wait",
             "60",
         ],
     );
@@ -741,6 +816,10 @@ fn keepalive_hogs_cannot_lock_newcomers_out() {
             "0",
             "--status-path",
             "/status",
+            // Longer than the idle grace: the newcomer waits for a slot
+            // rather than being answered without one.
+            "--admission-wait",
+            "5",
         ],
     );
     let stop = Arc::new(AtomicBool::new(false));

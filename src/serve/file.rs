@@ -183,6 +183,9 @@ struct BodySink<'a> {
     /// Charges a newly opened file's fd; `None` when the fd budget has no
     /// room for one more.
     open_files: Option<&'a OpenFiles>,
+    /// A body may be sent with sendfile: false for a connection that will
+    /// be closed after one write (no slot: see `Ctx::overflow`).
+    sendfile: bool,
 }
 
 impl Ctx {
@@ -256,6 +259,7 @@ impl Ctx {
             small_file_bytes: self.config.small_file_bytes,
             is_head,
             open_files: file_room.then_some(&self.open_files),
+            sendfile: !self.overflow,
         };
         match ranges {
             None => sink.single_part(out, &mut rh, found.source, 0, len),
@@ -288,6 +292,9 @@ impl BodySink<'_> {
     /// The fd a sendfile body is sent from: the cached one, or the file
     /// just opened, now charged to the budget.
     fn shared_fd(&self, source: FileSource) -> Result<Arc<OpenFile>, Status> {
+        if !self.sendfile {
+            return Err(Status::ServiceUnavailable);
+        }
         match source {
             FileSource::Shared(open) => Ok(open),
             FileSource::Open(file) => match self.open_files {

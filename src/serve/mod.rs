@@ -71,6 +71,9 @@ pub struct Ctx {
     pub budget: Budget,
     /// Graceful shutdown has begun: every response says close.
     pub shutting_down: bool,
+    /// Answering a newcomer that got no slot (the fd budget is full):
+    /// every response says close, and none may have a file body.
+    pub overflow: bool,
     /// Counters published by every worker, for the status endpoint.
     pub shared: Arc<Shared>,
     /// This reactor's index among `--workers`.
@@ -124,6 +127,7 @@ impl Ctx {
             gauges: Gauges::default(),
             budget,
             shutting_down: false,
+            overflow: false,
             shared,
             worker,
             now: Instant::now(),
@@ -152,7 +156,7 @@ impl Ctx {
                 keepalive_timeout_secs: self.config.keepalive_timeout.as_secs(),
                 max_requests: self.config.max_requests,
                 requests_before,
-                must_close: must_close || self.shutting_down,
+                must_close: must_close || self.shutting_down || self.overflow,
             },
         )
     }
@@ -190,8 +194,9 @@ impl Ctx {
                 Ok(done) => done,
                 Err(status) => {
                     out.truncate(reply_start);
-                    if status == Status::ServiceUnavailable {
-                        // Holding the file open would break the fd budget.
+                    if status == Status::ServiceUnavailable && !self.overflow {
+                        // Holding the file open would break the fd budget
+                        // (without a slot, the close is counted instead).
                         self.stats.open_emfile += 1;
                     }
                     let mut rh = ResponseHead::new(status, date, persistence);
