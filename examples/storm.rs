@@ -1,32 +1,151 @@
-//! A bounded fd-exhaustion storm against a holdline (or any HTTP server)
-//! on loopback, for scripts/fd-exhaustion.sh.
+//! A bounded fd-exhaustion storm against a holdline (or any HTTP server,
+//! nginx included) on loopback, for scripts/fd-exhaustion.sh.
 //!
 //! ```text
-//! cargo run --release --example storm -- --addr 127.0.0.1:8080 --pid PID \
-//!     --conns 3000 --variant idle|partial --seconds 10 [--status /status]
+//! cargo run --release --example storm -- --addr 127.0.0.1:8080 --pid PID [--pid PID2] \
+//!     --conns 3000 --variant idle|partial|slow|multirange|mixed --seconds 10 \
+//!     [--status /status] [--no-status] [--reopen]
 //! ```
 //!
-//! While `--conns` storm connections are held open (re-opened when the
-//! server sheds them), one keep-alive client that connected before the
-//! storm keeps requesting on its connection every 20 ms, and fresh clients
-//! connect, request and close every 20 ms. Then the storm closes and the
-//! time until a fresh client is served again is measured. Prints the
-//! success rates, the server's CPU during the storm (from /proc/PID/stat)
-//! and the status counters.
+//! Variants (what each storm connection does once connected):
+//!
+//! - `idle` (A): nothing; it never sends.
+//! - `partial` (B): sends an unfinished request head and stops.
+//! - `slow` (C): a slow reader. SO_RCVBUF is set to 4096 before
+//!   connecting (so the window it advertises stays tiny), it sends
+//!   `GET /big.bin` and never reads.
+//! - `multirange` (D): like `slow`, but asks for four 1 MiB ranges of
+//!   `/big.bin`: a ~4 MiB multipart/byteranges response, never read.
+//! - `mixed`: the connections are split in thirds between idle, partial
+//!   and slow, and are always re-opened as soon as the server closes
+//!   them, checked every 10 ms: the storm renews itself about as fast as
+//!   the server sheds it.
+//!
+//! Storm connections connect without blocking, so a full listen backlog
+//! never holds up the others; a connect not completed within 1 s (a SYN
+//! dropped by a full backlog: the kernel would retransmit it then) or
+//! failed is started anew, until the connection is established once.
+//! That the server closed one is seen without reading from it (reading
+//! would let a slow reader progress): `poll` with POLLRDHUP, where
+//! POLLRDHUP, POLLHUP or POLLERR mean closed (FIN or RST). With
+//! `--reopen` (always, for `mixed`) such a connection is re-opened.
+//!
+//! While the storm lasts, one keep-alive client that connected before it
+//! keeps requesting `/index.html` on its connection every 20 ms, and fresh
+//! clients connect, request `/index.html` and close every 20 ms. Then the
+//! storm closes and the time until a fresh client is served again (and,
+//! unless `--no-status`, until the status page's `Active connections`
+//! falls to ours) is measured. Prints the success rates, the server's CPU
+//! during the storm (from /proc/PID/stat), its peak RSS during the storm
+//! (VmRSS from /proc/PID/status sampled every 50 ms) and VmHWM at its end,
+//! both summed over every `--pid` (nginx: master and worker), and the
+//! status page as it was at the end of the storm, if it answers.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use socket2::{Domain, SockAddr, Socket, Type};
+
+/// A storm connection not connected within this long is given up.
+const CONNECT_DEADLINE: Duration = Duration::from_secs(1);
+
+#[derive(Clone, Copy, PartialEq)]
+enum Variant {
+    Idle,
+    Partial,
+    Slow,
+    MultiRange,
+    Mixed,
+}
+
+impl Variant {
+    fn parse(name: &str) -> Variant {
+        match name {
+            "idle" => Variant::Idle,
+            "partial" => Variant::Partial,
+            "slow" => Variant::Slow,
+            "multirange" => Variant::MultiRange,
+            "mixed" => Variant::Mixed,
+            _ => panic!("--variant: idle, partial, slow, multirange or mixed, not {name}"),
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Variant::Idle => "A (idle connects)",
+            Variant::Partial => "B (unfinished heads)",
+            Variant::Slow => "C (slow readers)",
+            Variant::MultiRange => "D (slow multi-range readers)",
+            Variant::Mixed => "mixed (A+B+C, renewed)",
+        }
+    }
+
+    /// What storm connection number `i` (of all threads) does.
+    fn kind(self, i: usize) -> Kind {
+        match self {
+            Variant::Idle => Kind::Idle,
+            Variant::Partial => Kind::Partial,
+            Variant::Slow => Kind::Slow,
+            Variant::MultiRange => Kind::MultiRange,
+            Variant::Mixed => [Kind::Idle, Kind::Partial, Kind::Slow][i % 3],
+        }
+    }
+}
+
+/// One storm connection's behaviour.
+#[derive(Clone, Copy)]
+enum Kind {
+    Idle,
+    Partial,
+    Slow,
+    MultiRange,
+}
+
+impl Kind {
+    /// What it sends once connected.
+    fn request(self) -> &'static [u8] {
+        match self {
+            Kind::Idle => b"",
+            Kind::Partial => b"GET /index.html HTTP/1.1\r\nHost: storm\r\nX-Slow: ",
+            Kind::Slow => b"GET /big.bin HTTP/1.1\r\nHost: storm\r\n\r\n",
+            Kind::MultiRange => {
+                b"GET /big.bin HTTP/1.1\r\nHost: storm\r\n\
+                  Range: bytes=0-1048575,2097152-3145727,4194304-5242879,6291456-7340031\r\n\r\n"
+            }
+        }
+    }
+
+    /// A reader that never reads: a tiny receive buffer, set before
+    /// connecting so the window scale agreed on stays small.
+    fn slow_reader(self) -> bool {
+        matches!(self, Kind::Slow | Kind::MultiRange)
+    }
+}
+
+enum Slot {
+    /// Not connected yet, or its connect failed: the next pass connects
+    /// (again). A storm connection keeps trying until it is held once.
+    New,
+    Connecting(Socket, Instant),
+    Held(Socket),
+    /// Closed by the server: re-opened only when re-opening.
+    Gone,
+}
+
 struct Args {
     addr: SocketAddr,
-    pid: u32,
+    pids: Vec<u32>,
     conns: usize,
-    partial: bool,
+    variant: Variant,
     seconds: f64,
     status: String,
+    /// Judge recovery by fresh clients alone, not by the status page's
+    /// `Active connections` (holdline's and nginx's stub_status).
+    no_status: bool,
     /// Re-open storm connections the server sheds (a churn storm).
     reopen: bool,
 }
@@ -34,42 +153,72 @@ struct Args {
 fn parse_args() -> Args {
     let mut args = Args {
         addr: "127.0.0.1:8080".parse().unwrap(),
-        pid: 0,
+        pids: Vec::new(),
         conns: 3000,
-        partial: false,
+        variant: Variant::Idle,
         seconds: 10.0,
         status: "/status".into(),
+        no_status: false,
         reopen: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
-        if flag == "--reopen" {
-            args.reopen = true;
-            continue;
+        match flag.as_str() {
+            "--reopen" => {
+                args.reopen = true;
+                continue;
+            }
+            "--no-status" => {
+                args.no_status = true;
+                continue;
+            }
+            _ => {}
         }
         let value = it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
         match flag.as_str() {
             "--addr" => args.addr = value.parse().expect("--addr"),
-            "--pid" => args.pid = value.parse().expect("--pid"),
+            "--pid" => args.pids.push(value.parse().expect("--pid")),
             "--conns" => args.conns = value.parse().expect("--conns"),
-            "--variant" => args.partial = value == "partial",
+            "--variant" => args.variant = Variant::parse(&value),
             "--seconds" => args.seconds = value.parse().expect("--seconds"),
             "--status" => args.status = value,
             _ => panic!("unknown flag {flag}"),
         }
     }
+    if args.variant == Variant::Mixed {
+        args.reopen = true;
+    }
     args
 }
 
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (which may contain spaces).
-    let rest = stat.rsplit(')').next().unwrap_or("");
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the whole line: 11 and 12 here.
-    let utime: u64 = fields.get(11).and_then(|f| f.parse().ok()).unwrap_or(0);
-    let stime: u64 = fields.get(12).and_then(|f| f.parse().ok()).unwrap_or(0);
-    utime + stime
+fn cpu_ticks(pids: &[u32]) -> u64 {
+    pids.iter()
+        .map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // Fields after the command name (which may contain spaces).
+            let rest = stat.rsplit(')').next().unwrap_or("");
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            // utime and stime are fields 14 and 15 of the whole line: 11
+            // and 12 here.
+            let utime: u64 = fields.get(11).and_then(|f| f.parse().ok()).unwrap_or(0);
+            let stime: u64 = fields.get(12).and_then(|f| f.parse().ok()).unwrap_or(0);
+            utime + stime
+        })
+        .sum()
+}
+
+/// A `/proc/PID/status` field in kB (VmRSS, VmHWM), summed over `pids`.
+fn status_kib(pids: &[u32], field: &str) -> u64 {
+    pids.iter()
+        .map(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/status"))
+                .unwrap_or_default()
+                .lines()
+                .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+                .unwrap_or(0)
+        })
+        .sum()
 }
 
 /// The body of a 200 response, and whether the server said it closes.
@@ -110,6 +259,125 @@ fn fresh(addr: SocketAddr, path: &str) -> bool {
     }
 }
 
+/// Starts a non-blocking connect for a storm connection of `kind`.
+fn start_connect(addr: &SockAddr, kind: Kind) -> Option<Socket> {
+    let socket = Socket::new(Domain::for_address(addr.as_socket()?), Type::STREAM, None).ok()?;
+    if kind.slow_reader() {
+        socket.set_recv_buffer_size(4096).ok()?;
+    }
+    socket.set_nonblocking(true).ok()?;
+    match socket.connect(addr) {
+        Ok(()) => Some(socket),
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => Some(socket),
+        Err(_) => None,
+    }
+}
+
+/// A connect that `poll` reported done: whether it connected and the
+/// request of `kind` went out whole.
+fn finish_connect(socket: &Socket, revents: libc::c_short, kind: Kind) -> bool {
+    if revents & (libc::POLLERR | libc::POLLHUP) != 0 || !matches!(socket.take_error(), Ok(None)) {
+        return false;
+    }
+    let req = kind.request();
+    req.is_empty() || socket.send(req).is_ok_and(|n| n == req.len())
+}
+
+#[derive(Default)]
+struct StormCounts {
+    /// Connections established (and their request sent).
+    opened: AtomicU64,
+    /// Established connections the server closed (FIN or RST).
+    shed: AtomicU64,
+    /// Connect attempts refused, failed, or not completed in time (each
+    /// is tried again).
+    failed: AtomicU64,
+}
+
+/// One storm thread: holds the storm connections numbered `first`,
+/// `first + step`, ... below `conns` until `stop`; returns how many it
+/// held then.
+fn storm_thread(
+    args: (SocketAddr, Variant, bool),
+    (first, step, conns): (usize, usize, usize),
+    stop: &AtomicBool,
+    counts: &StormCounts,
+) -> usize {
+    let (addr, variant, reopen) = args;
+    let addr = SockAddr::from(addr);
+    // The mixed storm renews itself about as fast as it is shed.
+    let interval = Duration::from_millis(if variant == Variant::Mixed { 10 } else { 100 });
+    let mut slots: Vec<(Kind, Slot)> = (first..conns)
+        .step_by(step)
+        .map(|i| (variant.kind(i), Slot::New))
+        .collect();
+    let mut pollfds: Vec<libc::pollfd> = Vec::with_capacity(slots.len());
+    let mut polled: Vec<usize> = Vec::with_capacity(slots.len());
+    while !stop.load(Ordering::Relaxed) {
+        for (kind, slot) in slots.iter_mut() {
+            if matches!(slot, Slot::New) || reopen && matches!(slot, Slot::Gone) {
+                *slot = match start_connect(&addr, *kind) {
+                    Some(socket) => Slot::Connecting(socket, Instant::now()),
+                    None => {
+                        counts.failed.fetch_add(1, Ordering::Relaxed);
+                        Slot::New
+                    }
+                };
+            }
+        }
+        // One poll for all of them, without reading anything.
+        pollfds.clear();
+        polled.clear();
+        for (i, (_, slot)) in slots.iter().enumerate() {
+            let (fd, events) = match slot {
+                Slot::Connecting(socket, _) => (socket.as_raw_fd(), libc::POLLOUT),
+                Slot::Held(socket) => (socket.as_raw_fd(), libc::POLLRDHUP),
+                Slot::New | Slot::Gone => continue,
+            };
+            pollfds.push(libc::pollfd {
+                fd,
+                events,
+                revents: 0,
+            });
+            polled.push(i);
+        }
+        // SAFETY: `pollfds` is a live, initialised array of that length.
+        let ready = unsafe { libc::poll(pollfds.as_mut_ptr(), pollfds.len() as libc::nfds_t, 0) };
+        for (pollfd, &i) in pollfds.iter().zip(&polled) {
+            let revents = if ready > 0 { pollfd.revents } else { 0 };
+            let (kind, slot) = &mut slots[i];
+            *slot = match std::mem::replace(slot, Slot::Gone) {
+                Slot::Connecting(socket, _) if revents != 0 => {
+                    if finish_connect(&socket, revents, *kind) {
+                        counts.opened.fetch_add(1, Ordering::Relaxed);
+                        Slot::Held(socket)
+                    } else {
+                        counts.failed.fetch_add(1, Ordering::Relaxed);
+                        Slot::New
+                    }
+                }
+                Slot::Connecting(_, since) if since.elapsed() > CONNECT_DEADLINE => {
+                    counts.failed.fetch_add(1, Ordering::Relaxed);
+                    Slot::New
+                }
+                Slot::Held(_)
+                    if revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0 =>
+                {
+                    // The server let go (evicted, timed out): FIN or RST.
+                    counts.shed.fetch_add(1, Ordering::Relaxed);
+                    Slot::Gone
+                }
+                other => other,
+            };
+        }
+        std::thread::sleep(interval);
+    }
+    slots
+        .iter()
+        .filter(|(_, s)| matches!(s, Slot::Held(_)))
+        .count()
+}
+
 fn main() {
     let args = parse_args();
     let addr = args.addr;
@@ -120,61 +388,34 @@ fn main() {
         "the first request failed"
     );
 
-    let cpu_before = cpu_ticks(args.pid);
+    // The server's resident memory, sampled every 50 ms during the storm.
+    let storm_over = Arc::new(AtomicBool::new(false));
+    let rss_sampler = {
+        let (over, pids) = (storm_over.clone(), args.pids.clone());
+        std::thread::spawn(move || {
+            let mut peak = 0;
+            loop {
+                peak = peak.max(status_kib(&pids, "VmRSS"));
+                if over.load(Ordering::Relaxed) {
+                    break peak;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+    };
+    let cpu_before = cpu_ticks(&args.pids);
     let storm_start = Instant::now();
 
     // The storm: threads that open and hold connections, re-opening
-    // those the server closes, until told to stop.
-    let opened = Arc::new(AtomicU64::new(0));
+    // those the server closes when told to, until told to stop.
+    let counts = Arc::new(StormCounts::default());
     let threads = 8;
     let stormers: Vec<_> = (0..threads)
         .map(|t| {
-            let (stop, opened) = (stop.clone(), opened.clone());
-            let share = args.conns / threads + usize::from(t < args.conns % threads);
-            let (partial, reopen) = (args.partial, args.reopen);
-            std::thread::spawn(move || {
-                let open = || {
-                    let mut s =
-                        TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()?;
-                    if partial {
-                        s.write_all(b"GET /index.html HTTP/1.1\r\nHost: storm\r\nX-Slow: ")
-                            .ok()?;
-                    }
-                    s.set_nonblocking(true).ok()?;
-                    Some(s)
-                };
-                let mut held: Vec<Option<TcpStream>> = (0..share).map(|_| None).collect();
-                let mut opened_once = false;
-                while !stop.load(Ordering::Relaxed) {
-                    for slot in held.iter_mut() {
-                        if stop.load(Ordering::Relaxed) {
-                            break;
-                        }
-                        let closed = match slot.as_mut() {
-                            None => true,
-                            Some(s) => {
-                                let mut b = [0u8; 256];
-                                match s.read(&mut b) {
-                                    // EOF: the server let go (evicted, timed out).
-                                    Ok(0) => true,
-                                    // A 408: it is closing this one too.
-                                    Ok(_answer) => true,
-                                    Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
-                                }
-                            }
-                        };
-                        if closed && (reopen || slot.is_none() && !opened_once) {
-                            *slot = open();
-                            if slot.is_some() {
-                                opened.fetch_add(1, Ordering::Relaxed);
-                            }
-                        }
-                    }
-                    opened_once = true;
-                    std::thread::sleep(Duration::from_millis(100));
-                }
-                held.iter().filter(|s| s.is_some()).count()
-            })
+            let (stop, counts) = (stop.clone(), counts.clone());
+            let what = (addr, args.variant, args.reopen);
+            let conns = args.conns;
+            std::thread::spawn(move || storm_thread(what, (t, threads, conns), &stop, &counts))
         })
         .collect();
 
@@ -221,8 +462,11 @@ fn main() {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    let cpu_after = cpu_ticks(args.pid);
+    let cpu_after = cpu_ticks(&args.pids);
     let storm_secs = storm_start.elapsed().as_secs_f64();
+    storm_over.store(true, Ordering::Relaxed);
+    let hwm_kib = status_kib(&args.pids, "VmHWM");
+    let peak_rss_kib = rss_sampler.join().unwrap();
     let status_during = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
         .ok()
         .and_then(|mut s| request(&mut s, &args.status, true))
@@ -232,10 +476,14 @@ fn main() {
     fresh_thread.join().unwrap();
 
     // Recovery: the storm is gone (its sockets closed by the joins above);
-    // how long until a fresh client is served and only we remain?
+    // how long until a fresh client is served and (unless --no-status)
+    // only we remain?
     let recovery_start = Instant::now();
     let recovered = loop {
         if fresh(addr, "/index.html") {
+            if args.no_status {
+                break Some(recovery_start.elapsed());
+            }
             let active = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
                 .ok()
                 .and_then(|mut s| request(&mut s, &args.status, true))
@@ -269,18 +517,15 @@ fn main() {
         fresh_ok.load(Ordering::Relaxed),
         fresh_tried.load(Ordering::Relaxed),
     );
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    println!("variant:                {}", args.variant.label());
     println!(
-        "variant:                {}",
-        if args.partial {
-            "B (unfinished heads)"
-        } else {
-            "A (idle connects)"
-        }
-    );
-    println!(
-        "storm connections:      {} held at the end, {} opened in all{}",
+        "storm connections:      {} held at the end, {} opened in all, {} closed by the server, {} connect attempts failed or given up after {} s{}",
         held,
-        opened.load(Ordering::Relaxed),
+        counts.opened.load(Ordering::Relaxed),
+        counts.shed.load(Ordering::Relaxed),
+        counts.failed.load(Ordering::Relaxed),
+        CONNECT_DEADLINE.as_secs(),
         if args.reopen {
             " (re-opening shed ones)"
         } else {
@@ -294,6 +539,11 @@ fn main() {
     );
     println!("fresh clients:          {fo}/{ft} = {:.1}%", pct(fo, ft));
     println!("server CPU during storm: {cpu_pct:.1}%");
+    println!(
+        "peak RSS:               {:.1} MiB (VmHWM {:.1} MiB)",
+        mib(peak_rss_kib),
+        mib(hwm_kib)
+    );
     match recovered {
         Some(d) => println!("recovery:               {:.3} s", d.as_secs_f64()),
         None => println!("recovery:               not within 30 s"),

@@ -79,7 +79,7 @@ impl Default for Config {
             header_timeout: Duration::from_secs(10),
             send_timeout: Duration::from_secs(30),
             evict_stalled_after: Duration::from_secs(1),
-            admission_wait: Duration::from_millis(100),
+            admission_wait: Duration::from_millis(20),
             linger_timeout: Duration::from_secs(5),
             shutdown_timeout: Duration::from_secs(10),
             max_header_bytes: 16 * 1024,

@@ -53,14 +53,23 @@
 //!    O(1); pushing a deadline later (what nearly every keep-alive
 //!    connection does) costs one store.
 //!
-//! 6. **The fd budget** ([`budget`], [`evict`]): at start the soft
-//!    `RLIMIT_NOFILE` is raised and a reserve subtracted; admission keeps
-//!    `connections + file bodies + headroom` under the budget. At the
-//!    budget the reactor evicts the least valuable connection (idle longest
-//!    past a 1 s grace, then never-spoke, then slowloris), or stops
-//!    accepting until a slot frees; EMFILE pauses accept instead of
-//!    spinning. [`status`] serves the counters (nginx stub_status text, or
-//!    Prometheus).
+//! 6. **The resource budget** ([`budget`], [`evict`], [`memory`]): at
+//!    start the soft `RLIMIT_NOFILE` is raised and a reserve subtracted;
+//!    admission keeps `connections + file fds + headroom` under the
+//!    budget. A file being sent costs one fd however many connections send
+//!    it: its fd is shared ([`files::OpenFile`]) and cached, and an unused
+//!    cached fd is the first thing given back when the budget needs one.
+//!    At the budget the reactor evicts the least valuable connection: idle
+//!    past a 1 s grace, lingering, never-spoke, slowloris, then a response
+//!    stalled past `--evict-stalled-after` (the client is not reading);
+//!    a response making progress never. If nothing may go, newcomers wait
+//!    `--admission-wait` in the backlog and are then answered once without
+//!    a slot and closed; EMFILE pauses accept instead of spinning. Memory
+//!    is bounded per connection, so the heap has a bound that is a formula
+//!    of the limits ([`memory::MemoryBound`], logged at start): no body
+//!    past `--small-file-bytes` is built in memory (multipart ranges are
+//!    streamed part by part with sendfile, listings are capped). [`status`]
+//!    serves the counters (nginx stub_status text, or Prometheus).
 //!
 //! 7. **The hot path**: an idle connection is a 120-byte [`conn::Conn`]; its
 //!    buffers ([`conn::Work`]) come from the [`pool`] while it works. Small

@@ -8,7 +8,8 @@
 //! `kernel/time/timer.c`; tokio's time driver).
 //!
 //! # Shape
-//! Time is cut into ticks of [`TimerWheel::tick`] (100 ms in the server).
+//! Time is cut into ticks (the `tick` given to [`TimerWheel::with_capacity`];
+//! 100 ms in the server, [`crate::reactor::TIMER_TICK`]).
 //! Level 0 has 256 slots, one per tick of the current *revolution* (256
 //! ticks). Level 1 has 256 slots, one per revolution, for deadlines beyond
 //! the current one; when a revolution begins, its level-1 slot is

@@ -342,7 +342,7 @@ fn slow_reader_storm(extra: &[&str]) -> String {
     prom
 }
 
-/// By default the storm's excess waits --admission-wait (0.1 s) in the
+/// By default the storm's excess waits --admission-wait (20 ms) in the
 /// backlog, then is answered without a slot: its requests need a file
 /// body, so 503, and the connection closes.
 #[test]
