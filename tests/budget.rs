@@ -864,3 +864,38 @@ fn keepalive_hogs_cannot_lock_newcomers_out() {
     let prom = status(&server, "?format=prometheus");
     assert_eq!(metric(&prom, "holdline_evictions_total{class=\"idle\"}"), 1);
 }
+
+/// A response abandoned at --send-timeout ends with an RST, not a FIN
+/// behind the unsent data: the kernel drops what the client never read at
+/// once, instead of keeping it in an orphaned socket for minutes.
+#[test]
+fn an_abandoned_response_is_reset() {
+    let site = Site::new();
+    big_file(&site, "big.bin");
+    let server = Server::start(
+        &site.root(),
+        &["--send-timeout", "0.5", "--status-path", "/status"],
+    );
+    let mut s = storm_connection(server.addr, Storm::SlowReader).unwrap();
+    // The server fills the socket buffers, then gives up on the reader.
+    assert!(wait_until(Duration::from_secs(5), || {
+        let prom = status(&server, "?format=prometheus");
+        metric(&prom, "holdline_closes_total{reason=\"send_timeout\"}") == 1
+    }));
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut got = 0usize;
+    let mut chunk = [0u8; 65536];
+    let end = loop {
+        match s.read(&mut chunk) {
+            Ok(0) => break Ok(()),
+            Ok(n) => got += n,
+            Err(e) => break Err(e.kind()),
+        }
+    };
+    assert_eq!(
+        end,
+        Err(std::io::ErrorKind::ConnectionReset),
+        "after {got} bytes"
+    );
+    assert!(got < 64 << 20, "the whole file came: {got} bytes");
+}
