@@ -61,6 +61,7 @@ fn main() {
                 max_requests: 100,
                 requests_before: black_box(7),
                 must_close: false,
+                closing: None,
             },
         );
         let mut head = ResponseHead::new(Status::Ok, date, persistence);
@@ -69,6 +70,6 @@ fn main() {
         head.content_length = 1024;
         encode_head(&mut out, &head);
         black_box(out.len());
-        black_box(matches!(persistence, Persistence::Close));
+        black_box(matches!(persistence, Persistence::Close(_)));
     });
 }

@@ -6,48 +6,66 @@
 //! Follow one request from `accept` to its last byte:
 //!
 //! ```text
-//!            ┌──────────────────── reactor (one thread) ─────────────────────┐
-//! listener ─▶│ accept ─▶ admission ─▶ slab[Token] = Conn                      │
-//! signalfd ─▶│ events ─▶ Conn::drive  (read ▸ parse ▸ respond ▸ write)        │
-//!            │ tick   ─▶ TimerWheel::advance ─▶ expired ─▶ Conn::on_deadline  │
-//!            └───────────────────────────────────────────────────────────────┘
-//! Conn phases:  Reading ─▶ Writing ─▶ Idle ─▶ Reading ...
-//!                              └──▶ Closing (linger) ─▶ gone
+//!            ┌─────────────────────── reactor (one thread) ─────────────────────────┐
+//! listener ─▶│ accept ─▶ admission (budget, evict) ─▶ slab[Token] = Conn            │
+//! signalfd ─▶│ events ─▶ Conn::drive: write ▸ close? ▸ answer ▸ read   (transport)   │
+//!            │                          Session: phases, deadlines    (sans-IO)     │
+//!            │                          Answerer ─▶ Responder: route, file, head     │
+//!            │ tick   ─▶ TimerWheel::advance ─▶ expired ─▶ Conn::on_deadline        │
+//!            └──────────────────────────────────────────────────────────────────────┘
+//! phases:  Reading ─▶ Writing ─▶ Idle ─▶ Reading ...
+//!                         └──▶ Closing (linger) ─▶ gone
 //! ```
 //!
 //! 1. **The reactor** ([`reactor`]) owns the listeners, a [`slab::Slab`] of
 //!    connections (a connection's slab key is its mio `Token` and its timer
-//!    key), the [timer wheel](wheel), a [buffer pool](pool) and the
-//!    [counters](stats). It sleeps in `epoll_wait` until a socket is ready
-//!    or the wheel's next due tick, never longer, never busy. Readiness is
-//!    edge-triggered: accept until WouldBlock, read and write until
-//!    WouldBlock (or a short read), retry on EINTR. SIGTERM/SIGINT arrive
-//!    through a [signalfd](signals) as one more token.
+//!    key), the [timer wheel](wheel), the [eviction queues](evict), a
+//!    [buffer pool](pool), the [counters](stats) and the [`serve::Responder`].
+//!    It sleeps in `epoll_wait` until a socket is ready or the wheel's next
+//!    due tick, never longer, never busy. Readiness is edge-triggered:
+//!    accept until WouldBlock, read and write until WouldBlock (or a short
+//!    read or write), retry on EINTR. SIGTERM/SIGINT arrive through a
+//!    [signalfd](signals) as one more token. A new connection is admitted
+//!    against the budget (6. below) and read at once.
 //!
-//! 2. **The connection** ([`conn`]) is an explicit state machine:
-//!    [`Reading`](conn::Phase::Reading) a head (or discarding a body),
-//!    [`Writing`](conn::Phase::Writing) a response,
-//!    [`Idle`](conn::Phase::Idle) between requests (keep-alive: no buffers
-//!    held), [`Closing`](conn::Phase::Closing) (write side shut, draining:
-//!    the lingering close). Each phase has exactly one deadline, and each
-//!    close carries a [`CloseReason`](stats::CloseReason) that is logged
-//!    and counted.
+//! 2. **The connection** ([`conn::Conn`]) moves bytes. On each readiness
+//!    event [`conn::Conn::drive`] writes what is pending (buffered bytes,
+//!    then a file range with sendfile), closes if the last answer said so
+//!    and is out (a lingering close: write side shut, input drained), lets
+//!    the session answer every complete request already buffered, and reads
+//!    more only when the session wants input; then it returns
+//!    [`conn::Next`]: stay open, or close with a reason. It does all IO
+//!    through one small interface, the [`transport::Transport`]: plain TCP
+//!    today ([`transport::Tcp`]), TLS tomorrow, without touching the
+//!    session, admission or the wheel.
 //!
-//! 3. **The sans-IO core** ([`http`]) is where HTTP lives, as plain
-//!    functions over bytes: [parse a head](http::parse_head), frame a
-//!    [body](http::body), decide [persistence](http::persist::decide) (RFC
-//!    9112 §9.3: version, `Connection` tokens, requests left, shutdown),
-//!    turn a [target](http::target) into a safe relative path, and
-//!    [encode a response head](http::response::encode_head). None of it
-//!    touches a socket; all of it is unit-tested on byte strings.
+//! 3. **The session** ([`http::session::Session`]) is the connection's
+//!    HTTP state machine, sans-IO: the phase
+//!    ([`Reading`](http::session::Phase::Reading) a head or discarding a
+//!    body, [`Writing`](http::session::Phase::Writing) a response,
+//!    [`Idle`](http::session::Phase::Idle) between requests,
+//!    [`Closing`](http::session::Phase::Closing)), its one deadline, the
+//!    requests answered, and the close decision with its
+//!    [`CloseReason`](stats::CloseReason). It takes bytes and an `Instant`
+//!    and never sees a socket: its tests run on made-up time, and the
+//!    pipeline fuzz target ([`fuzzing`]) drives it directly.
 //!
-//! 4. **Serving** ([`serve`]) routes a parsed request to a file beneath
-//!    ROOT ([`files`]: `openat2(RESOLVE_BENEATH)`, so neither `..` nor a
-//!    symlink leaves ROOT) and writes the head, plus the body when it is
-//!    small, into the connection's output buffer. Larger bodies go out with
-//!    `sendfile(2)`.
+//! 4. **The HTTP core** ([`http`]) is plain functions over bytes: [parse a
+//!    head](http::parse_head), frame a [body](http::body), decide
+//!    [persistence](http::persist::decide) (RFC 9112 §9.3: version,
+//!    `Connection` tokens, requests left, shutdown; it also names the close
+//!    reason, once), turn a [target](http::target) into a safe relative
+//!    path, and [encode a response head](http::response::encode_head).
 //!
-//! 5. **Deadlines** ([`wheel`]): header timeout while Reading, send timeout
+//! 5. **Responding** ([`serve`]): the session calls an
+//!    [`Answerer`](serve::Answerer), a [`Responder`](serve::Responder)
+//!    (configuration, ROOT, caches, scratch) with a
+//!    [`ServerView`](serve::ServerView) of the reactor's counters lent for
+//!    the call. It routes the request to a file beneath ROOT ([`files`]:
+//!    `openat2(RESOLVE_BENEATH)`, so neither `..` nor a symlink leaves
+//!    ROOT) and writes the head, plus the body when it is small, into the
+//!    connection's output buffer; larger bodies leave with `sendfile(2)`.
+//!    Deadlines ([`wheel`]): header timeout while Reading, send timeout
 //!    while Writing, keep-alive timeout while Idle, linger timeout while
 //!    Closing. A two-level hashed wheel makes schedule, reset and cancel
 //!    O(1); pushing a deadline later (what nearly every keep-alive
@@ -72,7 +90,7 @@
 //!    serves the counters (nginx stub_status text, or Prometheus).
 //!
 //! 7. **The hot path**: an idle connection is a 120-byte [`conn::Conn`]; its
-//!    buffers ([`conn::Work`]) come from the [`pool`] while it works. Small
+//!    buffers ([`pool::Work`]) come from the [`pool`] while it works. Small
 //!    files are served from a cache revalidated like nginx's
 //!    `open_file_cache`, so a keep-alive request costs one `recv` and one
 //!    `send` and no heap allocation (`tests/alloc.rs` counts them).
@@ -91,6 +109,7 @@ pub mod config;
 pub mod conn;
 pub mod evict;
 pub mod files;
+pub mod fuzzing;
 pub mod http;
 pub mod memory;
 pub mod pool;
@@ -99,4 +118,5 @@ pub mod serve;
 pub mod signals;
 pub mod stats;
 pub mod status;
+pub mod transport;
 pub mod wheel;

@@ -40,8 +40,10 @@
 //! hostile client against this formula.
 
 use crate::config::Config;
-use crate::conn::{Conn, OUTPUT_CAP, Work};
+use crate::conn::Conn;
+use crate::http::session::OUTPUT_CAP;
 use crate::http::validators::MAX_RANGES;
+use crate::pool::Work;
 use crate::serve::MAX_GENERATED_BYTES;
 
 /// A response head without its Location and Cache-Control values: every

@@ -2,7 +2,56 @@
 //! go idle, so an idle keep-alive connection holds no buffer at all and a
 //! busy server does not allocate per request.
 
-use crate::conn::Work;
+use crate::http::body::BodyDecoder;
+use crate::http::input::InBuf;
+use crate::serve::FileBody;
+
+/// What a working connection borrows from the pool: its input and output
+/// buffers and the state of the exchange in flight. An idle connection
+/// holds none of it (RSS per idle connection is the point).
+pub struct Work {
+    pub input: InBuf,
+    /// Answers not yet written, from `out_pos` on.
+    pub output: Vec<u8>,
+    pub out_pos: usize,
+    /// A file body to send after `output`.
+    pub file: Option<FileBody>,
+    /// A request body being discarded.
+    pub body: Option<BodyDecoder>,
+    /// TCP_CORK is on while a file body is sent.
+    pub corked: bool,
+}
+
+impl Work {
+    fn new(input_size: usize) -> Work {
+        Work {
+            input: InBuf::new(input_size),
+            output: Vec::with_capacity(4096),
+            out_pos: 0,
+            file: None,
+            body: None,
+            corked: false,
+        }
+    }
+
+    /// Back to the state [`Work::new`] gives, keeping the allocations.
+    fn reset(&mut self) {
+        self.input.clear();
+        self.output.clear();
+        self.out_pos = 0;
+        self.file = None;
+        self.body = None;
+        self.corked = false;
+    }
+
+    /// Nothing in flight: no input, no output, no file, no body.
+    pub fn is_quiet(&self) -> bool {
+        self.input.is_empty()
+            && self.out_pos >= self.output.len()
+            && self.file.is_none()
+            && self.body.is_none()
+    }
+}
 
 /// Input buffers have one fixed size (`--max-header-bytes`): a request
 /// head must fit in one. Output buffers grow as needed; very large ones are
@@ -30,69 +79,16 @@ impl BufPool {
     }
 
     pub fn take_work(&mut self) -> Box<Work> {
-        self.works.pop().unwrap_or_else(|| {
-            Box::new(Work::new(InBuf {
-                data: vec![0; self.input_size].into_boxed_slice(),
-                start: 0,
-                end: 0,
-            }))
-        })
+        self.works
+            .pop()
+            .unwrap_or_else(|| Box::new(Work::new(self.input_size)))
     }
 
     pub fn put_work(&mut self, mut work: Box<Work>) {
         if self.works.len() < self.keep && work.output.capacity() <= MAX_POOLED_OUTPUT {
-            work.input.start = 0;
-            work.input.end = 0;
-            work.output.clear();
-            work.out_pos = 0;
-            work.file = None;
-            work.body = None;
-            work.corked = false;
+            work.reset();
             self.works.push(work);
         }
-    }
-}
-
-/// A fixed-size input buffer: bytes `start..end` are received and not yet
-/// consumed.
-pub struct InBuf {
-    data: Box<[u8]>,
-    start: usize,
-    end: usize,
-}
-
-impl InBuf {
-    pub fn bytes(&self) -> &[u8] {
-        &self.data[self.start..self.end]
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.start == self.end
-    }
-
-    pub fn consume(&mut self, n: usize) {
-        self.start += n;
-        debug_assert!(self.start <= self.end);
-        if self.start == self.end {
-            self.start = 0;
-            self.end = 0;
-        }
-    }
-
-    /// Room to read into, after moving unconsumed bytes to the front when
-    /// that makes room.
-    pub fn spare(&mut self) -> &mut [u8] {
-        if self.end == self.data.len() && self.start > 0 {
-            self.data.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
-        }
-        &mut self.data[self.end..]
-    }
-
-    pub fn filled(&mut self, n: usize) {
-        self.end += n;
-        debug_assert!(self.end <= self.data.len());
     }
 }
 
@@ -114,7 +110,11 @@ mod tests {
         buf.consume(3);
         assert!(buf.is_empty());
         assert_eq!(buf.spare().len(), 8);
+        work.output.extend_from_slice(b"left over");
+        work.out_pos = 4;
         pool.put_work(work);
         assert_eq!(pool.works.len(), 1);
+        let work = pool.take_work();
+        assert!(work.is_quiet(), "a lent Work starts empty");
     }
 }

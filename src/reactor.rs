@@ -22,14 +22,17 @@ use std::sync::Arc;
 
 use crate::budget::{self, Budget, Reserve};
 use crate::config::{Config, TcpKeepalive};
-use crate::conn::{Conn, Phase};
+use crate::conn::{Conn, Next};
 use crate::evict::{Class, EvictionQueues};
 use crate::files::Root;
+use crate::http::session::{Phase, Timeouts};
 use crate::memory::MemoryBound;
 use crate::pool::BufPool;
-use crate::serve::Ctx;
+use crate::serve::{Answerer, Responder, ServerView};
 use crate::signals::SignalFd;
 use crate::stats::{CloseReason, Shared};
+use crate::stats::{Gauges, Stats};
+use crate::transport::Tcp;
 use crate::wheel::TimerWheel;
 
 /// The wheel's tick: deadlines fire at most this late.
@@ -61,7 +64,18 @@ pub struct Server {
     signals: Option<SignalFd>,
     conns: Slab<Conn>,
     wheel: TimerWheel,
-    ctx: Ctx,
+    /// What answers requests (configuration, ROOT, caches, scratch).
+    responder: Responder,
+    /// One deadline per phase, from the configuration.
+    timeouts: Timeouts,
+    /// What was accepted, served and closed, and why.
+    stats: Stats,
+    /// Connections by phase, kept as they move.
+    gauges: Gauges,
+    /// This worker's share of the fd budget.
+    budget: Budget,
+    /// Graceful shutdown has begun: every response says close.
+    shutting_down: bool,
     pool: BufPool,
     expired: Vec<usize>,
     evict: EvictionQueues,
@@ -77,10 +91,21 @@ pub struct Server {
     shutdown_deadline: Option<Instant>,
     /// This reactor's index among `--workers`.
     worker: usize,
+    /// Counters published by every worker, and the shutdown state.
     shared: Arc<Shared>,
-    /// Wakes this worker from another (shutdown); `None` with one worker.
-    waker: Option<Arc<Waker>>,
-    /// The other workers' wakers (worker 0, which takes the signals).
+    /// The other workers' wakers (worker 0, which takes the signals,
+    /// wakes them to shut down); empty for the others.
+    peers: Vec<Arc<Waker>>,
+}
+
+/// What one worker's reactor is built from.
+struct Parts {
+    worker: usize,
+    poll: Poll,
+    sockets: Vec<(TcpListener, SocketAddr)>,
+    signals: Option<SignalFd>,
+    budget: Budget,
+    shared: Arc<Shared>,
     peers: Vec<Arc<Waker>>,
 }
 
@@ -93,16 +118,18 @@ impl Server {
     }
 
     /// A worker's reactor over already-bound listeners.
-    fn new(
-        config: Config,
-        worker: usize,
-        sockets: Vec<(TcpListener, SocketAddr)>,
-        signals: Option<SignalFd>,
-        budget: Budget,
-    ) -> Result<Server, StartError> {
+    fn new(config: Config, parts: Parts) -> Result<Server, StartError> {
+        let Parts {
+            worker,
+            poll,
+            sockets,
+            signals,
+            budget,
+            shared,
+            peers,
+        } = parts;
         let root = Root::open(&config.root, config.follow_symlinks)
             .map_err(|e| StartError(format!("cannot serve {}: {e}", config.root.display())))?;
-        let poll = Poll::new().map_err(|e| StartError(format!("cannot create epoll: {e}")))?;
         let mut listeners = Vec::new();
         for (i, (mut listener, local)) in sockets.into_iter().enumerate() {
             poll.registry()
@@ -119,16 +146,14 @@ impl Server {
                 )
                 .map_err(|e| StartError(format!("cannot register the signalfd: {e}")))?;
         }
-        let waker = if config.workers > 1 {
-            Some(Arc::new(Waker::new(poll.registry(), WAKE).map_err(
-                |e| StartError(format!("cannot create a waker: {e}")),
-            )?))
-        } else {
-            None
-        };
         let now = Instant::now();
+        let timeouts = Timeouts {
+            header: config.header_timeout,
+            send: config.send_timeout,
+            keepalive: config.keepalive_timeout,
+            linger: config.linger_timeout,
+        };
         let pool = BufPool::new(config.max_header_bytes, 1024);
-        let shared = Arc::new(Shared::new(1));
         let evict =
             EvictionQueues::with_capacity(budget.max_connections, config.evict_stalled_after);
         Ok(Server {
@@ -140,7 +165,12 @@ impl Server {
             // per connection without the doubling copies of a growing Vec.
             conns: Slab::with_capacity(budget.max_connections),
             wheel: TimerWheel::with_capacity(now, TIMER_TICK, budget.max_connections),
-            ctx: Ctx::new(config, root, budget, Arc::clone(&shared), worker),
+            responder: Responder::new(config, root, now, SystemTime::now()),
+            timeouts,
+            stats: Stats::default(),
+            gauges: Gauges::default(),
+            budget,
+            shutting_down: false,
             pool,
             expired: Vec::new(),
             evict,
@@ -152,9 +182,12 @@ impl Server {
             shutdown_deadline: None,
             worker,
             shared,
-            waker,
-            peers: Vec::new(),
+            peers,
         })
+    }
+
+    fn config(&self) -> &Config {
+        &self.responder.config
     }
 
     /// The addresses actually bound (useful with port 0).
@@ -175,8 +208,7 @@ impl Server {
                 return Err(e);
             }
             let now = Instant::now();
-            self.ctx.date.refresh(SystemTime::now());
-            self.ctx.now = now;
+            self.responder.tick(now, SystemTime::now());
 
             for event in events.iter() {
                 match event.token() {
@@ -226,13 +258,15 @@ impl Server {
                 self.accept_all(now);
             }
             if now >= self.next_sweep {
-                self.ctx.sweep_open_files();
-                self.next_sweep = now + self.ctx.config.file_cache_valid.max(TIMER_TICK);
+                self.responder.sweep_open_files();
+                self.next_sweep = now + self.config().file_cache_valid.max(TIMER_TICK);
             }
             if self.shared.workers() > 1 {
-                self.ctx.gauges.open_files = self.ctx.open_files.count();
-                self.shared
-                    .publish(self.worker, &self.ctx.stats, &self.ctx.gauges);
+                let gauges = Gauges {
+                    open_files: self.responder.open_files.count(),
+                    ..self.gauges
+                };
+                self.shared.publish(self.worker, &self.stats, &gauges);
             }
             if let Some(deadline) = self.shutdown_deadline {
                 if self.conns.is_empty() {
@@ -263,7 +297,7 @@ impl Server {
             // turns to answering without a slot.
             self.accept_blocked
                 .map(|since| {
-                    let answer_from = since + self.ctx.config.admission_wait;
+                    let answer_from = since + self.config().admission_wait;
                     self.evict
                         .next_eligible(Some(since))
                         .map_or(answer_from, |t| t.min(answer_from))
@@ -293,26 +327,37 @@ impl Server {
             return;
         };
         let before = conn.phase();
-        let result = match step {
+        let mut answerer = Answerer {
+            responder: &mut self.responder,
+            server: ServerView {
+                stats: &mut self.stats,
+                gauges: self.gauges,
+                budget: &self.budget,
+                shared: &self.shared,
+                worker: self.worker,
+                closing: self.shutting_down.then_some(CloseReason::Shutdown),
+            },
+        };
+        let next = match step {
             Step::Ready { readable, writable } => {
                 conn.ready(readable, writable);
-                conn.drive(&mut self.ctx, &mut self.pool, now)
+                conn.drive(&mut answerer, &mut self.pool, now)
             }
-            Step::Deadline => conn.on_deadline(&mut self.ctx, &mut self.pool, now),
+            Step::Deadline => conn.on_deadline(&self.timeouts, &mut answerer, &mut self.pool, now),
         };
         let after = conn.phase();
-        let deadline = conn.deadline(&self.ctx.config);
+        let deadline = conn.deadline(&self.timeouts);
         let class = conn.eviction_class();
         if before != after {
             self.count(before, -1);
             self.count(after, 1);
         }
-        match result {
-            Err(reason) => self.close(key, reason),
-            Ok(()) if self.ctx.shutting_down && after == Phase::Idle => {
+        match next {
+            Next::Close(reason) => self.close(key, reason),
+            Next::Open if self.shutting_down && after == Phase::Idle => {
                 self.close(key, CloseReason::Shutdown)
             }
-            Ok(()) => {
+            Next::Open => {
                 self.wheel.schedule(key, deadline);
                 match class {
                     Some((class, since)) => self.evict.set(key, Some(class), since),
@@ -325,7 +370,7 @@ impl Server {
     /// Adds (`delta` 1) or removes (-1) a connection's phase to or from
     /// the gauges.
     fn count(&mut self, phase: Phase, delta: isize) {
-        let g = &mut self.ctx.gauges;
+        let g = &mut self.gauges;
         let slot = match phase {
             Phase::Reading => &mut g.reading,
             Phase::Writing => &mut g.writing,
@@ -348,10 +393,8 @@ impl Server {
         self.wheel.cancel(key);
         self.evict.remove(key);
         conn.release(&mut self.pool);
-        self.ctx.stats.count_close(reason);
-        self.ctx
-            .stats
-            .count_requests_per_connection(conn.requests());
+        self.stats.count_close(reason);
+        self.stats.count_requests_per_connection(conn.requests());
         log::debug!(
             "{}: closed ({reason}) while {} after {} requests",
             conn.peer(),
@@ -364,15 +407,14 @@ impl Server {
 
     /// The fd budget admits one more connection without evicting.
     fn has_room(&self) -> bool {
-        self.ctx
-            .budget
-            .admits(self.conns.len(), self.ctx.open_files.count())
+        self.budget
+            .admits(self.conns.len(), self.responder.open_files.count())
     }
 
     /// Closes connection `key`, the least valuable one (see
     /// [`crate::evict`]), to make room.
     fn shed(&mut self, key: usize, class: Class) {
-        self.ctx.stats.evictions[class as usize] += 1;
+        self.stats.evictions[class as usize] += 1;
         log::debug!("evicting a {} connection to make room", class.as_str());
         self.close(key, CloseReason::Evicted);
     }
@@ -393,7 +435,7 @@ impl Server {
             let mut full = !self.has_room();
             // A cached file fd that no response uses is the cheapest
             // thing to give up.
-            while full && self.ctx.release_unused_fd() {
+            while full && self.responder.release_unused_fd() {
                 full = !self.has_room();
             }
             let victim = if full {
@@ -416,7 +458,7 @@ impl Server {
                         now
                     }
                 };
-                if now.saturating_duration_since(since) < self.ctx.config.admission_wait {
+                if now.saturating_duration_since(since) < self.config().admission_wait {
                     return;
                 }
             }
@@ -425,12 +467,12 @@ impl Server {
             };
             match listener.accept() {
                 Ok((stream, peer)) if overflow => {
-                    self.ctx.stats.accepted += 1;
+                    self.stats.accepted += 1;
                     self.answer_without_slot(stream, peer, now);
                 }
                 Ok((stream, peer)) => {
                     self.accept_blocked = None;
-                    self.ctx.stats.accepted += 1;
+                    self.stats.accepted += 1;
                     // Evict only once a connection is really waiting: the
                     // new socket briefly uses the reserve's spare fd.
                     if let Some((key, class)) = victim {
@@ -445,7 +487,7 @@ impl Server {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
                     // The listener stays readable; retrying now would spin.
-                    self.ctx.stats.accept_emfile += 1;
+                    self.stats.accept_emfile += 1;
                     self.accept_paused_until = Some(now + ACCEPT_PAUSE);
                     if self
                         .last_emfile_warning
@@ -454,7 +496,7 @@ impl Server {
                         self.last_emfile_warning = Some(now);
                         log::warn!(
                             "accept: {e}; pausing accept for {ACCEPT_PAUSE:?} ({} times so far)",
-                            self.ctx.stats.accept_emfile
+                            self.stats.accept_emfile
                         );
                     }
                     return;
@@ -481,7 +523,7 @@ impl Server {
     /// second (a storm starts and ends pauses many times a second).
     fn pause_accepting(&mut self, now: Instant) {
         self.accept_blocked = Some(now);
-        self.ctx.stats.accept_pauses += 1;
+        self.stats.accept_pauses += 1;
         if self
             .last_pause_warning
             .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
@@ -490,8 +532,8 @@ impl Server {
             log::warn!(
                 "fd budget full ({} connections, {} file fds) and nothing to evict: accepting paused, then answering newcomers without a slot ({} pauses so far)",
                 self.conns.len(),
-                self.ctx.open_files.count(),
-                self.ctx.stats.accept_pauses
+                self.responder.open_files.count(),
+                self.stats.accept_pauses
             );
         }
     }
@@ -503,16 +545,24 @@ impl Server {
     /// never takes a slot: its fd (the reserve's spare) is gone before the
     /// next accept. A newcomer that sent nothing yet is closed unanswered.
     fn answer_without_slot(&mut self, stream: TcpStream, peer: SocketAddr, now: Instant) {
-        let mut conn = Conn::new(stream, peer, now);
+        let mut conn = Conn::new(Tcp::new(stream), peer, now);
         conn.ready(true, true);
-        self.ctx.overflow = true;
-        let _ = conn.drive(&mut self.ctx, &mut self.pool, now);
-        self.ctx.overflow = false;
+        let mut answerer = Answerer {
+            responder: &mut self.responder,
+            server: ServerView {
+                stats: &mut self.stats,
+                gauges: self.gauges,
+                budget: &self.budget,
+                shared: &self.shared,
+                worker: self.worker,
+                closing: Some(CloseReason::Overflow),
+            },
+        };
+        // Whatever it says next, the connection goes: it has no slot.
+        let _ = conn.drive(&mut answerer, &mut self.pool, now);
         conn.release(&mut self.pool);
-        self.ctx.stats.count_close(CloseReason::Overflow);
-        self.ctx
-            .stats
-            .count_requests_per_connection(conn.requests());
+        self.stats.count_close(CloseReason::Overflow);
+        self.stats.count_requests_per_connection(conn.requests());
         log::debug!(
             "{peer}: answered without a slot ({} requests)",
             conn.requests()
@@ -534,9 +584,9 @@ impl Server {
             log::warn!("{peer}: cannot register: {e}");
             return;
         }
-        self.ctx.stats.handled += 1;
-        let conn = entry.insert(Conn::new(stream, peer, now));
-        let deadline = conn.deadline(&self.ctx.config);
+        self.stats.handled += 1;
+        let conn = entry.insert(Conn::new(Tcp::new(stream), peer, now));
+        let deadline = conn.deadline(&self.timeouts);
         let snapshot = conn.phase();
         self.wheel.schedule(key, deadline);
         self.evict.set(key, Some(Class::Fresh), now);
@@ -580,10 +630,10 @@ impl Server {
         log::info!(
             "signal: shutting down gracefully ({} connections, up to {:?})",
             self.conns.len(),
-            self.ctx.config.shutdown_timeout
+            self.config().shutdown_timeout
         );
-        self.ctx.shutting_down = true;
-        self.shutdown_deadline = Some(now + self.ctx.config.shutdown_timeout);
+        self.shutting_down = true;
+        self.shutdown_deadline = Some(now + self.config().shutdown_timeout);
         // Closing the listeners makes new connections fail at once
         // instead of waiting in a backlog nobody will accept from.
         for (mut listener, _) in self.listeners.drain(..) {
@@ -633,25 +683,37 @@ pub fn start(config: Config) -> Result<Vec<Server>, StartError> {
         }
     };
     let share = budget.share(workers);
-    let mut servers = Vec::with_capacity(workers);
-    for (worker, worker_sockets) in sockets.into_iter().enumerate() {
-        let signals = if worker == 0 { signals.take() } else { None };
-        servers.push(Server::new(
-            config.clone(),
-            worker,
-            worker_sockets,
-            signals,
-            share,
-        )?);
-    }
+    // Every worker's epoll first: worker 0 (which takes the signals) gets
+    // the others' wakers when it is built.
+    let polls = (0..workers)
+        .map(|_| Poll::new().map_err(|e| StartError(format!("cannot create epoll: {e}"))))
+        .collect::<Result<Vec<Poll>, StartError>>()?;
+    let wakers = polls
+        .iter()
+        .skip(1)
+        .map(|poll| {
+            Waker::new(poll.registry(), WAKE)
+                .map(Arc::new)
+                .map_err(|e| StartError(format!("cannot create a waker: {e}")))
+        })
+        .collect::<Result<Vec<Arc<Waker>>, StartError>>()?;
     let shared = Arc::new(Shared::new(workers));
-    let wakers: Vec<Arc<Waker>> = servers.iter().filter_map(|s| s.waker.clone()).collect();
-    for server in &mut servers {
-        server.shared = Arc::clone(&shared);
-        server.ctx.shared = Arc::clone(&shared);
-        if server.worker == 0 {
-            server.peers = wakers.iter().skip(1).cloned().collect();
-        }
+    let mut servers = Vec::with_capacity(workers);
+    for (worker, (poll, worker_sockets)) in polls.into_iter().zip(sockets).enumerate() {
+        let parts = Parts {
+            worker,
+            poll,
+            sockets: worker_sockets,
+            signals: if worker == 0 { signals.take() } else { None },
+            budget: share,
+            shared: Arc::clone(&shared),
+            peers: if worker == 0 {
+                wakers.clone()
+            } else {
+                Vec::new()
+            },
+        };
+        servers.push(Server::new(config.clone(), parts)?);
     }
     let addrs: Vec<String> = servers[0]
         .listeners
@@ -662,7 +724,7 @@ pub fn start(config: Config) -> Result<Vec<Server>, StartError> {
         "holdline {} listening on {} serving {} with {} worker{} (keep-alive {:?}, max {} requests per connection)",
         env!("CARGO_PKG_VERSION"),
         addrs.join(" "),
-        servers[0].ctx.root.path().display(),
+        servers[0].responder.root_path().display(),
         workers,
         if workers == 1 { "" } else { "s" },
         config.keepalive_timeout,

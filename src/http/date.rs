@@ -9,19 +9,18 @@ pub struct DateCache {
     clf: [u8; 26],
 }
 
-impl Default for DateCache {
-    fn default() -> Self {
+impl DateCache {
+    /// The cache, formatted for `now` (the caller reads the clock).
+    pub fn new(now: SystemTime) -> DateCache {
         let mut cache = DateCache {
             unix_secs: u64::MAX,
             http: [b' '; 29],
             clf: [b' '; 26],
         };
-        cache.refresh(SystemTime::now());
+        cache.refresh(now);
         cache
     }
-}
 
-impl DateCache {
     /// Reformats only when the second has changed.
     pub fn refresh(&mut self, now: SystemTime) {
         let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
@@ -114,7 +113,7 @@ mod tests {
 
     #[test]
     fn formats_both() {
-        let mut cache = DateCache::default();
+        let mut cache = DateCache::new(SystemTime::now());
         cache.refresh(UNIX_EPOCH + Duration::from_secs(784_111_777));
         assert_eq!(cache.http_date(), b"Sun, 06 Nov 1994 08:49:37 GMT");
         assert_eq!(cache.clf_time(), "06/Nov/1994:08:49:37 +0000");

@@ -149,7 +149,7 @@ pub fn encode_head(out: &mut Vec<u8>, head: &ResponseHead<'_>) {
     // Browsers must not guess a type other than the one we send.
     out.extend_from_slice(b"X-Content-Type-Options: nosniff\r\n");
     match head.persistence {
-        Persistence::Close => out.extend_from_slice(b"Connection: close\r\n"),
+        Persistence::Close(_) => out.extend_from_slice(b"Connection: close\r\n"),
         Persistence::KeepAlive {
             timeout_secs,
             requests_left,
@@ -217,7 +217,11 @@ mod tests {
 
     #[test]
     fn close_405_with_allow_and_unlimited_keepalive() {
-        let mut head = ResponseHead::new(Status::MethodNotAllowed, DATE, Persistence::Close);
+        let mut head = ResponseHead::new(
+            Status::MethodNotAllowed,
+            DATE,
+            Persistence::Close(crate::stats::CloseReason::ResponseClose),
+        );
         head.allow = true;
         head.content_length = 0;
         let mut out = Vec::new();

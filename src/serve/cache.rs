@@ -24,7 +24,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::file::FileMeta;
+use super::body::FileMeta;
 use crate::files::OpenFile;
 
 /// What an entry keeps of the file.

@@ -1,194 +1,20 @@
 //! A file's response: validators (ETag, Last-Modified), conditional
-//! requests (304, 412), ranges (206, multipart/byteranges, 416), and how
-//! the body leaves: in the same write as the head when small, with
-//! sendfile when large.
+//! requests (304, 412) and ranges (206, multipart/byteranges, 416); how
+//! its body leaves is [`super::body`]'s.
 
-use std::fs::File;
-use std::os::unix::fs::{FileExt, MetadataExt};
-use std::sync::{Arc, OnceLock};
-
-use super::Ctx;
-use crate::files::{OpenFile, OpenFiles};
+use super::body::{BodySink, FileBody, FileRoute, FileSource, PartHead};
+use super::{Responder, ServerView};
 use crate::http::Status;
 use crate::http::date::imf_fixdate;
 use crate::http::persist::Persistence;
 use crate::http::request::{Method, RequestHead};
-use crate::http::response::{ContentRange, ResponseHead, encode_head, push_content_range};
+use crate::http::response::{ContentRange, ResponseHead, encode_head};
 use crate::http::validators::{
-    Condition, Etag, Preconditions, RangeRequest, Ranges, evaluate, if_range_holds, parse_range,
+    Condition, Etag, Preconditions, RangeRequest, evaluate, if_range_holds, parse_range,
 };
+use crate::stats::CloseReason;
 
-/// The multipart/byteranges boundary, fixed per process: unpredictable
-/// enough that no file contains it by accident.
-fn boundary() -> &'static str {
-    static BOUNDARY: OnceLock<String> = OnceLock::new();
-    BOUNDARY.get_or_init(|| {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
-        format!(
-            "holdline-{:016x}",
-            nanos ^ (u64::from(std::process::id()) << 40)
-        )
-    })
-}
-
-/// `multipart/byteranges; boundary=...`
-fn multipart_type() -> &'static str {
-    static TYPE: OnceLock<String> = OnceLock::new();
-    TYPE.get_or_init(|| format!("multipart/byteranges; boundary={}", boundary()))
-}
-
-/// A file body still to be sent with sendfile(2): one range, or the parts
-/// of a multipart/byteranges body. A part's head is written to the output
-/// buffer only when the part before it is out, so no body, however many
-/// ranges it has, is ever held in memory.
-#[derive(Debug)]
-pub struct FileBody {
-    pub file: Arc<OpenFile>,
-    /// The range being sent: `remaining` bytes of the file from `offset`.
-    pub offset: u64,
-    pub remaining: u64,
-    /// multipart/byteranges: the parts, and which one is being sent.
-    parts: Option<Parts>,
-}
-
-#[derive(Debug)]
-struct Parts {
-    ranges: Ranges,
-    current: usize,
-    head: PartHead,
-}
-
-impl FileBody {
-    /// The current range is sent. For a multipart body, writes the next
-    /// part's head (or the closing delimiter) to `out` and returns whether
-    /// another range follows; a single range returns false.
-    pub fn next_part(&mut self, out: &mut Vec<u8>) -> bool {
-        debug_assert_eq!(self.remaining, 0, "the current range is not sent yet");
-        let Some(parts) = self.parts.as_mut() else {
-            return false;
-        };
-        parts.current += 1;
-        match parts.ranges.as_slice().get(parts.current) {
-            Some(&(first, last)) => {
-                parts.head.push(out, first, last);
-                self.offset = first;
-                self.remaining = last - first + 1;
-                true
-            }
-            None => {
-                push_close_delimiter(out);
-                false
-            }
-        }
-    }
-}
-
-/// What every part head of one multipart body repeats (RFC 9110 §14.6).
-#[derive(Debug, Clone, Copy)]
-struct PartHead {
-    content_type: &'static str,
-    charset: bool,
-    /// The complete length, for `Content-Range`.
-    len: u64,
-}
-
-impl PartHead {
-    fn push(&self, out: &mut Vec<u8>, first: u64, last: u64) {
-        out.extend_from_slice(b"\r\n--");
-        out.extend_from_slice(boundary().as_bytes());
-        out.extend_from_slice(b"\r\nContent-Type: ");
-        out.extend_from_slice(self.content_type.as_bytes());
-        if self.charset {
-            out.extend_from_slice(b"; charset=utf-8");
-        }
-        out.extend_from_slice(b"\r\nContent-Range: ");
-        let len = self.len;
-        push_content_range(out, ContentRange::Bytes { first, last, len });
-        out.extend_from_slice(b"\r\n\r\n");
-    }
-}
-
-fn push_close_delimiter(out: &mut Vec<u8>) {
-    out.extend_from_slice(b"\r\n--");
-    out.extend_from_slice(boundary().as_bytes());
-    out.extend_from_slice(b"--\r\n");
-}
-
-/// The validators and size of a file, from fstat.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FileMeta {
-    pub ino: u64,
-    pub len: u64,
-    pub mtime: i64,
-    pub mtime_nsec: i64,
-}
-
-impl From<&std::fs::Metadata> for FileMeta {
-    fn from(m: &std::fs::Metadata) -> FileMeta {
-        FileMeta {
-            ino: m.ino(),
-            len: m.len(),
-            mtime: m.mtime(),
-            mtime_nsec: m.mtime_nsec(),
-        }
-    }
-}
-
-/// Where a file's bytes come from.
-pub enum FileSource {
-    /// Just opened for this request: keeping it for a body costs an fd.
-    Open(File),
-    /// From the file cache: a small file's bytes.
-    Memory(Arc<[u8]>),
-    /// From the file cache: a large file's fd, already charged.
-    Shared(Arc<OpenFile>),
-}
-
-impl FileSource {
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
-        match self {
-            FileSource::Open(file) => file.read_exact_at(buf, offset),
-            FileSource::Shared(open) => open.file().read_exact_at(buf, offset),
-            FileSource::Memory(bytes) => {
-                let start = offset as usize;
-                let src = bytes
-                    .get(start..start + buf.len())
-                    .ok_or(std::io::ErrorKind::UnexpectedEof)?;
-                buf.copy_from_slice(src);
-                Ok(())
-            }
-        }
-    }
-}
-
-/// A regular file found for a request, possibly a precompressed variant.
-pub struct FileRoute {
-    pub source: FileSource,
-    pub meta: FileMeta,
-    /// The type of the file asked for (not of its .br/.gz variant).
-    pub content_type: &'static str,
-    pub charset: bool,
-    /// `Some("br")`/`Some("gzip")` when a precompressed variant was chosen.
-    pub encoding: Option<&'static str>,
-    /// Send `Vary: Accept-Encoding`.
-    pub vary: bool,
-}
-
-/// What decides how a body leaves.
-struct BodySink<'a> {
-    small_file_bytes: u64,
-    is_head: bool,
-    /// Charges a newly opened file's fd; `None` when the fd budget has no
-    /// room for one more.
-    open_files: Option<&'a OpenFiles>,
-    /// A body may be sent with sendfile: false for a connection that will
-    /// be closed after one write (no slot: see `Ctx::overflow`).
-    sendfile: bool,
-}
-
-impl Ctx {
+impl Responder {
     /// Encodes the response for `found` into `out`. `Err(status)` asks the
     /// caller for a plain error response instead (nothing was written).
     pub(super) fn respond_file(
@@ -196,11 +22,12 @@ impl Ctx {
         head: &RequestHead<'_>,
         found: FileRoute,
         persistence: Persistence,
+        server: &ServerView<'_>,
         out: &mut Vec<u8>,
     ) -> Result<(Status, Option<FileBody>), Status> {
         // A file just opened costs an fd if its body is sent with sendfile;
         // one from the cache is already charged.
-        let file_room = matches!(found.source, FileSource::Open(_)) && self.file_room();
+        let file_room = matches!(found.source, FileSource::Open(_)) && self.file_room(server);
         let meta = found.meta;
         let len = meta.len;
         let etag = Etag::new(meta.ino, len, meta.mtime, meta.mtime_nsec);
@@ -259,7 +86,7 @@ impl Ctx {
             small_file_bytes: self.config.small_file_bytes,
             is_head,
             open_files: file_room.then_some(&self.open_files),
-            sendfile: !self.overflow,
+            sendfile: server.closing != Some(CloseReason::Overflow),
         };
         match ranges {
             None => sink.single_part(out, &mut rh, found.source, 0, len),
@@ -279,135 +106,5 @@ impl Ctx {
                 }
             },
         }
-    }
-}
-
-impl BodySink<'_> {
-    /// Bodies of at most this many bytes go in the output buffer with the
-    /// head (one write); larger ones with sendfile from a shared fd.
-    fn in_memory(&self, count: u64, source: &FileSource) -> bool {
-        count <= self.small_file_bytes || matches!(source, FileSource::Memory(_))
-    }
-
-    /// The fd a sendfile body is sent from: the cached one, or the file
-    /// just opened, now charged to the budget.
-    fn shared_fd(&self, source: FileSource) -> Result<Arc<OpenFile>, Status> {
-        if !self.sendfile {
-            return Err(Status::ServiceUnavailable);
-        }
-        match source {
-            FileSource::Shared(open) => Ok(open),
-            FileSource::Open(file) => match self.open_files {
-                Some(open_files) => Ok(open_files.adopt(file)),
-                None => Err(Status::ServiceUnavailable),
-            },
-            FileSource::Memory(_) => unreachable!("memory sources are sent in memory"),
-        }
-    }
-
-    /// The head, then `count` bytes of the file from `offset`.
-    fn single_part(
-        &self,
-        out: &mut Vec<u8>,
-        rh: &mut ResponseHead<'_>,
-        source: FileSource,
-        offset: u64,
-        count: u64,
-    ) -> Result<(Status, Option<FileBody>), Status> {
-        rh.content_length = count;
-        if self.is_head || count == 0 {
-            encode_head(out, rh);
-            return Ok((rh.status, None));
-        }
-        if !self.in_memory(count, &source) {
-            let file = self.shared_fd(source)?;
-            encode_head(out, rh);
-            let body = FileBody {
-                file,
-                offset,
-                remaining: count,
-                parts: None,
-            };
-            return Ok((rh.status, Some(body)));
-        }
-        let head_start = out.len();
-        encode_head(out, rh);
-        let body_start = out.len();
-        out.resize(body_start + count as usize, 0);
-        if let Err(e) = source.read_at(&mut out[body_start..], offset) {
-            log::warn!("reading {count} bytes of a file failed: {e}");
-            out.truncate(head_start);
-            return Err(Status::InternalServerError);
-        }
-        Ok((rh.status, None))
-    }
-
-    /// 206 multipart/byteranges (RFC 9110 §14.6). Small in all (at most
-    /// `--small-file-bytes` of data) it is built in the output buffer;
-    /// otherwise streamed part by part (see [`FileBody::next_part`]).
-    fn multipart(
-        &self,
-        out: &mut Vec<u8>,
-        rh: &mut ResponseHead<'_>,
-        source: FileSource,
-        ranges: Ranges,
-        part_head: PartHead,
-    ) -> Result<(Status, Option<FileBody>), Status> {
-        let parts = ranges.as_slice();
-        let data: u64 = parts.iter().map(|(a, b)| b - a + 1).sum();
-        // The length of what frames the data, measured by encoding it
-        // past the end of `out` (no scratch buffer, no allocation once
-        // `out` has grown to fit a response).
-        let frame_start = out.len();
-        for &(first, last) in parts {
-            part_head.push(out, first, last);
-        }
-        push_close_delimiter(out);
-        let framing = (out.len() - frame_start) as u64;
-        out.truncate(frame_start);
-
-        rh.status = Status::PartialContent;
-        rh.content_type = Some(multipart_type());
-        rh.charset_utf8 = false;
-        rh.content_length = framing + data;
-        let head_start = out.len();
-        encode_head(out, rh);
-        if self.is_head {
-            return Ok((Status::PartialContent, None));
-        }
-        if !self.in_memory(data, &source) {
-            let file = match self.shared_fd(source) {
-                Ok(file) => file,
-                Err(status) => {
-                    out.truncate(head_start);
-                    return Err(status);
-                }
-            };
-            let (first, last) = parts[0];
-            part_head.push(out, first, last);
-            let body = FileBody {
-                file,
-                offset: first,
-                remaining: last - first + 1,
-                parts: Some(Parts {
-                    ranges,
-                    current: 0,
-                    head: part_head,
-                }),
-            };
-            return Ok((Status::PartialContent, Some(body)));
-        }
-        for &(first, last) in parts {
-            part_head.push(out, first, last);
-            let start = out.len();
-            out.resize(start + (last - first + 1) as usize, 0);
-            if let Err(e) = source.read_at(&mut out[start..], first) {
-                log::warn!("reading a byte range failed: {e}");
-                out.truncate(head_start);
-                return Err(Status::InternalServerError);
-            }
-        }
-        push_close_delimiter(out);
-        Ok((Status::PartialContent, None))
     }
 }

@@ -9,6 +9,8 @@
 
 use std::fs::File;
 use std::io;
+use std::net::SocketAddr;
+use std::time::SystemTime;
 
 use crate::budget::Budget;
 use crate::config::Config;
@@ -16,13 +18,15 @@ use crate::files::{Root, content_type};
 use crate::http::persist::{self, PersistContext, Persistence};
 use crate::http::request::{ConnectionTokens, Method, RequestHead, Version};
 use crate::http::response::{ResponseHead, encode_continue, encode_head};
+use crate::http::session::{ConnFacts, Reply, Respond};
 use crate::http::target::decode_path;
 use crate::http::validators::accepts_encoding;
 use crate::http::{DateCache, HeadLimits, Status};
-use crate::stats::{Gauges, Shared, Stats};
+use crate::stats::{CloseReason, Gauges, Shared, Stats};
 use crate::status;
 use std::sync::Arc;
 
+mod body;
 mod cache;
 mod file;
 mod listing;
@@ -33,63 +37,92 @@ mod listing;
 pub const MAX_GENERATED_BYTES: usize = listing::MAX_RENDERED_BYTES;
 
 use crate::files::OpenFiles;
+pub use body::{FileBody, FileRoute};
+use body::{FileMeta, FileSource};
 use cache::{Content, FileCache, Lookup};
-pub use file::{FileBody, FileRoute};
-use file::{FileMeta, FileSource};
 use std::time::Instant;
 
-/// What the connection must do after the bytes written to `out`.
-#[derive(Debug)]
-pub struct Reply {
-    pub status: Status,
-    /// The response said `Connection: close`.
-    pub close: bool,
-    /// Sent after the bytes in `out`.
-    pub file: Option<FileBody>,
-}
-
-/// Facts about the connection that bear on one reply.
-#[derive(Debug, Clone, Copy)]
-pub struct ConnFacts {
-    /// Requests answered on this connection before this one.
-    pub requests_before: u32,
-    /// The request has a body still to be read and discarded.
-    pub has_body: bool,
-    pub peer: std::net::SocketAddr,
-}
-
-/// State shared by every connection of one reactor: configuration, ROOT,
-/// the date cache, scratch buffers reused for every request, counters.
-pub struct Ctx {
+/// What responds: configuration, ROOT, the caches, the date, and scratch
+/// buffers reused for every request. One per reactor. It owns no counter
+/// and no connection state: what it needs of the reactor's is lent to each
+/// call as a [`ServerView`].
+pub struct Responder {
     pub config: Config,
-    pub limits: HeadLimits,
-    pub root: Root,
-    pub date: DateCache,
-    pub stats: Stats,
-    /// Connections by phase and open file bodies; the reactor keeps them.
-    pub gauges: Gauges,
-    pub budget: Budget,
-    /// Graceful shutdown has begun: every response says close.
-    pub shutting_down: bool,
-    /// Answering a newcomer that got no slot (the fd budget is full):
-    /// every response says close, and none may have a file body.
-    pub overflow: bool,
-    /// Counters published by every worker, for the status endpoint.
-    pub shared: Arc<Shared>,
-    /// This reactor's index among `--workers`.
-    pub worker: usize,
+    limits: HeadLimits,
+    root: Root,
+    date: DateCache,
     /// The reactor's clock for this turn of the loop.
-    pub now: Instant,
+    now: Instant,
     cache: FileCache,
-    cache_key: Vec<u8>,
-    path: Vec<u8>,
     /// File fds held for bodies (by responses in flight and the cache):
     /// what the fd budget charges for files.
     pub open_files: OpenFiles,
+    cache_key: Vec<u8>,
+    path: Vec<u8>,
     /// Scratch for bodies built per request: the status page, listings.
     status_body: Vec<u8>,
     name: Vec<u8>,
     location: Vec<u8>,
+}
+
+/// The reactor's state a response may need, lent for one call: the
+/// counters it bumps, the figures the status page and the fd budget
+/// checks read, and whether every response must say close.
+pub struct ServerView<'a> {
+    pub stats: &'a mut Stats,
+    /// Connections by phase (`open_files` is filled in when read).
+    pub gauges: Gauges,
+    pub budget: &'a Budget,
+    /// Counters published by every worker, for the status page.
+    pub shared: &'a Shared,
+    /// This reactor's index among `--workers`.
+    pub worker: usize,
+    /// Every response says close, for this reason: graceful shutdown, or
+    /// a newcomer answered without a slot ([`CloseReason::Overflow`]:
+    /// then no file body may be sent either, only what one write carries).
+    pub closing: Option<CloseReason>,
+}
+
+/// A [`Responder`] with the reactor's [`ServerView`]: what the HTTP
+/// session calls to answer requests.
+pub struct Answerer<'a> {
+    pub responder: &'a mut Responder,
+    pub server: ServerView<'a>,
+}
+
+impl Respond for Answerer<'_> {
+    type Body = FileBody;
+
+    fn limits(&self) -> HeadLimits {
+        self.responder.limits
+    }
+
+    fn max_body_bytes(&self) -> u64 {
+        self.responder.config.max_body_bytes
+    }
+
+    fn respond(
+        &mut self,
+        head: &RequestHead<'_>,
+        facts: ConnFacts,
+        out: &mut Vec<u8>,
+    ) -> Reply<FileBody> {
+        self.responder.respond(head, facts, out, &mut self.server)
+    }
+
+    fn respond_error(
+        &mut self,
+        status: Status,
+        version: Option<Version>,
+        is_head: bool,
+        reason: CloseReason,
+        peer: SocketAddr,
+        out: &mut Vec<u8>,
+    ) {
+        self.server.stats.requests += 1;
+        self.responder
+            .respond_error(status, version, is_head, reason, peer, out);
+    }
 }
 
 // Lives on the stack for one request; boxing it would allocate per request.
@@ -106,31 +139,18 @@ enum Route {
     Error(Status),
 }
 
-impl Ctx {
-    pub fn new(
-        config: Config,
-        root: Root,
-        budget: Budget,
-        shared: Arc<Shared>,
-        worker: usize,
-    ) -> Ctx {
+impl Responder {
+    pub fn new(config: Config, root: Root, now: Instant, wall: SystemTime) -> Responder {
         let cache = FileCache::new(config.file_cache_entries, config.file_cache_valid);
-        Ctx {
+        Responder {
             limits: HeadLimits {
                 max_header_bytes: config.max_header_bytes,
                 max_uri_bytes: config.max_uri_bytes,
             },
             config,
             root,
-            date: DateCache::default(),
-            stats: Stats::default(),
-            gauges: Gauges::default(),
-            budget,
-            shutting_down: false,
-            overflow: false,
-            shared,
-            worker,
-            now: Instant::now(),
+            date: DateCache::new(wall),
+            now,
             cache,
             cache_key: Vec::with_capacity(1024),
             open_files: OpenFiles::default(),
@@ -141,12 +161,25 @@ impl Ctx {
         }
     }
 
+    /// The directory served.
+    pub fn root_path(&self) -> &std::path::Path {
+        self.root.path()
+    }
+
+    /// A new turn of the reactor's loop: its clock, and the wall clock for
+    /// `Date` (reformatted once a second).
+    pub fn tick(&mut self, now: Instant, wall: SystemTime) {
+        self.now = now;
+        self.date.refresh(wall);
+    }
+
     fn persistence(
         &self,
         version: Version,
         tokens: ConnectionTokens,
         requests_before: u32,
         must_close: bool,
+        closing: Option<CloseReason>,
     ) -> Persistence {
         persist::decide(
             version,
@@ -156,7 +189,8 @@ impl Ctx {
                 keepalive_timeout_secs: self.config.keepalive_timeout.as_secs(),
                 max_requests: self.config.max_requests,
                 requests_before,
-                must_close: must_close || self.shutting_down || self.overflow,
+                must_close,
+                closing,
             },
         )
     }
@@ -167,10 +201,15 @@ impl Ctx {
         head: &RequestHead<'_>,
         facts: ConnFacts,
         out: &mut Vec<u8>,
-    ) -> Reply {
-        self.stats.requests += 1;
+        server: &mut ServerView<'_>,
+    ) -> Reply<FileBody> {
+        server.stats.requests += 1;
         let reply_start = out.len();
-        let route = self.route(head);
+        let route = self.route(head, server);
+        if matches!(route, Route::Error(Status::ServiceUnavailable)) {
+            // A file open failed with EMFILE/ENFILE.
+            server.stats.open_emfile += 1;
+        }
         let success = !matches!(route, Route::Error(_));
         // RFC 9110 §10.1.1: ask for the body only when we will read it; a
         // refused request gets its final status and the connection closes,
@@ -181,6 +220,7 @@ impl Ctx {
             head.connection,
             facts.requests_before,
             must_close,
+            server.closing,
         );
         if head.expect_continue && facts.has_body && success {
             encode_continue(out);
@@ -190,14 +230,14 @@ impl Ctx {
         let date_buf = self.date.http_date_copy();
         let date = &date_buf[..];
         let (status, file) = match route {
-            Route::File(found) => match self.respond_file(head, found, persistence, out) {
+            Route::File(found) => match self.respond_file(head, found, persistence, server, out) {
                 Ok(done) => done,
                 Err(status) => {
                     out.truncate(reply_start);
-                    if status == Status::ServiceUnavailable && !self.overflow {
+                    if status == Status::ServiceUnavailable && server.closing.is_none() {
                         // Holding the file open would break the fd budget
                         // (without a slot, the close is counted instead).
-                        self.stats.open_emfile += 1;
+                        server.stats.open_emfile += 1;
                     }
                     let mut rh = ResponseHead::new(status, date, persistence);
                     rh.retry_after_secs = (status == Status::ServiceUnavailable).then_some(1);
@@ -225,11 +265,14 @@ impl Ctx {
             }
             Route::Status { prometheus } => {
                 self.status_body.clear();
-                self.gauges.open_files = self.open_files.count();
-                let (stats, gauges) = self.shared.total(self.worker, &self.stats, &self.gauges);
+                let own = Gauges {
+                    open_files: self.open_files.count(),
+                    ..server.gauges
+                };
+                let (stats, gauges) = server.shared.total(server.worker, server.stats, &own);
                 let content_type = if prometheus {
-                    status::prometheus(&mut self.status_body, &stats, &gauges, &self.budget);
-                    let per_worker = self.shared.handled_by_worker(self.worker, &self.stats);
+                    status::prometheus(&mut self.status_body, &stats, &gauges, server.budget);
+                    let per_worker = server.shared.handled_by_worker(server.worker, server.stats);
                     status::per_worker(&mut self.status_body, &per_worker);
                     "text/plain; version=0.0.4"
                 } else {
@@ -266,26 +309,32 @@ impl Ctx {
                 bytes,
             );
         }
+        let close = match persistence {
+            Persistence::Close(reason) => Some(reason),
+            Persistence::KeepAlive { .. } => None,
+        };
         Reply {
             status,
-            close: persistence == Persistence::Close,
-            file,
+            close,
+            body: file,
         }
     }
 
-    /// Answers a request that could not be parsed or framed: always
-    /// `Connection: close`, since what follows in the input is unusable.
+    /// Answers a request that could not be parsed or framed, or timed
+    /// out: always `Connection: close`, since what follows in the input
+    /// is unusable.
     pub fn respond_error(
         &mut self,
         status: Status,
         version: Option<Version>,
         is_head: bool,
+        reason: CloseReason,
+        peer: SocketAddr,
         out: &mut Vec<u8>,
-        peer: std::net::SocketAddr,
-    ) -> Reply {
-        self.stats.requests += 1;
+    ) {
         let start = out.len();
-        let mut rh = ResponseHead::new(status, self.date.http_date(), Persistence::Close);
+        let persistence = Persistence::Close(reason);
+        let mut rh = ResponseHead::new(status, self.date.http_date(), persistence);
         rh.retry_after_secs = (status == Status::ServiceUnavailable).then_some(1);
         encode_error_body(out, &mut rh, is_head);
         if self.config.access_log {
@@ -293,16 +342,11 @@ impl Ctx {
             let version = version.map_or("-", Version::as_str);
             self.log_access(peer, "-", "-", version, status, bytes);
         }
-        Reply {
-            status,
-            close: true,
-            file: None,
-        }
     }
 
     fn log_access(
         &self,
-        peer: std::net::SocketAddr,
+        peer: SocketAddr,
         method: &str,
         target: &str,
         version: &str,
@@ -322,7 +366,7 @@ impl Ctx {
         );
     }
 
-    fn route(&mut self, head: &RequestHead<'_>) -> Route {
+    fn route(&mut self, head: &RequestHead<'_>, server: &ServerView<'_>) -> Route {
         match head.method {
             Method::Unknown => return Route::Error(Status::NotImplemented),
             Method::OtherKnown => return Route::Error(Status::MethodNotAllowed),
@@ -402,7 +446,7 @@ impl Ctx {
                 self.choose_precompressed(accept, &mut found);
             }
         }
-        self.remember(found)
+        self.remember(found, server)
     }
 
     /// The cache key of a request: its decoded path, whether it ended in
@@ -424,7 +468,7 @@ impl Ctx {
     /// A file just opened goes into the cache and is served from it: a
     /// small one's bytes, or a large one's fd (when the fd budget has room
     /// to keep it; otherwise it stays this request's own).
-    fn remember(&mut self, mut found: FileRoute) -> Route {
+    fn remember(&mut self, mut found: FileRoute, server: &ServerView<'_>) -> Route {
         if !self.cache.enabled() {
             return Route::File(found);
         }
@@ -437,7 +481,7 @@ impl Ctx {
                 return Route::File(found);
             }
             Content::Bytes(bytes.into())
-        } else if self.file_room() {
+        } else if self.file_room(server) {
             let FileSource::Open(file) =
                 std::mem::replace(&mut found.source, FileSource::Memory(Arc::from(&[][..])))
             else {
@@ -474,10 +518,13 @@ impl Ctx {
 
     /// May one more file fd be held for a body? When the budget is full, a
     /// cached fd that no response uses is closed first to make room.
-    fn file_room(&mut self) -> bool {
+    fn file_room(&mut self, server: &ServerView<'_>) -> bool {
         loop {
             let open = self.open_files.count();
-            if self.budget.has_file_room(self.gauges.connections(), open) {
+            if server
+                .budget
+                .has_file_room(server.gauges.connections(), open)
+            {
                 return true;
             }
             if !self.cache.release_unused_fd() {
@@ -559,13 +606,7 @@ impl Ctx {
         let file = self
             .root
             .open_beneath(&self.path, &mut self.name)
-            .map_err(|e| {
-                let status = status_for(e);
-                if status == Status::ServiceUnavailable {
-                    self.stats.open_emfile += 1;
-                }
-                status
-            })?;
+            .map_err(status_for)?;
         let meta = file.metadata().map_err(|e| {
             log::warn!("fstat failed: {e}");
             Status::InternalServerError

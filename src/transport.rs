@@ -1,0 +1,131 @@
+//! The seam between a connection and its socket: how bytes move.
+//!
+//! A connection ([`crate::conn::Conn`]) reads and writes only through the
+//! [`Transport`] trait, so a second transport (TLS: records in and out of
+//! pooled buffers, file bodies read in bounded chunks and encrypted) can
+//! sit between the socket and the HTTP session without touching the
+//! session, the reactor's admission or the timer wheel. [`Tcp`] is the
+//! plain one: `recv`/`send`, `sendfile(2)` for file bodies, TCP_CORK.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::net::Shutdown;
+use std::os::fd::AsRawFd;
+use std::time::Duration;
+
+use mio::net::TcpStream;
+
+/// Moves bytes for one connection. Every call is non-blocking: it does
+/// what it can now and says `WouldBlock` when it can do nothing.
+pub trait Transport {
+    /// Reads into `buf`; `Ok(0)` is the peer's EOF.
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize>;
+    /// Writes from `buf`; a short count means the socket buffer is full.
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize>;
+    /// Sends `count` bytes of `file` from `offset`; a short count means the
+    /// socket buffer is full, `Ok(0)` that the file is shorter than that.
+    fn send_file(&mut self, file: &File, offset: u64, count: usize) -> io::Result<usize>;
+    /// Holds partial segments back while a file body is sent (`true`) and
+    /// lets the last one go (`false`).
+    fn cork(&mut self, on: bool);
+    /// Shuts the write side: the peer sees EOF after what was sent.
+    fn shutdown_write(&mut self) -> io::Result<()>;
+    /// Makes the coming close abortive: an RST, not a FIN behind unsent
+    /// data.
+    fn abort_on_close(&mut self);
+}
+
+/// The socket said: try again after the next readiness event.
+pub fn would_block(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::WouldBlock
+}
+
+/// A signal interrupted the call: retry it now.
+pub fn interrupted(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::Interrupted
+}
+
+/// Plain TCP.
+#[derive(Debug)]
+pub struct Tcp {
+    stream: TcpStream,
+}
+
+impl Tcp {
+    pub fn new(stream: TcpStream) -> Tcp {
+        Tcp { stream }
+    }
+}
+
+/// What a write-like syscall's return value means.
+fn written(rc: isize) -> io::Result<usize> {
+    if rc >= 0 {
+        Ok(rc as usize)
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+impl Transport for Tcp {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.stream.read(buf)
+    }
+
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        // SAFETY: `buf` is valid for reads of its length. MSG_NOSIGNAL: a
+        // peer gone is an EPIPE to handle, not a SIGPIPE to die of.
+        let rc = unsafe {
+            libc::send(
+                self.stream.as_raw_fd(),
+                buf.as_ptr().cast(),
+                buf.len(),
+                libc::MSG_NOSIGNAL,
+            )
+        };
+        written(rc)
+    }
+
+    fn send_file(&mut self, file: &File, offset: u64, count: usize) -> io::Result<usize> {
+        let mut offset = offset as libc::off_t;
+        // SAFETY: both fds are open; `offset` is a valid pointer.
+        let rc = unsafe {
+            libc::sendfile(
+                self.stream.as_raw_fd(),
+                file.as_raw_fd(),
+                &mut offset,
+                count,
+            )
+        };
+        written(rc)
+    }
+
+    fn cork(&mut self, on: bool) {
+        let value: libc::c_int = on.into();
+        // SAFETY: `value` is a valid c_int for the duration of the call.
+        let rc = unsafe {
+            libc::setsockopt(
+                self.stream.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_CORK,
+                (&value as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            log::debug!("TCP_CORK {on}: {}", io::Error::last_os_error());
+        }
+    }
+
+    fn shutdown_write(&mut self) -> io::Result<()> {
+        self.stream.shutdown(Shutdown::Write)
+    }
+
+    fn abort_on_close(&mut self) {
+        // A client that stopped reading would otherwise keep the kernel
+        // holding its unsent response, as an orphaned socket, for minutes
+        // after we let go (nginx's `reset_timedout_connection`).
+        if let Err(e) = socket2::SockRef::from(&self.stream).set_linger(Some(Duration::ZERO)) {
+            log::debug!("SO_LINGER 0: {e}");
+        }
+    }
+}
