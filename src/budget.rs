@@ -85,9 +85,59 @@ pub struct Budget {
     pub max_connections: usize,
 }
 
-/// What went wrong computing the budget: a one-line message with numbers.
+/// Why the limits asked for cannot be met; `Display` gives one line with
+/// the numbers.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BudgetError(pub String);
+pub enum BudgetError {
+    /// `--max-fds` above the hard RLIMIT_NOFILE (only root may raise it).
+    MaxFdsAboveHard { requested: u64, hard: u64 },
+    /// The limit leaves no fd for a single connection.
+    NoRoom {
+        limit: u64,
+        reserve: usize,
+        file_headroom: usize,
+    },
+    /// `--max-connections` above what the fd budget allows.
+    ConnectionsAboveBudget {
+        requested: usize,
+        allowed: usize,
+        limit: u64,
+        reserve: usize,
+        file_headroom: usize,
+    },
+}
+
+impl std::fmt::Display for BudgetError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            BudgetError::MaxFdsAboveHard { requested, hard } => write!(
+                f,
+                "--max-fds {requested} is above the hard RLIMIT_NOFILE of {hard}"
+            ),
+            BudgetError::NoRoom {
+                limit,
+                reserve,
+                file_headroom,
+            } => write!(
+                f,
+                "an fd limit of {limit} leaves no room for connections (reserve {reserve}, file headroom {file_headroom})"
+            ),
+            BudgetError::ConnectionsAboveBudget {
+                requested,
+                allowed,
+                limit,
+                reserve,
+                file_headroom,
+            } => write!(
+                f,
+                "--max-connections {requested} is above the {allowed} the fd budget allows \
+                 (limit {limit} - reserve {reserve} - file headroom {file_headroom})"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for BudgetError {}
 
 impl Budget {
     /// The budget for a soft limit `limit` (already raised).
@@ -103,9 +153,7 @@ impl Budget {
     ) -> Result<Budget, BudgetError> {
         let limit = match requested_max_fds {
             Some(n) if n > hard => {
-                return Err(BudgetError(format!(
-                    "--max-fds {n} is above the hard RLIMIT_NOFILE of {hard}"
-                )));
+                return Err(BudgetError::MaxFdsAboveHard { requested: n, hard });
             }
             Some(n) => n,
             None => hard,
@@ -117,16 +165,21 @@ impl Budget {
         let file_headroom = (fds / 8).max(2);
         let allowed = fds.saturating_sub(file_headroom);
         if allowed < 1 {
-            return Err(BudgetError(format!(
-                "an fd limit of {limit} leaves no room for connections (reserve {reserve_total}, file headroom {file_headroom})"
-            )));
+            return Err(BudgetError::NoRoom {
+                limit,
+                reserve: reserve_total,
+                file_headroom,
+            });
         }
         let max_connections = match requested_connections {
             Some(n) if n > allowed => {
-                return Err(BudgetError(format!(
-                    "--max-connections {n} is above the {allowed} the fd budget allows \
-                     (limit {limit} - reserve {reserve_total} - file headroom {file_headroom})"
-                )));
+                return Err(BudgetError::ConnectionsAboveBudget {
+                    requested: n,
+                    allowed,
+                    limit,
+                    reserve: reserve_total,
+                    file_headroom,
+                });
             }
             Some(n) => n,
             None => allowed,
@@ -234,12 +287,14 @@ mod tests {
         let err =
             Budget::compute(1024, 20_000, Some(30_000), None, Reserve::new(1, 1)).unwrap_err();
         assert!(
-            err.0.contains("30000") && err.0.contains("20000"),
-            "{}",
-            err.0
+            err.to_string().contains("30000") && err.to_string().contains("20000"),
+            "{err}",
         );
         let err = Budget::compute(1024, 64, None, Some(100), Reserve::new(1, 1)).unwrap_err();
-        assert!(err.0.contains("100") && err.0.contains("49"), "{}", err.0);
+        assert!(
+            err.to_string().contains("100") && err.to_string().contains("49"),
+            "{err}"
+        );
         assert!(Budget::compute(1024, 10, None, None, Reserve::new(1, 1)).is_err());
     }
 }

@@ -1,9 +1,9 @@
 //! Configuration: defaults, the command line, and `--help`.
 //!
-//! One table, [`OPTIONS`], is the source of truth: `--help` is printed from
-//! it, the parser matches against it, and a test checks README's
-//! configuration table against it. [`Config::default()`] holds every
-//! default.
+//! One table, [`OPTIONS`], describes every flag: `--help` is printed from
+//! it, and `tests/cli.rs` checks README's configuration table against it.
+//! The parser ([`parse_args`]) matches each flag by name, as lexopt does.
+//! [`Config::default()`] holds every default.
 
 use std::ffi::OsString;
 use std::fmt;
@@ -373,13 +373,57 @@ pub enum Command {
     Version,
 }
 
-/// A command-line mistake, as one line.
+/// A command-line mistake; `Display` gives it as one line.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError(pub String);
+pub enum ConfigError {
+    /// A value that does not parse as what the flag takes.
+    Invalid {
+        flag: String,
+        value: String,
+        /// What was expected, as `--help` would say it.
+        expected: &'static str,
+    },
+    /// A value that parses but is out of the flag's range.
+    OutOfRange {
+        flag: String,
+        /// The rule, such as "must be at least 64".
+        rule: &'static str,
+    },
+    /// Not a flag holdline knows, a missing value, a second ROOT.
+    Usage(String),
+}
+
+impl ConfigError {
+    fn invalid(flag: &str, value: &str, expected: &'static str) -> ConfigError {
+        ConfigError::Invalid {
+            flag: flag.to_string(),
+            value: value.to_string(),
+            expected,
+        }
+    }
+
+    fn out_of_range(flag: &str, rule: &'static str) -> ConfigError {
+        ConfigError::OutOfRange {
+            flag: flag.to_string(),
+            rule,
+        }
+    }
+}
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        match self {
+            ConfigError::Invalid {
+                flag,
+                value,
+                expected,
+            } => write!(
+                f,
+                "invalid value '{value}' for '--{flag}': expected {expected}"
+            ),
+            ConfigError::OutOfRange { flag, rule } => write!(f, "'--{flag}' {rule}"),
+            ConfigError::Usage(message) => f.write_str(message),
+        }
     }
 }
 
@@ -387,7 +431,7 @@ impl std::error::Error for ConfigError {}
 
 impl From<lexopt::Error> for ConfigError {
     fn from(e: lexopt::Error) -> Self {
-        ConfigError(e.to_string())
+        ConfigError::Usage(e.to_string())
     }
 }
 
@@ -439,9 +483,8 @@ where
             Long("listen") => {
                 let value = parser.value()?.string()?;
                 listen.push(value.parse().map_err(|_| {
-                    ConfigError(format!(
-                        "invalid value '{value}' for '--listen': expected an address like 127.0.0.1:8080 or [::1]:8080"
-                    ))
+                    let expected = "an address like 127.0.0.1:8080 or [::1]:8080";
+                    ConfigError::invalid("listen", &value, expected)
                 })?);
             }
             Long("keepalive-timeout") => {
@@ -467,8 +510,9 @@ where
             Long("max-header-bytes") => {
                 config.max_header_bytes = number(&mut parser, "max-header-bytes")?;
                 if config.max_header_bytes < 64 {
-                    return Err(ConfigError(
-                        "'--max-header-bytes' must be at least 64".into(),
+                    return Err(ConfigError::out_of_range(
+                        "max-header-bytes",
+                        "must be at least 64",
                     ));
                 }
             }
@@ -489,23 +533,25 @@ where
             Long("max-connections") => {
                 let n: usize = number(&mut parser, "max-connections")?;
                 if n == 0 {
-                    return Err(ConfigError("'--max-connections' must be at least 1".into()));
+                    return Err(ConfigError::out_of_range(
+                        "max-connections",
+                        "must be at least 1",
+                    ));
                 }
                 config.max_connections = Some(n);
             }
             Long("max-fds") => {
                 let n: u64 = number(&mut parser, "max-fds")?;
                 if n < 16 {
-                    return Err(ConfigError("'--max-fds' must be at least 16".into()));
+                    return Err(ConfigError::out_of_range("max-fds", "must be at least 16"));
                 }
                 config.max_fds = Some(n);
             }
             Long("status-path") => {
                 let path = parser.value()?.string()?;
                 if !path.starts_with('/') || path.contains('?') {
-                    return Err(ConfigError(format!(
-                        "invalid value '{path}' for '--status-path': expected a path such as /status"
-                    )));
+                    let expected = "a path such as /status";
+                    return Err(ConfigError::invalid("status-path", &path, expected));
                 }
                 config.status_path = Some(path);
             }
@@ -518,8 +564,9 @@ where
             Long("tcp-keepalive-probes") => {
                 keepalive.probes = number(&mut parser, "tcp-keepalive-probes")?;
                 if keepalive.probes == 0 {
-                    return Err(ConfigError(
-                        "'--tcp-keepalive-probes' must be at least 1".into(),
+                    return Err(ConfigError::out_of_range(
+                        "tcp-keepalive-probes",
+                        "must be at least 1",
                     ));
                 }
             }
@@ -530,8 +577,9 @@ where
             Long("cache-control") => {
                 let value = parser.value()?.string()?;
                 if value.bytes().any(|b| b.is_ascii_control()) {
-                    return Err(ConfigError(
-                        "'--cache-control' must not contain control characters".into(),
+                    return Err(ConfigError::out_of_range(
+                        "cache-control",
+                        "must not contain control characters",
                     ));
                 }
                 config.cache_control = Some(value);
@@ -539,7 +587,10 @@ where
             Long("workers") => {
                 config.workers = number(&mut parser, "workers")?;
                 if !(1..=256).contains(&config.workers) {
-                    return Err(ConfigError("'--workers' must be between 1 and 256".into()));
+                    return Err(ConfigError::out_of_range(
+                        "workers",
+                        "must be between 1 and 256",
+                    ));
                 }
             }
             Long("dotfiles") => config.dotfiles = true,
@@ -563,11 +614,9 @@ where
 fn number<T: std::str::FromStr>(parser: &mut lexopt::Parser, name: &str) -> Result<T, ConfigError> {
     use lexopt::ValueExt;
     let value = parser.value()?.string()?;
-    value.parse().map_err(|_| {
-        ConfigError(format!(
-            "invalid value '{value}' for '--{name}': expected a whole number"
-        ))
-    })
+    value
+        .parse()
+        .map_err(|_| ConfigError::invalid(name, &value, "a whole number"))
 }
 
 /// Seconds, fractions allowed (tests use short timeouts), 0 allowed.
@@ -579,17 +628,13 @@ fn duration(parser: &mut lexopt::Parser, name: &str) -> Result<Duration, ConfigE
         .ok()
         .and_then(|s| Duration::try_from_secs_f64(s).ok())
         .filter(|d| *d <= Duration::from_secs(365 * 24 * 3600))
-        .ok_or_else(|| {
-            ConfigError(format!(
-                "invalid value '{value}' for '--{name}': expected seconds, such as 5 or 0.5"
-            ))
-        })
+        .ok_or_else(|| ConfigError::invalid(name, &value, "seconds, such as 5 or 0.5"))
 }
 
 fn positive(parser: &mut lexopt::Parser, name: &str) -> Result<Duration, ConfigError> {
     let d = duration(parser, name)?;
     if d.is_zero() {
-        return Err(ConfigError(format!("'--{name}' must be more than 0")));
+        return Err(ConfigError::out_of_range(name, "must be more than 0"));
     }
     Ok(d)
 }
@@ -642,8 +687,21 @@ mod tests {
             &["a", "b"],
         ] {
             let err = serve(args).unwrap_err();
-            assert!(!err.0.contains('\n'), "{err}");
+            assert!(!err.to_string().contains('\n'), "{err}");
         }
+        // Typed, for a caller that decides on them.
+        assert_eq!(
+            serve(&["--listen", "localhost"]).unwrap_err(),
+            ConfigError::Invalid {
+                flag: "listen".into(),
+                value: "localhost".into(),
+                expected: "an address like 127.0.0.1:8080 or [::1]:8080",
+            }
+        );
+        assert_eq!(
+            serve(&["--header-timeout", "0"]).unwrap_err().to_string(),
+            "'--header-timeout' must be more than 0"
+        );
     }
 
     #[test]

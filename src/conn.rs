@@ -147,7 +147,7 @@ impl<T: Transport> Conn<T> {
     }
 
     /// Graceful shutdown: a connection with nothing in flight can go now.
-    pub fn is_quiet(&self) -> bool {
+    pub fn can_close_now(&self) -> bool {
         match self.phase() {
             Phase::Idle => true,
             Phase::Reading => self.no_input(),
@@ -453,7 +453,7 @@ impl<T: Transport> Conn<T> {
         self.session
             .settle(has_output, input_empty, discarding, now);
         // Nothing in flight: the buffers go back to the pool.
-        if self.work.as_ref().is_some_and(|w| w.is_quiet()) {
+        if self.work.as_ref().is_some_and(|w| w.is_empty()) {
             self.release(pool);
         }
     }

@@ -45,7 +45,7 @@ impl Work {
     }
 
     /// Nothing in flight: no input, no output, no file, no body.
-    pub fn is_quiet(&self) -> bool {
+    pub fn is_empty(&self) -> bool {
         self.input.is_empty()
             && self.out_pos >= self.output.len()
             && self.file.is_none()
@@ -115,6 +115,6 @@ mod tests {
         pool.put_work(work);
         assert_eq!(pool.works.len(), 1);
         let work = pool.take_work();
-        assert!(work.is_quiet(), "a lent Work starts empty");
+        assert!(work.is_empty(), "a lent Work starts empty");
     }
 }

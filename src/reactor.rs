@@ -20,7 +20,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 use std::sync::Arc;
 
-use crate::budget::{self, Budget, Reserve};
+use crate::budget::{self, Budget, BudgetError, Reserve};
 use crate::config::{Config, TcpKeepalive};
 use crate::conn::{Conn, Next};
 use crate::evict::{Class, EvictionQueues};
@@ -34,6 +34,7 @@ use crate::stats::{CloseReason, Shared};
 use crate::stats::{Gauges, Stats};
 use crate::transport::Tcp;
 use crate::wheel::TimerWheel;
+use std::path::PathBuf;
 
 /// The wheel's tick: deadlines fire at most this late.
 pub const TIMER_TICK: Duration = Duration::from_millis(100);
@@ -46,17 +47,63 @@ const SIGNAL: Token = Token(usize::MAX);
 const WAKE: Token = Token(usize::MAX - 1);
 const LISTENER_BASE: usize = usize::MAX - 1024;
 
-/// Why the server could not start. Printed as one line.
+/// Why the server could not start; `Display` gives it as one line.
 #[derive(Debug)]
-pub struct StartError(pub String);
+pub enum StartError {
+    /// The fd limits asked for cannot be met.
+    Budget(BudgetError),
+    /// RLIMIT_NOFILE could not be read, or set to this.
+    Rlimit {
+        set_to: Option<u64>,
+        source: io::Error,
+    },
+    /// ROOT is not a readable directory.
+    Root { path: PathBuf, source: io::Error },
+    /// An address could not be bound and listened on.
+    Listen { addr: SocketAddr, source: io::Error },
+    /// The reactor's own machinery: epoll, a registration, a waker.
+    Reactor { what: String, source: io::Error },
+}
 
-impl std::fmt::Display for StartError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+impl StartError {
+    fn reactor(what: impl Into<String>) -> impl FnOnce(io::Error) -> StartError {
+        let what = what.into();
+        move |source| StartError::Reactor { what, source }
     }
 }
 
-impl std::error::Error for StartError {}
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::Budget(e) => write!(f, "{e}"),
+            StartError::Rlimit {
+                set_to: None,
+                source,
+            } => write!(f, "cannot read RLIMIT_NOFILE: {source}"),
+            StartError::Rlimit {
+                set_to: Some(n),
+                source,
+            } => write!(f, "cannot set RLIMIT_NOFILE to {n}: {source}"),
+            StartError::Root { path, source } => {
+                write!(f, "cannot serve {}: {source}", path.display())
+            }
+            StartError::Listen { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
+            StartError::Reactor { what, source } => write!(f, "cannot {what}: {source}"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StartError::Budget(e) => Some(e),
+            StartError::Rlimit { source, .. }
+            | StartError::Root { source, .. }
+            | StartError::Listen { source, .. }
+            | StartError::Reactor { source, .. } => Some(source),
+        }
+    }
+}
 
 pub struct Server {
     poll: Poll,
@@ -128,13 +175,17 @@ impl Server {
             shared,
             peers,
         } = parts;
-        let root = Root::open(&config.root, config.follow_symlinks)
-            .map_err(|e| StartError(format!("cannot serve {}: {e}", config.root.display())))?;
+        let root = Root::open(&config.root, config.follow_symlinks).map_err(|source| {
+            StartError::Root {
+                path: config.root.clone(),
+                source,
+            }
+        })?;
         let mut listeners = Vec::new();
         for (i, (mut listener, local)) in sockets.into_iter().enumerate() {
             poll.registry()
                 .register(&mut listener, Token(LISTENER_BASE + i), Interest::READABLE)
-                .map_err(|e| StartError(format!("cannot register {local}: {e}")))?;
+                .map_err(StartError::reactor(format!("register {local}")))?;
             listeners.push((listener, local));
         }
         if let Some(signals) = &signals {
@@ -144,7 +195,7 @@ impl Server {
                     SIGNAL,
                     Interest::READABLE,
                 )
-                .map_err(|e| StartError(format!("cannot register the signalfd: {e}")))?;
+                .map_err(StartError::reactor("register the signalfd"))?;
         }
         let now = Instant::now();
         let timeouts = Timeouts {
@@ -642,7 +693,7 @@ impl Server {
         let quiet: Vec<usize> = self
             .conns
             .iter()
-            .filter(|(_, c)| c.is_quiet())
+            .filter(|(_, c)| c.can_close_now())
             .map(|(k, _)| k)
             .collect();
         for key in quiet {
@@ -663,13 +714,19 @@ pub fn start(config: Config) -> Result<Vec<Server>, StartError> {
     for addr in &config.listen {
         let reuse_port = workers > 1;
         let first = bind_listener(*addr, config.backlog, reuse_port, config.tcp_keepalive)
-            .map_err(|e| StartError(format!("cannot listen on {addr}: {e}")))?;
+            .map_err(|source| StartError::Listen {
+                addr: *addr,
+                source,
+            })?;
         // With port 0 the kernel picked a port: the other workers join it.
         let local = first.local_addr().unwrap_or(*addr);
         sockets[0].push((first, local));
         for worker_sockets in sockets.iter_mut().skip(1) {
             let more = bind_listener(local, config.backlog, reuse_port, config.tcp_keepalive)
-                .map_err(|e| StartError(format!("cannot listen on {local}: {e}")))?;
+                .map_err(|source| StartError::Listen {
+                    addr: local,
+                    source,
+                })?;
             worker_sockets.push((more, local));
         }
     }
@@ -686,7 +743,7 @@ pub fn start(config: Config) -> Result<Vec<Server>, StartError> {
     // Every worker's epoll first: worker 0 (which takes the signals) gets
     // the others' wakers when it is built.
     let polls = (0..workers)
-        .map(|_| Poll::new().map_err(|e| StartError(format!("cannot create epoll: {e}"))))
+        .map(|_| Poll::new().map_err(StartError::reactor("create epoll")))
         .collect::<Result<Vec<Poll>, StartError>>()?;
     let wakers = polls
         .iter()
@@ -694,7 +751,7 @@ pub fn start(config: Config) -> Result<Vec<Server>, StartError> {
         .map(|poll| {
             Waker::new(poll.registry(), WAKE)
                 .map(Arc::new)
-                .map_err(|e| StartError(format!("cannot create a waker: {e}")))
+                .map_err(StartError::reactor("create a waker"))
         })
         .collect::<Result<Vec<Arc<Waker>>, StartError>>()?;
     let shared = Arc::new(Shared::new(workers));
@@ -767,8 +824,10 @@ enum Step {
 /// Reads RLIMIT_NOFILE, raises the soft limit, computes the budget, and
 /// logs the figures in one line.
 fn setup_fd_budget(config: &Config) -> Result<Budget, StartError> {
-    let (soft, hard) = budget::nofile_limit()
-        .map_err(|e| StartError(format!("cannot read RLIMIT_NOFILE: {e}")))?;
+    let (soft, hard) = budget::nofile_limit().map_err(|source| StartError::Rlimit {
+        set_to: None,
+        source,
+    })?;
     let budget = Budget::compute(
         soft,
         hard,
@@ -776,10 +835,11 @@ fn setup_fd_budget(config: &Config) -> Result<Budget, StartError> {
         config.max_connections,
         Reserve::new(config.listen.len(), config.workers),
     )
-    .map_err(|e| StartError(e.0))?;
+    .map_err(StartError::Budget)?;
     if budget.limit != soft {
-        budget::set_soft_nofile(budget.limit, hard).map_err(|e| {
-            StartError(format!("cannot set RLIMIT_NOFILE to {}: {e}", budget.limit))
+        budget::set_soft_nofile(budget.limit, hard).map_err(|e| StartError::Rlimit {
+            set_to: Some(budget.limit),
+            source: e,
         })?;
     }
     log::info!(

@@ -1,6 +1,8 @@
 //! Counters the reactor keeps: what was accepted, served and closed, and
-//! why. Plain integers owned by the one reactor thread; nothing here is
-//! shared or atomic.
+//! why. [`Stats`] and [`Gauges`] are plain integers owned by one reactor
+//! thread; with `--workers`, each worker publishes them once per turn of
+//! its loop into its own slot of [`Shared`] (relaxed atomic stores, never
+//! contended), which the status page sums.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};

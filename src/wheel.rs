@@ -188,6 +188,10 @@ impl TimerWheel {
 
     /// Processes every tick up to `now` and appends the keys whose
     /// deadlines have passed to `expired`. Their timers are removed.
+    ///
+    /// Each slot's keys are taken whole before any is handled: handling
+    /// one may place another timer (a push-later re-placed, a cascade), and
+    /// the slot being processed must not grow under the loop.
     pub fn advance(&mut self, now: Instant, expired: &mut Vec<usize>) {
         let Some(last) = self.tick_floor(now) else {
             return;
@@ -259,6 +263,12 @@ impl TimerWheel {
             let Some(timer) = self.timers[key] else {
                 continue;
             };
+            // A timer sits in a level-0 slot no later than it is due (lazy
+            // push-later only ever moves `due` forward).
+            debug_assert!(
+                timer.due >= timer.placed,
+                "timer {key} placed after its due tick"
+            );
             if timer.due > tick {
                 self.place(key, timer.due);
             } else {
@@ -291,6 +301,14 @@ impl TimerWheel {
             // Beyond 255 revolutions: park in the farthest slot.
             (1usize, due_rev.min(now_rev + SLOT_MASK))
         };
+        // Nothing is placed in a tick already processed: it would never
+        // fire (the invariant tokio's wheel checks as
+        // `no_expirations_before`).
+        debug_assert!(
+            level == 1 || placed >= self.now_tick,
+            "timer {key} placed in processed tick {placed} (now {})",
+            self.now_tick
+        );
         let slot = (placed & SLOT_MASK) as usize;
         let keys = &mut self.levels[level].slots[slot];
         keys.push(key);
@@ -313,6 +331,11 @@ impl TimerWheel {
         let level = &mut self.levels[timer.level as usize];
         let keys = &mut level.slots[timer.slot as usize];
         let index = timer.index as usize;
+        debug_assert_eq!(
+            keys.get(index),
+            Some(&key),
+            "timer {key}'s slot index is stale"
+        );
         keys.swap_remove(index);
         if let Some(t) = keys
             .get(index)

@@ -14,12 +14,15 @@ pub enum Framing {
     Chunked,
 }
 
-/// A body could not be framed; the connection must close.
+/// A body could not be framed; the connection must close. A declared
+/// Content-Length over the limit is refused with 413 before any body byte
+/// is read; a chunked body that turns out malformed or too large while it
+/// is discarded ends the connection (its request was answered already).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BodyError {
-    /// Malformed chunked framing: 400.
+    /// Malformed chunked framing.
     Malformed,
-    /// More than the allowed body bytes: 413.
+    /// More than the allowed body bytes.
     TooLarge,
 }
 

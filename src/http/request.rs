@@ -97,7 +97,9 @@ pub struct Rejection {
     /// The version, when it could be read: decides nothing but logging.
     pub version: Option<Version>,
     /// Bytes of the input this request occupied, when the head was
-    /// complete; `None` means framing is lost and the connection must close.
+    /// complete; `None` when framing is lost. Every rejection closes the
+    /// connection either way (its answer says close); this tells tests and
+    /// the fuzzer where the head ended.
     pub head_len: Option<usize>,
 }
 
