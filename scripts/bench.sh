@@ -1,43 +1,97 @@
 #!/usr/bin/env bash
-# holdline against nginx, side by side, same files, same machine, same run.
+# holdline against nginx, h2o and a floor, side by side: same files, same
+# machine, same run, same wrk command.
 #
 #   scripts/bench.sh [SECONDS]        (default 10 s per run)
 #
-# Installs wrk, nginx and strace if missing. Each server is pinned to CPU 0
-# and the load generator to CPU 1; each scenario runs holdline, then nginx,
-# twice over (A B A B; ROUNDS=N for more), and the runs are averaged. Reports requests/s,
-# the server's CPU time per request (utime + stime from /proc/PID/stat over
-# the run, divided by the requests served: the fair figure on a 2-core
-# machine where the client competes for CPU), and holdline/nginx ratios,
-# as a markdown table.
+#   ROUNDS=N   rounds per scenario (default 5)
+#   ONLY=N     run only scenario N (1-6)
+#   OUT=path   also write the report (header and tables) to path
+#
+# Installs wrk, nginx, h2o, strace, curl and a C compiler if missing. Every
+# server is pinned to CPU 0 and the load generator to CPU 1. Each scenario
+# runs ROUNDS rounds; a round runs holdline, then each peer (A B A B ...), one
+# wrk run each. Reported per server: the median over rounds of requests/s and
+# of CPU time per request (utime + stime of the server's whole process tree
+# from /proc/PID/stat over the run, divided by the requests served: the fair
+# figure on a 2-core machine where the client competes for CPU). Ratios
+# holdline/peer are taken per round, from that round's holdline run and peer
+# run, and printed as median (min-max) over rounds. Results are noisy on this
+# kind of machine: one run is not a result, and a ratio whose range crosses 1
+# is not a difference.
+#
+# The peers:
+# - nginx (Debian's nginx-light): one worker, sendfile, open_file_cache,
+#   keepalive_timeout 60, keepalive_requests 1000.
+# - h2o (Debian's h2o, 2.2): one thread; the settings and where they differ
+#   from nginx's are noted at its config below.
+# - floor (scripts/floor/floor.c): an epoll responder that parses nothing and
+#   answers each "\r\n\r\n" with a canned 200 and the same 1 KiB body, one
+#   read and one send per readable event: what the kernel allows. Only for
+#   the 1 KiB keep-alive scenarios (1) and (2).
+# (5) and (6) measure holdline, nginx and h2o (not the floor).
 set -euo pipefail
+# OUT is relative to where the script was started from
+out_file=
+if [ -n "${OUT:-}" ]; then
+    out_file=$(realpath -m -- "$OUT")
+fi
 cd "$(dirname "$0")/.."
 secs=${1:-10}
+ROUNDS=${ROUNDS:-5}
+case $ROUNDS in '' | *[!0-9]* | 0) echo "ROUNDS must be a positive integer" >&2; exit 2 ;; esac
 
 need=()
 command -v wrk >/dev/null || need+=(wrk)
 command -v nginx >/dev/null || need+=(nginx-light)
+command -v h2o >/dev/null || need+=(h2o)
 command -v strace >/dev/null || need+=(strace)
+command -v curl >/dev/null || need+=(curl)
+command -v cc >/dev/null || need+=(gcc)
 if ((${#need[@]})); then
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null
+    # Keep the packages' own services (nginx and h2o on port 80) from being
+    # started by the install: a policy-rc.d that answers 101 ("action
+    # forbidden") for the time of the install, unless one is already there.
+    policy=/usr/sbin/policy-rc.d
+    made_policy=
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\nexit 101\n' > "$policy"
+        chmod 755 "$policy"
+        made_policy=1
+    fi
+    rc=0
+    { apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null; } || rc=$?
+    if [ -n "$made_policy" ]; then rm -f "$policy"; fi
+    if [ "$rc" != 0 ]; then
+        echo "installing ${need[*]} failed" >&2
+        exit 1
+    fi
 fi
 cargo build --release --quiet --bin holdline
 ulimit -n 20000
 
 work=$(mktemp -d)
-# nginx's workers run as www-data: they must be able to read the files.
+# nginx's workers run as www-data, h2o as nobody: they must be able to read
+# the files.
 chmod 755 "$work"
 www=$work/www
 mkdir -p "$www"
 head -c 1024 /dev/urandom | base64 -w0 | head -c 1024 > "$www/1k.txt"
 head -c $((1024 * 1024)) /dev/urandom > "$www/1m.bin"
+chmod 644 "$www"/*
+cc -O2 -o "$work/floor" scripts/floor/floor.c
+
 H_PORT=18480
 N_PORT=18481
+O_PORT=18482
+F_PORT=18483
+declare -A PORT=([holdline]=$H_PORT [nginx]=$N_PORT [h2o]=$O_PORT [floor]=$F_PORT)
+declare -A ROOT=()
 pids=()
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
+    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -73,16 +127,68 @@ http {
 NGINX
 mkdir -p "$work/tmp"
 
+# h2o 2.2 against the nginx settings above:
+# - num-threads 1: one event loop, as nginx's one worker and holdline's one
+#   thread (h2o keeps a main thread besides, idle; its CPU is counted).
+# - max-connections 16384: nginx's worker_connections (h2o's default, 1024,
+#   would refuse (5)'s 10,000 idle connections).
+# - http1-request-timeout 60: in h2o 2.2 this one timer is both the time
+#   allowed for a request head and the keep-alive idle time between requests
+#   (lib/http1.c arms it whenever it waits for a request), so 60 s matches
+#   nginx's keepalive_timeout 60 and client_header_timeout (default 60 s),
+#   and holdline's --keepalive-timeout 60.
+# - no cap on requests per connection: h2o 2.2 has no knob for it, so where
+#   nginx (keepalive_requests 1000) and holdline (--max-requests 1000) close
+#   a connection after 1000 requests and wrk reconnects, h2o keeps it.
+# - access log off: no access-log directive, h2o then logs nothing.
+# - file.send-compressed OFF (its default): no precompressed variants, as
+#   nginx (no gzip_static) and holdline.
+# - h2o's open-file cache is purged after every event-loop iteration
+#   (src/main.c in 2.2), so unlike nginx's open_file_cache it opens the file
+#   for most requests; it has no setting to keep fds longer. It does not use
+#   sendfile either (it preads the file into its buffers). Its design, not a
+#   setting: (6) shows the syscalls.
+# - started as root, h2o runs as nobody, as nginx's worker runs as www-data;
+#   no pid-file (h2o opens it after the switch): the pid is the one started.
+# - listen backlog: h2o's own (65535, capped by net.core.somaxconn); nginx's
+#   is 511 here. No server-name changes: each sends its own Server header.
+cat > "$work/h2o.conf" <<H2O
+num-threads: 1
+max-connections: 16384
+listen:
+  host: 127.0.0.1
+  port: $O_PORT
+error-log: $work/h2o-error.log
+http1-request-timeout: 60
+file.send-compressed: OFF
+hosts:
+  default:
+    paths:
+      /:
+        file.dir: $www
+H2O
+
 start_holdline() {
     taskset -c 0 ./target/release/holdline --listen "127.0.0.1:$H_PORT" \
         --keepalive-timeout 60 --max-requests 1000 "$www" 2>"$work/holdline.log" &
-    H_PID=$!
-    pids+=("$H_PID")
+    ROOT[holdline]=$!
+    pids+=("$!")
 }
 start_nginx() {
     taskset -c 0 nginx -p "$work" -c "$work/nginx.conf" &
-    pids+=($!)
+    ROOT[nginx]=$!
+    pids+=("$!")
     for _ in $(seq 100); do [ -s "$work/nginx.pid" ] && break; sleep 0.05; done
+}
+start_h2o() {
+    taskset -c 0 h2o -c "$work/h2o.conf" 2>"$work/h2o.log" &
+    ROOT[h2o]=$!
+    pids+=("$!")
+}
+start_floor() {
+    taskset -c 0 "$work/floor" "$F_PORT" "$www/1k.txt" 2>"$work/floor.log" &
+    ROOT[floor]=$!
+    pids+=("$!")
 }
 wait_port() {
     for _ in $(seq 100); do
@@ -92,65 +198,138 @@ wait_port() {
     echo "server on port $1 did not come up" >&2
     exit 1
 }
-# CPU ticks (utime + stime) of a server: holdline's process, or nginx's
-# master and workers together.
+# check_file NAME PATH: the server answers 200 with the file's very bytes.
+check_file() {
+    local name=$1 path=$2 got=$work/check
+    local code
+    code=$(curl -s -o "$got" -w '%{http_code}' "http://127.0.0.1:${PORT[$name]}$path")
+    if [ "$code" != 200 ] || ! cmp -s "$got" "$www$path"; then
+        echo "$name did not answer $path with 200 and the file (status $code)" >&2
+        exit 1
+    fi
+}
+# The pids of a server's process tree: the pid started, then its children,
+# recursively. nginx: master, worker; h2o: the server, then the crash
+# handler it spawns at start (perl share/h2o/annotate-backtrace-symbols,
+# idle unless h2o crashes); holdline and the floor: one process.
+tree_pids() {
+    local child
+    echo "$1"
+    for child in $(cat /proc/"$1"/task/*/children 2>/dev/null); do
+        tree_pids "$child"
+    done
+}
+server_pids() {
+    tree_pids "${ROOT[$1]}" | tr '\n' ' '
+}
+# The process that serves the connections: nginx's worker, else the one started.
+serving_pid() {
+    if [ "$1" = nginx ]; then
+        tree_pids "${ROOT[nginx]}" | sed -n 2p
+    else
+        echo "${ROOT[$1]}"
+    fi
+}
+# CPU ticks (utime + stime, all threads) summed over the given pids.
 ticks() {
-    local total=0 pid
+    local total=0 pid stat
     for pid in $1; do
-        set -- $(sed 's/.*) //' "/proc/$pid/stat")
+        stat=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null) || continue
+        set -- $stat
         total=$((total + ${12} + ${13}))
     done
     echo "$total"
 }
-server_pids() {
-    if [ "$1" = holdline ]; then
-        echo "$H_PID"
-    else
-        local master
-        master=$(cat "$work/nginx.pid")
-        echo "$master $(pgrep -P "$master" | tr '\n' ' ')"
-    fi
-}
 HZ=$(getconf CLK_TCK)
 
-# run_wrk NAME PORT PATH [WRK ARGS...] -> "requests_per_sec cpu_us_per_request"
+# run_wrk NAME PATH [WRK ARGS...] -> "requests_per_sec cpu_us_per_request",
+# or "- -" if the run failed.
 run_wrk() {
-    local name=$1 port=$2 path=$3
-    shift 3
+    local name=$1 path=$2
+    shift 2
     local t0 t1 out reqs rps
     t0=$(ticks "$(server_pids "$name")")
-    out=$(taskset -c 1 wrk -t1 -d"${secs}s" "$@" "http://127.0.0.1:$port$path" 2>&1)
+    out=$(taskset -c 1 wrk -t1 -d"${secs}s" "$@" "http://127.0.0.1:${PORT[$name]}$path" 2>&1) || true
     t1=$(ticks "$(server_pids "$name")")
     reqs=$(echo "$out" | awk '/requests in/ {print $1}')
     rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
-    if [ -z "$reqs" ] || [ "$reqs" = 0 ]; then
+    if [ -z "$reqs" ] || [ "$reqs" = 0 ] || echo "$out" | grep -q 'Non-2xx'; then
         echo "wrk failed against $name: $out" >&2
-        echo "0 0"
+        echo "- -"
         return
+    fi
+    if echo "$out" | grep -q 'Socket errors'; then
+        echo "  note, $name: $(echo "$out" | grep 'Socket errors' | sed 's/^ *//')" >&2
     fi
     awk -v rps="$rps" -v d=$((t1 - t0)) -v hz="$HZ" -v n="$reqs" \
         'BEGIN { printf "%.0f %.2f\n", rps, d / hz * 1e6 / n }'
 }
 
-ROWS=()
-ROUNDS=${ROUNDS:-2}
-# scenario NUMBER LABEL PATH [WRK ARGS...]: holdline then nginx, ROUNDS
-# times over, averaged. ONLY=4 (say) runs just that scenario.
+# summarize LABEL SERVERS... < "round server rps cpu" lines
+# -> two table rows, CPU µs/req then req/s, tab-separated. Per server the
+# median over rounds; per peer the ratio holdline/peer per round, as
+# median (min-max).
+summarize() {
+    local label=$1
+    shift
+    awk -v label="$label" -v servers="holdline nginx h2o floor" -v present="$*" '
+    function median(a, n,    i, j, t, b) {
+        for (i = 1; i <= n; i++) b[i] = a[i]
+        for (i = 2; i <= n; i++) { t = b[i]; for (j = i - 1; j >= 1 && b[j] > t; j--) b[j + 1] = b[j]; b[j + 1] = t }
+        lo = b[1]; hi = b[n]
+        return (n % 2) ? b[(n + 1) / 2] : (b[n / 2] + b[n / 2 + 1]) / 2
+    }
+    { if ($1 + 0 > rounds + 0) rounds = $1 + 0 }
+    $3 != "-" { rps[$2, $1 + 0] = $3 + 0; cpu[$2, $1 + 0] = $4 + 0 }
+    END {
+        ns = split(servers, s, " ")
+        np = split(present, p, " ")
+        for (k = 1; k <= np; k++) have[p[k]] = 1
+        crow = "| " label; rrow = "| " label
+        for (k = 1; k <= ns; k++) {
+            n = 0; m = 0
+            for (r = 1; r <= rounds; r++) if ((s[k], r) in cpu) { n++; c[n] = cpu[s[k], r]; q[n] = rps[s[k], r] }
+            if (!have[s[k]] || n == 0) { crow = crow " | -"; rrow = rrow " | -"; continue }
+            crow = crow sprintf(" | %.2f", median(c, n))
+            rrow = rrow sprintf(" | %.0f", median(q, n))
+        }
+        for (k = 2; k <= ns; k++) {
+            n = 0
+            for (r = 1; r <= rounds; r++)
+                if (("holdline", r) in cpu && (s[k], r) in cpu && cpu[s[k], r] > 0 && rps[s[k], r] > 0) {
+                    n++; c[n] = cpu["holdline", r] / cpu[s[k], r]; q[n] = rps["holdline", r] / rps[s[k], r]
+                }
+            if (!have[s[k]] || n == 0) { crow = crow " | -"; rrow = rrow " | -"; continue }
+            med = median(c, n); crow = crow sprintf(" | %.2f (%.2f-%.2f)", med, lo, hi)
+            med = median(q, n); rrow = rrow sprintf(" | %.2f (%.2f-%.2f)", med, lo, hi)
+        }
+        print crow " |\t" rrow " |"
+    }'
+}
+
+CPU_ROWS=()
+RPS_ROWS=()
+# scenario NUMBER LABEL "SERVERS" PATH [WRK ARGS...]: ROUNDS rounds, each
+# holdline then the other SERVERS in turn. ONLY=4 (say) runs just that one.
 scenario() {
-    local number=$1 label=$2 path=$3
-    shift 3
+    local number=$1 label=$2 servers=$3 path=$4
+    shift 4
     if [ -n "${ONLY:-}" ] && [ "$ONLY" != "$number" ]; then
         return
     fi
-    local all=""
-    for _ in $(seq "$ROUNDS"); do
-        all="$all $(run_wrk holdline $H_PORT "$path" "$@") $(run_wrk nginx $N_PORT "$path" "$@")"
+    local data=$work/runs-$number round name res
+    : > "$data"
+    for round in $(seq "$ROUNDS"); do
+        for name in $servers; do
+            res=$(run_wrk "$name" "$path" "$@")
+            echo "$round $name $res" >> "$data"
+            echo "  ($number) round $round/$ROUNDS $name: ${res% *} req/s, ${res#* } CPU µs/req" >&2
+        done
     done
-    ROWS+=("$(echo "$all" | awk -v label="$label" '{
-        for (i = 1; i <= NF; i += 4) { hr += $i; hc += $(i + 1); nr += $(i + 2); nc += $(i + 3); n++ }
-        hr /= n; hc /= n; nr /= n; nc /= n;
-        printf "| %s | %.0f | %.0f | %.2f | %.2f | %.2f | %.2f |", label, hr, nr, (nr ? hr / nr : 0), hc, nc, (nc ? hc / nc : 0)
-    }')")
+    local rows
+    rows=$(summarize "$label" $servers < "$data")
+    CPU_ROWS+=("${rows%%$'\t'*}")
+    RPS_ROWS+=("${rows#*$'\t'}")
     echo "  done: $label" >&2
 }
 
@@ -162,9 +341,9 @@ rss_kb() {
     echo "$total"
 }
 
-# idle_rss NAME PORT N -> bytes of server RSS per idle keep-alive connection
+# idle_rss NAME N -> bytes of server RSS per idle keep-alive connection
 idle_rss() {
-    local name=$1 port=$2 n=$3 before after fifo
+    local name=$1 port=${PORT[$1]} n=$2 before after fifo
     fifo=$work/idle-$name
     mkfifo "$fifo"
     before=$(rss_kb "$(server_pids "$name")")
@@ -180,10 +359,11 @@ idle_rss() {
     awk -v a="$after" -v b="$before" -v n="$n" 'BEGIN { printf "%.0f", (a - b) * 1024 / n }'
 }
 
-# syscalls NAME PORT N -> syscalls per request besides epoll_wait, and the top ones
+# syscalls NAME N -> syscalls per request besides epoll_wait, and the top
+# ones (strace -f on the serving process: all its threads)
 syscalls() {
-    local name=$1 port=$2 n=$3 pid out
-    pid=$(server_pids "$name" | awk '{print $NF}')
+    local name=$1 port=${PORT[$1]} n=$2 pid out
+    pid=$(serving_pid "$name")
     out=$work/strace-$name
     strace -c -f -p "$pid" -o "$out" 2>/dev/null &
     local tracer=$!
@@ -199,41 +379,89 @@ syscalls() {
 
 start_holdline
 start_nginx
-wait_port $H_PORT
-wait_port $N_PORT
-echo "running ${secs}s per run, A B A B per scenario" >&2
+start_h2o
+start_floor
+for name in holdline nginx h2o floor; do
+    wait_port "${PORT[$name]}"
+    check_file "$name" /1k.txt
+done
+for name in holdline nginx h2o; do
+    check_file "$name" /1m.bin
+done
+echo "running ${secs}s per run, $ROUNDS rounds per scenario" >&2
 
-scenario 1 "(1) keep-alive, 1 KiB, 100 connections" /1k.txt -c100
-scenario 2 "(2) pipelined x16, 1 KiB, 100 connections" /1k.txt -c100 -s scripts/bench/pipeline.lua
-scenario 3 "(3) Connection: close, 1 KiB, 50 connections" /1k.txt -c50 -H "Connection: close"
-scenario 4 "(4) keep-alive, 1 MiB, 10 connections" /1m.bin -c10
+ALL="holdline nginx h2o floor"
+FILES="holdline nginx h2o"
+scenario 1 "(1) keep-alive, 1 KiB, 100 connections" "$ALL" /1k.txt -c100
+scenario 2 "(2) pipelined x16, 1 KiB, 100 connections" "$ALL" /1k.txt -c100 -s scripts/bench/pipeline.lua
+scenario 3 "(3) Connection: close, 1 KiB, 50 connections" "$FILES" /1k.txt -c50 -H "Connection: close"
+scenario 4 "(4) keep-alive, 1 MiB, 10 connections" "$FILES" /1m.bin -c10
 
-H_IDLE=0 N_IDLE=0 H_SYS=- N_SYS=-
+declare -A IDLE=() SYS=()
 if [ -z "${ONLY:-}" ] || [ "$ONLY" = 5 ]; then
-    H_IDLE=$(idle_rss holdline $H_PORT 10000)
-    N_IDLE=$(idle_rss nginx $N_PORT 10000)
+    for name in $FILES; do IDLE[$name]=$(idle_rss "$name" 10000); done
     echo "  done: idle" >&2
 fi
 if [ -z "${ONLY:-}" ] || [ "$ONLY" = 6 ]; then
-    H_SYS=$(syscalls holdline $H_PORT 900)
-    N_SYS=$(syscalls nginx $N_PORT 900)
+    for name in $FILES; do SYS[$name]=$(syscalls "$name" 900); done
     echo "  done: syscalls" >&2
 fi
 
-echo
-echo "holdline $(git rev-parse --short HEAD 2>/dev/null || echo '?') vs nginx $(nginx -v 2>&1 | sed 's|.*/||'), $(date -u +%Y-%m-%d), $(nproc) cores, $(uname -sr), ${secs}s per run, $ROUNDS rounds"
-echo
-echo "| scenario | holdline req/s | nginx req/s | ratio | holdline CPU µs/req | nginx CPU µs/req | ratio |"
-echo "| --- | --- | --- | --- | --- | --- | --- |"
-printf '%s\n' "${ROWS[@]}"
-if [ -z "${ONLY:-}" ] || [ "$ONLY" = 5 ] || [ "$ONLY" = 6 ]; then
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo '?')
+if [ "$commit" != '?' ] && [ -n "$(git status --porcelain 2>/dev/null)" ]; then
+    commit=$commit-dirty
+fi
+cpu_model=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+[ -n "$cpu_model" ] || cpu_model=unknown
+v_holdline=$(./target/release/holdline --version 2>/dev/null | head -1 || true)
+# (wrk -v exits 1: hence the || true)
+v_nginx=$( (nginx -v 2>&1 || true) | sed 's|^nginx version: ||')
+v_h2o=$( (h2o --version 2>&1 || true) | sed -n 1p | sed 's|^h2o version |h2o/|')
+v_wrk=$( (wrk -v 2>&1 || true) | sed -n 1p | sed 's| *Copyright.*||')
+v_cc=$( (cc --version 2>/dev/null || true) | sed -n 1p)
+report() {
+    echo "## holdline against nginx, h2o and the floor"
     echo
-    echo "| scenario | holdline | nginx | ratio |"
-    echo "| --- | --- | --- | --- |"
-    if [ "$H_IDLE" != 0 ]; then
-        awk -v h="$H_IDLE" -v n="$N_IDLE" 'BEGIN { printf "| (5) RSS per idle keep-alive connection (10,000 after one request each), bytes | %d | %d | %.2f |\n", h, n, (n ? h / n : 0) }'
+    echo "- commit: $commit (${v_holdline:-holdline})"
+    echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "- machine: $(nproc) cores, $cpu_model, kernel $(uname -r)"
+    echo "- peers: $v_nginx, $v_h2o, floor (scripts/floor/floor.c, $v_cc -O2)"
+    echo "- load: $v_wrk, \`wrk -t1 -d${secs}s\`, pinned to CPU 1; every server pinned to CPU 0"
+    echo "- runs: ${secs} s each, $ROUNDS rounds; a round runs holdline then each peer; figures are medians over rounds, ratios holdline/peer are per round, median (min-max)"
+    if ((${#CPU_ROWS[@]})); then
+        echo
+        echo "Server CPU time per request, µs (lower is better):"
+        echo
+        echo "| scenario | holdline | nginx | h2o | floor | holdline/nginx | holdline/h2o | holdline/floor |"
+        echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
+        printf '%s\n' "${CPU_ROWS[@]}"
+        echo
+        echo "Requests per second (the client shares the machine; CPU per request is the fairer figure):"
+        echo
+        echo "| scenario | holdline | nginx | h2o | floor | holdline/nginx | holdline/h2o | holdline/floor |"
+        echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
+        printf '%s\n' "${RPS_ROWS[@]}"
     fi
-    if [ "$H_SYS" != - ]; then
-        echo "| (6) syscalls per keep-alive request besides epoll_wait | ${H_SYS} | ${N_SYS} | |"
+    if ((${#IDLE[@]} + ${#SYS[@]})); then
+        echo
+        echo "| scenario | holdline | nginx | h2o | floor | holdline/nginx | holdline/h2o | holdline/floor |"
+        echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
+        if ((${#IDLE[@]})); then
+            awk -v h="${IDLE[holdline]}" -v n="${IDLE[nginx]}" -v o="${IDLE[h2o]}" 'BEGIN {
+                printf "| (5) RSS per idle keep-alive connection (10,000 after one request each), bytes | %d | %d | %d | - | %s | %s | - |\n",
+                    h, n, o, (n > 0 ? sprintf("%.2f", h / n) : "-"), (o > 0 ? sprintf("%.2f", h / o) : "-") }'
+        fi
+        if ((${#SYS[@]})); then
+            awk -v h="${SYS[holdline]}" -v n="${SYS[nginx]}" -v o="${SYS[h2o]}" 'BEGIN {
+                split(h, a, " "); split(n, b, " "); split(o, c, " ")
+                printf "| (6) syscalls per keep-alive request besides epoll_wait | %s | %s | %s | - | %s | %s | - |\n",
+                    h, n, o, (b[1] > 0 ? sprintf("%.2f", a[1] / b[1]) : "-"), (c[1] > 0 ? sprintf("%.2f", a[1] / c[1]) : "-") }'
+        fi
     fi
+}
+echo
+report | tee "$work/report"
+if [ -n "$out_file" ]; then
+    cp "$work/report" "$out_file"
+    echo "report written to $out_file" >&2
 fi
