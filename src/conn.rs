@@ -21,15 +21,14 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use crate::evict::Class;
-use crate::http::session::{Exchange, Expired, Phase, Respond, Session, Timeouts};
+use crate::evict::{self, Class};
+use crate::http::session::{Expired, Phase, Respond, Session, Timeouts};
 use crate::pool::{BufPool, Work};
 use crate::serve::FileBody;
 use crate::stats::CloseReason;
-use crate::transport::{Tcp, Transport, interrupted, would_block};
+use crate::transport::{Tcp, Transport, close_reason, interrupted, would_block};
 
-/// The most bytes a lingering close discards per readiness event.
-const LINGER_READ_BUDGET: usize = 256 * 1024;
+mod linger;
 
 /// What happens to a connection after it moved bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,21 +105,10 @@ impl<T: Transport> Conn<T> {
             .is_none_or(|w| w.input.is_empty() && w.body.is_none())
     }
 
-    /// Its eviction queue and the instant it joined it: idle since, fresh
-    /// since accept, partial head since the head began, stalled since the
-    /// response's last write progress, lingering since the linger began
-    /// (see [`crate::evict`] for who goes first).
-    pub fn eviction_class(&self) -> Option<(Class, Instant)> {
-        let s = &self.session;
-        Some(match s.phase() {
-            Phase::Idle => (Class::Idle, s.since()),
-            Phase::Reading if self.no_input() && s.requests() == 0 => {
-                (Class::Fresh, s.head_started())
-            }
-            Phase::Reading => (Class::PartialHead, s.head_started()),
-            Phase::Writing => (Class::Stalled, s.since()),
-            Phase::Closing => (Class::Lingering, s.since()),
-        })
+    /// Its eviction queue and the instant it joined it (see
+    /// [`evict::classify`]).
+    pub fn eviction_class(&self) -> (Class, Instant) {
+        evict::classify(&self.session, self.no_input())
     }
 
     /// Records readiness from an event.
@@ -224,13 +212,7 @@ impl<T: Transport> Conn<T> {
         pool: &mut BufPool,
         now: Instant,
     ) -> Next {
-        let work = &mut **self.work.get_or_insert_with(|| pool.take_work());
-        let ex = Exchange {
-            input: &mut work.input,
-            output: &mut work.output,
-            body: &mut work.body,
-            file: &mut work.file,
-        };
+        let ex = self.work.get_or_insert_with(|| pool.take_work()).exchange();
         match self
             .session
             .on_deadline(timeouts, ex, responder, self.peer, now)
@@ -251,23 +233,12 @@ impl<T: Transport> Conn<T> {
         responder: &mut R,
         now: Instant,
     ) -> Result<bool, CloseReason> {
-        let Some(work) = self.work.as_mut() else {
-            return Ok(false);
-        };
-        let Work {
-            input,
-            output,
-            file,
-            body,
-            ..
-        } = &mut **work;
-        let ex = Exchange {
-            input,
-            output,
-            body,
-            file,
-        };
-        self.session.answer(ex, responder, self.peer, now)
+        match self.work.as_mut() {
+            Some(work) => self
+                .session
+                .answer(work.exchange(), responder, self.peer, now),
+            None => Ok(false),
+        }
     }
 
     /// Reads once if there may be data and the session wants it. Returns
@@ -310,7 +281,7 @@ impl<T: Transport> Conn<T> {
                     return Ok(false);
                 }
                 Err(e) if interrupted(&e) => continue,
-                Err(e) => return Err(socket_error(&e)),
+                Err(e) => return Err(close_reason(&e)),
             }
         }
     }
@@ -322,11 +293,8 @@ impl<T: Transport> Conn<T> {
             return Ok(());
         };
         // A file body is sent corked (TCP_CORK, nginx's tcp_nopush): only
-        // full segments leave until it is done, where sendfile would
-        // otherwise push a short segment at the end of every call. The
-        // head shares the first segment. Measured on 1 MiB files against
-        // nginx (wrk -c10, 4 x 5 s each): 0.96x without the cork, 0.98x
-        // with it, within run-to-run noise of parity.
+        // full segments leave until it is done (sendfile would push a short
+        // one at the end of every call), and the head shares the first.
         if work.file.is_some() && !work.corked {
             self.transport.cork(true);
             work.corked = true;
@@ -334,22 +302,15 @@ impl<T: Transport> Conn<T> {
         loop {
             while work.out_pos < work.output.len() {
                 let chunk = &work.output[work.out_pos..];
-                let n = match self.transport.write(chunk) {
-                    Ok(n) => n,
-                    Err(e) if interrupted(&e) => continue,
-                    Err(e) if would_block(&e) => {
-                        self.writable = false;
-                        return Ok(());
-                    }
-                    Err(e) => return Err(socket_error(&e)),
+                let wanted = chunk.len();
+                let written = self.transport.write(chunk);
+                let Some(n) =
+                    progress(written, wanted, &mut self.writable, &mut self.session, now)?
+                else {
+                    return Ok(());
                 };
                 work.out_pos += n;
-                self.session.sent(now);
-                if n < chunk.len() {
-                    // A short write filled the socket buffer: the next
-                    // EPOLLOUT edge says when to go on. Saves a send that
-                    // would only say EAGAIN.
-                    self.writable = false;
+                if n < wanted {
                     return Ok(());
                 }
             }
@@ -359,31 +320,23 @@ impl<T: Transport> Conn<T> {
                 break;
             };
             while body.remaining > 0 {
-                let count = body.remaining.min(1 << 30) as usize;
-                let n = match self
+                let wanted = body.remaining.min(1 << 30) as usize;
+                let sent = self
                     .transport
-                    .send_file(body.file.file(), body.offset, count)
-                {
-                    Ok(0) => {
-                        // The file shrank under us: the promised length
-                        // cannot be sent, so the only honest end is a close.
-                        log::warn!("{}: file shrank while sending; closing", self.peer);
-                        return Err(CloseReason::Error);
-                    }
-                    Ok(n) => n,
-                    Err(e) if interrupted(&e) => continue,
-                    Err(e) if would_block(&e) => {
-                        self.writable = false;
-                        return Ok(());
-                    }
-                    Err(e) => return Err(socket_error(&e)),
+                    .send_file(body.file.file(), body.offset, wanted);
+                if matches!(sent, Ok(0)) {
+                    // The file shrank under us: the promised length cannot
+                    // be sent, so the only honest end is a close.
+                    log::warn!("{}: file shrank while sending; closing", self.peer);
+                    return Err(CloseReason::Error);
+                }
+                let Some(n) = progress(sent, wanted, &mut self.writable, &mut self.session, now)?
+                else {
+                    return Ok(());
                 };
                 body.offset += n as u64;
                 body.remaining -= n as u64;
-                self.session.sent(now);
-                if n < count {
-                    // Short: the socket buffer is full (as for send above).
-                    self.writable = false;
+                if n < wanted {
                     return Ok(());
                 }
             }
@@ -401,50 +354,6 @@ impl<T: Transport> Conn<T> {
         Ok(())
     }
 
-    /// The last response is out and said close: shut our write side (the
-    /// client sees EOF after the response) and drain what the client still
-    /// sends, so closing does not turn unread input into a RST that could
-    /// destroy the response in flight (RFC 9112 §9.6).
-    fn start_lingering(&mut self, pool: &mut BufPool, reason: CloseReason, now: Instant) -> Next {
-        // As nginx does, skip the linger when nothing can be unread: the
-        // client asked for the close (or HTTP/1.0), every byte it sent was
-        // consumed, and the last read drained the socket. Lingering stays
-        // for the cases that need it: max-requests and errors (the client
-        // may be pipelining), and shutdown.
-        let nothing_unread =
-            reason == CloseReason::ResponseClose && !self.readable && self.no_input();
-        self.release(pool);
-        if self.peer_closed || nothing_unread {
-            return Next::Close(reason);
-        }
-        if let Err(e) = self.transport.shutdown_write() {
-            log::debug!("{}: shutdown(write) failed: {e}", self.peer);
-            return Next::Close(reason);
-        }
-        self.session.begin_closing(now);
-        self.readable = true;
-        self.drain_lingering()
-    }
-
-    fn drain_lingering(&mut self) -> Next {
-        let reason = self
-            .session
-            .close_after_output()
-            .unwrap_or(CloseReason::ResponseClose);
-        let mut scratch = [0u8; 4096];
-        let mut budget = LINGER_READ_BUDGET;
-        while self.readable && budget > 0 {
-            match self.transport.read(&mut scratch) {
-                Ok(0) => return Next::Close(reason),
-                Ok(n) => budget = budget.saturating_sub(n),
-                Err(e) if would_block(&e) => self.readable = false,
-                Err(e) if interrupted(&e) => {}
-                Err(_) => return Next::Close(reason),
-            }
-        }
-        Next::Open
-    }
-
     /// Settles the session's phase after a drive, and lends back idle
     /// buffers.
     fn settle(&mut self, pool: &mut BufPool, now: Instant) {
@@ -459,15 +368,30 @@ impl<T: Transport> Conn<T> {
     }
 }
 
-fn socket_error(e: &io::Error) -> CloseReason {
-    match e.kind() {
-        io::ErrorKind::ConnectionReset
-        | io::ErrorKind::BrokenPipe
-        | io::ErrorKind::ConnectionAborted => CloseReason::Client,
-        _ => {
-            log::debug!("socket error: {e}");
-            CloseReason::Error
+/// What a write of `wanted` bytes did: `Some(n)` bytes went (short: the
+/// socket buffer is full, and the next EPOLLOUT edge says when to go on;
+/// EINTR is `Some(0)`, retried), or `None`: nothing now (EAGAIN).
+fn progress(
+    written: io::Result<usize>,
+    wanted: usize,
+    writable: &mut bool,
+    session: &mut Session,
+    now: Instant,
+) -> Result<Option<usize>, CloseReason> {
+    match written {
+        Ok(n) => {
+            session.sent(now);
+            if n < wanted {
+                *writable = false;
+            }
+            Ok(Some(n))
         }
+        Err(e) if interrupted(&e) => Ok(Some(0)),
+        Err(e) if would_block(&e) => {
+            *writable = false;
+            Ok(None)
+        }
+        Err(e) => Err(close_reason(&e)),
     }
 }
 

@@ -4,6 +4,7 @@
 
 use crate::http::body::BodyDecoder;
 use crate::http::input::InBuf;
+use crate::http::session::Exchange;
 use crate::serve::FileBody;
 
 /// What a working connection borrows from the pool: its input and output
@@ -42,6 +43,16 @@ impl Work {
         self.file = None;
         self.body = None;
         self.corked = false;
+    }
+
+    /// Lends the buffers and in-flight state to the HTTP session.
+    pub fn exchange(&mut self) -> Exchange<'_, FileBody> {
+        Exchange {
+            input: &mut self.input,
+            output: &mut self.output,
+            body: &mut self.body,
+            file: &mut self.file,
+        }
     }
 
     /// Nothing in flight: no input, no output, no file, no body.

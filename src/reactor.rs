@@ -410,10 +410,8 @@ impl Server {
             }
             Next::Open => {
                 self.wheel.schedule(key, deadline);
-                match class {
-                    Some((class, since)) => self.evict.set(key, Some(class), since),
-                    None => self.evict.set(key, None, now),
-                }
+                let (class, since) = class;
+                self.evict.set(key, Some(class), since);
             }
         }
     }

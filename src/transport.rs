@@ -15,6 +15,8 @@ use std::time::Duration;
 
 use mio::net::TcpStream;
 
+use crate::stats::CloseReason;
+
 /// Moves bytes for one connection. Every call is non-blocking: it does
 /// what it can now and says `WouldBlock` when it can do nothing.
 pub trait Transport {
@@ -43,6 +45,20 @@ pub fn would_block(e: &io::Error) -> bool {
 /// A signal interrupted the call: retry it now.
 pub fn interrupted(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::Interrupted
+}
+
+/// The close reason for a failed socket call: the peer's doing (reset,
+/// gone) or an error worth a debug line.
+pub fn close_reason(e: &io::Error) -> CloseReason {
+    match e.kind() {
+        io::ErrorKind::ConnectionReset
+        | io::ErrorKind::BrokenPipe
+        | io::ErrorKind::ConnectionAborted => CloseReason::Client,
+        _ => {
+            log::debug!("socket error: {e}");
+            CloseReason::Error
+        }
+    }
 }
 
 /// Plain TCP.
