@@ -12,16 +12,17 @@
 //! phase, and the reactor files its deadline and eviction class.
 //!
 //! Readiness is edge-triggered: `readable`/`writable` remember whether the
-//! socket may still have data / room, and are cleared only by WouldBlock
-//! (or a short read or write, which means the kernel buffer is drained or
-//! full).
+//! socket may still have data / room, and are cleared only by WouldBlock,
+//! a short read or write (the kernel buffer is drained or full), or EOF.
+//! The phase is settled once, at the end of a drive: a request answered
+//! and sent within one drive takes an idle connection from Idle to Idle.
 
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use crate::evict::{self, Class};
+use crate::evict::Class;
 use crate::http::session::{Expired, Phase, Respond, Session, Timeouts};
 use crate::pool::{BufPool, Work};
 use crate::serve::FileBody;
@@ -105,10 +106,21 @@ impl<T: Transport> Conn<T> {
             .is_none_or(|w| w.input.is_empty() && w.body.is_none())
     }
 
-    /// Its eviction queue and the instant it joined it (see
-    /// [`evict::classify`]).
+    /// Its eviction queue and the instant it joined it: idle since its
+    /// last response, fresh since accept, partial head since the head
+    /// began, stalled since the response's last write progress, lingering
+    /// since the linger began (see [`crate::evict`] for who goes first).
     pub fn eviction_class(&self) -> (Class, Instant) {
-        evict::classify(&self.session, self.no_input())
+        let s = &self.session;
+        match s.phase() {
+            Phase::Idle => (Class::Idle, s.since()),
+            Phase::Reading if self.no_input() && s.requests() == 0 => {
+                (Class::Fresh, s.head_started())
+            }
+            Phase::Reading => (Class::PartialHead, s.head_started()),
+            Phase::Writing => (Class::Stalled, s.since()),
+            Phase::Closing => (Class::Lingering, s.since()),
+        }
     }
 
     /// Records readiness from an event.
@@ -127,7 +139,8 @@ impl<T: Transport> Conn<T> {
         self.transport.abort_on_close();
     }
 
-    /// Gives the buffers back; called when the connection is dropped.
+    /// Gives the buffers back to the pool: whenever the connection has
+    /// nothing in flight, starts lingering, or closes.
     pub fn release(&mut self, pool: &mut BufPool) {
         if let Some(work) = self.work.take() {
             pool.put_work(work);
@@ -304,10 +317,11 @@ impl<T: Transport> Conn<T> {
                 let chunk = &work.output[work.out_pos..];
                 let wanted = chunk.len();
                 let written = self.transport.write(chunk);
-                let Some(n) =
-                    progress(written, wanted, &mut self.writable, &mut self.session, now)?
-                else {
-                    return Ok(());
+                let n = match progress(written, wanted, &mut self.writable, &mut self.session, now)?
+                {
+                    Wrote::Bytes(n) => n,
+                    Wrote::Again => continue,
+                    Wrote::Wait => return Ok(()),
                 };
                 work.out_pos += n;
                 if n < wanted {
@@ -330,9 +344,10 @@ impl<T: Transport> Conn<T> {
                     log::warn!("{}: file shrank while sending; closing", self.peer);
                     return Err(CloseReason::Error);
                 }
-                let Some(n) = progress(sent, wanted, &mut self.writable, &mut self.session, now)?
-                else {
-                    return Ok(());
+                let n = match progress(sent, wanted, &mut self.writable, &mut self.session, now)? {
+                    Wrote::Bytes(n) => n,
+                    Wrote::Again => continue,
+                    Wrote::Wait => return Ok(()),
                 };
                 body.offset += n as u64;
                 body.remaining -= n as u64;
@@ -368,28 +383,39 @@ impl<T: Transport> Conn<T> {
     }
 }
 
-/// What a write of `wanted` bytes did: `Some(n)` bytes went (short: the
-/// socket buffer is full, and the next EPOLLOUT edge says when to go on;
-/// EINTR is `Some(0)`, retried), or `None`: nothing now (EAGAIN).
+/// What one write-like call did, for the loops in `flush`.
+enum Wrote {
+    /// Bytes went. Fewer than asked: the socket buffer is full, and the
+    /// next EPOLLOUT edge says when to go on (which saves a call that
+    /// would only say EAGAIN).
+    Bytes(usize),
+    /// EINTR: call again now.
+    Again,
+    /// EAGAIN: wait for the next EPOLLOUT edge.
+    Wait,
+}
+
+/// Reads a write of `wanted` bytes: notes the progress in the session and
+/// clears `writable` when the socket buffer is full.
 fn progress(
     written: io::Result<usize>,
     wanted: usize,
     writable: &mut bool,
     session: &mut Session,
     now: Instant,
-) -> Result<Option<usize>, CloseReason> {
+) -> Result<Wrote, CloseReason> {
     match written {
         Ok(n) => {
             session.sent(now);
             if n < wanted {
                 *writable = false;
             }
-            Ok(Some(n))
+            Ok(Wrote::Bytes(n))
         }
-        Err(e) if interrupted(&e) => Ok(Some(0)),
+        Err(e) if interrupted(&e) => Ok(Wrote::Again),
         Err(e) if would_block(&e) => {
             *writable = false;
-            Ok(None)
+            Ok(Wrote::Wait)
         }
         Err(e) => Err(close_reason(&e)),
     }

@@ -39,8 +39,6 @@
 
 use std::time::{Duration, Instant};
 
-use crate::http::session::{Phase, Session};
-
 /// An idle connection younger than this is never evicted; lingering
 /// connections become evictable after it too.
 pub const IDLE_GRACE: Duration = Duration::from_secs(1);
@@ -73,21 +71,6 @@ impl Class {
             Class::Stalled => "stalled",
             Class::Lingering => "lingering",
         }
-    }
-}
-
-/// A connection's eviction queue and the instant it joined it: idle since
-/// its last response, fresh since accept, partial head since the head
-/// began, stalled since the response's last write progress, lingering
-/// since the linger began. `no_input`: nothing of a request is buffered.
-pub fn classify(session: &Session, no_input: bool) -> (Class, Instant) {
-    let s = session;
-    match s.phase() {
-        Phase::Idle => (Class::Idle, s.since()),
-        Phase::Reading if no_input && s.requests() == 0 => (Class::Fresh, s.head_started()),
-        Phase::Reading => (Class::PartialHead, s.head_started()),
-        Phase::Writing => (Class::Stalled, s.since()),
-        Phase::Closing => (Class::Lingering, s.since()),
     }
 }
 

@@ -17,7 +17,9 @@
 //!                         └──▶ Closing (linger) ─▶ gone
 //! ```
 //!
-//! 1. **The reactor** ([`reactor`]) owns the listeners, a [`slab::Slab`] of
+//! 1. **The reactor** ([`reactor`]). At start, [`reactor::start`] computes
+//!    the fd budget (7. below), binds the listeners and builds one reactor
+//!    per worker (9.). A reactor owns the listeners, a [`slab::Slab`] of
 //!    connections (a connection's slab key is its mio `Token` and its timer
 //!    key), the [timer wheel](wheel), the [eviction queues](evict), a
 //!    [buffer pool](pool), the [counters](stats) and the [`serve::Responder`].
@@ -26,7 +28,7 @@
 //!    accept until WouldBlock, read and write until WouldBlock (or a short
 //!    read or write), retry on EINTR. SIGTERM/SIGINT arrive through a
 //!    [signalfd](signals) as one more token. A new connection is admitted
-//!    against the budget (6. below) and read at once.
+//!    against the budget and read at once.
 //!
 //! 2. **The connection** ([`conn::Conn`]) moves bytes. On each readiness
 //!    event [`conn::Conn::drive`] writes what is pending (buffered bytes,
@@ -34,7 +36,9 @@
 //!    and is out (a lingering close: write side shut, input drained), lets
 //!    the session answer every complete request already buffered, and reads
 //!    more only when the session wants input; then it returns
-//!    [`conn::Next`]: stay open, or close with a reason. It does all IO
+//!    [`conn::Next`]: stay open, or close with a reason. The phase is
+//!    settled once, at the end of a drive (a request answered and sent in
+//!    one drive takes an idle connection from Idle to Idle). It does all IO
 //!    through one small interface, the [`transport::Transport`]: plain TCP
 //!    today ([`transport::Tcp`]), TLS tomorrow, without touching the
 //!    session, admission or the wheel.
@@ -50,8 +54,9 @@
 //!    and never sees a socket: its tests run on made-up time, and the
 //!    pipeline fuzz target ([`fuzzing`]) drives it directly.
 //!
-//! 4. **The HTTP core** ([`http`]) is plain functions over bytes: [parse a
-//!    head](http::parse_head), frame a [body](http::body), decide
+//! 4. **The HTTP core** ([`http`]) is plain functions over bytes, called
+//!    by the session ([parse a head](http::parse_head), frame a
+//!    [body](http::body)) and by the responder (the rest): decide
 //!    [persistence](http::persist::decide) (RFC 9112 §9.3: version,
 //!    `Connection` tokens, requests left, shutdown; it also names the close
 //!    reason, once), turn a [target](http::target) into a safe relative
@@ -65,13 +70,15 @@
 //!    `openat2(RESOLVE_BENEATH)`, so neither `..` nor a symlink leaves
 //!    ROOT) and writes the head, plus the body when it is small, into the
 //!    connection's output buffer; larger bodies leave with `sendfile(2)`.
-//!    Deadlines ([`wheel`]): header timeout while Reading, send timeout
-//!    while Writing, keep-alive timeout while Idle, linger timeout while
-//!    Closing. A two-level hashed wheel makes schedule, reset and cancel
-//!    O(1); pushing a deadline later (what nearly every keep-alive
-//!    connection does) costs one store.
 //!
-//! 6. **The resource budget** ([`budget`], [`evict`], [`memory`]): at
+//! 6. **Deadlines** ([`wheel`]): after each drive the reactor files the
+//!    connection's one deadline (header timeout while Reading, send
+//!    timeout while Writing, keep-alive timeout while Idle, linger timeout
+//!    while Closing) and its eviction class. A two-level hashed wheel makes
+//!    schedule, reset and cancel O(1); pushing a deadline later (what
+//!    nearly every keep-alive connection does) costs one store.
+//!
+//! 7. **The resource budget** ([`budget`], [`evict`], [`memory`]): at
 //!    start the soft `RLIMIT_NOFILE` is raised and a reserve subtracted;
 //!    admission keeps `connections + file fds + headroom` under the
 //!    budget. A file being sent costs one fd however many connections send
@@ -89,13 +96,13 @@
 //!    streamed part by part with sendfile, listings are capped). [`status`]
 //!    serves the counters (nginx stub_status text, or Prometheus).
 //!
-//! 7. **The hot path**: an idle connection is a 120-byte [`conn::Conn`]; its
+//! 8. **The hot path**: an idle connection is a 120-byte [`conn::Conn`]; its
 //!    buffers ([`pool::Work`]) come from the [`pool`] while it works. Small
 //!    files are served from a cache revalidated like nginx's
 //!    `open_file_cache`, so a keep-alive request costs one `recv` and one
 //!    `send` and no heap allocation (`tests/alloc.rs` counts them).
 //!
-//! 8. **Workers**: `--workers N` runs N such reactors on N threads, each
+//! 9. **Workers**: `--workers N` runs N such reactors on N threads, each
 //!    with its own SO_REUSEPORT listeners, slab, wheel and share of the fd
 //!    budget; they share only atomic counters ([`stats::Shared`]) and the
 //!    shutdown state. [`reactor::start`] builds them, [`reactor::run_workers`]

@@ -4,11 +4,16 @@
 //! counters, and it is the only code that waits on readiness. One turn of
 //! the loop:
 //!
-//! 1. sleep in `epoll_wait` until an event or the next due wheel tick;
+//! 1. sleep in `epoll_wait` until an event, the next due wheel tick, or
+//!    the time blocked admission may resume; then set the responder's
+//!    clock;
 //! 2. for each event: accept (listener), drive a connection, or take a
-//!    signal;
-//! 3. advance the wheel and hand each expired connection its deadline;
-//! 4. give each touched connection its new deadline in the wheel.
+//!    signal; each connection driven files its new deadline in the wheel
+//!    and its eviction class at once (`Server::step`);
+//! 3. advance the wheel and hand each expired connection its deadline
+//!    (through the same `step`);
+//! 4. housekeeping: retry blocked admission, sweep unused cached file fds,
+//!    publish counters for other workers, follow a graceful shutdown.
 
 use std::io;
 use std::net::SocketAddr;
@@ -259,7 +264,7 @@ impl Server {
                 return Err(e);
             }
             let now = Instant::now();
-            self.responder.tick(now, SystemTime::now());
+            self.responder.set_clock(now, SystemTime::now());
 
             for event in events.iter() {
                 match event.token() {

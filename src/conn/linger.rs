@@ -24,11 +24,12 @@ impl<T: Transport> Conn<T> {
         reason: CloseReason,
         now: Instant,
     ) -> Next {
-        // As nginx does, skip the linger when nothing can be unread: the
-        // client asked for the close (or HTTP/1.0), every byte it sent was
-        // consumed, and the last read drained the socket. Lingering stays
-        // for the cases that need it: max-requests and errors (the client
-        // may be pipelining), and shutdown.
+        // As nginx does, skip the linger when nothing can be unread: a
+        // plain ResponseClose (the client asked, HTTP/1.0, keep-alive off,
+        // a refused `Expect`), every byte it sent consumed, and the last
+        // read drained the socket. Lingering stays where the client may
+        // still be sending: max-requests, protocol errors, timeouts,
+        // shutdown.
         let nothing_unread =
             reason == CloseReason::ResponseClose && !self.readable && self.no_input();
         self.release(pool);

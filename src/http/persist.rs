@@ -47,9 +47,11 @@ pub struct PersistContext {
 /// - The last request `--max-requests` allows is answered with close, so
 ///   the client learns it in band instead of racing our close.
 ///
-/// The cause of a close: the server's own (`closing`) first, then
-/// `MaxRequests` if this is the last request allowed, whatever else asked
-/// for the close, and `ResponseClose` otherwise.
+/// The cause of a close: the server's own (`closing`) first; then
+/// `MaxRequests` if this is the last request allowed, even if something
+/// else asked for the close too; `ResponseClose` for every other cause
+/// (the client asked, HTTP/1.0 without keep-alive, keep-alive off,
+/// `must_close`).
 pub fn decide(version: Version, tokens: ConnectionTokens, ctx: PersistContext) -> Persistence {
     if let Some(reason) = ctx.closing {
         return Persistence::Close(reason);

@@ -168,7 +168,7 @@ impl Responder {
 
     /// A new turn of the reactor's loop: its clock, and the wall clock for
     /// `Date` (reformatted once a second).
-    pub fn tick(&mut self, now: Instant, wall: SystemTime) {
+    pub fn set_clock(&mut self, now: Instant, wall: SystemTime) {
         self.now = now;
         self.date.refresh(wall);
     }
@@ -235,8 +235,9 @@ impl Responder {
                 Err(status) => {
                     out.truncate(reply_start);
                     if status == Status::ServiceUnavailable && server.closing.is_none() {
-                        // Holding the file open would break the fd budget
-                        // (without a slot, the close is counted instead).
+                        // Holding the file open would break the fd budget.
+                        // (A 503 while closing is counted by its close:
+                        // shutdown, or an overflow close without a slot.)
                         server.stats.open_emfile += 1;
                     }
                     let mut rh = ResponseHead::new(status, date, persistence);

@@ -264,9 +264,23 @@ pub fn read_response_after(stream: &mut TcpStream, buf: &mut Vec<u8>, method: &s
     }
 }
 
+/// How long a test waits for bytes it expects, when the test set no
+/// timeout of its own: a hung server fails the test instead of hanging
+/// `cargo test`.
+pub const READ_WATCHDOG: Duration = Duration::from_secs(30);
+
 fn read_some(stream: &mut TcpStream, buf: &mut Vec<u8>) {
     let mut chunk = [0u8; 65536];
-    let n = stream.read(&mut chunk).expect("read");
+    if stream.read_timeout().ok().flatten().is_none() {
+        stream.set_read_timeout(Some(READ_WATCHDOG)).unwrap();
+    }
+    let n = loop {
+        match stream.read(&mut chunk) {
+            Ok(n) => break n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => panic!("read: {e}; got so far: {:?}", String::from_utf8_lossy(buf)),
+        }
+    };
     assert!(
         n > 0,
         "connection closed early; got so far: {:?}",
