@@ -5,7 +5,7 @@
 //! request must be rejected with a precise status. It never touches a
 //! socket and never allocates: header values stay borrowed from the input.
 
-use super::Status;
+use super::status::Status;
 use super::body::Framing;
 
 /// The most header fields a request may carry (beyond this: 431).

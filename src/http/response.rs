@@ -2,7 +2,7 @@
 //! bytes appended to a buffer the caller reuses, so encoding allocates
 //! nothing once the buffer has grown.
 
-use super::Status;
+use super::status::Status;
 use super::persist::Persistence;
 
 /// The `Allow` value for every resource holdline serves.

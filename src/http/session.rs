@@ -35,8 +35,8 @@ use std::time::{Duration, Instant};
 
 use super::body::BodyDecoder;
 use super::input::InBuf;
-use super::request::{Method, RequestHead, Version};
-use super::{HeadLimits, HeadOutcome, Status, parse_head};
+use super::request::{HeadLimits, HeadOutcome, Method, RequestHead, Version, parse_head};
+use super::status::Status;
 use crate::stats::CloseReason;
 
 /// Stop answering pipelined requests (and reading) while this much output

@@ -6,7 +6,7 @@
 //! relative path with no `.`/`..`/empty segments, written into a buffer the
 //! caller reuses (no allocation per request).
 
-use super::Status;
+use super::status::Status;
 
 /// What [`decode_path`] learned besides the path it wrote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
