@@ -249,7 +249,7 @@ pub const OPTIONS: &[OptionSpec] = &[
     OptionSpec {
         flag: "--status-path",
         value: Some("PATH"),
-        help: "serve counters at PATH: nginx stub_status text, or Prometheus with ?format=prometheus",
+        help: "serve counters at PATH: nginx stub_status text, ?format=prometheus, ?format=json, and a live page for a browser",
         default: |c| c.status_path.clone().unwrap_or_else(|| "off".into()),
     },
     OptionSpec {

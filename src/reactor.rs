@@ -391,6 +391,7 @@ impl Server {
                 budget: &self.budget,
                 shared: &self.shared,
                 worker: self.worker,
+                wheel: &self.wheel,
                 closing: self.shutting_down.then_some(CloseReason::Shutdown),
             },
         };
@@ -609,6 +610,7 @@ impl Server {
                 budget: &self.budget,
                 shared: &self.shared,
                 worker: self.worker,
+                wheel: &self.wheel,
                 closing: Some(CloseReason::Overflow),
             },
         };

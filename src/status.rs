@@ -5,12 +5,95 @@
 //! - [`prometheus`]: the Prometheus text exposition format (0.0.4), with
 //!   what stub_status cannot say: closes by reason, evictions, accept
 //!   pauses, EMFILE events, the fd figures, requests per connection.
+//! - [`json`]: every counter and gauge as one JSON object, for scripts and
+//!   for [`PAGE`], the live view a browser gets (`Accept: text/html`): a
+//!   self-contained page (no external script, style or font) that polls
+//!   the JSON once a second.
 
 use std::io::Write;
 
 use crate::budget::Budget;
 use crate::evict::Class;
 use crate::stats::{CloseReason, Gauges, REQUESTS_BUCKETS, Stats};
+
+/// The live view: connections by phase, the fd budget in use, evictions
+/// and closes by reason, requests per connection, timer-wheel occupancy.
+pub const PAGE: &str = include_str!("status_page.html");
+
+/// Deadlines in the answering worker's timer wheel: due within 1 s, within
+/// 10 s, and later.
+pub type DeadlineCounts = [usize; 3];
+
+/// Every counter and gauge, as one JSON object (its size is fixed by the
+/// number of close reasons, eviction classes and buckets: bounded).
+pub fn json(
+    out: &mut Vec<u8>,
+    stats: &Stats,
+    gauges: &Gauges,
+    budget: &Budget,
+    workers: usize,
+    deadlines: DeadlineCounts,
+) {
+    let _ = write!(
+        out,
+        "{{\"version\":\"{}\",\"workers\":{workers},\"connections\":{{\"reading\":{},\"writing\":{},\"idle\":{},\"closing\":{},\"total\":{}}},",
+        env!("CARGO_PKG_VERSION"),
+        gauges.reading,
+        gauges.writing,
+        gauges.idle,
+        gauges.closing,
+        gauges.connections()
+    );
+    let _ = write!(
+        out,
+        "\"accepted\":{},\"handled\":{},\"requests\":{},\"accept_pauses\":{},\"accept_emfile\":{},\"open_emfile\":{},",
+        stats.accepted,
+        stats.handled,
+        stats.requests,
+        stats.accept_pauses,
+        stats.accept_emfile,
+        stats.open_emfile
+    );
+    out.extend_from_slice(b"\"closes\":{");
+    for (i, reason) in CloseReason::ALL.iter().enumerate() {
+        let comma = if i == 0 { "" } else { "," };
+        let _ = write!(out, "{comma}\"{reason}\":{}", stats.closes(*reason));
+    }
+    out.extend_from_slice(b"},\"evictions\":{");
+    for (i, (class, n)) in Class::ALL.iter().zip(stats.evictions).enumerate() {
+        let comma = if i == 0 { "" } else { "," };
+        let _ = write!(out, "{comma}\"{}\":{n}", class.as_str());
+    }
+    let in_use = gauges.connections() + gauges.open_files;
+    let _ = write!(
+        out,
+        "}},\"fd\":{{\"limit\":{},\"reserve\":{},\"budget\":{},\"file_headroom\":{},\"max_connections\":{},\"open_files\":{},\"in_use\":{in_use}}},",
+        budget.limit,
+        budget.reserve,
+        budget.fds,
+        budget.file_headroom,
+        budget.max_connections,
+        gauges.open_files
+    );
+    out.extend_from_slice(b"\"requests_per_connection\":{");
+    for (i, n) in stats.requests_per_connection.iter().enumerate() {
+        let comma = if i == 0 { "" } else { "," };
+        match REQUESTS_BUCKETS.get(i) {
+            Some(le) => {
+                let _ = write!(out, "{comma}\"<={le}\":{n}");
+            }
+            None => {
+                let _ = write!(out, "{comma}\"more\":{n}");
+            }
+        }
+    }
+    let [within_1s, within_10s, later] = deadlines;
+    let _ = write!(
+        out,
+        ",\"sum\":{}}},\"deadlines\":{{\"within_1s\":{within_1s},\"within_10s\":{within_10s},\"later\":{later}}}}}",
+        stats.requests_per_connection_sum
+    );
+}
 
 /// nginx's format (ngx_http_stub_status_module.c), trailing spaces
 /// included. "Waiting" is idle keep-alive; lingering closes count as

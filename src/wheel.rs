@@ -179,6 +179,25 @@ impl TimerWheel {
         }
     }
 
+    /// Live timers due within `near`, within `far`, and later, counted
+    /// from `now` by their true deadlines (a walk over every key: for the
+    /// status page, not the hot path).
+    pub fn due_within(&self, now: Instant, near: Duration, far: Duration) -> [usize; 3] {
+        let (near, far) = (self.tick_ceil(now + near), self.tick_ceil(now + far));
+        let mut counts = [0; 3];
+        for timer in self.timers.iter().flatten() {
+            let bucket = if timer.due <= near {
+                0
+            } else if timer.due <= far {
+                1
+            } else {
+                2
+            };
+            counts[bucket] += 1;
+        }
+        counts
+    }
+
     /// How long the reactor may sleep before the next tick that has work;
     /// `None` when no timer is live.
     pub fn timeout(&self, now: Instant) -> Option<Duration> {
@@ -398,6 +417,20 @@ mod tests {
         assert_eq!(out, [7]);
         assert!(wheel.is_empty());
         assert_eq!(wheel.timeout(t0), None);
+    }
+
+    #[test]
+    fn due_within_counts_true_deadlines() {
+        let t0 = Instant::now();
+        let mut wheel = TimerWheel::new(t0, TICK);
+        wheel.schedule(1, t0 + ms(500));
+        wheel.schedule(2, t0 + ms(300));
+        // Pushed later lazily: it still sits in an early slot.
+        wheel.schedule(2, t0 + ms(5_000));
+        wheel.schedule(3, t0 + ms(60_000));
+        assert_eq!(wheel.due_within(t0, ms(1_000), ms(10_000)), [1, 1, 1]);
+        wheel.cancel(1);
+        assert_eq!(wheel.due_within(t0, ms(1_000), ms(10_000)), [0, 1, 1]);
     }
 
     #[test]

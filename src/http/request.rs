@@ -5,8 +5,8 @@
 //! request must be rejected with a precise status. It never touches a
 //! socket and never allocates: header values stay borrowed from the input.
 
-use super::status::Status;
 use super::body::Framing;
+use super::status::Status;
 
 /// The most header fields a request may carry (beyond this: 431).
 pub const MAX_HEADERS: usize = 100;
@@ -88,6 +88,8 @@ pub struct RequestHead<'a> {
     pub range: Option<&'a [u8]>,
     pub if_range: Option<&'a [u8]>,
     pub accept_encoding: Option<&'a [u8]>,
+    /// `Accept`: only the status page reads it (HTML for a browser).
+    pub accept: Option<&'a [u8]>,
 }
 
 /// Why a request is refused before it is served.
@@ -208,6 +210,7 @@ pub fn parse_head<'a>(buf: &'a [u8], limits: &HeadLimits) -> HeadOutcome<'a> {
     let mut range = None;
     let mut if_range = None;
     let mut accept_encoding = None;
+    let mut accept = None;
 
     for h in req.headers.iter() {
         let name = h.name;
@@ -255,6 +258,8 @@ pub fn parse_head<'a>(buf: &'a [u8], limits: &HeadLimits) -> HeadOutcome<'a> {
             if_range = Some(h.value);
         } else if name.eq_ignore_ascii_case("accept-encoding") {
             accept_encoding = Some(h.value);
+        } else if name.eq_ignore_ascii_case("accept") {
+            accept = Some(h.value);
         }
     }
 
@@ -310,6 +315,7 @@ pub fn parse_head<'a>(buf: &'a [u8], limits: &HeadLimits) -> HeadOutcome<'a> {
         range,
         if_range,
         accept_encoding,
+        accept,
     })
 }
 

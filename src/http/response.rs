@@ -2,8 +2,8 @@
 //! bytes appended to a buffer the caller reuses, so encoding allocates
 //! nothing once the buffer has grown.
 
-use super::status::Status;
 use super::persist::Persistence;
+use super::status::Status;
 
 /// The `Allow` value for every resource holdline serves.
 pub const ALLOW: &str = "GET, HEAD, OPTIONS";

@@ -10,7 +10,7 @@
 use std::fs::File;
 use std::io;
 use std::net::SocketAddr;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use crate::budget::Budget;
 use crate::config::Config;
@@ -24,6 +24,7 @@ use crate::http::validators::accepts_encoding;
 use crate::http::{DateCache, HeadLimits, Status};
 use crate::stats::{CloseReason, Gauges, Shared, Stats};
 use crate::status;
+use crate::wheel::TimerWheel;
 use std::sync::Arc;
 
 mod body;
@@ -65,6 +66,19 @@ pub struct Responder {
     location: Vec<u8>,
 }
 
+/// What the status path answers with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StatusFormat {
+    /// nginx's stub_status text (the default, for existing exporters).
+    Stub,
+    /// `?format=prometheus`.
+    Prometheus,
+    /// `?format=json`.
+    Json,
+    /// The live page, for a browser (`Accept: text/html`).
+    Page,
+}
+
 /// The reactor's state a response may need, lent for one call: the
 /// counters it bumps, the figures the status page and the fd budget
 /// checks read, and whether every response must say close.
@@ -77,6 +91,8 @@ pub struct ServerView<'a> {
     pub shared: &'a Shared,
     /// This reactor's index among `--workers`.
     pub worker: usize,
+    /// This reactor's timer wheel, for the status page.
+    pub wheel: &'a TimerWheel,
     /// Every response says close, for this reason: graceful shutdown, or
     /// a newcomer answered without a slot ([`CloseReason::Overflow`]:
     /// then no file body may be sent either, only what one write carries).
@@ -133,9 +149,7 @@ enum Route {
     Listing(File),
     Redirect,
     Options,
-    Status {
-        prometheus: bool,
-    },
+    Status(StatusFormat),
     Error(Status),
 }
 
@@ -264,21 +278,40 @@ impl Responder {
                 encode_error_body(out, &mut rh, is_head);
                 (Status::MovedPermanently, None)
             }
-            Route::Status { prometheus } => {
+            Route::Status(format) => {
                 self.status_body.clear();
                 let own = Gauges {
                     open_files: self.open_files.count(),
                     ..server.gauges
                 };
                 let (stats, gauges) = server.shared.total(server.worker, server.stats, &own);
-                let content_type = if prometheus {
-                    status::prometheus(&mut self.status_body, &stats, &gauges, server.budget);
-                    let per_worker = server.shared.handled_by_worker(server.worker, server.stats);
-                    status::per_worker(&mut self.status_body, &per_worker);
-                    "text/plain; version=0.0.4"
-                } else {
-                    status::stub_status(&mut self.status_body, &stats, &gauges);
-                    "text/plain"
+                let body = &mut self.status_body;
+                let content_type = match format {
+                    StatusFormat::Prometheus => {
+                        status::prometheus(body, &stats, &gauges, server.budget);
+                        let per_worker =
+                            server.shared.handled_by_worker(server.worker, server.stats);
+                        status::per_worker(body, &per_worker);
+                        "text/plain; version=0.0.4"
+                    }
+                    StatusFormat::Json => {
+                        let deadlines = server.wheel.due_within(
+                            self.now,
+                            Duration::from_secs(1),
+                            Duration::from_secs(10),
+                        );
+                        let workers = server.shared.workers();
+                        status::json(body, &stats, &gauges, server.budget, workers, deadlines);
+                        "application/json"
+                    }
+                    StatusFormat::Page => {
+                        body.extend_from_slice(status::PAGE.as_bytes());
+                        "text/html"
+                    }
+                    StatusFormat::Stub => {
+                        status::stub_status(body, &stats, &gauges);
+                        "text/plain"
+                    }
                 };
                 let rh = ResponseHead::new(Status::Ok, date, persistence);
                 encode_generated(out, rh, content_type, &self.status_body, is_head);
@@ -377,8 +410,20 @@ impl Responder {
         if let Some(status_path) = self.config.status_path.as_deref() {
             let (path, query) = head.target.split_once('?').unwrap_or((head.target, ""));
             if path == status_path {
-                let prometheus = query.split('&').any(|kv| kv == "format=prometheus");
-                return Route::Status { prometheus };
+                let asked = |format: &str| query.split('&').any(|kv| kv == format);
+                let browser = head
+                    .accept
+                    .is_some_and(|a| a.windows(9).any(|w| w.eq_ignore_ascii_case(b"text/html")));
+                let format = if asked("format=prometheus") {
+                    StatusFormat::Prometheus
+                } else if asked("format=json") {
+                    StatusFormat::Json
+                } else if browser {
+                    StatusFormat::Page
+                } else {
+                    StatusFormat::Stub
+                };
+                return Route::Status(format);
             }
         }
         let info = match decode_path(head.target, &mut self.path) {
@@ -649,7 +694,8 @@ fn encode_generated<'a>(
     is_head: bool,
 ) {
     rh.content_type = Some(content_type);
-    rh.charset_utf8 = true;
+    // JSON is UTF-8 by definition and takes no charset (RFC 8259 §11).
+    rh.charset_utf8 = content_type != "application/json";
     rh.content_length = body.len() as u64;
     encode_head(out, &rh);
     if !is_head {
