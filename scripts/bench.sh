@@ -7,6 +7,7 @@
 #   ROUNDS=N   rounds per scenario (default 5)
 #   ONLY=N     run only scenario N (1-6)
 #   OUT=path   also write the report (header and tables) to path
+#   PLOT=1     also draw the CPU table as docs/bench.svg (scripts/plots/bench.py)
 #
 # Installs wrk, nginx, h2o, strace, curl and a C compiler if missing. Every
 # server is pinned to CPU 0 and the load generator to CPU 1. Each scenario
@@ -464,4 +465,12 @@ report | tee "$work/report"
 if [ -n "$out_file" ]; then
     cp "$work/report" "$out_file"
     echo "report written to $out_file" >&2
+fi
+# PLOT=1: the CPU table as a bar chart, docs/bench.svg (Debian's matplotlib).
+if [ "${PLOT:-0}" = 1 ]; then
+    /usr/bin/python3 -c 'import matplotlib' 2>/dev/null ||
+        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-matplotlib >/dev/null; }
+    mkdir -p docs
+    /usr/bin/python3 scripts/plots/bench.py "$work/report" docs/bench.svg
+    echo "plot written to docs/bench.svg" >&2
 fi

@@ -10,6 +10,7 @@
 # (from its status counters) and requests per connection. Two more rows
 # load the page over one connection at a time at 200 ms, as the article's
 # arithmetic assumes (SEQUENTIAL=0 skips them: they take a minute).
+# PLOT=1 also draws wall time against RTT as docs/page-load.svg.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet --bin holdline
@@ -31,9 +32,19 @@ OFF_PORT=18681
 pids=()
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    # PLOT=1: wall time against RTT, docs/page-load.svg (Debian's matplotlib).
+    if [ "${PLOT:-0}" = 1 ] && [ -s "$work/table.md" ]; then
+        /usr/bin/python3 -c 'import matplotlib' 2>/dev/null ||
+            { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-matplotlib >/dev/null; }
+        mkdir -p docs
+        /usr/bin/python3 scripts/plots/page_load.py "$work/table.md" docs/page-load.svg &&
+            echo "plot written to docs/page-load.svg" >&2
+    fi
     rm -rf "$work"
 }
 trap cleanup EXIT
+# Everything printed is kept for the plot.
+exec > >(tee "$work/table.md")
 
 ./target/release/holdline --listen 127.0.0.1:$KA_PORT --status-path /status "$www" 2>/dev/null &
 pids+=($!)
