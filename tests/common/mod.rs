@@ -373,7 +373,22 @@ pub fn wait_until(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
     cond()
 }
 
-/// A peer program (curl, nginx...) or `None`, with a loud notice.
+/// Says loudly that a test did not run, and why: on stderr directly (not
+/// with `eprintln!`, which the harness captures), so `cargo test` shows it
+/// without `--nocapture`. With `HOLDLINE_REQUIRE_PEERS=1` (set by `.ci/run`)
+/// it fails the test instead: CI never counts a skipped test as passed.
+pub fn skip(reason: &str) {
+    let message = format!("SKIPPED: {reason}. This test did not run.");
+    assert!(
+        std::env::var_os("HOLDLINE_REQUIRE_PEERS").is_none(),
+        "{message} (HOLDLINE_REQUIRE_PEERS is set)"
+    );
+    let _ = writeln!(std::io::stderr(), "{message}");
+}
+
+/// A peer program (curl, chromium...) or `None`, with a loud notice.
+///
+/// See [`skip`].
 pub fn peer_program(name: &str) -> Option<PathBuf> {
     let found = std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
@@ -381,9 +396,7 @@ pub fn peer_program(name: &str) -> Option<PathBuf> {
             .find(|p| p.is_file())
     });
     if found.is_none() {
-        eprintln!(
-            "SKIPPED: `{name}` is not installed; .ci/run installs it. This test did not run."
-        );
+        skip(&format!("`{name}` is not installed; .ci/run installs it"));
     }
     found
 }
