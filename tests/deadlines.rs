@@ -221,7 +221,12 @@ fn lingering_close_delivers_the_last_allowed_response_intact() {
     let send = std::thread::spawn(move || {
         let _ = writer.write_all(burst.as_bytes());
     });
-    std::thread::sleep(Duration::from_millis(200)); // the server is done writing by now
+    // The server answers its two requests and shuts its write side while
+    // the rest of the burst is unread: it lingers.
+    assert!(wait_until(secs(5.0), || matches!(
+        server_end(&s),
+        Some((TCP_FIN_WAIT1 | TCP_FIN_WAIT2, _, _))
+    )));
     let mut buf = Vec::new();
     let first = read_response_after(&mut s, &mut buf, "GET");
     assert_eq!(first.header("Keep-Alive"), Some("timeout=5, max=1"));

@@ -266,10 +266,15 @@ fn access_log_writes_one_common_log_format_line_per_request() {
     let log = server.log_text();
     let refused = log.lines().find(|l| l.contains("\" 505 ")).unwrap();
     assert!(refused.contains("] 127.0.0.1 - - ["), "{refused}");
-    let off = Server::start(&site.root(), &[]);
+    let mut off = Server::start(&site.root(), &[]);
     let mut s = off.connect();
     exchange(&mut s, &get("/hello.txt"));
     drop(s);
-    std::thread::sleep(Duration::from_millis(100));
+    // Whatever the request logged is before the shutdown's line.
+    off.signal(libc::SIGTERM);
+    assert_eq!(off.wait_exit(Duration::from_secs(5)), Some(0));
+    assert!(wait_until(Duration::from_secs(5), || off
+        .log_text()
+        .contains("shutdown complete")));
     assert!(!off.log_text().contains(" access]"), "off by default");
 }

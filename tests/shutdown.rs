@@ -55,7 +55,7 @@ fn shutdown_timeout_bounds_the_wait() {
     let mut server = Server::start(&site.root(), &["--shutdown-timeout", "1"]);
     let mut stuck = server.connect();
     stuck.write_all(get("/big.bin").as_bytes()).unwrap(); // never read
-    std::thread::sleep(Duration::from_millis(200));
+    wait_server_read_all(&stuck);
     let start = std::time::Instant::now();
     server.signal(libc::SIGINT);
     assert_eq!(server.wait_exit(Duration::from_secs(5)), Some(0));
@@ -76,9 +76,11 @@ fn second_signal_exits_at_once() {
     let mut server = Server::start(&site.root(), &["--shutdown-timeout", "30"]);
     let mut stuck = server.connect();
     stuck.write_all(get("/big.bin").as_bytes()).unwrap();
-    std::thread::sleep(Duration::from_millis(200));
+    wait_server_read_all(&stuck);
     server.signal(libc::SIGTERM);
-    std::thread::sleep(Duration::from_millis(100));
+    assert!(wait_until(Duration::from_secs(2), || server
+        .log_text()
+        .contains("shutting down gracefully")));
     server.signal(libc::SIGTERM);
     assert_eq!(server.wait_exit(Duration::from_secs(2)), Some(0));
 }
@@ -95,9 +97,11 @@ fn responses_after_the_signal_say_close() {
     // its request and is told to close.
     let mut busy = server.connect();
     busy.write_all(b"GET /a.txt HTTP/1.1\r\n").unwrap();
-    std::thread::sleep(Duration::from_millis(100));
+    wait_server_read_all(&busy);
     server.signal(libc::SIGTERM);
-    std::thread::sleep(Duration::from_millis(100));
+    assert!(wait_until(Duration::from_secs(2), || server
+        .log_text()
+        .contains("shutting down gracefully")));
     busy.write_all(b"Host: x\r\n\r\n").unwrap();
     let r = read_response(&mut busy);
     assert_eq!(r.body, b"a\n");

@@ -400,3 +400,53 @@ pub fn peer_program(name: &str) -> Option<PathBuf> {
     }
     found
 }
+
+/// The kernel's view of the server's end of `client`'s connection, from
+/// /proc/net/tcp: (TCP state, bytes queued to send, bytes received and not
+/// yet read by the server). Lets a test wait on what the server did
+/// (read the request, shut its write side) instead of sleeping.
+pub fn server_end(client: &TcpStream) -> Option<(u8, u64, u64)> {
+    let (local, peer) = (client.local_addr().ok()?, client.peer_addr().ok()?);
+    let hex = |a: SocketAddr| -> Option<String> {
+        match a {
+            SocketAddr::V4(v4) => Some(format!(
+                "{:08X}:{:04X}",
+                u32::from_le_bytes(v4.ip().octets()),
+                v4.port()
+            )),
+            SocketAddr::V6(_) => None,
+        }
+    };
+    // The server's end: its local address is our peer, its remote is us.
+    let (want_local, want_remote) = (hex(peer)?, hex(local)?);
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    table.lines().skip(1).find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() < 5 || f[1] != want_local || f[2] != want_remote {
+            return None;
+        }
+        let state = u8::from_str_radix(f[3], 16).ok()?;
+        let (tx, rx) = f[4].split_once(':')?;
+        Some((
+            state,
+            u64::from_str_radix(tx, 16).ok()?,
+            u64::from_str_radix(rx, 16).ok()?,
+        ))
+    })
+}
+
+/// TCP states in /proc/net/tcp (include/net/tcp_states.h).
+pub const TCP_ESTABLISHED: u8 = 1;
+pub const TCP_FIN_WAIT1: u8 = 4;
+pub const TCP_FIN_WAIT2: u8 = 5;
+
+/// Waits until the server has read everything `client` sent.
+pub fn wait_server_read_all(client: &TcpStream) {
+    assert!(
+        wait_until(Duration::from_secs(5), || {
+            matches!(server_end(client), Some((TCP_ESTABLISHED, _, 0)))
+        }),
+        "the server did not read what was sent: {:?}",
+        server_end(client)
+    );
+}
