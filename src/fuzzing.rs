@@ -171,6 +171,7 @@ fn answer_pieces(data: &[u8], cuts: &[usize]) -> Vec<Event> {
     let mut output = Vec::new();
     let mut body = None;
     let mut file = None;
+    let mut held = Vec::new();
     let mut ends: Vec<usize> = cuts.iter().map(|&c| c.min(data.len())).collect();
     ends.push(data.len());
     ends.sort_unstable();
@@ -197,6 +198,7 @@ fn answer_pieces(data: &[u8], cuts: &[usize]) -> Vec<Event> {
                     output: &mut output,
                     body: &mut body,
                     file: &mut file,
+                    held: &mut held,
                 };
                 match session.answer(ex, &mut recorder, peer, now) {
                     Ok(true) => output.clear(),

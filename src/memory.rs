@@ -12,7 +12,8 @@
 //!
 //! tables  = the connection's slab entry, timer and eviction links
 //! work    = the buffers a working connection borrows from the pool:
-//!           input (--max-header-bytes)
+//!           input, and a head held while its chunked body is read
+//!           (--max-header-bytes each)
 //!           + output: at most 2 x (OUTPUT_CAP + largest in-memory reply),
 //!             2 for a Vec's doubling growth
 //! largest in-memory reply
@@ -88,7 +89,9 @@ impl MemoryBound {
         };
         let largest_reply = head + file_reply.max(generated).max(STATUS_PAGE_BYTES);
         let output = (2 * (OUTPUT_CAP + largest_reply)).max(4096);
-        let work = std::mem::size_of::<Work>() + config.max_header_bytes + output;
+        // Input, and a head held while its chunked body is read: each at
+        // most --max-header-bytes.
+        let work = std::mem::size_of::<Work>() + 2 * config.max_header_bytes + output;
         let tables = std::mem::size_of::<Conn>() + TABLE_LINK_BYTES;
         // A cached file: its bytes, its key and served path (each up to a
         // decoded target), and the key again in the eviction order.
@@ -137,7 +140,7 @@ mod tests {
         };
         assert_eq!(
             MemoryBound::compute(&bigger_heads, 1000).work_per_connection,
-            b.work_per_connection + 48 * 1024
+            b.work_per_connection + 2 * 48 * 1024
         );
         assert_eq!(
             MemoryBound::compute(&config, 2000).total() - b.total(),

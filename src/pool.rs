@@ -21,6 +21,8 @@ pub struct Work {
     pub body: Option<BodyDecoder>,
     /// TCP_CORK is on while a file body is sent.
     pub corked: bool,
+    /// A request head held while its chunked body is read.
+    pub held_head: Vec<u8>,
 }
 
 impl Work {
@@ -32,6 +34,7 @@ impl Work {
             file: None,
             body: None,
             corked: false,
+            held_head: Vec::new(),
         }
     }
 
@@ -43,6 +46,7 @@ impl Work {
         self.file = None;
         self.body = None;
         self.corked = false;
+        self.held_head.clear();
     }
 
     /// Lends the buffers and in-flight state to the HTTP session.
@@ -52,6 +56,7 @@ impl Work {
             output: &mut self.output,
             body: &mut self.body,
             file: &mut self.file,
+            held: &mut self.held_head,
         }
     }
 

@@ -148,3 +148,63 @@ fn garbage_never_kills_the_server() {
     let mut s = server.connect();
     assert_eq!(exchange(&mut s, &get("/a.txt")).status, 200);
 }
+
+/// A chunked body has no length to refuse up front: its request is
+/// answered once the body is in, so a body past --max-body-bytes gets 413
+/// and a close whether it comes in one write or trickles.
+#[test]
+fn a_chunked_body_past_the_limit_is_413_in_one_write_or_trickled() {
+    let site = Site::new();
+    let server = Server::start(&site.root(), &["--max-body-bytes", "10"]);
+    let head = "POST /a.txt HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let whole = format!("{head}b\r\n0123456789a\r\n0\r\n\r\n");
+    expect(&server, whole.as_bytes(), 413, true);
+    let mut s = server.connect();
+    s.write_all(head.as_bytes()).unwrap();
+    for chunk in ["4\r\nabcd\r\n", "4\r\nefgh\r\n", "4\r\nijkl\r\n"] {
+        wait_server_read_all(&s);
+        s.write_all(chunk.as_bytes()).unwrap();
+    }
+    let r = read_response(&mut s);
+    assert_eq!(r.status, 413);
+    assert_eq!(r.header("Connection"), Some("close"));
+    assert_closes(&mut s, Duration::from_secs(2));
+}
+
+/// A slow chunked body is answered when it ends (405: POST to a file), the
+/// connection stays open; a body that stops arriving is closed at
+/// --header-timeout after its last byte, without an answer.
+#[test]
+fn a_slow_body_is_answered_when_it_ends_and_a_stalled_one_times_out() {
+    let site = Site::new();
+    let server = Server::start(&site.root(), &["--header-timeout", "1"]);
+    let head = "POST /a.txt HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let mut s = server.connect();
+    s.write_all(head.as_bytes()).unwrap();
+    // Each piece comes within the timeout of the one before, the whole
+    // body takes longer than the timeout: still fine.
+    for chunk in ["3\r\nabc\r\n", "3\r\ndef\r\n", "3\r\nghi\r\n", "0\r\n\r\n"] {
+        assert_stays_open(&mut s, Duration::from_millis(400));
+        s.write_all(chunk.as_bytes()).unwrap();
+    }
+    let r = read_response(&mut s);
+    assert_eq!(r.status, 405);
+    assert_ne!(r.header("Connection"), Some("close"));
+    assert_eq!(exchange(&mut s, &get("/a.txt")).body, b"a\n");
+    // A body that stalls: closed one header timeout after its last byte.
+    s.write_all(format!("{head}3\r\nabc\r\n").as_bytes())
+        .unwrap();
+    wait_server_read_all(&s);
+    let last_byte = std::time::Instant::now();
+    let (closed, got) = wait_closed(&mut s, Duration::from_secs(5));
+    let closed = closed.expect("closed");
+    assert!(
+        got.is_empty(),
+        "no answer to a request whose body never ended"
+    );
+    let after = closed - last_byte;
+    assert!(
+        after >= Duration::from_millis(900) && after <= Duration::from_secs(1) + TICK + SLACK,
+        "closed {after:?} after the last body byte"
+    );
+}

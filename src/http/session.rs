@@ -33,7 +33,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use super::body::BodyDecoder;
+use super::body::{BodyDecoder, BodyError, Framing};
 use super::input::InBuf;
 use super::request::{HeadLimits, HeadOutcome, Method, RequestHead, Version, parse_head};
 use super::status::Status;
@@ -136,6 +136,9 @@ pub struct Exchange<'a, B> {
     pub output: &'a mut Vec<u8>,
     pub body: &'a mut Option<BodyDecoder>,
     pub file: &'a mut Option<B>,
+    /// The head of a request whose chunked body is being read, held to be
+    /// answered once the body is in (at most `--max-header-bytes`).
+    pub held: &'a mut Vec<u8>,
 }
 
 /// What to do once a deadline passed.
@@ -249,6 +252,7 @@ impl Session {
             output,
             body,
             file,
+            held,
         } = ex;
         let mut progressed = false;
         // `output.len()`, not what is unsent: the sent prefix is only
@@ -257,16 +261,30 @@ impl Session {
         // buffer for ever.
         while self.close_after_output.is_none() && file.is_none() && output.len() < OUTPUT_CAP {
             if let Some(decoder) = body.as_mut() {
-                let used = decoder
-                    .consume(input.bytes())
-                    .map_err(|_| CloseReason::ProtocolError)?;
-                input.consume(used);
-                progressed |= used > 0;
-                if !decoder.is_done() {
-                    break;
-                }
+                let failed = match decoder.consume(input.bytes()) {
+                    Ok(used) => {
+                        input.consume(used);
+                        progressed |= used > 0;
+                        if !decoder.is_done() {
+                            break;
+                        }
+                        None
+                    }
+                    Err(e) => Some(e),
+                };
                 *body = None;
                 self.head_started = now;
+                if held.is_empty() {
+                    // Its request was answered at its head (a Content-Length
+                    // body, which cannot fail): nothing more to say.
+                    if failed.is_some() {
+                        return Err(CloseReason::ProtocolError);
+                    }
+                    continue;
+                }
+                // The body of a held request is in (or broke): answer it now.
+                self.answer_held(held, failed, output, file, responder, peer);
+                progressed = true;
                 continue;
             }
             if input.is_empty() {
@@ -286,6 +304,18 @@ impl Session {
                             let status = Status::ContentTooLarge;
                             responder.respond_error(status, version, is_head, reason, peer, output);
                             self.close_after_output = Some(reason);
+                        }
+                        // A chunked body has no length to check up front: hold
+                        // the head and answer once the body is in, so that a
+                        // body past the limit gets its 413 whether it comes in
+                        // one write or trickles (with `Expect: 100-continue`
+                        // the client waits for us: answer at once).
+                        Ok(Some(decoder))
+                            if head.framing == Framing::Chunked && !head.expect_continue =>
+                        {
+                            held.clear();
+                            held.extend_from_slice(&input.bytes()[..head_len]);
+                            *body = Some(decoder);
                         }
                         Ok(decoder) => {
                             let facts = ConnFacts {
@@ -314,6 +344,47 @@ impl Session {
             progressed = true;
         }
         Ok(progressed)
+    }
+
+    /// Answers the request whose head was held while its chunked body was
+    /// read: normally, or with 413 (too large) or 400 (malformed chunks)
+    /// and a close, since what follows the broken body is unframed.
+    fn answer_held<R: Respond>(
+        &mut self,
+        held: &mut Vec<u8>,
+        failed: Option<BodyError>,
+        output: &mut Vec<u8>,
+        file: &mut Option<R::Body>,
+        responder: &mut R,
+        peer: SocketAddr,
+    ) {
+        let HeadOutcome::Complete(head) = parse_head(held, &responder.limits()) else {
+            unreachable!("a held head parsed once already");
+        };
+        match failed {
+            None => {
+                let facts = ConnFacts {
+                    // Counted when it was held.
+                    requests_before: self.requests - 1,
+                    has_body: false,
+                    peer,
+                };
+                let reply = responder.respond(&head, facts, output);
+                *file = reply.body;
+                self.close_after_output = reply.close;
+            }
+            Some(error) => {
+                let status = match error {
+                    BodyError::TooLarge => Status::ContentTooLarge,
+                    BodyError::Malformed => Status::BadRequest,
+                };
+                let reason = CloseReason::ProtocolError;
+                let is_head = head.method == Method::Head;
+                responder.respond_error(status, Some(head.version), is_head, reason, peer, output);
+                self.close_after_output = Some(reason);
+            }
+        }
+        held.clear();
     }
 
     /// Chooses the phase once the connection has moved what it could:
@@ -477,6 +548,7 @@ mod tests {
         output: Vec<u8>,
         body: Option<BodyDecoder>,
         file: Option<u64>,
+        held: Vec<u8>,
         echo: Echo,
         t0: Instant,
     }
@@ -493,6 +565,7 @@ mod tests {
                 output: Vec::new(),
                 body: None,
                 file: None,
+                held: Vec::new(),
                 echo: Echo {
                     answered: Vec::new(),
                 },
@@ -521,6 +594,7 @@ mod tests {
                 output: &mut self.output,
                 body: &mut self.body,
                 file: &mut self.file,
+                held: &mut self.held,
             };
             let result = self.s.answer(ex, &mut self.echo, PEER, now);
             assert!(result.is_ok(), "{result:?}");
@@ -555,6 +629,7 @@ mod tests {
                 output: &mut self.output,
                 body: &mut self.body,
                 file: &mut self.file,
+                held: &mut self.held,
             };
             self.s.on_deadline(&T, ex, &mut self.echo, PEER, now)
         }
@@ -720,6 +795,63 @@ mod tests {
         );
         assert_eq!(out, "413 protocol_error;");
         assert_eq!(h.s.close_after_output(), Some(CloseReason::ProtocolError));
+    }
+
+    #[test]
+    fn reading_a_chunked_body_holds_the_answer_until_it_is_in() {
+        let mut h = Harness::new();
+        let head = b"POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+        assert_eq!(h.recv(head, 1.0), "", "no answer before the body");
+        assert_eq!(h.s.phase(), Phase::Reading);
+        assert_eq!(h.recv(b"3\r\nabc\r\n", 2.0), "");
+        assert_eq!(
+            h.deadline(),
+            12.0,
+            "the discard deadline runs from the last byte"
+        );
+        assert_eq!(
+            h.recv(b"0\r\n\r\nGET /n HTTP/1.1\r\nHost: x\r\n\r\n", 3.0),
+            "200 /c;200 /n;"
+        );
+        assert_eq!(h.s.requests(), 2);
+        assert!(h.held.is_empty());
+    }
+
+    #[test]
+    fn reading_a_chunked_body_past_the_limit_in_one_write_answers_413() {
+        let mut h = Harness::new();
+        let out = h.recv(
+            b"POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nb\r\n0123456789a\r\n0\r\n\r\n",
+            1.0,
+        );
+        assert_eq!(out, "413 protocol_error;");
+        assert_eq!(h.s.close_after_output(), Some(CloseReason::ProtocolError));
+        assert!(
+            h.echo.answered.is_empty(),
+            "the request itself is not served"
+        );
+    }
+
+    #[test]
+    fn reading_a_trickled_chunked_body_past_the_limit_answers_413() {
+        let mut h = Harness::new();
+        h.recv(
+            b"POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
+            1.0,
+        );
+        assert_eq!(h.recv(b"6\r\nabcdef\r\n", 2.0), "");
+        assert_eq!(h.recv(b"6\r\nghijkl\r\n", 3.0), "413 protocol_error;");
+        assert_eq!(h.s.close_after_output(), Some(CloseReason::ProtocolError));
+    }
+
+    #[test]
+    fn reading_malformed_chunks_answers_400() {
+        let mut h = Harness::new();
+        let out = h.recv(
+            b"POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+            1.0,
+        );
+        assert_eq!(out, "400 protocol_error;");
     }
 
     #[test]
