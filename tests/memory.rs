@@ -87,8 +87,73 @@ fn writing(addr: SocketAddr) -> usize {
         .unwrap_or(0)
 }
 
+/// The tests here read one process-wide counter: one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Starts a server on its own thread, counting its heap; returns its
+/// address.
+fn start_counted(config: holdline::config::Config) -> SocketAddr {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut server = holdline::reactor::Server::bind(config).unwrap();
+        tx.send(server.local_addrs()[0]).unwrap();
+        ON_SERVER.with(|c| c.set(true));
+        let _ = server.run();
+    });
+    rx.recv().unwrap()
+}
+
+/// An idle keep-alive connection holds no buffers: they go back to the
+/// pool when it goes idle, so a hundred connections that each made one
+/// request, one after another, share one set of buffers (README's bytes
+/// per idle connection rest on this).
+#[test]
+fn idle_connections_hold_no_buffers() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = std::env::temp_dir().join(format!("holdline-idle-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("a.txt"), "a\n").unwrap();
+    let addr = start_counted(holdline::config::Config {
+        root: dir.clone(),
+        listen: vec!["127.0.0.1:0".parse().unwrap()],
+        ..Default::default()
+    });
+    let request = b"GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n";
+    let ask = |s: &mut TcpStream| {
+        s.write_all(request).unwrap();
+        let mut buf = [0u8; 512];
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let n = s.read(&mut buf).unwrap();
+        assert!(buf[..n].ends_with(b"a\n"));
+    };
+    // Warm up: the pool's first set, the cache, the date.
+    let mut first = TcpStream::connect(addr).unwrap();
+    ask(&mut first);
+    let baseline = LIVE.load(Ordering::Relaxed);
+    let idle: Vec<TcpStream> = (0..100)
+        .map(|_| {
+            let mut s = TcpStream::connect(addr).unwrap();
+            ask(&mut s);
+            s
+        })
+        .collect();
+    ask(&mut first); // every earlier answer has settled by now
+    let grown = LIVE.load(Ordering::Relaxed) - baseline;
+    let per_connection = grown / 100;
+    eprintln!("100 idle connections grew the heap by {grown} bytes");
+    // A set of buffers is over 16 KiB (--max-header-bytes alone); an idle
+    // connection costs a slab entry and its timer, reserved up front.
+    assert!(
+        per_connection < 1024,
+        "{per_connection} bytes of heap per idle connection"
+    );
+    drop(idle);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn hostile_clients_cannot_push_the_heap_past_its_bound() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = std::env::temp_dir().join(format!("holdline-memory-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("many")).unwrap();
@@ -119,14 +184,7 @@ fn hostile_clients_cannot_push_the_heap_past_its_bound() {
         ..Default::default()
     };
     let bound = MemoryBound::compute(&config, 64);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut server = holdline::reactor::Server::bind(config).unwrap();
-        tx.send(server.local_addrs()[0]).unwrap();
-        ON_SERVER.with(|c| c.set(true));
-        let _ = server.run();
-    });
-    let addr = rx.recv().unwrap();
+    let addr = start_counted(config);
     // Warm up (pool, cache, date), then take the baseline.
     for path in ["/small.txt", "/many/", "/big.bin"] {
         let mut s = TcpStream::connect(addr).unwrap();

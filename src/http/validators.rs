@@ -414,6 +414,21 @@ mod tests {
     }
 
     #[test]
+    fn a_range_starting_at_the_length_is_unsatisfiable() {
+        // The first byte past the end, in both forms: 416, not a range
+        // whose last byte precedes its first (which would panic a slice).
+        assert_eq!(
+            parse_range(b"bytes=1000-1005", 1000),
+            RangeRequest::Unsatisfiable
+        );
+        assert_eq!(
+            parse_range(b"bytes=1000-", 1000),
+            RangeRequest::Unsatisfiable
+        );
+        assert_eq!(partial(b"bytes=999-1005", 1000), [(999, 999)]);
+    }
+
+    #[test]
     fn ranges() {
         assert_eq!(partial(b"bytes=0-99", 1000), [(0, 99)]);
         assert_eq!(partial(b"bytes=900-", 1000), [(900, 999)]);

@@ -20,7 +20,13 @@ pub struct Server {
     pub child: Child,
     pub addr: SocketAddr,
     pub log: Arc<Mutex<Vec<String>>>,
+    /// Dropped with the server: tells its watchdog the test is over.
+    _watchdog: std::sync::mpsc::Sender<()>,
 }
+
+/// How long one test may keep its server: past it the server is killed, so
+/// a test blocked on it fails (EOF, reset) instead of hanging `cargo test`.
+pub const SERVER_WATCHDOG: Duration = Duration::from_secs(120);
 
 impl Server {
     /// Starts holdline serving `root` with extra `args`.
@@ -71,7 +77,28 @@ impl Server {
             }
         });
         match rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(Ok(addr)) => Ok(Server { child, addr, log }),
+            Ok(Ok(addr)) => {
+                let (watchdog, over) = std::sync::mpsc::channel::<()>();
+                let pid = child.id() as libc::pid_t;
+                std::thread::spawn(move || {
+                    if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                        over.recv_timeout(SERVER_WATCHDOG)
+                    {
+                        let _ = writeln!(
+                            std::io::stderr(),
+                            "WATCHDOG: the test still held its server after {SERVER_WATCHDOG:?}; killing it"
+                        );
+                        // SAFETY: plain kill(2) of our own child.
+                        unsafe { libc::kill(pid, libc::SIGKILL) };
+                    }
+                });
+                Ok(Server {
+                    child,
+                    addr,
+                    log,
+                    _watchdog: watchdog,
+                })
+            }
             Ok(Err(line)) => {
                 let _ = child.kill();
                 Err(line)
