@@ -4,7 +4,7 @@
 //! ```text
 //! cargo run --release --example storm -- --addr 127.0.0.1:8080 --pid PID [--pid PID2] \
 //!     --conns 3000 --variant idle|partial|slow|multirange|mixed --seconds 10 \
-//!     [--status /status] [--no-status] [--reopen]
+//!     [--status /status] [--no-status] [--reopen] [--timeline FILE]
 //! ```
 //!
 //! Variants (what each storm connection does once connected):
@@ -40,12 +40,43 @@
 //! (VmRSS from /proc/PID/status sampled every 50 ms) and VmHWM at its end,
 //! both summed over every `--pid` (nginx: master and worker), and the
 //! status page as it was at the end of the storm, if it answers.
+//!
+//! With `--timeline FILE` the run is also recorded over time, for
+//! scripts/plots/storm_timeline.py. The keep-alive client and the fresh
+//! clients then start 2 s before the storm (a baseline) and, once
+//! recovery is measured, run 1 s more; neither stretch counts in the
+//! printed rates, which stay those of the storm. From 2 s before the
+//! storm to the end, unless `--no-status`, a sampler asks
+//! `STATUS?format=json` every 100 ms, each time on a fresh connection
+//! with `Connection: close` and a 1 s timeout, and FILE gets one row per
+//! sample:
+//!
+//! ```text
+//! t,phase,reading,writing,idle,closing,open_files,evict_idle,evict_fresh,
+//! evict_partial_head,evict_stalled,evict_lingering,closes_evicted,closes_overflow,
+//! max_connections
+//! ```
+//!
+//! `t` is seconds since the storm started (negative before it); `phase`
+//! is `before`, `storm` (until every storm socket is closed) or `after`;
+//! then the connections by state, the file fds held open, and the
+//! server's cumulative counters: evictions by class and closes for
+//! `evicted` and `overflow`. A sample that failed (no answer within 1 s,
+//! not a 200, not JSON) is a row with its numbers empty; the recovery
+//! probe never overlaps a sample, so the sampler's connection is not
+//! counted in the `Active connections` it reads. With `--no-status`
+//! (nginx) FILE holds the header only. Every client attempt goes to
+//! `FILE.clients.csv`, one row each, `t,phase,who,ok`: `who` is
+//! `existing` (the keep-alive client), `fresh`, or `probe` (the recovery
+//! loop's fresh client), placed at the attempt's start, `ok` 1 or 0. Two
+//! marks share that file: `storm_end` (every storm socket closed) and
+//! `recovered` (`ok` 0: not within 30 s).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, SockAddr, Socket, Type};
@@ -148,6 +179,8 @@ struct Args {
     no_status: bool,
     /// Re-open storm connections the server sheds (a churn storm).
     reopen: bool,
+    /// Record the run over time in this CSV (and `FILE.clients.csv`).
+    timeline: Option<String>,
 }
 
 fn parse_args() -> Args {
@@ -160,6 +193,7 @@ fn parse_args() -> Args {
         status: "/status".into(),
         no_status: false,
         reopen: false,
+        timeline: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -182,6 +216,7 @@ fn parse_args() -> Args {
             "--variant" => args.variant = Variant::parse(&value),
             "--seconds" => args.seconds = value.parse().expect("--seconds"),
             "--status" => args.status = value,
+            "--timeline" => args.timeline = Some(value),
             _ => panic!("unknown flag {flag}"),
         }
     }
@@ -223,13 +258,33 @@ fn status_kib(pids: &[u32], field: &str) -> u64 {
 
 /// The body of a 200 response, and whether the server said it closes.
 fn request(stream: &mut TcpStream, path: &str, close: bool) -> Option<(Vec<u8>, bool)> {
+    request_until(stream, path, close, None)
+}
+
+/// [`request`], given up at `deadline` if there is one (else each read
+/// waits at most 2 s).
+fn request_until(
+    stream: &mut TcpStream,
+    path: &str,
+    close: bool,
+    deadline: Option<Instant>,
+) -> Option<(Vec<u8>, bool)> {
     let connection = if close { "Connection: close\r\n" } else { "" };
     let req = format!("GET {path} HTTP/1.1\r\nHost: storm\r\n{connection}\r\n");
+    let left = |deadline: Instant| {
+        Some(deadline.saturating_duration_since(Instant::now())).filter(|d| !d.is_zero())
+    };
+    if let Some(deadline) = deadline {
+        stream.set_write_timeout(Some(left(deadline)?)).ok()?;
+    }
     stream.write_all(req.as_bytes()).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
+        if let Some(deadline) = deadline {
+            stream.set_read_timeout(Some(left(deadline)?)).ok()?;
+        }
         let n = stream.read(&mut chunk).ok()?;
         if n == 0 {
             return None;
@@ -257,6 +312,241 @@ fn fresh(addr: SocketAddr, path: &str) -> bool {
         Ok(mut s) => request(&mut s, path, true).is_some(),
         Err(_) => false,
     }
+}
+
+/// Client attempts for `--timeline`: when each started, whose, and
+/// whether it was served.
+#[derive(Clone, Default)]
+struct Log(Arc<Mutex<Vec<Attempt>>>);
+
+/// When an attempt started, whose it was, whether it was served.
+type Attempt = (Instant, &'static str, bool);
+
+impl Log {
+    fn record(&self, at: Instant, who: &'static str, ok: bool) {
+        self.0.lock().unwrap().push((at, who, ok));
+    }
+}
+
+/// Fresh clients' tallies for the summary: attempts count while `on`.
+#[derive(Default)]
+struct FreshCounts {
+    on: AtomicBool,
+    ok: AtomicU64,
+    tried: AtomicU64,
+}
+
+/// Fresh clients: connect, request `/index.html` and close, every 20 ms,
+/// until `stop`.
+fn fresh_clients(
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    counts: Arc<FreshCounts>,
+    log: Log,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            let at = Instant::now();
+            let counted = counts.on.load(Ordering::Relaxed);
+            if counted {
+                counts.tried.fetch_add(1, Ordering::Relaxed);
+            }
+            let ok = fresh(addr, "/index.html");
+            if ok && counted {
+                counts.ok.fetch_add(1, Ordering::Relaxed);
+            }
+            log.record(at, "fresh", ok);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    })
+}
+
+/// The keep-alive client that connected before the storm.
+struct Existing {
+    addr: SocketAddr,
+    stream: TcpStream,
+    /// The last request was lost or ended the connection.
+    reconnect: bool,
+    /// Tallies for the summary (turns taken with `counted`).
+    ok: u64,
+    tried: u64,
+    reconnects: u64,
+}
+
+impl Existing {
+    fn connect(addr: SocketAddr) -> Existing {
+        let mut stream = TcpStream::connect(addr).expect("the server must be up");
+        assert!(
+            request(&mut stream, "/index.html", false).is_some(),
+            "the first request failed"
+        );
+        Existing {
+            addr,
+            stream,
+            reconnect: false,
+            ok: 0,
+            tried: 0,
+            reconnects: 0,
+        }
+    }
+
+    /// One request on the connection, then a 20 ms pause.
+    fn turn(&mut self, counted: bool, log: &Log) {
+        let at = Instant::now();
+        if counted {
+            self.tried += 1;
+        }
+        let served = self.attempt();
+        log.record(at, "existing", served.is_some());
+        if let (Some(closes), true) = (served, counted) {
+            self.ok += 1;
+            // --max-requests ended the connection in band, as HTTP
+            // allows: a real client reconnects; not a failure.
+            self.reconnects += u64::from(closes);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    /// Whether the server closes after this response, if served.
+    fn attempt(&mut self) -> Option<bool> {
+        // Reconnect right before a request, as a browser does, not 20 ms
+        // ahead of it.
+        if self.reconnect {
+            self.stream = TcpStream::connect_timeout(&self.addr, Duration::from_secs(2)).ok()?;
+        }
+        match request(&mut self.stream, "/index.html", false) {
+            Some((_, closes)) => {
+                self.reconnect = closes;
+                Some(closes)
+            }
+            // Lost: reconnect so the next attempt measures anew.
+            None => {
+                self.reconnect = true;
+                None
+            }
+        }
+    }
+}
+
+/// The `--timeline` columns after `t,phase`: a name and where the status
+/// JSON has it.
+const SAMPLE_FIELDS: [(&str, &str); 13] = [
+    ("reading", "/connections/reading"),
+    ("writing", "/connections/writing"),
+    ("idle", "/connections/idle"),
+    ("closing", "/connections/closing"),
+    ("open_files", "/fd/open_files"),
+    ("evict_idle", "/evictions/idle"),
+    ("evict_fresh", "/evictions/fresh"),
+    ("evict_partial_head", "/evictions/partial_head"),
+    ("evict_stalled", "/evictions/stalled"),
+    ("evict_lingering", "/evictions/lingering"),
+    ("closes_evicted", "/closes/evicted"),
+    ("closes_overflow", "/closes/overflow"),
+    ("max_connections", "/fd/max_connections"),
+];
+
+type Sample = [Option<u64>; SAMPLE_FIELDS.len()];
+
+/// The status page's JSON, asked on a fresh connection within 1 s; all
+/// `None` if it failed.
+fn sample(addr: SocketAddr, path: &str) -> Sample {
+    let deadline = Instant::now() + Duration::from_secs(1);
+    let json: Option<serde_json::Value> = TcpStream::connect_timeout(&addr, Duration::from_secs(1))
+        .ok()
+        .and_then(|mut s| request_until(&mut s, path, true, Some(deadline)))
+        .and_then(|(body, _)| serde_json::from_slice(&body).ok());
+    std::array::from_fn(|i| json.as_ref()?.pointer(SAMPLE_FIELDS[i].1)?.as_u64())
+}
+
+/// Samples the status JSON at `path` every 100 ms until `stop`, each
+/// under `lock` (which the recovery probe takes too).
+fn sampler(
+    addr: SocketAddr,
+    path: String,
+    stop: Arc<AtomicBool>,
+    lock: Arc<Mutex<()>>,
+) -> std::thread::JoinHandle<Vec<(Instant, Sample)>> {
+    std::thread::spawn(move || {
+        const PERIOD: Duration = Duration::from_millis(100);
+        let start = Instant::now();
+        let mut rows = Vec::new();
+        let mut tick = 0;
+        while !stop.load(Ordering::Relaxed) {
+            let at = start + PERIOD * tick;
+            std::thread::sleep(at.saturating_duration_since(Instant::now()));
+            let values = {
+                let _alone = lock.lock().unwrap();
+                sample(addr, &path)
+            };
+            rows.push((at, values));
+            // The next tick still ahead: a slow sample skips some.
+            let since = start.elapsed();
+            tick = (since.as_nanos() / PERIOD.as_nanos()) as u32 + 1;
+        }
+        rows
+    })
+}
+
+/// Seconds from `origin` to `at`, negative before it.
+fn secs(origin: Instant, at: Instant) -> f64 {
+    if at >= origin {
+        (at - origin).as_secs_f64()
+    } else {
+        -(origin - at).as_secs_f64()
+    }
+}
+
+/// Writes the `--timeline` files; `storm_end` is `t` when every storm
+/// socket was closed, `recovered` when recovery was measured (if it was).
+fn write_timeline(
+    file: &str,
+    storm_start: Instant,
+    storm_end: f64,
+    samples: &[(Instant, Sample)],
+    log: &Log,
+    recovered: (f64, bool),
+) -> std::io::Result<()> {
+    use std::fmt::Write as _;
+    let phase = |t: f64| match t {
+        t if t < 0.0 => "before",
+        t if t < storm_end => "storm",
+        _ => "after",
+    };
+    let mut out = String::from("t,phase");
+    for (name, _) in SAMPLE_FIELDS {
+        out += ",";
+        out += name;
+    }
+    out += "\n";
+    for (at, values) in samples {
+        let t = secs(storm_start, *at);
+        let _ = write!(out, "{t:.3},{}", phase(t));
+        for v in values {
+            out += ",";
+            if let Some(v) = v {
+                let _ = write!(out, "{v}");
+            }
+        }
+        out += "\n";
+    }
+    std::fs::write(file, out)?;
+
+    let mut events: Vec<(f64, &str, bool)> = log
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|&(at, who, ok)| (secs(storm_start, at), who, ok))
+        .collect();
+    events.push((storm_end, "storm_end", true));
+    events.push((recovered.0, "recovered", recovered.1));
+    events.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut out = String::from("t,phase,who,ok\n");
+    for (t, who, ok) in events {
+        let _ = writeln!(out, "{t:.3},{},{who},{}", phase(t), u8::from(ok));
+    }
+    std::fs::write(format!("{file}.clients.csv"), out)
 }
 
 /// Starts a non-blocking connect for a storm connection of `kind`.
@@ -382,11 +672,32 @@ fn main() {
     let args = parse_args();
     let addr = args.addr;
     let stop = Arc::new(AtomicBool::new(false));
-    let mut existing = TcpStream::connect(addr).expect("the server must be up");
-    assert!(
-        request(&mut existing, "/index.html", false).is_some(),
-        "the first request failed"
-    );
+    let mut existing = Existing::connect(addr);
+    let log = Log::default();
+    let fresh_counts = Arc::new(FreshCounts::default());
+
+    // --timeline: the sampler, and 2 s of the clients before the storm.
+    let timeline = args.timeline.is_some();
+    let probe_lock = Arc::new(Mutex::new(()));
+    let sampler_stop = Arc::new(AtomicBool::new(false));
+    let sampler = (timeline && !args.no_status).then(|| {
+        let sep = if args.status.contains('?') { '&' } else { '?' };
+        let path = format!("{}{sep}format=json", args.status);
+        sampler(addr, path, sampler_stop.clone(), probe_lock.clone())
+    });
+    let mut fresh_thread = None;
+    if timeline {
+        fresh_thread = Some(fresh_clients(
+            addr,
+            stop.clone(),
+            fresh_counts.clone(),
+            log.clone(),
+        ));
+        let baseline_end = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < baseline_end {
+            existing.turn(false, &log);
+        }
+    }
 
     // The server's resident memory, sampled every 50 ms during the storm.
     let storm_over = Arc::new(AtomicBool::new(false));
@@ -405,6 +716,7 @@ fn main() {
     };
     let cpu_before = cpu_ticks(&args.pids);
     let storm_start = Instant::now();
+    fresh_counts.on.store(true, Ordering::Relaxed);
 
     // The storm: threads that open and hold connections, re-opening
     // those the server closes when told to, until told to stop.
@@ -419,48 +731,10 @@ fn main() {
         })
         .collect();
 
-    let fresh_ok = Arc::new(AtomicU64::new(0));
-    let fresh_tried = Arc::new(AtomicU64::new(0));
-    let fresh_thread = {
-        let (stop, ok, tried) = (stop.clone(), fresh_ok.clone(), fresh_tried.clone());
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                tried.fetch_add(1, Ordering::Relaxed);
-                if fresh(addr, "/index.html") {
-                    ok.fetch_add(1, Ordering::Relaxed);
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        })
-    };
-    let (mut existing_ok, mut existing_tried) = (0u64, 0u64);
-    let mut reconnects = 0;
-    let mut reconnect = false;
+    let fresh_thread = fresh_thread
+        .unwrap_or_else(|| fresh_clients(addr, stop.clone(), fresh_counts.clone(), log.clone()));
     while storm_start.elapsed().as_secs_f64() < args.seconds {
-        existing_tried += 1;
-        // Reconnect right before a request, as a browser does, not 20 ms
-        // ahead of it.
-        if reconnect {
-            match TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
-                Ok(s) => existing = s,
-                Err(_) => {
-                    std::thread::sleep(Duration::from_millis(20));
-                    continue;
-                }
-            }
-        }
-        match request(&mut existing, "/index.html", false) {
-            Some((_, closes)) => {
-                existing_ok += 1;
-                // --max-requests ended the connection in band, as HTTP
-                // allows: a real client reconnects; not a failure.
-                reconnects += u64::from(closes);
-                reconnect = closes;
-            }
-            // Lost: reconnect so the next attempt measures anew.
-            None => reconnect = true,
-        }
-        std::thread::sleep(Duration::from_millis(20));
+        existing.turn(true, &log);
     }
     let cpu_after = cpu_ticks(&args.pids);
     let storm_secs = storm_start.elapsed().as_secs_f64();
@@ -480,7 +754,12 @@ fn main() {
     // only we remain?
     let recovery_start = Instant::now();
     let recovered = loop {
-        if fresh(addr, "/index.html") {
+        // Not while the sampler asks: its connection would count.
+        let alone = probe_lock.lock().unwrap();
+        let at = Instant::now();
+        let served = fresh(addr, "/index.html");
+        log.record(at, "probe", served);
+        if served {
             if args.no_status {
                 break Some(recovery_start.elapsed());
             }
@@ -499,11 +778,13 @@ fn main() {
                 break Some(recovery_start.elapsed());
             }
         }
+        drop(alone);
         if recovery_start.elapsed() > Duration::from_secs(30) {
             break None;
         }
         std::thread::sleep(Duration::from_millis(10));
     };
+    let recovery_end = Instant::now();
     let ticks_per_sec = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     let cpu_pct = (cpu_after - cpu_before) as f64 / ticks_per_sec / storm_secs * 100.0;
     let pct = |ok: u64, tried: u64| {
@@ -514,9 +795,11 @@ fn main() {
         }
     };
     let (fo, ft) = (
-        fresh_ok.load(Ordering::Relaxed),
-        fresh_tried.load(Ordering::Relaxed),
+        fresh_counts.ok.load(Ordering::Relaxed),
+        fresh_counts.tried.load(Ordering::Relaxed),
     );
+    let (existing_ok, existing_tried, reconnects) =
+        (existing.ok, existing.tried, existing.reconnects);
     let mib = |kib: u64| kib as f64 / 1024.0;
     println!("variant:                {}", args.variant.label());
     println!(
@@ -552,6 +835,38 @@ fn main() {
         println!(
             "status during the storm:\n{}",
             String::from_utf8_lossy(&body)
+        );
+    }
+
+    // --timeline: 1 s more of the clients, now the server is free again,
+    // then the files.
+    if let Some(file) = &args.timeline {
+        let tail_stop = Arc::new(AtomicBool::new(false));
+        let tail_fresh = fresh_clients(
+            addr,
+            tail_stop.clone(),
+            Arc::new(FreshCounts::default()),
+            log.clone(),
+        );
+        let tail_end = Instant::now() + Duration::from_secs(1);
+        while Instant::now() < tail_end {
+            existing.turn(false, &log);
+        }
+        tail_stop.store(true, Ordering::Relaxed);
+        tail_fresh.join().unwrap();
+        sampler_stop.store(true, Ordering::Relaxed);
+        let samples = sampler.map(|s| s.join().unwrap()).unwrap_or_default();
+        let storm_end = secs(storm_start, recovery_start);
+        let recovered = (secs(storm_start, recovery_end), recovered.is_some());
+        if let Err(e) = write_timeline(file, storm_start, storm_end, &samples, &log, recovered) {
+            eprintln!("--timeline {file}: {e}");
+            std::process::exit(1);
+        }
+        let missing = samples.iter().filter(|(_, v)| v[0].is_none()).count();
+        eprintln!(
+            "timeline: {file} ({} status samples, {missing} missing), {file}.clients.csv ({} client attempts)",
+            samples.len(),
+            log.0.lock().unwrap().len(),
         );
     }
 }

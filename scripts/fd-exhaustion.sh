@@ -29,6 +29,12 @@
 # missing) under the same limits: worker_processes 1, worker_rlimit_nofile 256
 # and worker_connections 220 (for D: 20000 and 4096), config generated in the
 # temp dir. PORT=N picks the port (default 18080).
+# PLOT=1 also records each run over time (storm --timeline: status JSON
+# every 100 ms, every client attempt, from 2 s before the storm to 1 s after
+# recovery) and draws it with scripts/plots/storm_timeline.py (Debian's
+# python3-matplotlib, installed if missing) as docs/storm-VARIANT.svg, or
+# docs/storm-VARIANT-nginx.svg for PEER=nginx (VARIANT: idle, partial, slow,
+# multirange, mixed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -70,6 +76,11 @@ if [[ $peer == nginx ]] && ! command -v nginx >/dev/null; then
     timeout 600 apt-get update -qq >/dev/null
     DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq nginx >/dev/null
     [[ -n $no_start ]] && rm -f /usr/sbin/policy-rc.d
+fi
+
+if [[ ${PLOT:-0} == 1 ]]; then
+    /usr/bin/python3 -c 'import matplotlib' 2>/dev/null ||
+        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-matplotlib >/dev/null; }
 fi
 
 if [[ $peer == nginx ]]; then
@@ -141,7 +152,10 @@ run() {
         limit_text=256
     fi
     conns=${CONNS:-$conns}
-    local pids=() status_flags=(--status /status) who
+    local pids=() status_flags=(--status /status) who timeline=()
+    if [[ ${PLOT:-0} == 1 ]]; then
+        timeline=(--timeline "$root/timeline-$variant.csv")
+    fi
     if [[ $peer == nginx ]]; then
         if [[ $limited == yes ]]; then
             start_nginx "$variant" 256 220 "${limit[@]}"
@@ -168,7 +182,8 @@ run() {
     fi
     # shellcheck disable=SC2086 # STORM_FLAGS is a list of flags
     ./target/release/examples/storm --addr "127.0.0.1:$port" "${pids[@]}" \
-        --conns "$conns" --variant "$variant" --seconds "$seconds" "${status_flags[@]}" ${STORM_FLAGS:-}
+        --conns "$conns" --variant "$variant" --seconds "$seconds" "${status_flags[@]}" \
+        "${timeline[@]}" ${STORM_FLAGS:-}
     if [[ $peer == nginx ]]; then
         echo "-- stub_status after recovery:"
         curl -fs -m 5 "http://127.0.0.1:$port/status" || true
@@ -184,6 +199,17 @@ run() {
     kill "$server_pid"
     wait "$server_pid" 2>/dev/null || true
     server_pid=
+    if [[ ${PLOT:-0} == 1 ]]; then
+        local svg=docs/storm-$variant.svg
+        [[ $peer == nginx ]] && svg=docs/storm-$variant-nginx.svg
+        mkdir -p docs
+        if /usr/bin/python3 scripts/plots/storm_timeline.py "$root/timeline-$variant.csv" "$svg" \
+            "variant $letter ($variant): $peer, RLIMIT_NOFILE $limit_text, $conns storm connections, ${seconds} s"; then
+            echo "-- timeline: $svg"
+        else
+            echo "-- timeline: drawing $svg failed" >&2
+        fi
+    fi
 }
 
 A() { run A idle 3000 yes; }
