@@ -30,12 +30,20 @@ fn idle_connection_closes_after_keepalive_timeout() {
     let site = Site::new();
     let server = Server::start(&site.root(), &["--keepalive-timeout", "1"]);
     let mut s = server.connect();
+    // Taken before the request: the server's idle time starts after its
+    // answer, so the close can never come earlier than a second after this.
+    let before_request = Instant::now();
     let r = exchange(&mut s, &get("/a.txt"));
     assert_eq!(r.header("Keep-Alive"), Some("timeout=1, max=99"));
-    let idle_since = Instant::now();
+    let answered = before_request.elapsed();
     let (closed, got) = wait_closed(&mut s, secs(3.0));
     assert!(got.is_empty(), "an idle close sends nothing");
-    assert_in_window(idle_since, closed.expect("closed"), secs(1.0));
+    let took = closed.expect("closed") - before_request;
+    assert!(took >= secs(1.0), "closed early: {took:?}");
+    assert!(
+        took <= secs(1.0) + answered + TICK + SLACK,
+        "closed late: {took:?}"
+    );
 }
 
 #[test]
@@ -163,6 +171,9 @@ fn stalled_download_is_abandoned_at_send_timeout() {
     let baseline = fd_count(pid);
     let mut s = server.connect();
     s.set_read_timeout(Some(secs(5.0))).unwrap();
+    // The last write progress is after the request: the abandon can never
+    // come earlier than the send timeout after this.
+    let requested = Instant::now();
     s.write_all(get("/huge.bin").as_bytes()).unwrap();
     // Let the kernel buffers fill: the server holds the socket and the file.
     assert!(wait_until(secs(5.0), || fd_count(pid) == baseline + 2));
@@ -176,6 +187,11 @@ fn stalled_download_is_abandoned_at_send_timeout() {
     );
     let took = stalled_by.elapsed();
     assert!(took <= secs(1.0) + TICK + SLACK, "abandoned after {took:?}");
+    let since_request = requested.elapsed();
+    assert!(
+        since_request >= secs(1.0),
+        "abandoned {since_request:?} after the request: before the send timeout"
+    );
     // It never reached the client whole: reading ends early.
     let mut total = 0usize;
     let mut chunk = vec![0u8; 1 << 20];
