@@ -323,6 +323,32 @@ mod tests {
     }
 
     #[test]
+    fn class_names_are_the_exported_labels() {
+        let names: Vec<&str> = Class::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(
+            names,
+            ["idle", "fresh", "partial_head", "stalled", "lingering"]
+        );
+        for (i, class) in Class::ALL.iter().enumerate() {
+            assert_eq!(*class as usize, i, "counter order");
+        }
+    }
+
+    #[test]
+    fn removing_a_key_never_queued_is_harmless() {
+        let t0 = Instant::now();
+        let mut q = EvictionQueues::new(STALL);
+        q.remove(0);
+        q.remove(7);
+        q.set(3, Some(Class::Fresh), t0);
+        q.remove(4); // one past the table
+        q.remove(3);
+        q.remove(3);
+        assert_eq!(q.len(Class::Fresh), 0);
+        assert_eq!(q.victim(t0, None), None);
+    }
+
+    #[test]
     fn re_entering_moves_to_the_back() {
         let t0 = Instant::now();
         let later = t0 + Duration::from_secs(5);

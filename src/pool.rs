@@ -113,6 +113,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn work_is_empty_only_with_nothing_in_flight() {
+        let mut pool = BufPool::new(64, 4);
+        let mut work = pool.take_work();
+        assert!(work.is_empty());
+        work.input.spare()[..1].copy_from_slice(b"G");
+        work.input.filled(1);
+        assert!(!work.is_empty(), "a byte of a request");
+        work.input.consume(1);
+        work.output.extend_from_slice(b"HTTP/1.1 200 OK\r\n");
+        assert!(!work.is_empty(), "output unsent");
+        work.out_pos = work.output.len();
+        assert!(work.is_empty(), "output all sent");
+        work.body =
+            crate::http::body::BodyDecoder::new(crate::http::body::Framing::Length(3), 10).unwrap();
+        assert!(!work.is_empty(), "a body being discarded");
+        work.body = None;
+        let file = std::fs::File::open("Cargo.toml").unwrap();
+        let open = crate::files::OpenFiles::default().adopt(file);
+        work.file = Some(crate::serve::FileBody::whole(open, 0, 1));
+        assert!(!work.is_empty(), "a file body to send");
+    }
+
+    #[test]
     fn input_compacts_and_resets() {
         let mut pool = BufPool::new(8, 4);
         let mut work = pool.take_work();

@@ -55,6 +55,16 @@ struct Parts {
 }
 
 impl FileBody {
+    /// `count` bytes of `file` from `offset`: a single range.
+    pub fn whole(file: Arc<OpenFile>, offset: u64, count: u64) -> FileBody {
+        FileBody {
+            file,
+            offset,
+            remaining: count,
+            parts: None,
+        }
+    }
+
     /// The current range is sent. For a multipart body, writes the next
     /// part's head (or the closing delimiter) to `out` and returns whether
     /// another range follows; a single range returns false.
@@ -223,13 +233,7 @@ impl BodySink<'_> {
         if !self.in_memory(count, &source) {
             let file = self.shared_fd(source)?;
             encode_head(out, rh);
-            let body = FileBody {
-                file,
-                offset,
-                remaining: count,
-                parts: None,
-            };
-            return Ok((rh.status, Some(body)));
+            return Ok((rh.status, Some(FileBody::whole(file, offset, count))));
         }
         let head_start = out.len();
         encode_head(out, rh);
