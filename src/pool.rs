@@ -136,6 +136,25 @@ mod tests {
     }
 
     #[test]
+    fn the_pool_keeps_at_most_keep_sets_and_no_big_outputs() {
+        let mut pool = BufPool::new(8, 2);
+        let works: Vec<_> = (0..3).map(|_| pool.take_work()).collect();
+        for work in works {
+            pool.put_work(work);
+        }
+        assert_eq!(pool.works.len(), 2, "at most `keep`");
+        let mut pool = BufPool::new(8, 2);
+        let mut big = pool.take_work();
+        big.output.reserve(MAX_POOLED_OUTPUT + 1);
+        pool.put_work(big);
+        assert_eq!(pool.works.len(), 0, "a grown output is dropped");
+        let mut fits = pool.take_work();
+        fits.output.reserve(MAX_POOLED_OUTPUT / 2);
+        pool.put_work(fits);
+        assert_eq!(pool.works.len(), 1);
+    }
+
+    #[test]
     fn input_compacts_and_resets() {
         let mut pool = BufPool::new(8, 4);
         let mut work = pool.take_work();

@@ -223,6 +223,57 @@ mod tests {
         Ok((used, d.is_done()))
     }
 
+    /// Every byte of the chunked framing is checked: a decoder that took
+    /// anything for CR or LF would let a smuggler hide a request.
+    #[test]
+    fn chunk_framing_is_strict() {
+        let chunked = |input: &[u8]| {
+            let mut d = BodyDecoder::new(Framing::Chunked, 1 << 20)
+                .unwrap()
+                .unwrap();
+            d.consume(input).map(|n| (n, d.is_done()))
+        };
+        let malformed = Err(BodyError::Malformed);
+        assert_eq!(chunked(b"3\r\nabc\r\n0\r\n\r\n"), Ok((13, true)));
+        assert_eq!(
+            chunked(b"3\r\nabcXY"),
+            malformed,
+            "data not followed by CRLF"
+        );
+        assert_eq!(chunked(b"3\r\nabc\rX"), malformed, "CR not followed by LF");
+        assert_eq!(
+            chunked(b"3\rX"),
+            malformed,
+            "size line: CR not followed by LF"
+        );
+        assert_eq!(chunked(b"\r\n"), malformed, "a size line with no digits");
+        assert_eq!(chunked(b";ext\r\n"), malformed, "an extension with no size");
+        assert_eq!(
+            chunked(b"0\r\nX-T: 1\rX"),
+            malformed,
+            "trailer CR without LF"
+        );
+        assert_eq!(chunked(b"0\r\n\rX"), malformed, "last CR without LF");
+        // A size line of exactly 4,096 bytes is the most accepted.
+        let line = |ext: usize| {
+            let mut v = b"1;".to_vec();
+            v.extend(std::iter::repeat_n(b'x', ext));
+            v.extend_from_slice(b"\r\na\r\n0\r\n\r\n");
+            v
+        };
+        assert!(matches!(chunked(&line(4094)), Ok((_, true))));
+        assert_eq!(chunked(&line(4095)), malformed);
+        // Trailers up to 16 KiB are read, then refused.
+        let trailer = |n: usize| {
+            let mut v = b"0\r\nX-T: ".to_vec();
+            v.extend(std::iter::repeat_n(b't', n));
+            v.extend_from_slice(b"\r\n\r\n");
+            v
+        };
+        assert!(matches!(chunked(&trailer(2000)), Ok((_, true))));
+        assert_eq!(chunked(&trailer(17_000)), Err(BodyError::TooLarge));
+    }
+
     #[test]
     fn length_stops_at_end() {
         assert_eq!(decode_all(Framing::Length(3), b"abcGET", 1), Ok((3, true)));
