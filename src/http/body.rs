@@ -248,6 +248,7 @@ mod tests {
         );
         assert_eq!(chunked(b"\r\n"), malformed, "a size line with no digits");
         assert_eq!(chunked(b";ext\r\n"), malformed, "an extension with no size");
+        assert_eq!(chunked(b"1;ext\n"), malformed, "a bare LF ends no line");
         assert_eq!(
             chunked(b"0\r\nX-T: 1\rX"),
             malformed,
