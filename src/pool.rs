@@ -172,7 +172,12 @@ mod tests {
         work.out_pos = 4;
         pool.put_work(work);
         assert_eq!(pool.works.len(), 1);
-        let work = pool.take_work();
+        let mut work = pool.take_work();
         assert!(work.is_empty(), "a lent Work starts empty");
+        // Returned with unread input, it comes back empty all the same.
+        work.input.spare()[..3].copy_from_slice(b"GET");
+        work.input.filled(3);
+        pool.put_work(work);
+        assert!(pool.take_work().input.is_empty());
     }
 }

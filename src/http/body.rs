@@ -255,6 +255,11 @@ mod tests {
             "trailer CR without LF"
         );
         assert_eq!(chunked(b"0\r\n\rX"), malformed, "last CR without LF");
+        assert_eq!(
+            chunked(b"0\r\nX-T: 1\n"),
+            malformed,
+            "a bare LF in a trailer"
+        );
         // A size line of exactly 4,096 bytes is the most accepted.
         let line = |ext: usize| {
             let mut v = b"1;".to_vec();

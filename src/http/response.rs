@@ -188,6 +188,27 @@ pub fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn content_range_and_continue_bytes() {
+        let mut out = Vec::new();
+        push_content_range(
+            &mut out,
+            ContentRange::Bytes {
+                first: 0,
+                last: 99,
+                len: 1000,
+            },
+        );
+        out.push(b'|');
+        push_content_range(&mut out, ContentRange::Unsatisfied { len: 1000 });
+        out.push(b'|');
+        encode_continue(&mut out);
+        assert_eq!(
+            out,
+            b"bytes 0-99/1000|bytes */1000|HTTP/1.1 100 Continue\r\n\r\n"
+        );
+    }
+
     use super::*;
 
     const DATE: &[u8] = b"Sun, 06 Nov 1994 08:49:37 GMT";

@@ -855,6 +855,63 @@ mod tests {
     }
 
     #[test]
+    fn reading_the_first_head_times_out_from_accept() {
+        let mut h = Harness::new();
+        h.recv(b"GET /a HT", 5.0);
+        assert_eq!(
+            h.deadline(),
+            10.0,
+            "not from the first byte, for a new connection"
+        );
+    }
+
+    #[test]
+    fn reading_a_content_length_body_answers_at_the_head() {
+        let mut h = Harness::new();
+        let out = h.recv(
+            b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\n12",
+            1.0,
+        );
+        assert_eq!(
+            out, "200 /a;",
+            "its length is known: no need to wait for it"
+        );
+        assert!(h.held.is_empty());
+    }
+
+    #[test]
+    fn reading_body_bytes_is_progress() {
+        let mut h = Harness::new();
+        h.recv(
+            b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\n",
+            1.0,
+        );
+        h.drain(1.0);
+        let now = h.at(2.0);
+        h.input.spare()[..3].copy_from_slice(b"123");
+        h.input.filled(3);
+        h.s.received(false, true, now);
+        let ex = Exchange {
+            input: &mut h.input,
+            output: &mut h.output,
+            body: &mut h.body,
+            file: &mut h.file,
+            held: &mut h.held,
+        };
+        assert_eq!(h.s.answer(ex, &mut h.echo, PEER, now), Ok(true));
+        assert!(h.input.is_empty());
+    }
+
+    #[test]
+    fn writing_below_the_output_cap_keeps_answering() {
+        let mut h = Harness::new();
+        assert_eq!(OUTPUT_CAP, 64 * 1024);
+        h.output.resize(2000, b'x');
+        h.recv(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n", 1.0);
+        assert_eq!(h.echo.answered, ["/a"]);
+    }
+
+    #[test]
     fn idle_then_first_byte_starts_the_head_deadline() {
         let mut h = Harness::new();
         h.recv(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n", 1.0);
