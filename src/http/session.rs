@@ -520,12 +520,13 @@ mod tests {
             &mut self,
             status: Status,
             _: Option<Version>,
-            _: bool,
+            is_head: bool,
             reason: CloseReason,
             _: SocketAddr,
             out: &mut Vec<u8>,
         ) {
-            let _ = write!(out_string(out), "{} {reason};", status.code());
+            let head = if is_head { " (head)" } else { "" };
+            let _ = write!(out_string(out), "{} {reason}{head};", status.code());
         }
     }
 
@@ -784,6 +785,16 @@ mod tests {
         assert_eq!(out, "400 protocol_error;");
         assert_eq!(h.s.close_after_output(), Some(CloseReason::ProtocolError));
         assert_eq!(h.s.requests(), 1);
+    }
+
+    #[test]
+    fn reading_a_head_request_past_the_limit_answers_413_without_a_body() {
+        let mut h = Harness::new();
+        let out = h.recv(
+            b"HEAD /a HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\n",
+            1.0,
+        );
+        assert_eq!(out, "413 protocol_error (head);");
     }
 
     #[test]
