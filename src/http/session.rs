@@ -486,6 +486,8 @@ mod tests {
     /// asks for a close; `/file` sends a body of type `u64` afterwards.
     struct Echo {
         answered: Vec<String>,
+        /// `requests_before` of each answered request.
+        befores: Vec<u32>,
     }
 
     impl Respond for Echo {
@@ -502,10 +504,11 @@ mod tests {
         fn respond(
             &mut self,
             head: &RequestHead<'_>,
-            _: ConnFacts,
+            facts: ConnFacts,
             out: &mut Vec<u8>,
         ) -> Reply<u64> {
             self.answered.push(head.target.to_string());
+            self.befores.push(facts.requests_before);
             let _ = write!(out_string(out), "200 {};", head.target);
             Reply {
                 status: Status::Ok,
@@ -569,6 +572,7 @@ mod tests {
                 held: Vec::new(),
                 echo: Echo {
                     answered: Vec::new(),
+                    befores: Vec::new(),
                 },
                 t0,
             }
@@ -825,7 +829,22 @@ mod tests {
             "200 /c;200 /n;"
         );
         assert_eq!(h.s.requests(), 2);
+        assert_eq!(
+            h.echo.befores,
+            [0, 1],
+            "the held request is still the first"
+        );
         assert!(h.held.is_empty());
+    }
+
+    #[test]
+    fn reading_a_chunked_head_request_past_the_limit_answers_413_without_a_body() {
+        let mut h = Harness::new();
+        let out = h.recv(
+            b"HEAD /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nb\r\n0123456789a\r\n",
+            1.0,
+        );
+        assert_eq!(out, "413 protocol_error (head);");
     }
 
     #[test]

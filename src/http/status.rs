@@ -134,6 +134,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn error_bodies_are_the_status_line() {
+        assert_eq!(Status::NotFound.error_body(), "404 Not Found\n");
+        assert_eq!(
+            Status::ContentTooLarge.error_body(),
+            "413 Content Too Large\n"
+        );
+    }
+
+    #[test]
     fn line_starts_with_code() {
         for s in [
             Status::Ok,

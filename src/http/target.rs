@@ -96,6 +96,14 @@ fn origin_path(target: &str) -> Option<&str> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn absolute_form_keeps_only_the_path() {
+        assert_eq!(origin_path("http://example.com/a/b?q=1"), Some("/a/b"));
+        assert_eq!(origin_path("HTTPS://example.com"), Some("/"));
+        assert_eq!(origin_path("http://example.com?q=1"), Some("/"));
+        assert_eq!(origin_path("ftp://example.com/a"), None);
+    }
+
     fn decode(target: &str) -> Result<(String, PathInfo<'_>), Status> {
         let mut out = Vec::new();
         let info = decode_path(target, &mut out)?;

@@ -429,6 +429,35 @@ mod tests {
     }
 
     #[test]
+    fn range_edge_cases() {
+        assert_eq!(parse_range(b"bytes=-", 1000), RangeRequest::Full);
+        assert_eq!(parse_range(b"bytes=-5", 0), RangeRequest::Unsatisfiable);
+    }
+
+    #[test]
+    fn quoted_tags_may_hold_commas() {
+        assert!(matches_weak(b"\"a,b\"", b"\"a,b\""));
+        assert!(matches_strong(b"\"x\", \"a,b\"", b"\"a,b\""));
+        assert!(!matches_strong(b"\"a,b\"", b"\"a\""));
+    }
+
+    #[test]
+    fn unmodified_since_the_same_second_proceeds() {
+        let date = b"Sun, 06 Nov 1994 08:49:37 GMT";
+        let pre = Preconditions {
+            if_match: None,
+            if_none_match: None,
+            if_modified_since: None,
+            if_unmodified_since: Some(date),
+        };
+        assert_eq!(evaluate(&pre, b"\"e\"", 784_111_777), Condition::Proceed);
+        assert_eq!(
+            evaluate(&pre, b"\"e\"", 784_111_778),
+            Condition::PreconditionFailed
+        );
+    }
+
+    #[test]
     fn ranges() {
         assert_eq!(partial(b"bytes=0-99", 1000), [(0, 99)]);
         assert_eq!(partial(b"bytes=900-", 1000), [(900, 999)]);
