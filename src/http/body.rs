@@ -255,6 +255,13 @@ mod tests {
             "trailer CR without LF"
         );
         assert_eq!(chunked(b"0\r\n\rX"), malformed, "last CR without LF");
+        // Exactly the limit is accepted; one byte more is refused.
+        let limited = |input: &[u8]| {
+            let mut d = BodyDecoder::new(Framing::Chunked, 3).unwrap().unwrap();
+            d.consume(input).map(|n| (n, d.is_done()))
+        };
+        assert_eq!(limited(b"3\r\nabc\r\n0\r\n\r\n"), Ok((13, true)));
+        assert_eq!(limited(b"2\r\nab\r\n2\r\n"), Err(BodyError::TooLarge));
         assert_eq!(
             chunked(b"0\r\nX-T: 1\n"),
             malformed,

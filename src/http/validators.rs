@@ -432,6 +432,24 @@ mod tests {
     fn range_edge_cases() {
         assert_eq!(parse_range(b"bytes=-", 1000), RangeRequest::Full);
         assert_eq!(parse_range(b"bytes=-5", 0), RangeRequest::Unsatisfiable);
+        assert_eq!(
+            parse_range(b"bytes=0-5x", 1000),
+            RangeRequest::Full,
+            "not digits"
+        );
+        // 19 digits fit a u64; 20 do not.
+        assert_eq!(partial(b"bytes=0-1000000000000000000", 1000), [(0, 999)]);
+        assert_eq!(
+            parse_range(b"bytes=0-10000000000000000000", 1000),
+            RangeRequest::Full
+        );
+    }
+
+    #[test]
+    fn short_or_odd_coding_parameters_are_ignored() {
+        assert!(accepts_encoding(b"gzip;x", b"gzip"));
+        assert!(accepts_encoding(b"gzip; q", b"gzip"));
+        assert!(!accepts_encoding(b"gzip;q=0", b"gzip"));
     }
 
     #[test]
