@@ -255,6 +255,11 @@ mod tests {
             "trailer CR without LF"
         );
         assert_eq!(chunked(b"0\r\n\rX"), malformed, "last CR without LF");
+        assert_eq!(
+            chunked(b"3\r\nabcX\n"),
+            malformed,
+            "data ended by a byte other than CR"
+        );
         // Exactly the limit is accepted; one byte more is refused.
         let limited = |input: &[u8]| {
             let mut d = BodyDecoder::new(Framing::Chunked, 3).unwrap().unwrap();
@@ -284,6 +289,9 @@ mod tests {
             v
         };
         assert!(matches!(chunked(&trailer(2000)), Ok((_, true))));
+        // "X-T: " + value + CR: 16,384 bytes is the most.
+        assert!(matches!(chunked(&trailer(16_378)), Ok((_, true))));
+        assert_eq!(chunked(&trailer(16_379)), Err(BodyError::TooLarge));
         assert_eq!(chunked(&trailer(17_000)), Err(BodyError::TooLarge));
     }
 

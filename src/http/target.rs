@@ -99,6 +99,7 @@ mod tests {
     #[test]
     fn absolute_form_keeps_only_the_path() {
         assert_eq!(origin_path("http://example.com/a/b?q=1"), Some("/a/b"));
+        assert_eq!(origin_path("http://h/p"), Some("/p"));
         assert_eq!(origin_path("HTTPS://example.com"), Some("/"));
         assert_eq!(origin_path("http://example.com?q=1"), Some("/"));
         assert_eq!(origin_path("ftp://example.com/a"), None);
