@@ -279,6 +279,27 @@ mod tests {
     }
 
     #[test]
+    fn limits_at_their_edges() {
+        let reserve = Reserve::new(1, 1); // 9 fds
+        // --max-fds equal to the hard limit is allowed.
+        assert_eq!(
+            Budget::compute(1024, 64, Some(64), None, reserve)
+                .unwrap()
+                .limit,
+            64
+        );
+        // 12 fds: 3 after the reserve, 2 of them headroom: one connection.
+        let one = Budget::compute(1024, 20_000, Some(12), None, reserve).unwrap();
+        assert_eq!(one.max_connections, 1);
+        assert!(Budget::compute(1024, 20_000, Some(11), None, reserve).is_err());
+        // --max-connections below what the budget allows is taken as is.
+        let ten = Budget::compute(1024, 20_000, Some(64), Some(10), reserve).unwrap();
+        assert_eq!(ten.max_connections, 10);
+        let all = Budget::compute(1024, 20_000, Some(64), Some(49), reserve).unwrap();
+        assert_eq!(all.max_connections, 49);
+    }
+
+    #[test]
     fn max_fds_and_max_connections_are_checked() {
         let b = Budget::compute(1024, 20_000, Some(64), None, Reserve::new(1, 1)).unwrap();
         assert_eq!(b.limit, 64);
