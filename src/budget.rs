@@ -279,6 +279,38 @@ mod tests {
     }
 
     #[test]
+    fn admission_at_its_edges() {
+        // 64 fds: 55 after the reserve, headroom 6, 49 connections.
+        let b = Budget::compute(1024, 20_000, Some(64), None, Reserve::new(1, 1)).unwrap();
+        assert_eq!((b.fds, b.file_headroom, b.max_connections), (55, 6, 49));
+        assert!(b.admits(26, 0));
+        assert!(b.admits(48, 0));
+        // connections + file fds + headroom must stay under the budget.
+        assert!(!b.admits(48, 1), "48 + 1 + 6 = 55");
+        assert!(b.admits(47, 1));
+        // A smaller --max-connections binds on its own.
+        let ten = Budget::compute(1024, 20_000, Some(64), Some(10), Reserve::new(1, 1)).unwrap();
+        assert!(ten.admits(9, 0));
+        assert!(!ten.admits(10, 0));
+    }
+
+    #[test]
+    fn share_splits_every_figure() {
+        let b = Budget::compute(1024, 20_000, None, None, Reserve::new(1, 4)).unwrap();
+        let quarter = b.share(4);
+        assert_eq!(quarter.fds, b.fds / 4);
+        assert_eq!(quarter.file_headroom, b.file_headroom / 4);
+        assert_eq!(quarter.max_connections, b.max_connections / 4);
+        assert_eq!(quarter.limit, b.limit);
+    }
+
+    #[test]
+    fn nofile_limit_reads_this_process() {
+        let (soft, hard) = nofile_limit().unwrap();
+        assert!(soft > 3 && hard >= soft, "{soft} {hard}");
+    }
+
+    #[test]
     fn limits_at_their_edges() {
         let reserve = Reserve::new(1, 1); // 9 fds
         // --max-fds equal to the hard limit is allowed.
