@@ -305,9 +305,18 @@ mod tests {
     }
 
     #[test]
-    fn nofile_limit_reads_this_process() {
+    fn nofile_limit_reads_and_sets_this_process() {
         let (soft, hard) = nofile_limit().unwrap();
         assert!(soft > 3 && hard >= soft, "{soft} {hard}");
+        // Lower the soft limit by one and back: what is set is read back.
+        set_soft_nofile(soft - 1, hard).unwrap();
+        assert_eq!(nofile_limit().unwrap(), (soft - 1, hard));
+        set_soft_nofile(soft, hard).unwrap();
+        assert_eq!(nofile_limit().unwrap(), (soft, hard));
+        assert!(
+            set_soft_nofile(hard + 1, hard).is_err(),
+            "above the hard limit"
+        );
     }
 
     #[test]

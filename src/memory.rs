@@ -121,6 +121,30 @@ impl MemoryBound {
 mod tests {
     use super::*;
 
+    /// The defaults, term by term, as README states them.
+    #[test]
+    fn the_defaults_by_hand() {
+        let config = Config {
+            cache_control: Some("public".into()),
+            ..Config::default()
+        };
+        let b = MemoryBound::compute(&config, 1000);
+        // A head: 1 KiB + a Location of --max-uri-bytes + Cache-Control.
+        let head = 1024 + 8192 + 6;
+        // A small file (16 KiB) with 16 parts of multipart framing.
+        let largest_reply = head + 16_384 + 16 * 256 + 64;
+        let output = 2 * (64 * 1024 + largest_reply);
+        let work = std::mem::size_of::<Work>() + 2 * 16_384 + output;
+        assert_eq!(b.work_per_connection, work);
+        assert_eq!(b.tables_per_connection, std::mem::size_of::<Conn>() + 128);
+        assert_eq!(b.file_cache, 1024 * (16_384 + 4 * (8192 + 16) + 256));
+        assert_eq!(b.fixed, 16_384 + 4 * 8192 + 64 * 1024);
+        assert_eq!(
+            b.total(),
+            1000 * (b.tables_per_connection + work) + b.file_cache + b.fixed
+        );
+    }
+
     #[test]
     fn the_formula_follows_the_limits() {
         let config = Config::default();
