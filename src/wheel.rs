@@ -419,6 +419,18 @@ mod tests {
         assert_eq!(wheel.timeout(t0), None);
     }
 
+    /// A slot emptied by a cancel is no longer a reason to wake up.
+    #[test]
+    fn cancelled_timers_leave_no_wakeup() {
+        let t0 = Instant::now();
+        let mut wheel = TimerWheel::new(t0, TICK);
+        wheel.schedule(1, t0 + ms(500));
+        wheel.schedule(2, t0 + ms(5_000));
+        assert_eq!(wheel.timeout(t0), Some(ms(500)));
+        wheel.cancel(1);
+        assert_eq!(wheel.timeout(t0), Some(ms(5_000)));
+    }
+
     #[test]
     fn due_within_counts_true_deadlines() {
         let t0 = Instant::now();
