@@ -419,6 +419,31 @@ mod tests {
         assert_eq!(wheel.timeout(t0), None);
     }
 
+    /// Once `advance` has processed a tick, nothing is placed in it again:
+    /// a deadline already reached is due at the next tick, with or without
+    /// other timers waiting.
+    #[test]
+    fn a_reached_deadline_is_due_at_the_next_tick() {
+        let t0 = Instant::now();
+        for far_timer in [false, true] {
+            let mut wheel = TimerWheel::new(t0, TICK);
+            assert!(wheel.is_empty());
+            if far_timer {
+                wheel.schedule(9, t0 + ms(60_000));
+                assert!(!wheel.is_empty());
+            }
+            let mut out = Vec::new();
+            wheel.advance(t0 + ms(1_000), &mut out);
+            assert!(out.is_empty());
+            wheel.schedule(1, t0 + ms(1_000));
+            assert_eq!(
+                wheel.deadline(1),
+                Some(t0 + ms(1_100)),
+                "far timer: {far_timer}"
+            );
+        }
+    }
+
     /// A slot emptied by a cancel is no longer a reason to wake up.
     #[test]
     fn cancelled_timers_leave_no_wakeup() {
@@ -443,6 +468,9 @@ mod tests {
         assert_eq!(wheel.due_within(t0, ms(1_000), ms(10_000)), [1, 1, 1]);
         wheel.cancel(1);
         assert_eq!(wheel.due_within(t0, ms(1_000), ms(10_000)), [0, 1, 1]);
+        wheel.schedule(4, t0 + ms(200));
+        wheel.schedule(5, t0 + ms(300));
+        assert_eq!(wheel.due_within(t0, ms(1_000), ms(10_000)), [2, 1, 1]);
     }
 
     #[test]
