@@ -470,7 +470,8 @@ mod tests {
         assert_eq!(wheel.due_within(t0, ms(1_000), ms(10_000)), [0, 1, 1]);
         wheel.schedule(4, t0 + ms(200));
         wheel.schedule(5, t0 + ms(300));
-        assert_eq!(wheel.due_within(t0, ms(1_000), ms(10_000)), [2, 1, 1]);
+        wheel.schedule(6, t0 + ms(7_000));
+        assert_eq!(wheel.due_within(t0, ms(1_000), ms(10_000)), [2, 2, 1]);
     }
 
     #[test]
