@@ -59,6 +59,14 @@ pub struct Config {
     pub access_log: bool,
     /// Reactor threads, each with its own SO_REUSEPORT listeners.
     pub workers: usize,
+    /// HTTPS listeners.
+    pub tls_listen: Vec<SocketAddr>,
+    /// Certificate chains and keys; the first is the default, the others
+    /// are chosen by SNI.
+    pub tls_certs: Vec<crate::tls::CertPaths>,
+    /// TLS 1.2 session-id cache entries; 0 disables it (tickets still
+    /// resume).
+    pub tls_session_cache: usize,
 }
 
 /// `--tcp-keepalive-time/-interval/-probes`.
@@ -104,6 +112,9 @@ impl Default for Config {
             cache_control: None,
             access_log: false,
             workers: 1,
+            tls_listen: Vec::new(),
+            tls_certs: Vec::new(),
+            tls_session_cache: 8192,
         }
     }
 }
@@ -140,6 +151,37 @@ pub const OPTIONS: &[OptionSpec] = &[
                 .collect::<Vec<_>>()
                 .join(" ")
         },
+    },
+    OptionSpec {
+        flag: "--tls-listen",
+        value: Some("ADDR"),
+        help: "address to listen on for HTTPS (TLS 1.2 and 1.3); repeatable; needs --tls-cert and --tls-key",
+        default: |c| {
+            if c.tls_listen.is_empty() {
+                "none".into()
+            } else {
+                let addrs: Vec<String> = c.tls_listen.iter().map(|a| a.to_string()).collect();
+                addrs.join(" ")
+            }
+        },
+    },
+    OptionSpec {
+        flag: "--tls-cert",
+        value: Some("PEM"),
+        help: "certificate chain (PEM, leaf first) for HTTPS; repeatable, paired in order with --tls-key; the first pair is the default, the others are chosen by SNI; SIGHUP reloads them",
+        default: |_| "none".into(),
+    },
+    OptionSpec {
+        flag: "--tls-key",
+        value: Some("PEM"),
+        help: "private key (PEM: PKCS#8, SEC1 or PKCS#1; ECDSA, RSA or Ed25519) of the --tls-cert given in the same position",
+        default: |_| "none".into(),
+    },
+    OptionSpec {
+        flag: "--tls-session-cache",
+        value: Some("N"),
+        help: "TLS 1.2 sessions remembered for resumption by session id (TLS 1.3 and ticket-capable clients resume by ticket); 0 disables",
+        default: |c| c.tls_session_cache.to_string(),
     },
     OptionSpec {
         flag: "--keepalive-timeout",
@@ -469,6 +511,8 @@ where
     use lexopt::prelude::*;
     let mut config = Config::default();
     let mut listen: Vec<SocketAddr> = Vec::new();
+    let mut tls_certs: Vec<PathBuf> = Vec::new();
+    let mut tls_keys: Vec<PathBuf> = Vec::new();
     let mut root: Option<PathBuf> = None;
     let mut keepalive = config.tcp_keepalive.unwrap_or(TcpKeepalive {
         time: Duration::from_secs(60),
@@ -486,6 +530,18 @@ where
                     let expected = "an address like 127.0.0.1:8080 or [::1]:8080";
                     ConfigError::invalid("listen", &value, expected)
                 })?);
+            }
+            Long("tls-listen") => {
+                let value = parser.value()?.string()?;
+                config.tls_listen.push(value.parse().map_err(|_| {
+                    let expected = "an address like 127.0.0.1:8443 or [::1]:8443";
+                    ConfigError::invalid("tls-listen", &value, expected)
+                })?);
+            }
+            Long("tls-cert") => tls_certs.push(parser.value()?.into()),
+            Long("tls-key") => tls_keys.push(parser.value()?.into()),
+            Long("tls-session-cache") => {
+                config.tls_session_cache = number(&mut parser, "tls-session-cache")?
             }
             Long("keepalive-timeout") => {
                 config.keepalive_timeout = duration(&mut parser, "keepalive-timeout")?
@@ -602,8 +658,28 @@ where
     if config.tcp_keepalive.is_some() {
         config.tcp_keepalive = Some(keepalive);
     }
+    if tls_certs.len() != tls_keys.len() {
+        return Err(ConfigError::out_of_range(
+            "tls-key",
+            "must be given once for each --tls-cert",
+        ));
+    }
+    config.tls_certs = tls_certs
+        .into_iter()
+        .zip(tls_keys)
+        .map(|(cert, key)| crate::tls::CertPaths { cert, key })
+        .collect();
+    if !config.tls_listen.is_empty() && config.tls_certs.is_empty() {
+        return Err(ConfigError::out_of_range(
+            "tls-listen",
+            "needs --tls-cert and --tls-key",
+        ));
+    }
     if !listen.is_empty() {
         config.listen = listen;
+    } else if !config.tls_listen.is_empty() {
+        // Only HTTPS was asked for: no plain listener on the default.
+        config.listen.clear();
     }
     if let Some(root) = root {
         config.root = root;

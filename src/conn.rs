@@ -27,7 +27,8 @@ use crate::http::session::{Expired, Phase, Respond, Session, Timeouts};
 use crate::pool::{BufPool, Work};
 use crate::serve::FileBody;
 use crate::stats::CloseReason;
-use crate::transport::{Tcp, Transport, close_reason, interrupted, would_block};
+use crate::tls::Handshake;
+use crate::transport::{Stream, Transport, close_reason, interrupted, would_block};
 
 mod linger;
 
@@ -41,7 +42,7 @@ pub enum Next {
     Close(CloseReason),
 }
 
-pub struct Conn<T = Tcp> {
+pub struct Conn<T = Stream> {
     transport: T,
     peer: SocketAddr,
     session: Session,
@@ -160,6 +161,13 @@ impl<T: Transport> Conn<T> {
         self.work
             .as_ref()
             .is_some_and(|w| w.file.is_some() || w.out_pos < w.output.len())
+            || self.transport.pending_output()
+    }
+
+    /// A handshake that finished since the last call (TLS), for the
+    /// counters.
+    pub fn take_handshake(&mut self) -> Option<Handshake> {
+        self.transport.take_handshake()
     }
 
     /// Moves bytes after a readiness event.
@@ -302,6 +310,18 @@ impl<T: Transport> Conn<T> {
     /// Writes pending output: buffered bytes, then the file range, then
     /// (for a multipart body) the next part's head and range, and so on.
     fn flush(&mut self, now: Instant) -> Result<(), CloseReason> {
+        // Records the transport made (TLS) go before anything new.
+        if self.transport.pending_output() {
+            match self.transport.flush_pending() {
+                Ok(0) => {}
+                Ok(_) => self.session.sent(now),
+                Err(e) => return Err(close_reason(&e)),
+            }
+            if self.transport.pending_output() {
+                self.writable = false;
+                return Ok(());
+            }
+        }
         let Some(work) = self.work.as_mut() else {
             return Ok(());
         };
@@ -373,7 +393,11 @@ impl<T: Transport> Conn<T> {
     /// buffers.
     fn settle(&mut self, pool: &mut BufPool, now: Instant) {
         let input_empty = self.work.as_ref().is_none_or(|w| w.input.is_empty());
-        let (has_output, discarding) = (self.has_output(), self.discarding_body());
+        // A handshake flight the socket did not take yet is not a
+        // response: the connection stays under the header deadline, and
+        // "fresh" for eviction.
+        let has_output = self.has_output() && !self.transport.in_handshake();
+        let discarding = self.discarding_body();
         self.session
             .settle(has_output, input_empty, discarding, now);
         // Nothing in flight: the buffers go back to the pool.

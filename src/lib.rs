@@ -26,8 +26,8 @@
 //!    It sleeps in `epoll_wait` until a socket is ready or the wheel's next
 //!    due tick, never longer, never busy. Readiness is edge-triggered:
 //!    accept until WouldBlock, read and write until WouldBlock (or a short
-//!    read or write), retry on EINTR. SIGTERM/SIGINT arrive through a
-//!    [signalfd](signals) as one more token. A new connection is admitted
+//!    read or write), retry on EINTR. SIGTERM/SIGINT (and SIGHUP, reload)
+//!    arrive through a [signalfd](signals) as one more token. A new connection is admitted
 //!    against the budget and read at once.
 //!
 //! 2. **The connection** ([`conn::Conn`]) moves bytes. On each readiness
@@ -40,8 +40,12 @@
 //!    settled once, at the end of a drive (a request answered and sent in
 //!    one drive takes an idle connection from Idle to Idle). It does all IO
 //!    through one small interface, the [`transport::Transport`]: plain TCP
-//!    today ([`transport::Tcp`]), TLS tomorrow, without touching the
-//!    session, admission or the wheel.
+//!    ([`transport::Tcp`]) or TLS ([`tls::Tls`]: rustls records over the
+//!    same socket, file bodies read in 16 KiB chunks and encrypted), as a
+//!    [`transport::Stream`], without touching the session, admission or
+//!    the wheel. A TLS handshake runs under the header deadline and counts
+//!    as "fresh" for eviction; [`tls::TlsSetup`] holds the certificates
+//!    (chosen by SNI, reloaded on SIGHUP) and the resumption state.
 //!
 //! 3. **The session** ([`http::session::Session`]) is the connection's
 //!    HTTP state machine, sans-IO: the phase
@@ -125,5 +129,6 @@ pub mod serve;
 pub mod signals;
 pub mod stats;
 pub mod status;
+pub mod tls;
 pub mod transport;
 pub mod wheel;

@@ -37,7 +37,8 @@ use crate::serve::{Answerer, Responder, ServerView};
 use crate::signals::SignalFd;
 use crate::stats::{CloseReason, Shared};
 use crate::stats::{Gauges, Stats};
-use crate::transport::Tcp;
+use crate::tls::TlsSetup;
+use crate::transport::{Stream, Tcp};
 use crate::wheel::TimerWheel;
 use std::path::PathBuf;
 
@@ -68,6 +69,8 @@ pub enum StartError {
     Listen { addr: SocketAddr, source: io::Error },
     /// The reactor's own machinery: epoll, a registration, a waker.
     Reactor { what: String, source: io::Error },
+    /// A TLS certificate or key could not be loaded.
+    Tls(crate::tls::CertError),
 }
 
 impl StartError {
@@ -94,6 +97,7 @@ impl std::fmt::Display for StartError {
             }
             StartError::Listen { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
             StartError::Reactor { what, source } => write!(f, "cannot {what}: {source}"),
+            StartError::Tls(e) => write!(f, "cannot load TLS certificates: {e}"),
         }
     }
 }
@@ -102,6 +106,7 @@ impl std::error::Error for StartError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             StartError::Budget(e) => Some(e),
+            StartError::Tls(e) => Some(e),
             StartError::Rlimit { source, .. }
             | StartError::Root { source, .. }
             | StartError::Listen { source, .. }
@@ -110,11 +115,20 @@ impl std::error::Error for StartError {
     }
 }
 
+/// A listening socket: plain HTTP, or HTTPS with the shared TLS setup.
+struct Listener {
+    socket: TcpListener,
+    local: SocketAddr,
+    tls: bool,
+}
+
 pub struct Server {
     poll: Poll,
-    listeners: Vec<(TcpListener, SocketAddr)>,
+    listeners: Vec<Listener>,
     signals: Option<SignalFd>,
     conns: Slab<Conn>,
+    /// Certificates and rustls configuration, when a listener is TLS.
+    tls: Option<TlsSetup>,
     wheel: TimerWheel,
     /// What answers requests (configuration, ROOT, caches, scratch).
     responder: Responder,
@@ -154,7 +168,8 @@ pub struct Server {
 struct Parts {
     worker: usize,
     poll: Poll,
-    sockets: Vec<(TcpListener, SocketAddr)>,
+    sockets: Vec<Listener>,
+    tls: Option<TlsSetup>,
     signals: Option<SignalFd>,
     budget: Budget,
     shared: Arc<Shared>,
@@ -175,6 +190,7 @@ impl Server {
             worker,
             poll,
             sockets,
+            tls,
             signals,
             budget,
             shared,
@@ -187,11 +203,15 @@ impl Server {
             }
         })?;
         let mut listeners = Vec::new();
-        for (i, (mut listener, local)) in sockets.into_iter().enumerate() {
+        for (i, mut listener) in sockets.into_iter().enumerate() {
             poll.registry()
-                .register(&mut listener, Token(LISTENER_BASE + i), Interest::READABLE)
-                .map_err(StartError::reactor(format!("register {local}")))?;
-            listeners.push((listener, local));
+                .register(
+                    &mut listener.socket,
+                    Token(LISTENER_BASE + i),
+                    Interest::READABLE,
+                )
+                .map_err(StartError::reactor(format!("register {}", listener.local)))?;
+            listeners.push(listener);
         }
         if let Some(signals) = &signals {
             poll.registry()
@@ -220,6 +240,7 @@ impl Server {
             // and pages are touched as connections arrive, so RSS grows
             // per connection without the doubling copies of a growing Vec.
             conns: Slab::with_capacity(budget.max_connections),
+            tls,
             wheel: TimerWheel::with_capacity(now, TIMER_TICK, budget.max_connections),
             responder: Responder::new(config, root, now, SystemTime::now()),
             timeouts,
@@ -248,7 +269,7 @@ impl Server {
 
     /// The addresses actually bound (useful with port 0).
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
-        self.listeners.iter().map(|(_, a)| *a).collect()
+        self.listeners.iter().map(|l| l.local).collect()
     }
 
     /// Runs until a graceful shutdown completes or a second signal.
@@ -269,7 +290,11 @@ impl Server {
             for event in events.iter() {
                 match event.token() {
                     SIGNAL => {
-                        let count = self.signals.as_ref().map_or(0, SignalFd::drain);
+                        let taken = self.signals.as_ref().map(SignalFd::drain);
+                        let (count, reloads) = taken.map_or((0, 0), |t| (t.stop, t.reload));
+                        if reloads > 0 {
+                            self.reload();
+                        }
                         if count > 0 {
                             let level = if self.shutdown_deadline.is_some() {
                                 2
@@ -402,6 +427,9 @@ impl Server {
             }
             Step::Deadline => conn.on_deadline(&self.timeouts, &mut answerer, &mut self.pool, now),
         };
+        if let Some(handshake) = conn.take_handshake() {
+            self.stats.count_handshake(handshake);
+        }
         let after = conn.phase();
         let deadline = conn.deadline(&self.timeouts);
         let class = conn.eviction_class();
@@ -517,10 +545,18 @@ impl Server {
                     return;
                 }
             }
-            let Some((listener, _)) = self.listeners.get(index) else {
+            let Some(listener) = self.listeners.get(index) else {
                 return;
             };
-            match listener.accept() {
+            let tls = listener.tls;
+            match listener.socket.accept() {
+                Ok((_, peer)) if overflow && tls => {
+                    // No answer without a handshake, and a handshake is
+                    // not worth doing for one response: the socket closes.
+                    self.stats.accepted += 1;
+                    self.stats.count_close(CloseReason::Overflow);
+                    log::debug!("{peer}: TLS newcomer closed without a slot");
+                }
                 Ok((stream, peer)) if overflow => {
                     self.stats.accepted += 1;
                     self.answer_without_slot(stream, peer, now);
@@ -533,7 +569,7 @@ impl Server {
                     if let Some((key, class)) = victim {
                         self.shed(key, class);
                     }
-                    self.admit(stream, peer, now);
+                    self.admit(stream, peer, tls, now);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.accept_blocked = None;
@@ -600,7 +636,7 @@ impl Server {
     /// never takes a slot: its fd (the reserve's spare) is gone before the
     /// next accept. A newcomer that sent nothing yet is closed unanswered.
     fn answer_without_slot(&mut self, stream: TcpStream, peer: SocketAddr, now: Instant) {
-        let mut conn = Conn::new(Tcp::new(stream), peer, now);
+        let mut conn = Conn::new(Stream::Tcp(Tcp::new(stream)), peer, now);
         conn.ready(true, true);
         let mut answerer = Answerer {
             responder: &mut self.responder,
@@ -625,7 +661,7 @@ impl Server {
         );
     }
 
-    fn admit(&mut self, mut stream: TcpStream, peer: SocketAddr, now: Instant) {
+    fn admit(&mut self, mut stream: TcpStream, peer: SocketAddr, tls: bool, now: Instant) {
         // TCP_NODELAY and the keepalive probes were set on the listener:
         // Linux copies them to every accepted socket, which saves five
         // setsockopt calls per connection (tests/budget.rs reads them back
@@ -640,8 +676,20 @@ impl Server {
             log::warn!("{peer}: cannot register: {e}");
             return;
         }
+        let tcp = Tcp::new(stream);
+        let transport = match (&self.tls, tls) {
+            (Some(setup), true) => match setup.accept(tcp) {
+                Ok(tls) => Stream::Tls(Box::new(tls)),
+                Err(e) => {
+                    log::warn!("{peer}: cannot start TLS: {e}");
+                    self.stats.count_close(CloseReason::TlsError);
+                    return;
+                }
+            },
+            _ => Stream::Tcp(tcp),
+        };
         self.stats.handled += 1;
-        let conn = entry.insert(Conn::new(Tcp::new(stream), peer, now));
+        let conn = entry.insert(Conn::new(transport, peer, now));
         let deadline = conn.deadline(&self.timeouts);
         let snapshot = conn.phase();
         self.wheel.schedule(key, deadline);
@@ -679,6 +727,20 @@ impl Server {
         }
     }
 
+    /// SIGHUP: reads the certificates and keys again. New handshakes use
+    /// them (every worker shares the resolver), open connections keep
+    /// theirs, and a file that fails keeps the old set.
+    fn reload(&mut self) {
+        let Some(tls) = &self.tls else {
+            log::info!("SIGHUP: nothing to reload (no TLS listener)");
+            return;
+        };
+        match tls.reload() {
+            Ok(n) => log::info!("SIGHUP: reloaded {n} TLS certificate{}", plural(n)),
+            Err(e) => log::error!("SIGHUP: TLS reload failed, keeping the old certificates: {e}"),
+        }
+    }
+
     fn begin_shutdown(&mut self, now: Instant) {
         if self.shutdown_deadline.is_some() {
             return;
@@ -692,8 +754,8 @@ impl Server {
         self.shutdown_deadline = Some(now + self.config().shutdown_timeout);
         // Closing the listeners makes new connections fail at once
         // instead of waiting in a backlog nobody will accept from.
-        for (mut listener, _) in self.listeners.drain(..) {
-            let _ = self.poll.registry().deregister(&mut listener);
+        for mut listener in self.listeners.drain(..) {
+            let _ = self.poll.registry().deregister(&mut listener.socket);
         }
         let quiet: Vec<usize> = self
             .conns
@@ -714,9 +776,16 @@ impl Server {
 pub fn start(config: Config) -> Result<Vec<Server>, StartError> {
     let workers = config.workers.max(1);
     let budget = setup_fd_budget(&config)?;
-    let mut sockets: Vec<Vec<(TcpListener, SocketAddr)>> =
-        (0..workers).map(|_| Vec::new()).collect();
-    for addr in &config.listen {
+    let tls = if config.tls_listen.is_empty() {
+        None
+    } else {
+        Some(TlsSetup::load(&config.tls_certs, config.tls_session_cache).map_err(StartError::Tls)?)
+    };
+    let mut sockets: Vec<Vec<Listener>> = (0..workers).map(|_| Vec::new()).collect();
+    let addrs = config.listen.iter().map(|a| (*a, false));
+    let tls_addrs = config.tls_listen.iter().map(|a| (*a, true));
+    for (addr, is_tls) in addrs.chain(tls_addrs) {
+        let addr = &addr;
         let reuse_port = workers > 1;
         let first = bind_listener(*addr, config.backlog, reuse_port, config.tcp_keepalive)
             .map_err(|source| StartError::Listen {
@@ -725,14 +794,22 @@ pub fn start(config: Config) -> Result<Vec<Server>, StartError> {
             })?;
         // With port 0 the kernel picked a port: the other workers join it.
         let local = first.local_addr().unwrap_or(*addr);
-        sockets[0].push((first, local));
+        sockets[0].push(Listener {
+            socket: first,
+            local,
+            tls: is_tls,
+        });
         for worker_sockets in sockets.iter_mut().skip(1) {
             let more = bind_listener(local, config.backlog, reuse_port, config.tcp_keepalive)
                 .map_err(|source| StartError::Listen {
                     addr: local,
                     source,
                 })?;
-            worker_sockets.push((more, local));
+            worker_sockets.push(Listener {
+                socket: more,
+                local,
+                tls: is_tls,
+            });
         }
     }
     // Blocks SIGINT/SIGTERM in this thread; the worker threads spawned
@@ -766,6 +843,7 @@ pub fn start(config: Config) -> Result<Vec<Server>, StartError> {
             worker,
             poll,
             sockets: worker_sockets,
+            tls: tls.clone(),
             signals: if worker == 0 { signals.take() } else { None },
             budget: share,
             shared: Arc::clone(&shared),
@@ -780,7 +858,10 @@ pub fn start(config: Config) -> Result<Vec<Server>, StartError> {
     let addrs: Vec<String> = servers[0]
         .listeners
         .iter()
-        .map(|(_, a)| format!("http://{a}/"))
+        .map(|l| {
+            let scheme = if l.tls { "https" } else { "http" };
+            format!("{scheme}://{}/", l.local)
+        })
         .collect();
     log::info!(
         "holdline {} listening on {} serving {} with {} worker{} (keep-alive {:?}, max {} requests per connection)",
@@ -788,7 +869,7 @@ pub fn start(config: Config) -> Result<Vec<Server>, StartError> {
         addrs.join(" "),
         servers[0].responder.root_path().display(),
         workers,
-        if workers == 1 { "" } else { "s" },
+        plural(workers),
         config.keepalive_timeout,
         config.max_requests,
     );
@@ -821,6 +902,10 @@ pub fn run_workers(servers: Vec<Server>) -> io::Result<()> {
     result
 }
 
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
 enum Step {
     Ready { readable: bool, writable: bool },
     Deadline,
@@ -838,7 +923,10 @@ fn setup_fd_budget(config: &Config) -> Result<Budget, StartError> {
         hard,
         config.max_fds,
         config.max_connections,
-        Reserve::new(config.listen.len(), config.workers),
+        Reserve::new(
+            config.listen.len() + config.tls_listen.len(),
+            config.workers,
+        ),
     )
     .map_err(StartError::Budget)?;
     if budget.limit != soft {

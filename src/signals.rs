@@ -1,6 +1,6 @@
-//! SIGINT and SIGTERM delivered into the reactor through a signalfd, so a
-//! signal is just another readable token: no handler runs at an arbitrary
-//! point, and nothing is shared with one.
+//! SIGINT and SIGTERM (stop) and SIGHUP (reload) delivered into the
+//! reactor through a signalfd, so a signal is just another readable token:
+//! no handler runs at an arbitrary point, and nothing is shared with one.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -9,8 +9,17 @@ pub struct SignalFd {
     fd: OwnedFd,
 }
 
+/// The signals one drain found.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Taken {
+    /// SIGINT or SIGTERM: shut down.
+    pub stop: usize,
+    /// SIGHUP: reload.
+    pub reload: usize,
+}
+
 impl SignalFd {
-    /// Blocks SIGINT and SIGTERM for this thread (and threads it starts
+    /// Blocks SIGINT, SIGTERM and SIGHUP for this thread (and threads it starts
     /// later) and opens a non-blocking signalfd for them.
     pub fn new() -> io::Result<SignalFd> {
         // SAFETY: plain libc calls on a zeroed, then initialized, sigset.
@@ -19,6 +28,7 @@ impl SignalFd {
             libc::sigemptyset(&mut set);
             libc::sigaddset(&mut set, libc::SIGINT);
             libc::sigaddset(&mut set, libc::SIGTERM);
+            libc::sigaddset(&mut set, libc::SIGHUP);
             let rc = libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
             if rc != 0 {
                 return Err(io::Error::from_raw_os_error(rc));
@@ -33,9 +43,9 @@ impl SignalFd {
         }
     }
 
-    /// Reads every pending signal; returns how many there were.
-    pub fn drain(&self) -> usize {
-        let mut count = 0;
+    /// Reads every pending signal; returns how many of each kind.
+    pub fn drain(&self) -> Taken {
+        let mut taken = Taken::default();
         loop {
             let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
             let size = std::mem::size_of::<libc::signalfd_siginfo>();
@@ -48,13 +58,17 @@ impl SignalFd {
                 )
             };
             if rc == size as isize {
-                count += 1;
+                if info.ssi_signo == libc::SIGHUP as u32 {
+                    taken.reload += 1;
+                } else {
+                    taken.stop += 1;
+                }
                 continue;
             }
             if rc < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
                 continue;
             }
-            return count;
+            return taken;
         }
     }
 }

@@ -39,10 +39,13 @@ pub enum CloseReason {
     /// once (if its request was there and needed no file body) and closed,
     /// without taking a slot.
     Overflow,
+    /// TLS failed: a bad or unsupported ClientHello, a bad record, a
+    /// non-TLS client on a TLS port.
+    TlsError,
 }
 
 impl CloseReason {
-    pub const ALL: [CloseReason; 12] = [
+    pub const ALL: [CloseReason; 13] = [
         CloseReason::Client,
         CloseReason::IdleTimeout,
         CloseReason::HeaderTimeout,
@@ -55,6 +58,7 @@ impl CloseReason {
         CloseReason::Shutdown,
         CloseReason::Evicted,
         CloseReason::Overflow,
+        CloseReason::TlsError,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -71,6 +75,7 @@ impl CloseReason {
             CloseReason::Shutdown => "shutdown",
             CloseReason::Evicted => "evicted",
             CloseReason::Overflow => "overflow",
+            CloseReason::TlsError => "tls_error",
         }
     }
 
@@ -105,6 +110,9 @@ pub struct Stats {
     /// Requests per closed connection, bucketed by [`REQUESTS_BUCKETS`].
     pub requests_per_connection: [u64; REQUESTS_BUCKETS.len() + 1],
     pub requests_per_connection_sum: u64,
+    /// TLS handshakes finished: [full, resumed, TLS 1.2, TLS 1.3] (failed
+    /// ones are the `tls_error` closes).
+    pub tls_handshakes: [u64; 4],
 }
 
 /// Upper bounds of the requests-per-connection histogram buckets.
@@ -135,6 +143,11 @@ impl Stats {
         self.closes[reason.index()]
     }
 
+    pub fn count_handshake(&mut self, handshake: crate::tls::Handshake) {
+        self.tls_handshakes[usize::from(handshake.resumed)] += 1;
+        self.tls_handshakes[2 + usize::from(handshake.tls13)] += 1;
+    }
+
     pub fn count_requests_per_connection(&mut self, requests: u32) {
         let bucket = REQUESTS_BUCKETS
             .iter()
@@ -163,7 +176,7 @@ mod tests {
 }
 
 /// Counters and gauges as one flat array, for publishing across workers.
-const FLAT: usize = 6 + CLASSES + CLOSE_REASONS + (REQUESTS_BUCKETS.len() + 1) + 1 + 5;
+const FLAT: usize = 6 + CLASSES + CLOSE_REASONS + (REQUESTS_BUCKETS.len() + 1) + 1 + 4 + 5;
 const CLOSE_REASONS: usize = CloseReason::ALL.len();
 
 fn flatten(stats: &Stats, gauges: &Gauges) -> [u64; FLAT] {
@@ -187,6 +200,7 @@ fn flatten(stats: &Stats, gauges: &Gauges) -> [u64; FLAT] {
     stats.closes.iter().for_each(|&v| push(v));
     stats.requests_per_connection.iter().for_each(|&v| push(v));
     push(stats.requests_per_connection_sum);
+    stats.tls_handshakes.iter().for_each(|&v| push(v));
     for v in [
         gauges.reading,
         gauges.writing,
@@ -218,6 +232,7 @@ fn unflatten(flat: &[u64; FLAT]) -> (Stats, Gauges) {
         .iter_mut()
         .for_each(|v| *v = next());
     stats.requests_per_connection_sum = next();
+    stats.tls_handshakes.iter_mut().for_each(|v| *v = next());
     let gauges = Gauges {
         reading: next() as usize,
         writing: next() as usize,

@@ -59,6 +59,12 @@ pub fn json(
         let comma = if i == 0 { "" } else { "," };
         let _ = write!(out, "{comma}\"{reason}\":{}", stats.closes(*reason));
     }
+    let [full, resumed, tls12, tls13] = stats.tls_handshakes;
+    let _ = write!(
+        out,
+        "}},\"tls_handshakes\":{{\"full\":{full},\"resumed\":{resumed},\"failed\":{},\"tls1_2\":{tls12},\"tls1_3\":{tls13}",
+        stats.closes(CloseReason::TlsError)
+    );
     out.extend_from_slice(b"},\"evictions\":{");
     for (i, (class, n)) in Class::ALL.iter().zip(stats.evictions).enumerate() {
         let comma = if i == 0 { "" } else { "," };
@@ -166,6 +172,32 @@ pub fn prometheus(out: &mut Vec<u8>, stats: &Stats, gauges: &Gauges, budget: &Bu
             stats.closes(reason)
         );
     }
+    let [full, resumed, tls12, tls13] = stats.tls_handshakes;
+    metric(
+        out,
+        "tls_handshakes_total",
+        "counter",
+        "TLS handshakes finished, full or resumed (failed ones are the tls_error closes).",
+    );
+    let _ = writeln!(out, "holdline_tls_handshakes_total{{kind=\"full\"}} {full}");
+    let _ = writeln!(
+        out,
+        "holdline_tls_handshakes_total{{kind=\"resumed\"}} {resumed}"
+    );
+    metric(
+        out,
+        "tls_versions_total",
+        "counter",
+        "TLS handshakes finished, by protocol version.",
+    );
+    let _ = writeln!(
+        out,
+        "holdline_tls_versions_total{{version=\"1.2\"}} {tls12}"
+    );
+    let _ = writeln!(
+        out,
+        "holdline_tls_versions_total{{version=\"1.3\"}} {tls13}"
+    );
     metric(
         out,
         "evictions_total",

@@ -5,10 +5,12 @@
 //! pooled buffers, file bodies read in bounded chunks and encrypted) can
 //! sit between the socket and the HTTP session without touching the
 //! session, the reactor's admission or the timer wheel. [`Tcp`] is the
-//! plain one: `recv`/`send`, `sendfile(2)` for file bodies, TCP_CORK.
+//! plain one: `recv`/`send`, `sendfile(2)` for file bodies, TCP_CORK;
+//! [`crate::tls::Tls`] carries TLS records. [`Stream`] is either, as the
+//! reactor's slab holds them.
 
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, IoSlice, Read, Write};
 use std::net::Shutdown;
 use std::os::fd::AsRawFd;
 use std::time::Duration;
@@ -16,6 +18,7 @@ use std::time::Duration;
 use mio::net::TcpStream;
 
 use crate::stats::CloseReason;
+use crate::tls::{Handshake, Tls};
 
 /// Moves bytes for one connection. Every call is non-blocking: it does
 /// what it can now and says `WouldBlock` when it can do nothing.
@@ -35,6 +38,27 @@ pub trait Transport {
     /// Makes the coming close abortive: an RST, not a FIN behind unsent
     /// data.
     fn abort_on_close(&mut self);
+    /// Says goodbye at the transport's level before a close (TLS
+    /// close_notify); best effort.
+    fn notify_close(&mut self) {}
+    /// Bytes the transport made (TLS records) that the socket has not
+    /// taken yet: output to flush like any other.
+    fn pending_output(&self) -> bool {
+        false
+    }
+    /// Sends pending transport bytes until the socket is full; returns how
+    /// many went.
+    fn flush_pending(&mut self) -> io::Result<usize> {
+        Ok(0)
+    }
+    /// The transport's own handshake is still running: no request yet.
+    fn in_handshake(&self) -> bool {
+        false
+    }
+    /// A handshake that finished since the last call, for the counters.
+    fn take_handshake(&mut self) -> Option<Handshake> {
+        None
+    }
 }
 
 /// The socket said: try again after the next readiness event.
@@ -54,6 +78,9 @@ pub fn close_reason(e: &io::Error) -> CloseReason {
         io::ErrorKind::ConnectionReset
         | io::ErrorKind::BrokenPipe
         | io::ErrorKind::ConnectionAborted => CloseReason::Client,
+        // Only TLS says this: a bad record, a failed handshake, plain
+        // HTTP on a TLS port (the transport logged it).
+        io::ErrorKind::InvalidData => CloseReason::TlsError,
         _ => {
             log::debug!("socket error: {e}");
             CloseReason::Error
@@ -82,11 +109,16 @@ fn written(rc: isize) -> io::Result<usize> {
     }
 }
 
-impl Transport for Tcp {
+/// rustls reads records through this.
+impl Read for Tcp {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.stream.read(buf)
     }
+}
 
+/// rustls writes records through this: one `sendmsg` for all the records
+/// it has queued.
+impl Write for Tcp {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         // SAFETY: `buf` is valid for reads of its length. MSG_NOSIGNAL: a
         // peer gone is an EPIPE to handle, not a SIGPIPE to die of.
@@ -99,6 +131,32 @@ impl Transport for Tcp {
             )
         };
         written(rc)
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        // SAFETY: a zeroed msghdr is valid; IoSlice is ABI-compatible with
+        // iovec and `bufs` outlives the call.
+        let rc = unsafe {
+            let mut msg: libc::msghdr = std::mem::zeroed();
+            msg.msg_iov = bufs.as_ptr() as *mut libc::iovec;
+            msg.msg_iovlen = bufs.len().min(libc::UIO_MAXIOV as usize) as _;
+            libc::sendmsg(self.stream.as_raw_fd(), &msg, libc::MSG_NOSIGNAL)
+        };
+        written(rc)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Transport for Tcp {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.stream.read(buf)
+    }
+
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        Write::write(self, buf)
     }
 
     fn send_file(&mut self, file: &File, offset: u64, count: usize) -> io::Result<usize> {
@@ -143,5 +201,64 @@ impl Transport for Tcp {
         if let Err(e) = socket2::SockRef::from(&self.stream).set_linger(Some(Duration::ZERO)) {
             log::debug!("SO_LINGER 0: {e}");
         }
+    }
+}
+
+/// A connection's transport as the reactor's slab holds it: plain TCP, or
+/// TLS (boxed: rustls's state is large, and an idle plain connection
+/// should not pay for it).
+pub enum Stream {
+    Tcp(Tcp),
+    Tls(Box<Tls>),
+}
+
+macro_rules! each {
+    ($self:ident, $s:ident => $e:expr) => {
+        match $self {
+            Stream::Tcp($s) => $e,
+            Stream::Tls($s) => $e,
+        }
+    };
+}
+
+impl Transport for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => Transport::read(s, buf),
+            Stream::Tls(s) => s.read(buf),
+        }
+    }
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => Transport::write(s, buf),
+            Stream::Tls(s) => s.write(buf),
+        }
+    }
+    fn send_file(&mut self, file: &File, offset: u64, count: usize) -> io::Result<usize> {
+        each!(self, s => s.send_file(file, offset, count))
+    }
+    fn cork(&mut self, on: bool) {
+        each!(self, s => s.cork(on))
+    }
+    fn shutdown_write(&mut self) -> io::Result<()> {
+        each!(self, s => s.shutdown_write())
+    }
+    fn abort_on_close(&mut self) {
+        each!(self, s => s.abort_on_close())
+    }
+    fn notify_close(&mut self) {
+        each!(self, s => s.notify_close())
+    }
+    fn pending_output(&self) -> bool {
+        each!(self, s => s.pending_output())
+    }
+    fn flush_pending(&mut self) -> io::Result<usize> {
+        each!(self, s => s.flush_pending())
+    }
+    fn in_handshake(&self) -> bool {
+        each!(self, s => s.in_handshake())
+    }
+    fn take_handshake(&mut self) -> Option<Handshake> {
+        each!(self, s => s.take_handshake())
     }
 }

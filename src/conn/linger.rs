@@ -34,6 +34,9 @@ impl<T: Transport> Conn<T> {
             reason == CloseReason::ResponseClose && !self.readable && self.no_input();
         self.release(pool);
         if self.peer_closed || nothing_unread {
+            if !self.peer_closed {
+                self.transport.notify_close();
+            }
             return Next::Close(reason);
         }
         if let Err(e) = self.transport.shutdown_write() {

@@ -1,0 +1,211 @@
+//! HTTPS: rustls on the same reactor.
+//!
+//! [`TlsSetup`] is what `--tls-listen` needs, built once at start and
+//! shared by every worker: the rustls `ServerConfig` (TLS 1.2 and 1.3,
+//! ALPN `http/1.1`, resumption on, 0-RTT off) and [`Certificates`], the
+//! certificate resolver that picks a pair by SNI and that SIGHUP reloads
+//! in place. [`Tls`] (in `tls/stream.rs`) is the [`Transport`] that
+//! carries one connection's records: the reactor, the session and the
+//! timer wheel never see a difference between it and plain TCP.
+//!
+//! Resumption: TLS 1.3 tickets from rustls's rotating ticketer (a new key
+//! every 6 hours, the previous one still accepted), which survive a
+//! certificate reload because the ticketer is not replaced; TLS 1.2 clients
+//! use tickets too, or the session-id cache of `--tls-session-cache`
+//! entries. 0-RTT (early data) stays off: a replayed early request is
+//! harmless for GET of a static file, but rustls leaves replay protection
+//! to the application and nothing here would gain a round trip worth the
+//! risk of a replayed request reaching a future handler.
+//!
+//! [`Transport`]: crate::transport::Transport
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::server::{ClientHello, ResolvesServerCert, ServerSessionMemoryCache};
+use rustls::sign::CertifiedKey;
+use rustls::{ServerConfig, ServerConnection};
+
+use crate::transport::Tcp;
+
+mod stream;
+
+pub use stream::{Handshake, Tls};
+
+/// A certificate chain and its key, as files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertPaths {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// A certificate or key that could not be used; `Display` is one line.
+#[derive(Debug)]
+pub struct CertError {
+    pub path: PathBuf,
+    pub reason: String,
+}
+
+impl fmt::Display for CertError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path.display(), self.reason)
+    }
+}
+
+impl std::error::Error for CertError {}
+
+/// The pairs loaded, in the order given: the first is the default.
+#[derive(Debug)]
+struct CertSet {
+    keys: Vec<Arc<CertifiedKey>>,
+}
+
+impl CertSet {
+    fn load(pairs: &[CertPaths], provider: &CryptoProvider) -> Result<CertSet, CertError> {
+        let keys = pairs
+            .iter()
+            .map(|pair| load_pair(pair, provider).map(Arc::new))
+            .collect::<Result<Vec<_>, _>>()?;
+        if keys.is_empty() {
+            return Err(CertError {
+                path: PathBuf::new(),
+                reason: "no certificate given (--tls-cert and --tls-key)".into(),
+            });
+        }
+        Ok(CertSet { keys })
+    }
+
+    /// The pair for `sni`: the first whose certificate is valid for the
+    /// name (wildcards included, as webpki checks them for clients), else
+    /// the first pair (no SNI, an IP literal, an unknown name).
+    fn choose(&self, sni: Option<&str>) -> Arc<CertifiedKey> {
+        let default = &self.keys[0];
+        let (Some(sni), true) = (sni, self.keys.len() > 1) else {
+            return Arc::clone(default);
+        };
+        let Ok(name) = ServerName::try_from(sni) else {
+            return Arc::clone(default);
+        };
+        self.keys
+            .iter()
+            .find(|key| {
+                key.cert.first().is_some_and(|der| {
+                    webpki::EndEntityCert::try_from(der)
+                        .is_ok_and(|ee| ee.verify_is_valid_for_subject_name(&name).is_ok())
+                })
+            })
+            .unwrap_or(default)
+            .clone()
+    }
+}
+
+fn load_pair(pair: &CertPaths, provider: &CryptoProvider) -> Result<CertifiedKey, CertError> {
+    let fail = |path: &Path, reason: String| CertError {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let chain = CertificateDer::pem_file_iter(&pair.cert)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| fail(&pair.cert, e.to_string()))?;
+    if chain.is_empty() {
+        return Err(fail(&pair.cert, "no CERTIFICATE in the file".into()));
+    }
+    let key =
+        PrivateKeyDer::from_pem_file(&pair.key).map_err(|e| fail(&pair.key, e.to_string()))?;
+    CertifiedKey::from_der(chain, key, provider).map_err(|e| fail(&pair.key, e.to_string()))
+}
+
+/// The certificate resolver: the current set of pairs, swapped whole by a
+/// reload. Handshakes take a read lock for the time of one lookup.
+#[derive(Debug)]
+pub struct Certificates {
+    pairs: Vec<CertPaths>,
+    provider: Arc<CryptoProvider>,
+    current: RwLock<Arc<CertSet>>,
+}
+
+impl Certificates {
+    fn current(&self) -> Arc<CertSet> {
+        match self.current.read() {
+            Ok(set) => Arc::clone(&set),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+}
+
+impl ResolvesServerCert for Certificates {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.current().choose(hello.server_name()))
+    }
+}
+
+/// Everything TLS listeners need, shared by the workers.
+#[derive(Debug, Clone)]
+pub struct TlsSetup {
+    config: Arc<ServerConfig>,
+    certs: Arc<Certificates>,
+}
+
+/// The most plaintext rustls holds encrypted and unsent per connection
+/// (its default is 64 KiB): two full records, so a stalled reader costs at
+/// most this much beside its socket buffer.
+pub const SEND_BUFFER_LIMIT: usize = 32 * 1024;
+
+impl TlsSetup {
+    /// Loads every pair (the first is the default) and builds the rustls
+    /// configuration with a `session_cache`-entry TLS 1.2 session cache.
+    pub fn load(pairs: &[CertPaths], session_cache: usize) -> Result<TlsSetup, CertError> {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let set = CertSet::load(pairs, &provider)?;
+        let certs = Arc::new(Certificates {
+            pairs: pairs.to_vec(),
+            provider: Arc::clone(&provider),
+            current: RwLock::new(Arc::new(set)),
+        });
+        let setup_error = |e: rustls::Error| CertError {
+            path: PathBuf::new(),
+            reason: e.to_string(),
+        };
+        let mut config = ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(setup_error)?
+            .with_no_client_auth()
+            .with_cert_resolver(Arc::clone(&certs) as Arc<dyn ResolvesServerCert>);
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        config.session_storage = if session_cache > 0 {
+            ServerSessionMemoryCache::new(session_cache)
+        } else {
+            Arc::new(rustls::server::NoServerSessionStorage {})
+        };
+        config.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new().map_err(setup_error)?;
+        config.max_early_data_size = 0;
+        Ok(TlsSetup {
+            config: Arc::new(config),
+            certs,
+        })
+    }
+
+    /// Reads every pair again. On success new handshakes use the new set
+    /// (open connections keep theirs, tickets stay valid); on error the
+    /// old set stays and the error says which file.
+    pub fn reload(&self) -> Result<usize, CertError> {
+        let set = CertSet::load(&self.certs.pairs, &self.certs.provider)?;
+        let count = set.keys.len();
+        match self.certs.current.write() {
+            Ok(mut current) => *current = Arc::new(set),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(set),
+        }
+        Ok(count)
+    }
+
+    /// A new server-side TLS connection over an accepted socket.
+    pub fn accept(&self, tcp: Tcp) -> Result<Tls, rustls::Error> {
+        let mut conn = ServerConnection::new(Arc::clone(&self.config))?;
+        conn.set_buffer_limit(Some(SEND_BUFFER_LIMIT));
+        Ok(Tls::new(tcp, conn))
+    }
+}

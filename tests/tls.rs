@@ -1,0 +1,580 @@
+//! HTTPS end to end: the real server with `--tls-listen`, certificates
+//! made at test time (rcgen: a test CA and leaf certificates), and real
+//! clients: rustls's own client (in process, for exact control of the
+//! connection), curl, openssl s_client and Python's `ssl`.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{Server, Site, TempDir, assert_closes, peer_program, wait_until};
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{ClientConfig, ClientConnection, HandshakeKind, RootCertStore, StreamOwned};
+
+/// A test CA and the files of leaf certificates it signed.
+struct Pki {
+    dir: TempDir,
+    ca: CertifiedIssuer<'static, KeyPair>,
+}
+
+impl Pki {
+    fn new() -> Pki {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "holdline test CA");
+        let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+        let dir = TempDir::new("pki");
+        dir.write("ca.pem", ca.pem());
+        Pki { dir, ca }
+    }
+
+    fn ca_path(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    /// Writes `NAME.crt` and `NAME.key` for a leaf valid for `names` with
+    /// common name `cn`; returns its DER.
+    fn leaf(&self, file: &str, cn: &str, names: &[&str]) -> CertificateDer<'static> {
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let mut params = CertificateParams::new(names).unwrap();
+        params.distinguished_name.push(DnType::CommonName, cn);
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.ca).unwrap();
+        self.dir.write(&format!("{file}.crt"), cert.pem());
+        self.dir.write(&format!("{file}.key"), key.serialize_pem());
+        cert.der().clone()
+    }
+
+    fn cert(&self, file: &str) -> String {
+        self.path(&format!("{file}.crt"))
+    }
+
+    fn key(&self, file: &str) -> String {
+        self.path(&format!("{file}.key"))
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).to_string_lossy().into_owned()
+    }
+
+    /// A rustls client that trusts the test CA and remembers sessions.
+    fn client(&self) -> Arc<ClientConfig> {
+        let mut roots = RootCertStore::empty();
+        roots.add(self.ca.der().clone()).unwrap();
+        let mut config = ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Arc::new(config)
+    }
+}
+
+/// The HTTPS address from the server's "listening on" line.
+fn tls_addr(server: &Server) -> SocketAddr {
+    let log = server.log_text();
+    log.split("https://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|a| a.parse().ok())
+        .expect("an https:// listener in the log")
+}
+
+fn start_tls(site: &Site, pki: &Pki, extra: &[&str]) -> (Server, SocketAddr) {
+    pki.leaf("leaf", "localhost", &["localhost", "127.0.0.1"]);
+    let (cert, key) = (pki.cert("leaf"), pki.key("leaf"));
+    let mut args = vec![
+        "--tls-listen",
+        "127.0.0.1:0",
+        "--tls-cert",
+        &cert,
+        "--tls-key",
+        &key,
+        "--status-path",
+        "/status",
+    ];
+    args.extend_from_slice(extra);
+    let server = Server::start(&site.root(), &args);
+    let addr = tls_addr(&server);
+    (server, addr)
+}
+
+type TlsStream = StreamOwned<ClientConnection, TcpStream>;
+
+fn connect(config: &Arc<ClientConfig>, addr: SocketAddr, name: &str) -> TlsStream {
+    let tcp = TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let name = ServerName::try_from(name.to_string()).unwrap();
+    let conn = ClientConnection::new(Arc::clone(config), name).unwrap();
+    let mut stream = StreamOwned::new(conn, tcp);
+    while stream.conn.is_handshaking() {
+        stream
+            .conn
+            .complete_io(&mut stream.sock)
+            .expect("handshake");
+    }
+    stream
+}
+
+/// Sends `request` and reads one response whose body has a
+/// Content-Length: (head, body).
+fn exchange(stream: &mut TlsStream, request: &str) -> (String, Vec<u8>) {
+    stream.write_all(request.as_bytes()).unwrap();
+    stream.flush().unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 65536];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end + 4]).into_owned();
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("Content-Length: "))
+                .map_or(0, |v| v.trim().parse().unwrap());
+            if buf.len() >= end + 4 + length {
+                let body = buf[end + 4..end + 4 + length].to_vec();
+                return (head, body);
+            }
+        }
+        let n = stream.read(&mut chunk).expect("read a response");
+        assert!(n > 0, "EOF before a full response: {buf:?}");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+fn get(path: &str) -> String {
+    format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n")
+}
+
+/// The status endpoint's JSON, over plain HTTP.
+fn status(server: &Server) -> serde_json::Value {
+    let mut stream = server.connect();
+    let response = common::exchange(
+        &mut stream,
+        "GET /status?format=json HTTP/1.1\r\nHost: t\r\n\r\n",
+    );
+    serde_json::from_slice(&response.body).expect("status JSON")
+}
+
+#[test]
+fn keep_alive_over_tls_serves_many_requests_on_one_handshake() {
+    let site = Site::new();
+    site.dir.write("www/big.bin", big_file());
+    let pki = Pki::new();
+    let (server, addr) = start_tls(&site, &pki, &[]);
+    let client = pki.client();
+    let mut stream = connect(&client, addr, "localhost");
+    assert_eq!(stream.conn.alpn_protocol(), Some(&b"http/1.1"[..]));
+    for _ in 0..3 {
+        let (head, body) = exchange(&mut stream, &get("/hello.txt"));
+        assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+        assert_eq!(body, b"hello\n");
+    }
+    // A file body too large for one write: read in chunks, encrypted,
+    // sent; every byte arrives, in order.
+    let (head, body) = exchange(&mut stream, &get("/big.bin"));
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert!(body == big_file(), "the large body differs");
+    // A range and a multi-range body, on the same connection.
+    let (head, body) = exchange(
+        &mut stream,
+        "GET /big.bin HTTP/1.1\r\nHost: localhost\r\nRange: bytes=100000-100009\r\n\r\n",
+    );
+    assert!(head.starts_with("HTTP/1.1 206 "), "{head}");
+    assert_eq!(body, &big_file()[100000..100010]);
+    let (head, body) = exchange(
+        &mut stream,
+        "GET /big.bin HTTP/1.1\r\nHost: localhost\r\nRange: bytes=0-0,2000000-2000001\r\n\r\n",
+    );
+    assert!(head.contains("multipart/byteranges"), "{head}");
+    let text = String::from_utf8_lossy(&body);
+    assert!(text.contains("Content-Range: bytes 0-0/3000000"), "{text}");
+    assert!(
+        text.contains("Content-Range: bytes 2000000-2000001/3000000"),
+        "{text}"
+    );
+    let counters = status(&server);
+    assert_eq!(counters["tls_handshakes"]["full"], 1, "{counters}");
+    assert_eq!(counters["tls_handshakes"]["tls1_3"], 1, "{counters}");
+}
+
+fn big_file() -> Vec<u8> {
+    (0..3_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect()
+}
+
+#[test]
+fn a_closing_response_ends_with_close_notify() {
+    let site = Site::new();
+    let pki = Pki::new();
+    let (_server, addr) = start_tls(&site, &pki, &[]);
+    let mut stream = connect(&pki.client(), addr, "localhost");
+    stream
+        .write_all(b"GET /hello.txt HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut all = Vec::new();
+    // rustls's reader says EOF (Ok(0)) only after a close_notify; a TCP
+    // EOF without one is an UnexpectedEof error.
+    stream
+        .read_to_end(&mut all)
+        .expect("a clean TLS close (close_notify)");
+    let text = String::from_utf8_lossy(&all);
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+    assert!(text.ends_with("\r\n\r\nhello\n"), "{text}");
+}
+
+#[test]
+fn resumption_works_for_tls12_and_tls13() {
+    let site = Site::new();
+    let pki = Pki::new();
+    let (server, addr) = start_tls(&site, &pki, &[]);
+    for version in [&rustls::version::TLS12, &rustls::version::TLS13] {
+        let mut roots = RootCertStore::empty();
+        roots.add(pki.ca.der().clone()).unwrap();
+        let config = Arc::new(
+            ClientConfig::builder_with_protocol_versions(&[version])
+                .with_root_certificates(roots)
+                .with_no_client_auth(),
+        );
+        let mut first = connect(&config, addr, "localhost");
+        assert_eq!(first.conn.handshake_kind(), Some(HandshakeKind::Full));
+        // TLS 1.3 tickets come after the handshake: one exchange takes them.
+        exchange(&mut first, &get("/hello.txt"));
+        let mut second = connect(&config, addr, "localhost");
+        assert_eq!(
+            second.conn.handshake_kind(),
+            Some(HandshakeKind::Resumed),
+            "{version:?}"
+        );
+        let (_, body) = exchange(&mut second, &get("/hello.txt"));
+        assert_eq!(body, b"hello\n");
+    }
+    let counters = status(&server);
+    let tls = &counters["tls_handshakes"];
+    assert_eq!(
+        (&tls["full"], &tls["resumed"]),
+        (&2.into(), &2.into()),
+        "{tls}"
+    );
+    assert_eq!((&tls["tls1_2"], &tls["tls1_3"]), (&2.into(), &2.into()));
+}
+
+#[test]
+fn sni_chooses_the_certificate_and_the_first_is_the_default() {
+    let site = Site::new();
+    let pki = Pki::new();
+    let a = pki.leaf("a", "a.test", &["a.test", "127.0.0.1"]);
+    let b = pki.leaf("b", "b.test", &["b.test", "*.b.test"]);
+    let server = Server::start(
+        &site.root(),
+        &[
+            "--tls-listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            &pki.cert("a"),
+            "--tls-key",
+            &pki.key("a"),
+            "--tls-cert",
+            &pki.cert("b"),
+            "--tls-key",
+            &pki.key("b"),
+        ],
+    );
+    let addr = tls_addr(&server);
+    let client = pki.client();
+    let served = |name: &str| -> CertificateDer<'static> {
+        let stream = connect(&client, addr, name);
+        stream.conn.peer_certificates().unwrap()[0].clone()
+    };
+    assert_eq!(served("b.test"), b);
+    assert_eq!(served("www.b.test"), b, "wildcard");
+    assert_eq!(served("a.test"), a);
+    // An IP literal sends no SNI: the default (first) pair.
+    assert_eq!(served("127.0.0.1"), a);
+}
+
+#[test]
+fn sighup_reloads_certificates_without_dropping_connections() {
+    let site = Site::new();
+    let pki = Pki::new();
+    let old = pki.leaf("leaf", "old", &["localhost"]);
+    let (cert, key) = (pki.cert("leaf"), pki.key("leaf"));
+    let server = Server::start(
+        &site.root(),
+        &[
+            "--tls-listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            &cert,
+            "--tls-key",
+            &key,
+        ],
+    );
+    let addr = tls_addr(&server);
+    let client = pki.client();
+    let mut kept = connect(&client, addr, "localhost");
+    assert_eq!(kept.conn.peer_certificates().unwrap()[0], old);
+    exchange(&mut kept, &get("/hello.txt"));
+
+    let new = pki.leaf("leaf", "new", &["localhost"]);
+    server.signal(libc::SIGHUP);
+    assert!(
+        wait_until(Duration::from_secs(5), || server
+            .log_text()
+            .contains("reloaded 1 TLS certificate")),
+        "{}",
+        server.log_text()
+    );
+    // A fresh client (no session to resume) sees the new certificate.
+    let fresh = connect(&pki.client(), addr, "localhost");
+    assert_eq!(fresh.conn.peer_certificates().unwrap()[0], new);
+    // The connection from before the reload goes on.
+    let (head, body) = exchange(&mut kept, &get("/hello.txt"));
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert_eq!(body, b"hello\n");
+    // Tickets issued before the reload still resume.
+    let resumed = connect(&client, addr, "localhost");
+    assert_eq!(resumed.conn.handshake_kind(), Some(HandshakeKind::Resumed));
+
+    // A broken key: the reload fails in one log line and the last good
+    // certificate stays.
+    std::fs::write(&key, "not a key\n").unwrap();
+    server.signal(libc::SIGHUP);
+    assert!(
+        wait_until(Duration::from_secs(5), || server
+            .log_text()
+            .contains("TLS reload failed, keeping the old certificates")),
+        "{}",
+        server.log_text()
+    );
+    let line = server
+        .log_text()
+        .lines()
+        .find(|l| l.contains("TLS reload failed"))
+        .unwrap()
+        .to_string();
+    assert!(line.contains("leaf.key"), "{line}");
+    let after = connect(&pki.client(), addr, "localhost");
+    assert_eq!(after.conn.peer_certificates().unwrap()[0], new);
+}
+
+#[test]
+fn plain_http_on_the_tls_port_gets_400_and_close() {
+    let site = Site::new();
+    let pki = Pki::new();
+    let (server, addr) = start_tls(&site, &pki, &[]);
+    let mut raw = TcpStream::connect(addr).unwrap();
+    raw.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    let got = assert_closes(&mut raw, Duration::from_secs(5));
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: 47\r\n\
+         Connection: close\r\n\r\nThe plain HTTP request was sent to HTTPS port.\n"
+    );
+    assert_eq!(status(&server)["tls_handshakes"]["failed"], 1);
+}
+
+#[test]
+fn a_bad_client_hello_gets_an_alert_and_a_clean_close() {
+    let site = Site::new();
+    let pki = Pki::new();
+    let (server, addr) = start_tls(&site, &pki, &[]);
+    let mut raw = TcpStream::connect(addr).unwrap();
+    // A handshake record holding a ClientHello that is all garbage.
+    let mut record = vec![0x16, 0x03, 0x01, 0x00, 0x20, 0x01, 0x00, 0x00, 0x1c];
+    record.extend_from_slice(&[0xee; 28]);
+    raw.write_all(&record).unwrap();
+    let got = assert_closes(&mut raw, Duration::from_secs(5));
+    // A TLS alert record (content type 21), then the close.
+    assert_eq!(got.first(), Some(&21), "{got:?}");
+    assert_eq!(status(&server)["closes"]["tls_error"], 1);
+    // The server goes on.
+    let mut stream = connect(&pki.client(), addr, "localhost");
+    assert_eq!(exchange(&mut stream, &get("/hello.txt")).1, b"hello\n");
+}
+
+#[test]
+fn a_stalled_handshake_ends_at_the_header_deadline() {
+    let site = Site::new();
+    let pki = Pki::new();
+    let (server, addr) = start_tls(&site, &pki, &["--header-timeout", "1"]);
+    let started = Instant::now();
+    let mut raw = TcpStream::connect(addr).unwrap();
+    // The first bytes of a ClientHello, then nothing.
+    raw.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01])
+        .unwrap();
+    let (closed, _) = common::wait_closed(&mut raw, Duration::from_secs(5));
+    let after = closed.expect("closed").duration_since(started);
+    assert!(
+        after >= Duration::from_secs(1) && after <= Duration::from_secs(1) + common::SLACK,
+        "{after:?}"
+    );
+    assert_eq!(status(&server)["closes"]["header_timeout"], 1);
+}
+
+/// Sends `request` through `openssl s_client` with `args`; returns what
+/// it printed (stdout and stderr).
+fn s_client(addr: SocketAddr, args: &[&str], request: &str) -> String {
+    let openssl = peer_program("openssl").expect("checked by the caller");
+    let mut child = Command::new(openssl)
+        .arg("s_client")
+        .arg("-connect")
+        .arg(addr.to_string())
+        .args(args)
+        .args(["-ign_eof"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(request.as_bytes())
+        .unwrap();
+    let output = wait_output(child);
+    String::from_utf8_lossy(&output).into_owned()
+}
+
+/// A child's stdout and stderr, killing it after 20 s.
+fn wait_output(child: std::process::Child) -> Vec<u8> {
+    let pid = child.id();
+    let (done, over) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        if over.recv_timeout(Duration::from_secs(20)).is_err() {
+            // SAFETY: kill(2) of our own child.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        }
+    });
+    let output = child.wait_with_output().unwrap();
+    drop(done);
+    let mut all = output.stdout;
+    all.extend_from_slice(&output.stderr);
+    all
+}
+
+#[test]
+fn openssl_s_client_negotiates_tls12_and_tls13_and_resumes() {
+    if peer_program("openssl").is_none() {
+        return;
+    }
+    let site = Site::new();
+    let pki = Pki::new();
+    let (_server, addr) = start_tls(&site, &pki, &[]);
+    let request = "GET /hello.txt HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    for (flag, name) in [("-tls1_2", "TLSv1.2"), ("-tls1_3", "TLSv1.3")] {
+        let session = pki.path(&format!("session{flag}"));
+        let ca = pki.ca_path();
+        let ca = ca.to_str().unwrap();
+        let common = [flag, "-CAfile", ca, "-servername", "localhost"];
+        let first = s_client(
+            addr,
+            &[&common[..], &["-sess_out", &session]].concat(),
+            request,
+        );
+        assert!(first.contains(&format!("New, {name}")), "{first}");
+        assert!(first.contains("Verify return code: 0 (ok)"), "{first}");
+        assert!(first.contains("\r\n\r\nhello\n"), "{first}");
+        let second = s_client(
+            addr,
+            &[&common[..], &["-sess_in", &session]].concat(),
+            request,
+        );
+        assert!(second.contains(&format!("Reused, {name}")), "{second}");
+        assert!(second.contains("\r\n\r\nhello\n"), "{second}");
+    }
+}
+
+#[test]
+fn curl_reuses_one_tls_connection() {
+    let Some(curl) = peer_program("curl") else {
+        return;
+    };
+    let site = Site::new();
+    let pki = Pki::new();
+    let (_server, addr) = start_tls(&site, &pki, &[]);
+    let url = format!("https://localhost:{}/hello.txt", addr.port());
+    let resolve = format!("localhost:{}:127.0.0.1", addr.port());
+    let child = Command::new(curl)
+        .args(["-sS", "--cacert", pki.ca_path().to_str().unwrap()])
+        .args(["--resolve", &resolve])
+        .args([
+            "-w",
+            "[%{num_connects} %{http_version} %{ssl_verify_result}]\n",
+        ])
+        .args([&url, &url])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = String::from_utf8_lossy(&wait_output(child)).into_owned();
+    assert_eq!(out, "hello\n[1 1.1 0]\nhello\n[0 1.1 0]\n");
+}
+
+#[test]
+fn python_ssl_client_gets_the_file() {
+    let Some(python) = peer_program("python3") else {
+        return;
+    };
+    let site = Site::new();
+    let pki = Pki::new();
+    let (_server, addr) = start_tls(&site, &pki, &[]);
+    let script = format!(
+        r#"
+import socket, ssl
+ctx = ssl.create_default_context(cafile={ca:?})
+ctx.set_alpn_protocols(["http/1.1"])
+with socket.create_connection(("127.0.0.1", {port})) as raw:
+    with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+        s.sendall(b"GET /hello.txt HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        print(s.version(), s.selected_alpn_protocol(), data.split(b"\r\n")[0].decode(), data.endswith(b"\r\n\r\nhello\n"))
+"#,
+        ca = pki.ca_path().to_str().unwrap(),
+        port = addr.port()
+    );
+    let child = Command::new(python)
+        .args(["-c", &script])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = String::from_utf8_lossy(&wait_output(child)).into_owned();
+    assert_eq!(out, "TLSv1.3 http/1.1 HTTP/1.1 200 OK True\n");
+}
+
+#[test]
+fn a_missing_certificate_is_a_one_line_start_error() {
+    let site = Site::new();
+    let missing = Path::new("/nonexistent/cert.pem");
+    let err = Server::try_start(
+        &site.root(),
+        &[
+            "--tls-listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            missing.to_str().unwrap(),
+            "--tls-key",
+            "/nonexistent/key.pem",
+        ],
+    )
+    .err()
+    .expect("no start without the certificate");
+    assert!(
+        err.contains("cannot load TLS certificates: /nonexistent/cert.pem"),
+        "{err}"
+    );
+}
