@@ -3,8 +3,8 @@
 //!
 //! ```text
 //! cargo run --release --example storm -- --addr 127.0.0.1:8080 --pid PID [--pid PID2] \
-//!     --conns 3000 --variant idle|partial|slow|multirange|mixed --seconds 10 \
-//!     [--status /status] [--no-status] [--reopen] [--timeline FILE]
+//!     --conns 3000 --variant idle|partial|slow|multirange|mixed|handshake --seconds 10 \
+//!     [--storm-addr ADDR] [--status /status] [--no-status] [--reopen] [--timeline FILE]
 //! ```
 //!
 //! Variants (what each storm connection does once connected):
@@ -16,6 +16,12 @@
 //!   `GET /big.bin` and never reads.
 //! - `multirange` (D): like `slow`, but asks for four 1 MiB ranges of
 //!   `/big.bin`: a ~4 MiB multipart/byteranges response, never read.
+//! - `handshake` (E): a real TLS ClientHello (made by rustls's client, as
+//!   a browser's would be: SNI, key shares, ALPN), then nothing: the
+//!   handshake stalls after the server's first flight, which is never
+//!   read. Sent to `--storm-addr` (the server's TLS port); the keep-alive
+//!   and fresh clients stay on `--addr`, plain HTTP: they measure what the
+//!   storm costs everyone sharing the fd budget.
 //! - `mixed`: the connections are split in thirds between idle, partial
 //!   and slow, and are always re-opened as soon as the server closes
 //!   them, checked every 10 ms: the storm renews itself about as fast as
@@ -91,6 +97,7 @@ enum Variant {
     Slow,
     MultiRange,
     Mixed,
+    Handshake,
 }
 
 impl Variant {
@@ -101,7 +108,10 @@ impl Variant {
             "slow" => Variant::Slow,
             "multirange" => Variant::MultiRange,
             "mixed" => Variant::Mixed,
-            _ => panic!("--variant: idle, partial, slow, multirange or mixed, not {name}"),
+            "handshake" => Variant::Handshake,
+            _ => {
+                panic!("--variant: idle, partial, slow, multirange, mixed or handshake, not {name}")
+            }
         }
     }
 
@@ -112,6 +122,7 @@ impl Variant {
             Variant::Slow => "C (slow readers)",
             Variant::MultiRange => "D (slow multi-range readers)",
             Variant::Mixed => "mixed (A+B+C, renewed)",
+            Variant::Handshake => "E (stalled TLS handshakes)",
         }
     }
 
@@ -123,6 +134,7 @@ impl Variant {
             Variant::Slow => Kind::Slow,
             Variant::MultiRange => Kind::MultiRange,
             Variant::Mixed => [Kind::Idle, Kind::Partial, Kind::Slow][i % 3],
+            Variant::Handshake => Kind::Handshake,
         }
     }
 }
@@ -134,6 +146,23 @@ enum Kind {
     Partial,
     Slow,
     MultiRange,
+    Handshake,
+}
+
+/// A TLS 1.3/1.2 ClientHello for SNI `storm`, as rustls's client sends it.
+fn client_hello() -> &'static [u8] {
+    static HELLO: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    HELLO.get_or_init(|| {
+        let mut config = rustls::ClientConfig::builder()
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let name = rustls::pki_types::ServerName::try_from("storm").unwrap();
+        let mut conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+        let mut hello = Vec::new();
+        conn.write_tls(&mut hello).unwrap();
+        hello
+    })
 }
 
 impl Kind {
@@ -147,6 +176,7 @@ impl Kind {
                 b"GET /big.bin HTTP/1.1\r\nHost: storm\r\n\
                   Range: bytes=0-1048575,2097152-3145727,4194304-5242879,6291456-7340031\r\n\r\n"
             }
+            Kind::Handshake => client_hello(),
         }
     }
 
@@ -169,6 +199,8 @@ enum Slot {
 
 struct Args {
     addr: SocketAddr,
+    /// Where the storm connections go (default: `addr`).
+    storm_addr: Option<SocketAddr>,
     pids: Vec<u32>,
     conns: usize,
     variant: Variant,
@@ -186,6 +218,7 @@ struct Args {
 fn parse_args() -> Args {
     let mut args = Args {
         addr: "127.0.0.1:8080".parse().unwrap(),
+        storm_addr: None,
         pids: Vec::new(),
         conns: 3000,
         variant: Variant::Idle,
@@ -211,6 +244,7 @@ fn parse_args() -> Args {
         let value = it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
         match flag.as_str() {
             "--addr" => args.addr = value.parse().expect("--addr"),
+            "--storm-addr" => args.storm_addr = Some(value.parse().expect("--storm-addr")),
             "--pid" => args.pids.push(value.parse().expect("--pid")),
             "--conns" => args.conns = value.parse().expect("--conns"),
             "--variant" => args.variant = Variant::parse(&value),
@@ -725,7 +759,7 @@ fn main() {
     let stormers: Vec<_> = (0..threads)
         .map(|t| {
             let (stop, counts) = (stop.clone(), counts.clone());
-            let what = (addr, args.variant, args.reopen);
+            let what = (args.storm_addr.unwrap_or(addr), args.variant, args.reopen);
             let conns = args.conns;
             std::thread::spawn(move || storm_thread(what, (t, threads, conns), &stop, &counts))
         })

@@ -5,7 +5,7 @@
 #   scripts/bench.sh [SECONDS]        (default 10 s per run)
 #
 #   ROUNDS=N   rounds per scenario (default 5)
-#   ONLY=N     run only scenario N (1-6)
+#   ONLY=N     run only scenario N (1-11)
 #   OUT=path   also write the report (header and tables) to path
 #   PLOT=1     also draw the CPU table as docs/bench.svg (scripts/plots/bench.py)
 #
@@ -31,6 +31,15 @@
 #   read and one send per readable event: what the kernel allows. Only for
 #   the 1 KiB keep-alive scenarios (1) and (2).
 # (5) and (6) measure holdline, nginx and h2o (not the floor).
+# (7) to (11) are HTTPS, holdline against nginx only: the same ECDSA P-256
+# certificate (made here with openssl), TLS 1.2 and 1.3, nginx with
+# `ssl_session_cache shared:SSL:10m` (holdline resumes by default). wrk
+# (OpenSSL) negotiates TLS 1.3 with X25519 and AES-256-GCM on both. With
+# `Connection: close` wrk reconnects and resumes its last session, so (9)
+# measures resumed handshakes; for (8), full handshakes, a second holdline
+# (--no-tls-tickets --tls-session-cache 0) and a second nginx server block
+# (ssl_session_tickets off, ssl_session_cache off) resume nothing.
+# holdline's own handshake counters are printed for both.
 set -euo pipefail
 # OUT is relative to where the script was started from
 out_file=
@@ -49,6 +58,7 @@ command -v h2o >/dev/null || need+=(h2o)
 command -v strace >/dev/null || need+=(strace)
 command -v curl >/dev/null || need+=(curl)
 command -v cc >/dev/null || need+=(gcc)
+command -v openssl >/dev/null || need+=(openssl)
 if ((${#need[@]})); then
     export DEBIAN_FRONTEND=noninteractive
     # Keep the packages' own services (nginx and h2o on port 80) from being
@@ -82,12 +92,28 @@ head -c 1024 /dev/urandom | base64 -w0 | head -c 1024 > "$www/1k.txt"
 head -c $((1024 * 1024)) /dev/urandom > "$www/1m.bin"
 chmod 644 "$www"/*
 cc -O2 -o "$work/floor" scripts/floor/floor.c
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+    -subj /CN=bench -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
 
 H_PORT=18480
 N_PORT=18481
 O_PORT=18482
 F_PORT=18483
 declare -A PORT=([holdline]=$H_PORT [nginx]=$N_PORT [h2o]=$O_PORT [floor]=$F_PORT)
+declare -A TLS_PORT=([holdline]=18484 [nginx]=18485)
+# The resumption-off servers of (8).
+FULL_H_PORT=18486
+FULL_N_PORT=18487
+FULL_S_PORT=18488
+# http, or https for the TLS scenarios (which use TLS_PORT).
+SCHEME=http
+url_of() {
+    if [ "$SCHEME" = https ]; then
+        echo "https://127.0.0.1:${TLS_PORT[$1]}$2"
+    else
+        echo "http://127.0.0.1:${PORT[$1]}$2"
+    fi
+}
 declare -A ROOT=()
 pids=()
 cleanup() {
@@ -122,6 +148,23 @@ http {
     scgi_temp_path $work/tmp;
     server {
         listen 127.0.0.1:$N_PORT backlog=511;
+        root $www;
+    }
+    server {
+        listen 127.0.0.1:${TLS_PORT[nginx]} ssl backlog=511;
+        ssl_certificate $work/cert.pem;
+        ssl_certificate_key $work/key.pem;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_session_cache shared:SSL:10m;
+        root $www;
+    }
+    server {
+        listen 127.0.0.1:$FULL_N_PORT ssl backlog=511;
+        ssl_certificate $work/cert.pem;
+        ssl_certificate_key $work/key.pem;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_session_cache off;
+        ssl_session_tickets off;
         root $www;
     }
 }
@@ -171,8 +214,19 @@ H2O
 
 start_holdline() {
     taskset -c 0 ./target/release/holdline --listen "127.0.0.1:$H_PORT" \
+        --tls-listen "127.0.0.1:${TLS_PORT[holdline]}" --tls-cert "$work/cert.pem" \
+        --tls-key "$work/key.pem" --status-path /status \
         --keepalive-timeout 60 --max-requests 1000 "$www" 2>"$work/holdline.log" &
     ROOT[holdline]=$!
+    pids+=("$!")
+}
+start_holdline_full() {
+    taskset -c 0 ./target/release/holdline --listen "127.0.0.1:$FULL_S_PORT" \
+        --tls-listen "127.0.0.1:$FULL_H_PORT" --tls-cert "$work/cert.pem" \
+        --tls-key "$work/key.pem" --status-path /status --no-tls-tickets \
+        --tls-session-cache 0 --keepalive-timeout 60 --max-requests 1000 \
+        "$www" 2>"$work/holdline-full.log" &
+    FULL_PID=$!
     pids+=("$!")
 }
 start_nginx() {
@@ -250,7 +304,7 @@ run_wrk() {
     shift 2
     local t0 t1 out reqs rps
     t0=$(ticks "$(server_pids "$name")")
-    out=$(taskset -c 1 wrk -t1 -d"${secs}s" "$@" "http://127.0.0.1:${PORT[$name]}$path" 2>&1) || true
+    out=$(taskset -c 1 wrk -t1 -d"${secs}s" "$@" "$(url_of "$name" "$path")" 2>&1) || true
     t1=$(ticks "$(server_pids "$name")")
     reqs=$(echo "$out" | awk '/requests in/ {print $1}')
     rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
@@ -342,13 +396,15 @@ rss_kb() {
     echo "$total"
 }
 
-# idle_rss NAME N -> bytes of server RSS per idle keep-alive connection
+# idle_rss NAME N [tls] -> bytes of server RSS per idle keep-alive
+# connection (over TLS with a third argument `tls`)
 idle_rss() {
-    local name=$1 port=${PORT[$1]} n=$2 before after fifo
-    fifo=$work/idle-$name
+    local name=$1 port=${PORT[$1]} n=$2 tls=${3:-} before after fifo
+    if [ "$tls" = tls ]; then port=${TLS_PORT[$1]}; fi
+    fifo=$work/idle-$name$tls
     mkfifo "$fifo"
     before=$(rss_kb "$(server_pids "$name")")
-    taskset -c 1 python3 scripts/bench/idle.py 127.0.0.1 "$port" "$n" < "$fifo" > "$work/idle-$name.out" &
+    taskset -c 1 python3 scripts/bench/idle.py 127.0.0.1 "$port" "$n" $tls < "$fifo" > "$work/idle-$name.out" &
     local client=$!
     exec 9> "$fifo"
     for _ in $(seq 600); do grep -q ready "$work/idle-$name.out" 2>/dev/null && break; sleep 0.1; done
@@ -379,6 +435,7 @@ syscalls() {
 }
 
 start_holdline
+start_holdline_full
 start_nginx
 start_h2o
 start_floor
@@ -389,6 +446,11 @@ done
 for name in holdline nginx h2o; do
     check_file "$name" /1m.bin
 done
+wait_port $FULL_S_PORT
+for port in ${TLS_PORT[holdline]} ${TLS_PORT[nginx]} $FULL_H_PORT $FULL_N_PORT; do
+    got=$(curl -sk "https://127.0.0.1:$port/1k.txt" | cmp - "$www/1k.txt" && echo same)
+    [ "$got" = same ] || { echo "port $port did not serve /1k.txt over https" >&2; exit 1; }
+done
 echo "running ${secs}s per run, $ROUNDS rounds per scenario" >&2
 
 ALL="holdline nginx h2o floor"
@@ -398,10 +460,42 @@ scenario 2 "(2) pipelined x16, 1 KiB, 100 connections" "$ALL" /1k.txt -c100 -s s
 scenario 3 "(3) Connection: close, 1 KiB, 50 connections" "$FILES" /1k.txt -c50 -H "Connection: close"
 scenario 4 "(4) keep-alive, 1 MiB, 10 connections" "$FILES" /1m.bin -c10
 
-declare -A IDLE=() SYS=()
+SCHEME=https
+scenario 7 "(7) TLS keep-alive, 1 KiB, 100 connections" "holdline nginx" /1k.txt -c100
+# handshakes STATUS-PORT BEFORE-JSON AFTER-JSON LABEL: holdline's handshake
+# counters over a scenario.
+handshakes() {
+    python3 - "$2" "$3" "$1" >&2 <<'PY'
+import json, sys
+a, b = (json.loads(x)["tls_handshakes"] for x in sys.argv[1:3])
+print("  %s holdline handshakes: %d full, %d resumed" % (sys.argv[3], b["full"] - a["full"], b["resumed"] - a["resumed"]))
+PY
+}
+status_json() { curl -s "http://127.0.0.1:$1/status?format=json"; }
+# (8) against the resumption-off servers: the names stay, the processes
+# and ports change for the time of the scenario.
+main_root=${ROOT[holdline]}
+ROOT[holdline]=$FULL_PID
+TLS_PORT=([holdline]=$FULL_H_PORT [nginx]=$FULL_N_PORT)
+before=$(status_json $FULL_S_PORT)
+scenario 8 "(8) TLS Connection: close, full handshake each, 1 KiB, 50 connections" "holdline nginx" /1k.txt -c50 -H "Connection: close"
+[ -n "${ONLY:-}" ] && [ "$ONLY" != 8 ] || handshakes "(8)" "$before" "$(status_json $FULL_S_PORT)"
+ROOT[holdline]=$main_root
+TLS_PORT=([holdline]=18484 [nginx]=18485)
+before=$(status_json $H_PORT)
+scenario 9 "(9) TLS Connection: close, resumed handshakes, 1 KiB, 50 connections" "holdline nginx" /1k.txt -c50 -H "Connection: close"
+[ -n "${ONLY:-}" ] && [ "$ONLY" != 9 ] || handshakes "(9)" "$before" "$(status_json $H_PORT)"
+scenario 10 "(10) TLS keep-alive, 1 MiB, 10 connections" "holdline nginx" /1m.bin -c10
+SCHEME=http
+
+declare -A IDLE=() SYS=() TLS_IDLE=()
 if [ -z "${ONLY:-}" ] || [ "$ONLY" = 5 ]; then
     for name in $FILES; do IDLE[$name]=$(idle_rss "$name" 10000); done
     echo "  done: idle" >&2
+fi
+if [ -z "${ONLY:-}" ] || [ "$ONLY" = 11 ]; then
+    for name in holdline nginx; do TLS_IDLE[$name]=$(idle_rss "$name" 2000 tls); done
+    echo "  done: idle TLS" >&2
 fi
 if [ -z "${ONLY:-}" ] || [ "$ONLY" = 6 ]; then
     for name in $FILES; do SYS[$name]=$(syscalls "$name" 900); done
@@ -443,7 +537,7 @@ report() {
         echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
         printf '%s\n' "${RPS_ROWS[@]}"
     fi
-    if ((${#IDLE[@]} + ${#SYS[@]})); then
+    if ((${#IDLE[@]} + ${#SYS[@]} + ${#TLS_IDLE[@]})); then
         echo
         echo "| scenario | holdline | nginx | h2o | floor | holdline/nginx | holdline/h2o | holdline/floor |"
         echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
@@ -451,6 +545,11 @@ report() {
             awk -v h="${IDLE[holdline]}" -v n="${IDLE[nginx]}" -v o="${IDLE[h2o]}" 'BEGIN {
                 printf "| (5) RSS per idle keep-alive connection (10,000 after one request each), bytes | %d | %d | %d | - | %s | %s | - |\n",
                     h, n, o, (n > 0 ? sprintf("%.2f", h / n) : "-"), (o > 0 ? sprintf("%.2f", h / o) : "-") }'
+        fi
+        if ((${#TLS_IDLE[@]})); then
+            awk -v h="${TLS_IDLE[holdline]}" -v n="${TLS_IDLE[nginx]}" 'BEGIN {
+                printf "| (11) RSS per idle TLS keep-alive connection (2,000 after one request each), bytes | %d | %d | - | - | %s | - | - |\n",
+                    h, n, (n > 0 ? sprintf("%.2f", h / n) : "-") }'
         fi
         if ((${#SYS[@]})); then
             awk -v h="${SYS[holdline]}" -v n="${SYS[nginx]}" -v o="${SYS[h2o]}" 'BEGIN {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # fd-exhaustion storm against holdline (or nginx) on 127.0.0.1, bounded in time.
 #
-#   scripts/fd-exhaustion.sh [A|B|C|D|mixed|all|both] [SECONDS]
+#   scripts/fd-exhaustion.sh [A|B|C|D|E|mixed|all|both] [SECONDS]
 #   PEER=nginx scripts/fd-exhaustion.sh C 10
 #
 # Variants (examples/storm.rs):
@@ -11,11 +11,14 @@
 #   D      1000 slow multi-range readers: four 1 MiB ranges of /big.bin in
 #          one request (~4 MiB multipart/byteranges), never read; the server
 #          runs WITHOUT prlimit (its default limits): a memory test
+#   E      3000 stalled TLS handshakes: a real ClientHello to the TLS port,
+#          then nothing (the server's flight is never read); the keep-alive
+#          and fresh clients stay on the plain port. Same targets as B.
 #   mixed  3000 split in thirds between A, B and C, each re-opened as soon as
 #          the server closes it (checked every 10 ms)
-#   all    A, B, C, D and mixed; both: A and B
+#   all    A, B, C, D, E and mixed; both: A and B
 #
-# A, B, C and mixed run the server under `prlimit --nofile=256:256` (holdline's
+# A, B, C, E and mixed run the server under `prlimit --nofile=256:256` (holdline's
 # budget then admits about 216 connections). While the storm lasts one
 # keep-alive client keeps requesting on its connection and fresh clients keep
 # connecting. Prints success rates, the server's CPU and peak RSS during the
@@ -34,7 +37,7 @@
 # recovery) and draws it with scripts/plots/storm_timeline.py (Debian's
 # python3-matplotlib, installed if missing) as docs/storm-VARIANT.svg, or
 # docs/storm-VARIANT-nginx.svg for PEER=nginx (VARIANT: idle, partial, slow,
-# multirange, mixed).
+# multirange, handshake, mixed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -43,11 +46,12 @@ seconds=${2:-10}
 port=${PORT:-18080}
 peer=${PEER:-holdline}
 usage() {
-    echo "usage: [PEER=holdline|nginx] [CONNS=N] $0 [A|B|C|D|mixed|all|both] [SECONDS]" >&2
+    echo "usage: [PEER=holdline|nginx] [CONNS=N] $0 [A|B|C|D|E|mixed|all|both] [SECONDS]" >&2
     exit 2
 }
 case $peer in holdline | nginx) ;; *) usage ;; esac
-case $variants in A | B | C | D | mixed | all | both) ;; *) usage ;; esac
+case $variants in A | B | C | D | E | mixed | all | both) ;; *) usage ;; esac
+tls_port=$((port + 1))
 
 server_pid=
 root=$(mktemp -d)
@@ -56,12 +60,15 @@ cleanup() {
         kill "$server_pid" 2>/dev/null || true
         wait "$server_pid" 2>/dev/null || true
     fi
-    rm -rf "$root"
+    [[ -n ${KEEP:-} ]] && echo "kept $root" >&2 || rm -rf "$root"
 }
 trap cleanup EXIT
 # nginx's worker runs as nobody: let it read the files.
 chmod 755 "$root"
 echo '<h1>storm</h1>' > "$root/index.html"
+# E's TLS listener: a throwaway ECDSA P-256 certificate.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+    -subj /CN=storm -keyout "$root/key.pem" -out "$root/cert.pem" 2>/dev/null
 truncate -s 100M "$root/big.bin"
 
 if [[ $peer == nginx ]] && ! command -v nginx >/dev/null; then
@@ -127,6 +134,10 @@ http {
     scgi_temp_path $root/nginx-scgi;
     server {
         listen 127.0.0.1:$port;
+        listen 127.0.0.1:$tls_port ssl;
+        ssl_certificate $root/cert.pem;
+        ssl_certificate_key $root/key.pem;
+        ssl_session_cache shared:SSL:10m;
         root $root;
         location = /status { stub_status; }
     }
@@ -168,6 +179,7 @@ run() {
     else
         # shellcheck disable=SC2086 # SERVER_FLAGS is a list of flags
         "${limit[@]}" ./target/release/holdline --listen "127.0.0.1:$port" \
+            --tls-listen "127.0.0.1:$tls_port" --tls-cert "$root/cert.pem" --tls-key "$root/key.pem" \
             --status-path /status ${SERVER_FLAGS:-} "$root" 2> "$root/server-$variant.log" &
         server_pid=$!
         pids=(--pid "$server_pid")
@@ -182,6 +194,7 @@ run() {
     fi
     # shellcheck disable=SC2086 # STORM_FLAGS is a list of flags
     ./target/release/examples/storm --addr "127.0.0.1:$port" "${pids[@]}" \
+        --storm-addr "127.0.0.1:$([[ $variant == handshake ]] && echo "$tls_port" || echo "$port")" \
         --conns "$conns" --variant "$variant" --seconds "$seconds" "${status_flags[@]}" \
         "${timeline[@]}" ${STORM_FLAGS:-}
     if [[ $peer == nginx ]]; then
@@ -216,10 +229,11 @@ A() { run A idle 3000 yes; }
 B() { run B partial 3000 yes; }
 C() { run C slow 400 yes; }
 D() { run D multirange 1000 no; }
+E() { run E handshake 3000 yes; }
 mixed() { run mixed mixed 3000 yes; }
 
 case $variants in
     both) A; B ;;
-    all) A; B; C; D; mixed ;;
+    all) A; B; C; D; E; mixed ;;
     *) "$variants" ;;
 esac

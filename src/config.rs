@@ -67,6 +67,8 @@ pub struct Config {
     /// TLS 1.2 session-id cache entries; 0 disables it (tickets still
     /// resume).
     pub tls_session_cache: usize,
+    /// TLS session tickets (stateless resumption, keys rotated).
+    pub tls_tickets: bool,
 }
 
 /// `--tcp-keepalive-time/-interval/-probes`.
@@ -115,6 +117,7 @@ impl Default for Config {
             tls_listen: Vec::new(),
             tls_certs: Vec::new(),
             tls_session_cache: 8192,
+            tls_tickets: true,
         }
     }
 }
@@ -182,6 +185,18 @@ pub const OPTIONS: &[OptionSpec] = &[
         value: Some("N"),
         help: "TLS 1.2 sessions remembered for resumption by session id (TLS 1.3 and ticket-capable clients resume by ticket); 0 disables",
         default: |c| c.tls_session_cache.to_string(),
+    },
+    OptionSpec {
+        flag: "--no-tls-tickets",
+        value: None,
+        help: "issue no TLS session tickets (nginx's ssl_session_tickets off); with --tls-session-cache 0 nothing resumes",
+        default: |c| {
+            if c.tls_tickets {
+                "off".into()
+            } else {
+                "on".into()
+            }
+        },
     },
     OptionSpec {
         flag: "--keepalive-timeout",
@@ -538,6 +553,7 @@ where
                     ConfigError::invalid("tls-listen", &value, expected)
                 })?);
             }
+            Long("no-tls-tickets") => config.tls_tickets = false,
             Long("tls-cert") => tls_certs.push(parser.value()?.into()),
             Long("tls-key") => tls_keys.push(parser.value()?.into()),
             Long("tls-session-cache") => {

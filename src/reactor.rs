@@ -779,7 +779,14 @@ pub fn start(config: Config) -> Result<Vec<Server>, StartError> {
     let tls = if config.tls_listen.is_empty() {
         None
     } else {
-        Some(TlsSetup::load(&config.tls_certs, config.tls_session_cache).map_err(StartError::Tls)?)
+        Some(
+            TlsSetup::load(
+                &config.tls_certs,
+                config.tls_session_cache,
+                config.tls_tickets,
+            )
+            .map_err(StartError::Tls)?,
+        )
     };
     let mut sockets: Vec<Vec<Listener>> = (0..workers).map(|_| Vec::new()).collect();
     let addrs = config.listen.iter().map(|a| (*a, false));

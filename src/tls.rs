@@ -157,8 +157,13 @@ pub const SEND_BUFFER_LIMIT: usize = 32 * 1024;
 
 impl TlsSetup {
     /// Loads every pair (the first is the default) and builds the rustls
-    /// configuration with a `session_cache`-entry TLS 1.2 session cache.
-    pub fn load(pairs: &[CertPaths], session_cache: usize) -> Result<TlsSetup, CertError> {
+    /// configuration with a `session_cache`-entry session cache and, if
+    /// `tickets`, a rotating ticketer.
+    pub fn load(
+        pairs: &[CertPaths],
+        session_cache: usize,
+        tickets: bool,
+    ) -> Result<TlsSetup, CertError> {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let set = CertSet::load(pairs, &provider)?;
         let certs = Arc::new(Certificates {
@@ -181,7 +186,13 @@ impl TlsSetup {
         } else {
             Arc::new(rustls::server::NoServerSessionStorage {})
         };
-        config.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new().map_err(setup_error)?;
+        if tickets {
+            config.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new().map_err(setup_error)?;
+        } else {
+            // Without a ticketer, TLS 1.3 "tickets" are ids into the
+            // session cache (stateful), as TLS 1.2 session ids are.
+            config.send_tls13_tickets = if session_cache > 0 { 1 } else { 0 };
+        }
         config.max_early_data_size = 0;
         Ok(TlsSetup {
             config: Arc::new(config),

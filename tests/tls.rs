@@ -267,6 +267,59 @@ fn resumption_works_for_tls12_and_tls13() {
 }
 
 #[test]
+fn without_tickets_and_cache_nothing_resumes() {
+    let site = Site::new();
+    let pki = Pki::new();
+    let (server, addr) = start_tls(
+        &site,
+        &pki,
+        &["--no-tls-tickets", "--tls-session-cache", "0"],
+    );
+    for version in [&rustls::version::TLS12, &rustls::version::TLS13] {
+        let mut roots = RootCertStore::empty();
+        roots.add(pki.ca.der().clone()).unwrap();
+        let config = Arc::new(
+            ClientConfig::builder_with_protocol_versions(&[version])
+                .with_root_certificates(roots)
+                .with_no_client_auth(),
+        );
+        let mut first = connect(&config, addr, "localhost");
+        exchange(&mut first, &get("/hello.txt"));
+        let second = connect(&config, addr, "localhost");
+        assert_eq!(
+            second.conn.handshake_kind(),
+            Some(HandshakeKind::Full),
+            "{version:?}"
+        );
+    }
+    assert_eq!(status(&server)["tls_handshakes"]["resumed"], 0);
+}
+
+#[test]
+fn without_tickets_the_session_cache_still_resumes() {
+    let site = Site::new();
+    let pki = Pki::new();
+    let (_server, addr) = start_tls(&site, &pki, &["--no-tls-tickets"]);
+    for version in [&rustls::version::TLS12, &rustls::version::TLS13] {
+        let mut roots = RootCertStore::empty();
+        roots.add(pki.ca.der().clone()).unwrap();
+        let config = Arc::new(
+            ClientConfig::builder_with_protocol_versions(&[version])
+                .with_root_certificates(roots)
+                .with_no_client_auth(),
+        );
+        let mut first = connect(&config, addr, "localhost");
+        exchange(&mut first, &get("/hello.txt"));
+        let second = connect(&config, addr, "localhost");
+        assert_eq!(
+            second.conn.handshake_kind(),
+            Some(HandshakeKind::Resumed),
+            "{version:?}"
+        );
+    }
+}
+
+#[test]
 fn sni_chooses_the_certificate_and_the_first_is_the_default() {
     let site = Site::new();
     let pki = Pki::new();
