@@ -10,6 +10,12 @@
 # (from its status counters) and requests per connection. Two more rows
 # load the page over one connection at a time at 200 ms, as the article's
 # arithmetic assumes (SEQUENTIAL=0 skips them: they take a minute).
+# A second table loads the page over HTTPS (TLS 1.3 and TLS 1.2, a
+# throwaway ECDSA P-256 certificate made with openssl) at RTT 50 and 200
+# ms, over 6 connections and over 1: with keep-alive, without
+# (--keepalive-timeout 0: a full handshake per request), and without but
+# resuming the session (as browsers do); the resumed count is the server's
+# (TLS=0 skips it; with SEQUENTIAL=1 it takes about 5 minutes).
 # PLOT=1 also draws wall time against RTT as docs/page-load.svg.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,6 +35,11 @@ mkdir -p "$www/assets"
 
 KA_PORT=18680
 OFF_PORT=18681
+KA_TLS_PORT=18682
+OFF_TLS_PORT=18683
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+    -subj /CN=page -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
+tls_flags=(--tls-cert "$work/cert.pem" --tls-key "$work/key.pem")
 pids=()
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -46,9 +57,11 @@ trap cleanup EXIT
 # Everything printed is kept for the plot.
 exec > >(tee "$work/table.md")
 
-./target/release/holdline --listen 127.0.0.1:$KA_PORT --status-path /status "$www" 2>/dev/null &
+./target/release/holdline --listen 127.0.0.1:$KA_PORT --status-path /status \
+    --tls-listen 127.0.0.1:$KA_TLS_PORT "${tls_flags[@]}" "$www" 2>/dev/null &
 pids+=($!)
-./target/release/holdline --listen 127.0.0.1:$OFF_PORT --status-path /status --keepalive-timeout 0 "$www" 2>/dev/null &
+./target/release/holdline --listen 127.0.0.1:$OFF_PORT --status-path /status --keepalive-timeout 0 \
+    --tls-listen 127.0.0.1:$OFF_TLS_PORT "${tls_flags[@]}" "$www" 2>/dev/null &
 pids+=($!)
 sleep 0.5
 
@@ -103,6 +116,52 @@ done
 if [ "${SEQUENTIAL:-1}" = 1 ]; then
     row keepalive 200 1
     row http10 200 1
+fi
+
+# HTTPS: tls_row TLS MODE RTT PARALLEL; MODE keepalive or ka-off.
+tls_resumed() {
+    curl -fs "http://127.0.0.1:$1/status?format=json" | python3 -c 'import json, sys; print(json.load(sys.stdin)["tls_handshakes"]["resumed"])'
+}
+tls_row() {
+    local tls=$1 mode=$2 rtt=$3 parallel=$4
+    local status_port=$KA_PORT server_port=$KA_TLS_PORT before after r0 r1 result
+    if [ "$mode" = ka-off ]; then status_port=$OFF_PORT server_port=$OFF_TLS_PORT; fi
+    via_proxy "$server_port" "$rtt"
+    before=$(handled $status_port)
+    r0=$(tls_resumed $status_port)
+    result=$(python3 scripts/pageload/load_page.py "127.0.0.1:$target_port" keepalive "$parallel" 100 "$tls")
+    after=$(($(handled $status_port) - 2))
+    r1=$(tls_resumed $status_port)
+    echo "$result" | python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+tls, mode, rtt, parallel, conns, resumed = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), int(sys.argv[6])
+version = "TLS 1.3" if tls.startswith("tls1.3") else "TLS 1.2"
+if mode == "keepalive":
+    name = "keep-alive (default)"
+elif tls.endswith("-resume"):
+    name = "--keepalive-timeout 0, sessions resumed"
+else:
+    name = "--keepalive-timeout 0, full handshakes"
+wall, reqs = r["wall_s"], r["requests"]
+print(f"| {version} | {name} | {parallel} | {rtt} ms | {wall:.2f} s | {conns} | {reqs / max(conns, 1):.1f} | {resumed} |")
+' "$tls" "$mode" "$rtt" "$parallel" "$((after - before))" "$((r1 - r0))"
+}
+if [ "${TLS:-1}" = 1 ]; then
+    echo
+    echo "| TLS | mode | parallel connections | RTT | wall time | connections opened | requests per connection | handshakes resumed |"
+    echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
+    parallels="6"
+    [ "${SEQUENTIAL:-1}" = 1 ] && parallels="6 1"
+    for parallel in $parallels; do
+        for rtt in 50 200; do
+            for version in tls1.3 tls1.2; do
+                tls_row $version keepalive $rtt "$parallel"
+                tls_row $version ka-off $rtt "$parallel"
+                tls_row $version-resume ka-off $rtt "$parallel"
+            done
+        done
+    done
 fi
 
 # A real browser: headless Chromium, directly and through 200 ms of RTT.

@@ -24,6 +24,14 @@
 //!             status page, whichever is largest
 //! file cache = --file-cache-entries x (--small-file-bytes + its keys)
 //! fixed   = one reactor's scratch buffers
+//!
+//! with a TLS listener, also:
+//!   max_connections x tls  +  --tls-session-cache x a stored session
+//! tls     = rustls's state for one connection: the connection itself,
+//!           its record buffers (incoming: a handshake message of up to
+//!           64 KiB while one is being joined, else a record; decrypted
+//!           plaintext not yet read; encrypted records not yet sent, at
+//!           most SEND_BUFFER_LIMIT of plaintext), each doubled for growth
 //! ```
 //!
 //! What keeps each term bounded: answers to pipelined requests stop while
@@ -63,6 +71,23 @@ const STATUS_PAGE_BYTES: usize = 16 * 1024;
 /// a Vec's growth.
 const TABLE_LINK_BYTES: usize = 128;
 
+/// rustls's largest incoming buffer: a handshake message being joined
+/// (its MAX_HANDSHAKE_SIZE), plus one 4 KiB read past it.
+const TLS_INCOMING_BYTES: usize = 64 * 1024 + 4096;
+
+/// rustls's limit on decrypted plaintext waiting to be read, plus one
+/// record read past it.
+const TLS_PLAINTEXT_BYTES: usize = 16 * 1024 + 16 * 1024 + 256;
+
+/// The connection's keys, transcript and boxed record protection, beside
+/// the `ServerConnection` struct (measured: about 3 KiB for an idle TLS
+/// 1.3 connection, with its 4 KiB read buffer).
+const TLS_STATE_BYTES: usize = 4096;
+
+/// One stored TLS session in the session cache, with its id and the map's
+/// overhead, at most.
+const TLS_SESSION_BYTES: usize = 1024;
+
 /// The figures of the formula, in bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MemoryBound {
@@ -73,6 +98,10 @@ pub struct MemoryBound {
     pub work_per_connection: usize,
     pub file_cache: usize,
     pub fixed: usize,
+    /// rustls's state per connection, at most; 0 without a TLS listener.
+    pub tls_per_connection: usize,
+    /// The TLS session cache, at most; 0 without a TLS listener.
+    pub tls_sessions: usize,
 }
 
 impl MemoryBound {
@@ -100,20 +129,34 @@ impl MemoryBound {
         // The reactor's scratch: the generated-body buffer, paths and
         // names, the event list.
         let fixed = generated.max(STATUS_PAGE_BYTES) + 4 * config.max_uri_bytes + 64 * 1024;
+        let (tls_per_connection, tls_sessions) = if config.tls_listen.is_empty() {
+            (0, 0)
+        } else {
+            let sending = 2 * (crate::tls::SEND_BUFFER_LIMIT + 1024);
+            let buffers = 2 * (TLS_INCOMING_BYTES + TLS_PLAINTEXT_BYTES) + sending;
+            (
+                std::mem::size_of::<crate::tls::Tls>() + TLS_STATE_BYTES + buffers,
+                config.tls_session_cache * TLS_SESSION_BYTES,
+            )
+        };
         MemoryBound {
             connections,
             tables_per_connection: tables,
             work_per_connection: work,
             file_cache,
             fixed,
+            tls_per_connection,
+            tls_sessions,
         }
     }
 
     /// The most heap the connections, caches and scratch can hold.
     pub fn total(&self) -> usize {
-        self.connections * (self.tables_per_connection + self.work_per_connection)
+        self.connections
+            * (self.tables_per_connection + self.work_per_connection + self.tls_per_connection)
             + self.file_cache
             + self.fixed
+            + self.tls_sessions
     }
 }
 
@@ -142,6 +185,28 @@ mod tests {
         assert_eq!(
             b.total(),
             1000 * (b.tables_per_connection + work) + b.file_cache + b.fixed
+        );
+    }
+
+    #[test]
+    fn tls_adds_its_buffers_and_the_session_cache() {
+        let plain = MemoryBound::compute(&Config::default(), 1000);
+        assert_eq!((plain.tls_per_connection, plain.tls_sessions), (0, 0));
+        let config = Config {
+            tls_listen: vec!["127.0.0.1:0".parse().unwrap()],
+            ..Config::default()
+        };
+        let tls = MemoryBound::compute(&config, 1000);
+        let sending = 2 * (32 * 1024 + 1024);
+        let buffers = 2 * ((64 * 1024 + 4096) + (32 * 1024 + 256)) + sending;
+        assert_eq!(
+            tls.tls_per_connection,
+            std::mem::size_of::<crate::tls::Tls>() + 4096 + buffers
+        );
+        assert_eq!(tls.tls_sessions, 8192 * 1024);
+        assert_eq!(
+            tls.total() - plain.total(),
+            1000 * tls.tls_per_connection + tls.tls_sessions
         );
     }
 

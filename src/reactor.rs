@@ -953,11 +953,22 @@ fn setup_fd_budget(config: &Config) -> Result<Budget, StartError> {
     );
     let memory = MemoryBound::compute(config, budget.max_connections);
     const MIB: f64 = 1024.0 * 1024.0;
+    let tls = if memory.tls_per_connection > 0 {
+        format!(
+            " (TLS: {:.0} KiB of it per connection, + sessions {:.0} MiB)",
+            memory.tls_per_connection as f64 / 1024.0,
+            memory.tls_sessions as f64 / MIB
+        )
+    } else {
+        String::new()
+    };
     log::info!(
-        "heap bound {:.0} MiB: {} connections x {:.0} KiB working + file cache {:.0} MiB + scratch {:.1} MiB",
+        "heap bound {:.0} MiB: {} connections x {:.0} KiB working{tls} + file cache {:.0} MiB + scratch {:.1} MiB",
         memory.total() as f64 / MIB,
         memory.connections,
-        (memory.tables_per_connection + memory.work_per_connection) as f64 / 1024.0,
+        (memory.tables_per_connection + memory.work_per_connection + memory.tls_per_connection)
+            as f64
+            / 1024.0,
         memory.file_cache as f64 / MIB,
         memory.fixed as f64 / MIB,
     );

@@ -160,7 +160,10 @@ fn chromium_loads_the_page_over_https_on_at_most_6_connections() {
         .and_then(|p| p.parse::<u16>().ok())
         .expect("an https listener");
     let url = format!("https://localhost:{port}/page.html");
-    let trust = format!("--ignore-certificate-errors-spki-list={}", base64(spki.as_ref()));
+    let trust = format!(
+        "--ignore-certificate-errors-spki-list={}",
+        base64(spki.as_ref())
+    );
     let (requests, connections) = load(&server, &url, &[trust]);
     eprintln!("chromium over https: {requests} requests over {connections} connections");
     assert!(requests >= 101, "page and 100 assets: {requests} requests");

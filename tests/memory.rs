@@ -93,10 +93,15 @@ static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// Starts a server on its own thread, counting its heap; returns its
 /// address.
 fn start_counted(config: holdline::config::Config) -> SocketAddr {
+    start_counted_all(config)[0]
+}
+
+/// [`start_counted`], with every listener's address (plain, then TLS).
+fn start_counted_all(config: holdline::config::Config) -> Vec<SocketAddr> {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let mut server = holdline::reactor::Server::bind(config).unwrap();
-        tx.send(server.local_addrs()[0]).unwrap();
+        tx.send(server.local_addrs()).unwrap();
         ON_SERVER.with(|c| c.set(true));
         let _ = server.run();
     });
@@ -256,6 +261,141 @@ fn hostile_clients_cannot_push_the_heap_past_its_bound() {
     // And per connection, well under what whole multipart bodies (4 MiB
     // each) or whole listings would cost.
     assert!(grown / 48 <= bound.tables_per_connection + bound.work_per_connection);
+    drop(held);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The same bound with TLS: the formula adds rustls's buffers per
+/// connection and the session cache, and TLS clients that never read
+/// (multi-range readers, pipeliners) stay under it.
+#[test]
+fn hostile_tls_clients_cannot_push_the_heap_past_its_bound() {
+    use std::sync::Arc;
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = std::env::temp_dir().join(format!("holdline-memory-tls-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::File::create(dir.join("big.bin"))
+        .unwrap()
+        .set_len(16 << 20)
+        .unwrap();
+    std::fs::write(dir.join("small.txt"), vec![b's'; 16 * 1024]).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    std::fs::write(dir.join("cert.pem"), cert.pem()).unwrap();
+    std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
+    let config = holdline::config::Config {
+        root: dir.clone(),
+        listen: vec!["127.0.0.1:0".parse().unwrap()],
+        tls_listen: vec!["127.0.0.1:0".parse().unwrap()],
+        tls_certs: vec![holdline::tls::CertPaths {
+            cert: dir.join("cert.pem"),
+            key: dir.join("key.pem"),
+        }],
+        max_connections: Some(64),
+        max_requests: 0,
+        file_cache_entries: 16,
+        status_path: Some("/status".into()),
+        send_timeout: Duration::from_secs(60),
+        evict_stalled_after: Duration::from_secs(60),
+        ..Default::default()
+    };
+    let bound = MemoryBound::compute(&config, 64);
+    let addrs = start_counted_all(config);
+    let (plain, tls) = (addrs[0], addrs[1]);
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.der().clone()).unwrap();
+    let client = Arc::new(
+        rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    );
+    // A TLS client over a small-window socket, handshake done.
+    let connect = || {
+        let mut sock = small_window(tls);
+        sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let mut conn = rustls::ClientConnection::new(Arc::clone(&client), name).unwrap();
+        while conn.is_handshaking() {
+            conn.complete_io(&mut sock).unwrap();
+        }
+        (conn, sock)
+    };
+    // Warm up (pool, cache, date, a session), then take the baseline.
+    {
+        let (mut conn, mut sock) = connect();
+        conn.writer()
+            .write_all(b"GET /small.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut stream = rustls::Stream::new(&mut conn, &mut sock);
+        let mut all = Vec::new();
+        let _ = stream.read_to_end(&mut all);
+    }
+    let baseline = LIVE.load(Ordering::Relaxed);
+    PEAK.store(baseline, Ordering::Relaxed);
+    let mut held = Vec::new();
+    // 24 slow TLS readers of four 1 MiB ranges each.
+    for _ in 0..24 {
+        let (mut conn, mut sock) = connect();
+        conn.writer()
+            .write_all(
+                b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\
+                  Range: bytes=0-1048575,2097152-3145727,4194304-5242879,6291456-7340031\r\n\r\n",
+            )
+            .unwrap();
+        while conn.wants_write() {
+            conn.write_tls(&mut sock).unwrap();
+        }
+        held.push((conn, sock));
+    }
+    // 12 TLS pipeliners of 16 KiB files, writing until the server stops
+    // reading them.
+    for _ in 0..12 {
+        let (mut conn, mut sock) = connect();
+        sock.set_nonblocking(true).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        'fill: while Instant::now() < deadline {
+            conn.writer()
+                .write_all(b"GET /small.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
+            while conn.wants_write() {
+                match conn.write_tls(&mut sock) {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break 'fill,
+                    Err(e) => panic!("{e}"),
+                }
+            }
+        }
+        held.push((conn, sock));
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while writing(plain) < 36 {
+        assert!(
+            Instant::now() < deadline,
+            "the TLS readers and pipeliners should be stuck in Writing ({})",
+            writing(plain)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let grown = (PEAK.load(Ordering::Relaxed) - baseline) as usize;
+    eprintln!(
+        "heap grew by {} KiB under 36 hostile TLS clients; bound for 64 connections: {} KiB",
+        grown / 1024,
+        bound.total() / 1024
+    );
+    assert!(grown >= 36 * 16 * 1024, "only {grown} bytes counted");
+    assert!(
+        grown <= bound.total(),
+        "the heap grew by {grown} bytes, past the bound of {} ({bound:?})",
+        bound.total()
+    );
+    assert!(
+        grown / 36
+            <= bound.tables_per_connection + bound.work_per_connection + bound.tls_per_connection
+    );
     drop(held);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -116,6 +116,7 @@ mod tests {
         let mut cache = DateCache::new(SystemTime::now());
         cache.refresh(UNIX_EPOCH + Duration::from_secs(784_111_777));
         assert_eq!(cache.http_date(), b"Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(&cache.http_date_copy(), b"Sun, 06 Nov 1994 08:49:37 GMT");
         assert_eq!(cache.clf_time(), "06/Nov/1994:08:49:37 +0000");
         cache.refresh(UNIX_EPOCH + Duration::from_secs(951_782_400)); // leap day 2000
         assert_eq!(cache.clf_time(), "29/Feb/2000:00:00:00 +0000");
