@@ -327,6 +327,7 @@ mod shared_tests {
         stats.count_close(CloseReason::Evicted);
         stats.count_requests_per_connection(7);
         stats.evictions[2] = 4;
+        stats.tls_handshakes = [5, 6, 7, 8];
         let gauges = Gauges {
             reading: 1,
             writing: 2,
@@ -340,6 +341,7 @@ mod shared_tests {
         assert_eq!(s.closes(CloseReason::Evicted), 1);
         assert_eq!(s.evictions, [0, 0, 4, 0, 0]);
         assert_eq!(s.requests_per_connection_sum, 7);
+        assert_eq!(s.tls_handshakes, [5, 6, 7, 8]);
         let shared = Shared::new(2);
         shared.publish(1, &stats, &gauges);
         let (total, g2) = shared.total(0, &stats, &gauges);

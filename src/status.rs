@@ -323,6 +323,18 @@ mod tests {
             stats.count_requests_per_connection(n);
         }
         stats.count_close(CloseReason::IdleTimeout);
+        stats.count_handshake(crate::tls::Handshake {
+            resumed: true,
+            tls13: true,
+        });
+        stats.count_handshake(crate::tls::Handshake {
+            resumed: false,
+            tls13: false,
+        });
+        stats.count_handshake(crate::tls::Handshake {
+            resumed: false,
+            tls13: true,
+        });
         let budget = Budget::compute(1024, 256, None, None, Reserve::new(1, 1)).unwrap();
         let mut out = Vec::new();
         prometheus(&mut out, &stats, &Gauges::default(), &budget);
@@ -330,6 +342,10 @@ mod tests {
         assert!(text.contains("holdline_closes_total{reason=\"idle_timeout\"} 1\n"));
         assert!(text.contains("holdline_closes_total{reason=\"evicted\"} 0\n"));
         assert!(text.contains("holdline_fd_limit 256\n"));
+        assert!(text.contains("holdline_tls_handshakes_total{kind=\"full\"} 2\n"));
+        assert!(text.contains("holdline_tls_handshakes_total{kind=\"resumed\"} 1\n"));
+        assert!(text.contains("holdline_tls_versions_total{version=\"1.2\"} 1\n"));
+        assert!(text.contains("holdline_tls_versions_total{version=\"1.3\"} 2\n"));
         assert!(text.contains("holdline_requests_per_connection_bucket{le=\"1\"} 2\n"));
         assert!(text.contains("holdline_requests_per_connection_bucket{le=\"5\"} 3\n"));
         assert!(text.contains("holdline_requests_per_connection_bucket{le=\"100\"} 3\n"));

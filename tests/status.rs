@@ -45,6 +45,9 @@ fn json_has_every_counter_and_gauge() {
     for class in ["idle", "fresh", "partial_head", "stalled", "lingering"] {
         assert_eq!(v["evictions"][class], 0, "{class}");
     }
+    for kind in ["full", "resumed", "failed", "tls1_2", "tls1_3"] {
+        assert_eq!(v["tls_handshakes"][kind], 0, "{kind}");
+    }
     let fd = &v["fd"];
     assert!(fd["limit"].as_u64().unwrap() > fd["budget"].as_u64().unwrap());
     assert_eq!(fd["in_use"], 2);
