@@ -69,6 +69,9 @@ pub struct Config {
     pub tls_session_cache: usize,
     /// TLS session tickets (stateless resumption, keys rotated).
     pub tls_tickets: bool,
+    /// Plain listeners answer 308 to the https URL (the status path
+    /// excepted).
+    pub redirect_to_https: bool,
 }
 
 /// `--tcp-keepalive-time/-interval/-probes`.
@@ -118,6 +121,7 @@ impl Default for Config {
             tls_certs: Vec::new(),
             tls_session_cache: 8192,
             tls_tickets: true,
+            redirect_to_https: false,
         }
     }
 }
@@ -195,6 +199,18 @@ pub const OPTIONS: &[OptionSpec] = &[
                 "off".into()
             } else {
                 "on".into()
+            }
+        },
+    },
+    OptionSpec {
+        flag: "--redirect-to-https",
+        value: None,
+        help: "plain-HTTP listeners answer every request (but --status-path) with 308 to the same URL on the first --tls-listen port",
+        default: |c| {
+            if c.redirect_to_https {
+                "on".into()
+            } else {
+                "off".into()
             }
         },
     },
@@ -554,6 +570,7 @@ where
                 })?);
             }
             Long("no-tls-tickets") => config.tls_tickets = false,
+            Long("redirect-to-https") => config.redirect_to_https = true,
             Long("tls-cert") => tls_certs.push(parser.value()?.into()),
             Long("tls-key") => tls_keys.push(parser.value()?.into()),
             Long("tls-session-cache") => {
@@ -685,6 +702,12 @@ where
         .zip(tls_keys)
         .map(|(cert, key)| crate::tls::CertPaths { cert, key })
         .collect();
+    if config.redirect_to_https && config.tls_listen.is_empty() {
+        return Err(ConfigError::out_of_range(
+            "redirect-to-https",
+            "needs --tls-listen",
+        ));
+    }
     if !config.tls_listen.is_empty() && config.tls_certs.is_empty() {
         return Err(ConfigError::out_of_range(
             "tls-listen",

@@ -70,10 +70,12 @@ impl<T> fmt::Debug for Conn<T> {
 
 impl<T: Transport> Conn<T> {
     pub fn new(transport: T, peer: SocketAddr, now: Instant) -> Conn<T> {
+        let mut session = Session::new(now);
+        session.set_secure(transport.is_secure());
         Conn {
             transport,
             peer,
-            session: Session::new(now),
+            session,
             work: None,
             peer_closed: false,
             readable: false,

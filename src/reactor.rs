@@ -773,7 +773,7 @@ impl Server {
 /// with SO_REUSEPORT when `--workers` > 1, so the kernel spreads new
 /// connections across them), takes the signals, and builds one reactor per
 /// worker. Logs where it listens and what it serves.
-pub fn start(config: Config) -> Result<Vec<Server>, StartError> {
+pub fn start(mut config: Config) -> Result<Vec<Server>, StartError> {
     let workers = config.workers.max(1);
     let budget = setup_fd_budget(&config)?;
     let tls = if config.tls_listen.is_empty() {
@@ -828,6 +828,14 @@ pub fn start(config: Config) -> Result<Vec<Server>, StartError> {
             None
         }
     };
+    // The addresses as bound (a port 0 became a real one): the responder
+    // names the TLS port in --redirect-to-https's Location.
+    let bound: Vec<SocketAddr> = sockets[0]
+        .iter()
+        .filter(|l| l.tls)
+        .map(|l| l.local)
+        .collect();
+    config.tls_listen = bound;
     let share = budget.share(workers);
     // Every worker's epoll first: worker 0 (which takes the signals) gets
     // the others' wakers when it is built.

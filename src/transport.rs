@@ -51,6 +51,10 @@ pub trait Transport {
     fn flush_pending(&mut self) -> io::Result<usize> {
         Ok(0)
     }
+    /// The bytes are encrypted (TLS): what `https` URLs promise.
+    fn is_secure(&self) -> bool {
+        false
+    }
     /// The transport's own handshake is still running: no request yet.
     fn in_handshake(&self) -> bool {
         false
@@ -254,6 +258,9 @@ impl Transport for Stream {
     }
     fn flush_pending(&mut self) -> io::Result<usize> {
         each!(self, s => s.flush_pending())
+    }
+    fn is_secure(&self) -> bool {
+        each!(self, s => s.is_secure())
     }
     fn in_handshake(&self) -> bool {
         each!(self, s => s.in_handshake())

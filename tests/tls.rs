@@ -610,6 +610,50 @@ with socket.create_connection(("127.0.0.1", {port})) as raw:
 }
 
 #[test]
+fn redirect_to_https_answers_plain_requests_with_308() {
+    let site = Site::new();
+    let pki = Pki::new();
+    let (server, addr) = start_tls(&site, &pki, &["--redirect-to-https"]);
+    let port = addr.port();
+    let mut plain = server.connect();
+    let r = common::exchange(
+        &mut plain,
+        "GET /hello.txt?x=1 HTTP/1.1\r\nHost: example.test:8080\r\n\r\n",
+    );
+    assert_eq!(r.status, 308, "{}", r.head);
+    assert_eq!(
+        r.header("Location"),
+        Some(format!("https://example.test:{port}/hello.txt?x=1").as_str())
+    );
+    // Keep-alive goes on; an IPv6 literal keeps its brackets.
+    let r = common::exchange(&mut plain, "GET / HTTP/1.1\r\nHost: [::1]:80\r\n\r\n");
+    assert_eq!(
+        r.header("Location"),
+        Some(format!("https://[::1]:{port}/").as_str())
+    );
+    // Without a Host (HTTP/1.0), the TLS listener's address.
+    let r = common::exchange(
+        &mut plain,
+        "GET /a.txt HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+    );
+    assert_eq!(
+        r.header("Location"),
+        Some(format!("https://127.0.0.1:{port}/a.txt").as_str())
+    );
+    // A Host that is not a host name is not echoed into a header.
+    let mut other = server.connect();
+    let r = common::exchange(&mut other, "GET / HTTP/1.1\r\nHost: a b@c\r\n\r\n");
+    assert_eq!(r.status, 400);
+    // The status path stays on plain HTTP, for monitoring.
+    let mut status = server.connect();
+    let r = common::exchange(&mut status, "GET /status HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(r.status, 200);
+    // And HTTPS itself serves.
+    let mut stream = connect(&pki.client(), addr, "localhost");
+    assert_eq!(exchange(&mut stream, &get("/hello.txt")).1, b"hello\n");
+}
+
+#[test]
 fn a_missing_certificate_is_a_one_line_start_error() {
     let site = Site::new();
     let missing = Path::new("/nonexistent/cert.pem");

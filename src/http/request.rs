@@ -90,6 +90,8 @@ pub struct RequestHead<'a> {
     pub accept_encoding: Option<&'a [u8]>,
     /// `Accept`: only the status page reads it (HTML for a browser).
     pub accept: Option<&'a [u8]>,
+    /// `Host`, as sent (one at most: two are refused).
+    pub host: Option<&'a [u8]>,
 }
 
 /// Why a request is refused before it is served.
@@ -201,6 +203,7 @@ pub fn parse_head<'a>(buf: &'a [u8], limits: &HeadLimits) -> HeadOutcome<'a> {
     let mut content_length: Option<u64> = None;
     let mut transfer_encoding = TransferCodings::default();
     let mut host_count = 0usize;
+    let mut host = None;
     let mut expect_continue = false;
     let mut expect_other = false;
     let mut if_none_match = None;
@@ -238,6 +241,7 @@ pub fn parse_head<'a>(buf: &'a [u8], limits: &HeadLimits) -> HeadOutcome<'a> {
             transfer_encoding.add(h.value);
         } else if name.eq_ignore_ascii_case("host") {
             host_count += 1;
+            host = Some(trim_ows(h.value));
         } else if name.eq_ignore_ascii_case("expect") {
             if trim_ows(h.value).eq_ignore_ascii_case(b"100-continue") {
                 expect_continue = true;
@@ -316,6 +320,7 @@ pub fn parse_head<'a>(buf: &'a [u8], limits: &HeadLimits) -> HeadOutcome<'a> {
         if_range,
         accept_encoding,
         accept,
+        host,
     })
 }
 

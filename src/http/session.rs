@@ -88,6 +88,8 @@ pub struct ConnFacts {
     /// The request has a body still to be read and discarded.
     pub has_body: bool,
     pub peer: SocketAddr,
+    /// The connection is TLS.
+    pub secure: bool,
 }
 
 /// What the connection must do after the bytes a reply wrote.
@@ -168,6 +170,8 @@ pub struct Session {
     requests: u32,
     /// An answer said close: close (lingering) once the output is sent.
     close_after_output: Option<CloseReason>,
+    /// The connection is TLS (for `--redirect-to-https`).
+    secure: bool,
 }
 
 impl fmt::Debug for Session {
@@ -190,7 +194,13 @@ impl Session {
             last_read: now,
             requests: 0,
             close_after_output: None,
+            secure: false,
         }
+    }
+
+    /// Marks the connection as TLS: its requests say so to the responder.
+    pub fn set_secure(&mut self, secure: bool) {
+        self.secure = secure;
     }
 
     pub fn phase(&self) -> Phase {
@@ -322,6 +332,7 @@ impl Session {
                                 requests_before: self.requests,
                                 has_body: decoder.is_some(),
                                 peer,
+                                secure: self.secure,
                             };
                             *body = decoder;
                             let reply = responder.respond(&head, facts, output);
@@ -368,6 +379,7 @@ impl Session {
                     requests_before: self.requests - 1,
                     has_body: false,
                     peer,
+                    secure: self.secure,
                 };
                 let reply = responder.respond(&head, facts, output);
                 *file = reply.body;

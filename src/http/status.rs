@@ -11,6 +11,7 @@ pub enum Status {
     PartialContent,
     MovedPermanently,
     NotModified,
+    PermanentRedirect,
     BadRequest,
     Forbidden,
     NotFound,
@@ -38,6 +39,7 @@ impl Status {
             Status::PartialContent => 206,
             Status::MovedPermanently => 301,
             Status::NotModified => 304,
+            Status::PermanentRedirect => 308,
             Status::BadRequest => 400,
             Status::Forbidden => 403,
             Status::NotFound => 404,
@@ -66,6 +68,7 @@ impl Status {
             Status::PartialContent => "206 Partial Content",
             Status::MovedPermanently => "301 Moved Permanently",
             Status::NotModified => "304 Not Modified",
+            Status::PermanentRedirect => "308 Permanent Redirect",
             Status::BadRequest => "400 Bad Request",
             Status::Forbidden => "403 Forbidden",
             Status::NotFound => "404 Not Found",
@@ -106,6 +109,7 @@ impl Status {
             Status::ServiceUnavailable => "503 Service Unavailable\n",
             Status::VersionNotSupported => "505 HTTP Version Not Supported\n",
             Status::MovedPermanently => "301 Moved Permanently\n",
+            Status::PermanentRedirect => "308 Permanent Redirect\n",
             Status::Continue
             | Status::Ok
             | Status::NoContent

@@ -148,6 +148,8 @@ enum Route {
     /// An HTML listing of the directory at `self.path` (`--listing`).
     Listing(File),
     Redirect,
+    /// `--redirect-to-https`: 308 to the URL in `self.location`.
+    HttpsRedirect,
     Options,
     Status(StatusFormat),
     Error(Status),
@@ -219,7 +221,7 @@ impl Responder {
     ) -> Reply<FileBody> {
         server.stats.requests += 1;
         let reply_start = out.len();
-        let route = self.route(head, server);
+        let route = self.route(head, facts.secure, server);
         if matches!(route, Route::Error(Status::ServiceUnavailable)) {
             // A file open failed with EMFILE/ENFILE.
             server.stats.open_emfile += 1;
@@ -277,6 +279,12 @@ impl Responder {
                 rh.location = Some(&self.location);
                 encode_error_body(out, &mut rh, is_head);
                 (Status::MovedPermanently, None)
+            }
+            Route::HttpsRedirect => {
+                let mut rh = ResponseHead::new(Status::PermanentRedirect, date, persistence);
+                rh.location = Some(&self.location);
+                encode_error_body(out, &mut rh, is_head);
+                (Status::PermanentRedirect, None)
             }
             Route::Status(format) => {
                 self.status_body.clear();
@@ -400,7 +408,17 @@ impl Responder {
         );
     }
 
-    fn route(&mut self, head: &RequestHead<'_>, server: &ServerView<'_>) -> Route {
+    fn route(&mut self, head: &RequestHead<'_>, secure: bool, server: &ServerView<'_>) -> Route {
+        let is_status = |target: &str, config: &Config| {
+            let path = target.split_once('?').map_or(target, |(path, _)| path);
+            config.status_path.as_deref() == Some(path)
+        };
+        if self.config.redirect_to_https && !secure && !is_status(head.target, &self.config) {
+            return match https_location(&mut self.location, head, &self.config.tls_listen) {
+                true => Route::HttpsRedirect,
+                false => Route::Error(Status::BadRequest),
+            };
+        }
         match head.method {
             Method::Unknown => return Route::Error(Status::NotImplemented),
             Method::OtherKnown => return Route::Error(Status::MethodNotAllowed),
@@ -713,4 +731,50 @@ fn encode_error_body(out: &mut Vec<u8>, rh: &mut ResponseHead<'_>, is_head: bool
     if !is_head {
         out.extend_from_slice(body.as_bytes());
     }
+}
+
+/// Writes into `location` the https URL of the request: its Host's name
+/// (or, without one, the TLS listener's address), the first TLS port
+/// unless 443, the target as sent. False when the Host is not a plain
+/// host name or address literal, which is not echoed into a header.
+fn https_location(location: &mut Vec<u8>, head: &RequestHead<'_>, tls: &[SocketAddr]) -> bool {
+    let Some(listener) = tls.first() else {
+        return false;
+    };
+    let name: Vec<u8>;
+    let host = match head.host {
+        Some(host) => {
+            // Strip the port: a name, an IPv4 literal or a bracketed IPv6.
+            let end = match host.iter().rposition(|&b| b == b':') {
+                Some(colon) if !host.ends_with(b"]") => colon,
+                _ => host.len(),
+            };
+            let name = &host[..end];
+            let plain = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_');
+            let literal = |b: &u8| b.is_ascii_hexdigit() || matches!(b, b':' | b'.' | b'[' | b']');
+            let ok = !name.is_empty()
+                && (name.iter().all(plain)
+                    || name.starts_with(b"[") && name.ends_with(b"]") && name.iter().all(literal));
+            if !ok {
+                return false;
+            }
+            name
+        }
+        None if listener.ip().is_unspecified() => return false,
+        None => {
+            name = match listener {
+                SocketAddr::V4(a) => a.ip().to_string().into_bytes(),
+                SocketAddr::V6(a) => format!("[{}]", a.ip()).into_bytes(),
+            };
+            &name
+        }
+    };
+    location.clear();
+    location.extend_from_slice(b"https://");
+    location.extend_from_slice(host);
+    if listener.port() != 443 {
+        let _ = std::io::Write::write_fmt(location, format_args!(":{}", listener.port()));
+    }
+    location.extend_from_slice(head.target.as_bytes());
+    true
 }

@@ -244,6 +244,10 @@ impl Transport for Tls {
         self.flush_records()
     }
 
+    fn is_secure(&self) -> bool {
+        true
+    }
+
     fn in_handshake(&self) -> bool {
         self.conn.is_handshaking()
     }
