@@ -525,6 +525,78 @@ mod tests {
         ));
     }
 
+    /// RFC 9110's methods: GET, HEAD and OPTIONS are served; the others
+    /// it defines (and PATCH) get 405 with Allow; any other token 501.
+    /// The request line's length limit (max_uri_bytes + 64) at its edges:
+    /// a line ending exactly at it is parsed whole, one past it is judged
+    /// on its first line_limit bytes (414), and a target one byte over
+    /// --max-uri-bytes is 414 even in a short line.
+    #[test]
+    fn request_line_limits_at_their_edges() {
+        let max = LIMITS.max_uri_bytes;
+        let line_limit = max + 64;
+        let target = format!("/{}", "a".repeat(max - 1));
+        // "M SP target SP HTTP/1.1 CR" ends (its LF) at line_limit: an
+        // unknown method of the right length is parsed whole (400-class
+        // routing happens later), not cut short as a 414.
+        let method = "A".repeat(line_limit - target.len() - 11);
+        let exact = format!("{method} {target} HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(exact.find('\n'), Some(line_limit));
+        let head = complete(exact.as_bytes());
+        assert_eq!(head.method, Method::Unknown);
+        // One byte longer: judged on its first line_limit bytes, 414.
+        let longer = format!("B{exact}");
+        assert_eq!(rejected(longer.as_bytes()).status, Status::UriTooLong);
+        // A line past the limit wherever its version falls: 414 every time
+        // (the answer does not depend on where the limit cuts the line).
+        for extra in 0..12 {
+            let method = "C".repeat(line_limit - target.len() - 11 + 1 + extra);
+            let line = format!("{method} {target} HTTP/1.1\r\nHost: x\r\n\r\n");
+            assert_eq!(
+                rejected(line.as_bytes()).status,
+                Status::UriTooLong,
+                "{extra}"
+            );
+        }
+        // An unfinished line of exactly line_limit bytes may still end in
+        // time: wait for more; one byte more is a 414 at once.
+        let partial = format!("GET /{}", "a".repeat(line_limit - 5));
+        assert_eq!(partial.len(), line_limit);
+        assert!(matches!(
+            parse_head(partial.as_bytes(), &LIMITS),
+            HeadOutcome::Partial
+        ));
+        let over = format!("{partial}a");
+        assert_eq!(rejected(over.as_bytes()).status, Status::UriTooLong);
+        // A target one byte over --max-uri-bytes in a short line.
+        let too_long = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(max));
+        assert_eq!(rejected(too_long.as_bytes()).status, Status::UriTooLong);
+        let fits = format!("GET {target} HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(complete(fits.as_bytes()).target.len(), max);
+    }
+
+    #[test]
+    fn versions_print_as_sent() {
+        assert_eq!(Version::Http10.as_str(), "HTTP/1.0");
+        assert_eq!(Version::Http11.as_str(), "HTTP/1.1");
+    }
+
+    #[test]
+    fn methods_by_token() {
+        for (token, method) in [
+            ("GET", Method::Get),
+            ("HEAD", Method::Head),
+            ("OPTIONS", Method::Options),
+            ("get", Method::Unknown),
+            ("BREW", Method::Unknown),
+        ] {
+            assert_eq!(Method::from_token(token), method, "{token}");
+        }
+        for token in ["POST", "PUT", "DELETE", "CONNECT", "TRACE", "PATCH"] {
+            assert_eq!(Method::from_token(token), Method::OtherKnown, "{token}");
+        }
+    }
+
     #[test]
     fn host_rules() {
         assert_eq!(
