@@ -41,12 +41,22 @@ impl Pki {
     }
 
     /// Writes `NAME.crt` and `NAME.key` for a leaf valid for `names` with
-    /// common name `cn`; returns its DER.
+    /// common name `cn` (an ECDSA P-256 key); returns its DER.
     fn leaf(&self, file: &str, cn: &str, names: &[&str]) -> CertificateDer<'static> {
+        self.leaf_with(file, cn, names, KeyPair::generate().unwrap())
+    }
+
+    /// [`Pki::leaf`] with the given key.
+    fn leaf_with(
+        &self,
+        file: &str,
+        cn: &str,
+        names: &[&str],
+        key: KeyPair,
+    ) -> CertificateDer<'static> {
         let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
         let mut params = CertificateParams::new(names).unwrap();
         params.distinguished_name.push(DnType::CommonName, cn);
-        let key = KeyPair::generate().unwrap();
         let cert = params.signed_by(&key, &self.ca).unwrap();
         self.dir.write(&format!("{file}.crt"), cert.pem());
         self.dir.write(&format!("{file}.key"), key.serialize_pem());
@@ -351,6 +361,37 @@ fn sni_chooses_the_certificate_and_the_first_is_the_default() {
     assert_eq!(served("a.test"), a);
     // An IP literal sends no SNI: the default (first) pair.
     assert_eq!(served("127.0.0.1"), a);
+}
+
+#[test]
+fn rsa_and_ecdsa_certificates_serve_side_by_side() {
+    let site = Site::new();
+    let pki = Pki::new();
+    let ecdsa = pki.leaf("ec", "ec.test", &["ec.test"]);
+    let rsa_key = KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).unwrap();
+    let rsa = pki.leaf_with("rsa", "rsa.test", &["rsa.test"], rsa_key);
+    let server = Server::start(
+        &site.root(),
+        &[
+            "--tls-listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            &pki.cert("ec"),
+            "--tls-key",
+            &pki.key("ec"),
+            "--tls-cert",
+            &pki.cert("rsa"),
+            "--tls-key",
+            &pki.key("rsa"),
+        ],
+    );
+    let addr = tls_addr(&server);
+    let client = pki.client();
+    for (name, cert) in [("rsa.test", &rsa), ("ec.test", &ecdsa)] {
+        let mut stream = connect(&client, addr, name);
+        assert_eq!(&stream.conn.peer_certificates().unwrap()[0], cert);
+        assert_eq!(exchange(&mut stream, &get("/hello.txt")).1, b"hello\n");
+    }
 }
 
 #[test]
