@@ -606,7 +606,12 @@ mod tests {
         let r = rejected(b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n");
         assert_eq!(r.status, Status::BadRequest);
         assert_eq!(r.head_len, Some(36));
+        // HTTP/1.0 may omit Host, or send one; never two.
         complete(b"GET / HTTP/1.0\r\n\r\n");
+        let h = complete(b"GET / HTTP/1.0\r\nHost: a\r\n\r\n");
+        assert_eq!(h.host, Some(&b"a"[..]));
+        let r = rejected(b"GET / HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n");
+        assert_eq!(r.status, Status::BadRequest);
     }
 
     #[test]
