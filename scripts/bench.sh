@@ -396,8 +396,21 @@ rss_kb() {
     echo "$total"
 }
 
+# restart NAME: a fresh server process, so that what earlier scenarios
+# left in its heap (free memory that new connections would reuse) does not
+# hide what idle connections cost.
+restart() {
+    local old=${ROOT[$1]}
+    kill "$old" 2>/dev/null || true
+    wait "$old" 2>/dev/null || true
+    if [ "$1" = nginx ]; then rm -f "$work/nginx.pid"; fi
+    "start_$1"
+    wait_port "${PORT[$1]}"
+}
+
 # idle_rss NAME N [tls] -> bytes of server RSS per idle keep-alive
-# connection (over TLS with a third argument `tls`)
+# connection (over TLS with a third argument `tls`); call `restart NAME`
+# first (not in the $(...) subshell, whose pids the cleanup would not see)
 idle_rss() {
     local name=$1 port=${PORT[$1]} n=$2 tls=${3:-} before after fifo
     if [ "$tls" = tls ]; then port=${TLS_PORT[$1]}; fi
@@ -490,11 +503,17 @@ SCHEME=http
 
 declare -A IDLE=() SYS=() TLS_IDLE=()
 if [ -z "${ONLY:-}" ] || [ "$ONLY" = 5 ]; then
-    for name in $FILES; do IDLE[$name]=$(idle_rss "$name" 10000); done
+    for name in $FILES; do
+        restart "$name"
+        IDLE[$name]=$(idle_rss "$name" 10000)
+    done
     echo "  done: idle" >&2
 fi
 if [ -z "${ONLY:-}" ] || [ "$ONLY" = 11 ]; then
-    for name in holdline nginx; do TLS_IDLE[$name]=$(idle_rss "$name" 2000 tls); done
+    for name in holdline nginx; do
+        restart "$name"
+        TLS_IDLE[$name]=$(idle_rss "$name" 2000 tls)
+    done
     echo "  done: idle TLS" >&2
 fi
 if [ -z "${ONLY:-}" ] || [ "$ONLY" = 6 ]; then

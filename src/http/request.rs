@@ -558,6 +558,10 @@ mod tests {
                 "{extra}"
             );
         }
+        // A long line whose version is already wrong within the first
+        // line_limit bytes: judged only on a whole line, so 414 too.
+        let bad_version = format!("GET / XTTP/1.1{}", "x".repeat(line_limit));
+        assert_eq!(rejected(bad_version.as_bytes()).status, Status::UriTooLong);
         // An unfinished line of exactly line_limit bytes may still end in
         // time: wait for more; one byte more is a 414 at once.
         let partial = format!("GET /{}", "a".repeat(line_limit - 5));
@@ -573,6 +577,58 @@ mod tests {
         assert_eq!(rejected(too_long.as_bytes()).status, Status::UriTooLong);
         let fits = format!("GET {target} HTTP/1.1\r\nHost: x\r\n\r\n");
         assert_eq!(complete(fits.as_bytes()).target.len(), max);
+    }
+
+    /// A well-formed version other than 1.0 and 1.1 is 505; anything that
+    /// is not `HTTP/digit.digit` is 400.
+    #[test]
+    fn unsupported_and_malformed_versions() {
+        for line in ["GET / HTTP/3.0", "GET / HTTP/0.9", "GET / HTTP/2.0"] {
+            let req = format!("{line}\r\nHost: x\r\n\r\n");
+            assert_eq!(
+                rejected(req.as_bytes()).status,
+                Status::VersionNotSupported,
+                "{line}"
+            );
+        }
+        for line in [
+            "GET / HTTP/a.b",
+            "GET / HTTP/2.x",
+            "GET / HTTP/x.1",
+            "GET / HTTX/1.1",
+        ] {
+            let req = format!("{line}\r\nHost: x\r\n\r\n");
+            assert_eq!(
+                rejected(req.as_bytes()).status,
+                Status::BadRequest,
+                "{line}"
+            );
+        }
+    }
+
+    /// RFC 9112 §2.2: empty lines before the request line are skipped, and
+    /// they count in the head's length (the next request starts after).
+    #[test]
+    fn leading_empty_lines_are_skipped_and_counted() {
+        assert_eq!(leading_empty_lines(b"\r\n\n\r\nGET"), 5);
+        assert_eq!(leading_empty_lines(b"GET"), 0);
+        let req = b"\r\n\nGET / HTTP/1.1\r\nHost: x\r\n\r\nNEXT";
+        let h = complete(req);
+        assert_eq!(h.head_len, req.len() - 4);
+        assert_eq!(h.target, "/");
+    }
+
+    /// At most 19 digits (no u64 overflow check needed past that, and no
+    /// unbounded run of leading zeros).
+    #[test]
+    fn content_length_digits_are_bounded() {
+        let req = b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 9999999999999999999\r\n\r\n";
+        assert_eq!(
+            complete(req).framing,
+            Framing::Length(9_999_999_999_999_999_999)
+        );
+        let req = b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 00000000000000000005\r\n\r\n";
+        assert_eq!(rejected(req).status, Status::BadRequest);
     }
 
     #[test]
