@@ -72,6 +72,8 @@ pub struct Config {
     /// Plain listeners answer 308 to the https URL (the status path
     /// excepted).
     pub redirect_to_https: bool,
+    /// `--header` lines ("Name: value"), added to every response.
+    pub headers: Vec<String>,
 }
 
 /// `--tcp-keepalive-time/-interval/-probes`.
@@ -122,6 +124,7 @@ impl Default for Config {
             tls_session_cache: 8192,
             tls_tickets: true,
             redirect_to_https: false,
+            headers: Vec::new(),
         }
     }
 }
@@ -407,6 +410,12 @@ pub const OPTIONS: &[OptionSpec] = &[
         default: |c| c.cache_control.clone().unwrap_or_else(|| "none".into()),
     },
     OptionSpec {
+        flag: "--header",
+        value: Some("'NAME: VALUE'"),
+        help: "add this header to every response (CORS, HSTS, CSP...); repeatable; headers that frame the message (Content-Length, Transfer-Encoding, Connection...) are refused",
+        default: |_| "none".into(),
+    },
+    OptionSpec {
         flag: "--access-log",
         value: None,
         help: "log one Common Log Format line per request (log target `access`)",
@@ -570,6 +579,10 @@ where
                 })?);
             }
             Long("no-tls-tickets") => config.tls_tickets = false,
+            Long("header") => {
+                let value = parser.value()?.string()?;
+                config.headers.push(header_line(&value)?);
+            }
             Long("redirect-to-https") => config.redirect_to_https = true,
             Long("tls-cert") => tls_certs.push(parser.value()?.into()),
             Long("tls-key") => tls_keys.push(parser.value()?.into()),
@@ -726,6 +739,44 @@ where
     Ok(Command::Serve(Box::new(config)))
 }
 
+/// Headers an operator may not add: they frame the message or belong to
+/// the connection (RFC 9110 §7.6.1), or holdline sends them itself once.
+const RESERVED_HEADERS: [&str; 10] = [
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "upgrade",
+    "te",
+    "trailer",
+    "proxy-connection",
+    "date",
+    "server",
+];
+
+/// Checks `--header 'Name: value'` and returns it as it will be sent
+/// ("Name: value", the value trimmed).
+fn header_line(arg: &str) -> Result<String, ConfigError> {
+    let expected = "'Name: value' with a token name and a value without control characters";
+    let invalid = || ConfigError::invalid("header", arg, expected);
+    let (name, value) = arg.split_once(':').ok_or_else(invalid)?;
+    let tchar = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    if name.is_empty() || !name.chars().all(tchar) {
+        return Err(invalid());
+    }
+    let value = value.trim_matches([' ', '\t']);
+    if value.chars().any(|c| c.is_ascii_control() && c != '\t') || !value.is_ascii() {
+        return Err(invalid());
+    }
+    if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+        return Err(ConfigError::out_of_range(
+            "header",
+            "must not set Content-Length, Transfer-Encoding, Connection, Keep-Alive, Upgrade, TE, Trailer, Date or Server",
+        ));
+    }
+    Ok(format!("{name}: {value}"))
+}
+
 fn number<T: std::str::FromStr>(parser: &mut lexopt::Parser, name: &str) -> Result<T, ConfigError> {
     use lexopt::ValueExt;
     let value = parser.value()?.string()?;
@@ -789,6 +840,39 @@ mod tests {
         assert_eq!(c.max_requests, 3);
         assert_eq!(c.tcp_keepalive, None);
         assert_eq!(c.root, PathBuf::from("/srv/www"));
+    }
+
+    #[test]
+    fn headers_are_checked() {
+        let config = serve(&[
+            "--header",
+            "Access-Control-Allow-Origin:  *  ",
+            "--header",
+            "X-A: b c",
+        ])
+        .unwrap();
+        assert_eq!(
+            config.headers,
+            ["Access-Control-Allow-Origin: *", "X-A: b c"]
+        );
+        for bad in [
+            "NoColon",
+            ": v",
+            "Bad Name: v",
+            "X: a\r\nY: b",
+            "X: caf\u{e9}",
+        ] {
+            assert!(serve(&["--header", bad]).is_err(), "{bad:?}");
+        }
+        for reserved in [
+            "Content-Length: 5",
+            "transfer-encoding: chunked",
+            "Connection: close",
+            "Server: x",
+        ] {
+            let err = serve(&["--header", reserved]).unwrap_err().to_string();
+            assert!(err.contains("must not set"), "{err}");
+        }
     }
 
     #[test]

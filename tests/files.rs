@@ -278,3 +278,63 @@ fn access_log_writes_one_common_log_format_line_per_request() {
         .contains("shutdown complete")));
     assert!(!off.log_text().contains(" access]"), "off by default");
 }
+
+#[test]
+fn extra_headers_are_on_every_response() {
+    let site = Site::new();
+    let server = Server::start(
+        &site.root(),
+        &[
+            "--header",
+            "Strict-Transport-Security: max-age=63072000",
+            "--header",
+            "Access-Control-Allow-Origin: *",
+        ],
+    );
+    let mut s = server.connect();
+    let ok = exchange(&mut s, &get("/hello.txt"));
+    let missing = exchange(&mut s, &get("/nope"));
+    let etag = ok.header("ETag").unwrap().to_string();
+    let not_modified = exchange(
+        &mut s,
+        &format!("GET /hello.txt HTTP/1.1\r\nHost: t\r\nIf-None-Match: {etag}\r\n\r\n"),
+    );
+    let redirect = exchange(&mut s, &get("/sub"));
+    let mut bad = server.connect();
+    let error = exchange(&mut bad, "GET / HTTP/1.1\r\n\r\n");
+    for (what, r, status) in [
+        ("200", &ok, 200),
+        ("404", &missing, 404),
+        ("304", &not_modified, 304),
+        ("301", &redirect, 301),
+        ("400", &error, 400),
+    ] {
+        assert_eq!(r.status, status, "{what}");
+        assert_eq!(
+            r.header("Strict-Transport-Security"),
+            Some("max-age=63072000"),
+            "{what}"
+        );
+        assert_eq!(r.header("Access-Control-Allow-Origin"), Some("*"), "{what}");
+    }
+    // Once each, in the order given, before the connection headers.
+    assert!(
+        ok.head.contains(
+            "Strict-Transport-Security: max-age=63072000\r\nAccess-Control-Allow-Origin: *\r\nConnection: keep-alive\r\n"
+        ),
+        "{}",
+        ok.head
+    );
+}
+
+#[test]
+fn a_framing_header_is_refused_at_start() {
+    let site = Site::new();
+    let err = Server::try_start(&site.root(), &["--header", "Content-Length: 0"])
+        .err()
+        .expect("refused");
+    assert!(
+        err.contains("'--header' must not set Content-Length"),
+        "{err}"
+    );
+}

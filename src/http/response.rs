@@ -32,6 +32,8 @@ pub struct ResponseHead<'a> {
     pub allow: bool,
     pub retry_after_secs: Option<u32>,
     pub persistence: Persistence,
+    /// Header lines the operator added (`--header`), each ending in CRLF.
+    pub extra: &'a [u8],
 }
 
 /// The `Content-Range` of a 206 or 416 (RFC 9110 §14.4).
@@ -81,6 +83,20 @@ impl<'a> ResponseHead<'a> {
             allow: false,
             retry_after_secs: None,
             persistence,
+            extra: b"",
+        }
+    }
+
+    /// [`ResponseHead::new`] with the operator's header lines.
+    pub fn with_extra(
+        status: Status,
+        date: &'a [u8],
+        extra: &'a [u8],
+        persistence: Persistence,
+    ) -> Self {
+        ResponseHead {
+            extra,
+            ..ResponseHead::new(status, date, persistence)
         }
     }
 }
@@ -148,6 +164,7 @@ pub fn encode_head(out: &mut Vec<u8>, head: &ResponseHead<'_>) {
     }
     // Browsers must not guess a type other than the one we send.
     out.extend_from_slice(b"X-Content-Type-Options: nosniff\r\n");
+    out.extend_from_slice(head.extra);
     match head.persistence {
         Persistence::Close(_) => out.extend_from_slice(b"Connection: close\r\n"),
         Persistence::KeepAlive {

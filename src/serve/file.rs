@@ -34,9 +34,10 @@ impl Responder {
         let modified_secs = meta.mtime.max(0) as u64;
         let last_modified = imf_fixdate(modified_secs);
         let date = self.date.http_date_copy();
+        let extra = std::sync::Arc::clone(&self.extra_headers);
         let is_head = head.method == Method::Head;
 
-        let mut rh = ResponseHead::new(Status::Ok, &date, persistence);
+        let mut rh = ResponseHead::with_extra(Status::Ok, &date, &extra, persistence);
         rh.etag = Some(etag.as_bytes());
         rh.last_modified = Some(&last_modified);
         rh.cache_control = self.config.cache_control.as_deref();
@@ -75,7 +76,12 @@ impl Responder {
         let ranges = match range {
             RangeRequest::Full => None,
             RangeRequest::Unsatisfiable => {
-                let mut rh = ResponseHead::new(Status::RangeNotSatisfiable, &date, persistence);
+                let mut rh = ResponseHead::with_extra(
+                    Status::RangeNotSatisfiable,
+                    &date,
+                    &extra,
+                    persistence,
+                );
                 rh.content_range = Some(ContentRange::Unsatisfied { len });
                 super::encode_error_body(out, &mut rh, is_head);
                 return Ok((Status::RangeNotSatisfiable, None));

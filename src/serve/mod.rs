@@ -64,6 +64,10 @@ pub struct Responder {
     status_body: Vec<u8>,
     name: Vec<u8>,
     location: Vec<u8>,
+    /// `--header` lines, encoded once ("Name: value\r\n" each); shared
+    /// so a response head can borrow them while `self` is borrowed
+    /// mutably (an atomic increment per response, no allocation).
+    extra_headers: Arc<[u8]>,
 }
 
 /// What the status path answers with.
@@ -158,6 +162,12 @@ enum Route {
 impl Responder {
     pub fn new(config: Config, root: Root, now: Instant, wall: SystemTime) -> Responder {
         let cache = FileCache::new(config.file_cache_entries, config.file_cache_valid);
+        let extra_headers: Arc<[u8]> = config
+            .headers
+            .iter()
+            .flat_map(|h| h.as_bytes().iter().chain(b"\r\n"))
+            .copied()
+            .collect();
         Responder {
             limits: HeadLimits {
                 max_header_bytes: config.max_header_bytes,
@@ -174,6 +184,7 @@ impl Responder {
             path: Vec::with_capacity(1024),
             name: Vec::with_capacity(1024),
             location: Vec::with_capacity(1024),
+            extra_headers,
         }
     }
 
@@ -242,7 +253,8 @@ impl Responder {
             encode_continue(out);
         }
         let is_head = head.method == Method::Head;
-        // A copy, so `self` stays free for the file responder.
+        // Copies, so `self` stays free for the file responder.
+        let extra = Arc::clone(&self.extra_headers);
         let date_buf = self.date.http_date_copy();
         let date = &date_buf[..];
         let (status, file) = match route {
@@ -256,7 +268,7 @@ impl Responder {
                         // shutdown, or an overflow close without a slot.)
                         server.stats.open_emfile += 1;
                     }
-                    let mut rh = ResponseHead::new(status, date, persistence);
+                    let mut rh = ResponseHead::with_extra(status, date, &extra, persistence);
                     rh.retry_after_secs = (status == Status::ServiceUnavailable).then_some(1);
                     encode_error_body(out, &mut rh, is_head);
                     (status, None)
@@ -270,18 +282,20 @@ impl Responder {
                     head.target,
                     self.config.dotfiles,
                 );
-                let rh = ResponseHead::new(Status::Ok, date, persistence);
+                let rh = ResponseHead::with_extra(Status::Ok, date, &extra, persistence);
                 encode_generated(out, rh, "text/html", &self.status_body, is_head);
                 (Status::Ok, None)
             }
             Route::Redirect => {
-                let mut rh = ResponseHead::new(Status::MovedPermanently, date, persistence);
+                let mut rh =
+                    ResponseHead::with_extra(Status::MovedPermanently, date, &extra, persistence);
                 rh.location = Some(&self.location);
                 encode_error_body(out, &mut rh, is_head);
                 (Status::MovedPermanently, None)
             }
             Route::HttpsRedirect => {
-                let mut rh = ResponseHead::new(Status::PermanentRedirect, date, persistence);
+                let mut rh =
+                    ResponseHead::with_extra(Status::PermanentRedirect, date, &extra, persistence);
                 rh.location = Some(&self.location);
                 encode_error_body(out, &mut rh, is_head);
                 (Status::PermanentRedirect, None)
@@ -321,18 +335,18 @@ impl Responder {
                         "text/plain"
                     }
                 };
-                let rh = ResponseHead::new(Status::Ok, date, persistence);
+                let rh = ResponseHead::with_extra(Status::Ok, date, &extra, persistence);
                 encode_generated(out, rh, content_type, &self.status_body, is_head);
                 (Status::Ok, None)
             }
             Route::Options => {
-                let mut rh = ResponseHead::new(Status::NoContent, date, persistence);
+                let mut rh = ResponseHead::with_extra(Status::NoContent, date, &extra, persistence);
                 rh.allow = true;
                 encode_head(out, &rh);
                 (Status::NoContent, None)
             }
             Route::Error(status) => {
-                let mut rh = ResponseHead::new(status, date, persistence);
+                let mut rh = ResponseHead::with_extra(status, date, &extra, persistence);
                 rh.allow = status == Status::MethodNotAllowed;
                 rh.retry_after_secs = (status == Status::ServiceUnavailable).then_some(1);
                 encode_error_body(out, &mut rh, is_head);
@@ -376,7 +390,8 @@ impl Responder {
     ) {
         let start = out.len();
         let persistence = Persistence::Close(reason);
-        let mut rh = ResponseHead::new(status, self.date.http_date(), persistence);
+        let extra = Arc::clone(&self.extra_headers);
+        let mut rh = ResponseHead::with_extra(status, self.date.http_date(), &extra, persistence);
         rh.retry_after_secs = (status == Status::ServiceUnavailable).then_some(1);
         encode_error_body(out, &mut rh, is_head);
         if self.config.access_log {
