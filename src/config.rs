@@ -74,6 +74,10 @@ pub struct Config {
     pub redirect_to_https: bool,
     /// `--header` lines ("Name: value"), added to every response.
     pub headers: Vec<String>,
+    /// Served (200) for a GET or HEAD whose path names no file.
+    pub fallback: Option<String>,
+    /// (status, target): the body of error responses with that status.
+    pub error_pages: Vec<(u16, String)>,
 }
 
 /// `--tcp-keepalive-time/-interval/-probes`.
@@ -125,6 +129,8 @@ impl Default for Config {
             tls_tickets: true,
             redirect_to_https: false,
             headers: Vec::new(),
+            fallback: None,
+            error_pages: Vec::new(),
         }
     }
 }
@@ -416,6 +422,18 @@ pub const OPTIONS: &[OptionSpec] = &[
         default: |_| "none".into(),
     },
     OptionSpec {
+        flag: "--fallback",
+        value: Some("PATH"),
+        help: "answer a GET or HEAD whose path names no file with this file and 200, such as /index.html for a single-page app",
+        default: |c| c.fallback.clone().unwrap_or_else(|| "none".into()),
+    },
+    OptionSpec {
+        flag: "--error-page",
+        value: Some("CODE=PATH"),
+        help: "answer errors with status CODE (400-599) with this file's body, keeping the status, such as 404=/404.html; repeatable",
+        default: |_| "none".into(),
+    },
+    OptionSpec {
         flag: "--access-log",
         value: None,
         help: "log one Common Log Format line per request (log target `access`)",
@@ -579,6 +597,23 @@ where
                 })?);
             }
             Long("no-tls-tickets") => config.tls_tickets = false,
+            Long("fallback") => {
+                let path = parser.value()?.string()?;
+                config.fallback = Some(site_path("fallback", &path)?);
+            }
+            Long("error-page") => {
+                let value = parser.value()?.string()?;
+                let expected = "CODE=PATH with CODE from 400 to 599, such as 404=/404.html";
+                let invalid = || ConfigError::invalid("error-page", &value, expected);
+                let (code, path) = value.split_once('=').ok_or_else(invalid)?;
+                let code: u16 = code.parse().map_err(|_| invalid())?;
+                if !(400..=599).contains(&code) {
+                    return Err(invalid());
+                }
+                let path = site_path("error-page", path)?;
+                config.error_pages.retain(|(c, _)| *c != code);
+                config.error_pages.push((code, path));
+            }
             Long("header") => {
                 let value = parser.value()?.string()?;
                 config.headers.push(header_line(&value)?);
@@ -737,6 +772,19 @@ where
         config.root = root;
     }
     Ok(Command::Serve(Box::new(config)))
+}
+
+/// A path on the site (`--fallback`, `--error-page`): absolute, without a
+/// query or control characters.
+fn site_path(flag: &str, path: &str) -> Result<String, ConfigError> {
+    if !path.starts_with('/') || path.contains(['?', '#']) || path.chars().any(|c| c.is_control()) {
+        return Err(ConfigError::invalid(
+            flag,
+            path,
+            "a path on the site such as /index.html",
+        ));
+    }
+    Ok(path.to_string())
 }
 
 /// Headers an operator may not add: they frame the message or belong to

@@ -338,3 +338,80 @@ fn a_framing_header_is_refused_at_start() {
         "{err}"
     );
 }
+
+#[test]
+fn fallback_serves_the_app_for_paths_that_name_no_file() {
+    let site = Site::new();
+    let server = Server::start(&site.root(), &["--fallback", "/index.html"]);
+    let mut s = server.connect();
+    // A deep link of a single-page app: the app, with 200.
+    let r = exchange(&mut s, &get("/app/route/42?tab=1"));
+    assert_eq!(r.status, 200, "{}", r.head);
+    assert_eq!(r.body_text(), "<h1>home</h1>\n");
+    assert_eq!(r.header("Content-Type"), Some("text/html; charset=utf-8"));
+    // Files that exist are served as they are; a dotfile stays hidden
+    // behind the fallback, which never serves it.
+    assert_eq!(exchange(&mut s, &get("/hello.txt")).body_text(), "hello\n");
+    let r = exchange(&mut s, &get("/.env"));
+    assert_eq!((r.status, r.body_text()), (200, "<h1>home</h1>\n".into()));
+    // HEAD too; other methods keep their answers.
+    let r = exchange(&mut s, "HEAD /nope HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("Content-Length"), Some("14"));
+    let r = exchange(
+        &mut s,
+        "POST /nope HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n",
+    );
+    assert_eq!(r.status, 405);
+    // Nothing outside ROOT through the fallback either.
+    let r = exchange(&mut s, &get("/../secret.txt"));
+    assert_ne!(r.body_text(), "TOP SECRET\n");
+}
+
+#[test]
+fn error_pages_keep_the_status_and_serve_the_page() {
+    let site = Site::new();
+    site.dir.write("www/errors/404.html", "<h1>not here</h1>\n");
+    let server = Server::start(
+        &site.root(),
+        &[
+            "--error-page",
+            "404=/errors/404.html",
+            "--error-page",
+            "405=/errors/missing.html",
+        ],
+    );
+    let mut s = server.connect();
+    let r = exchange(&mut s, &get("/nope"));
+    assert_eq!(r.status, 404);
+    assert_eq!(r.body_text(), "<h1>not here</h1>\n");
+    assert_eq!(r.header("Content-Type"), Some("text/html; charset=utf-8"));
+    let r = exchange(&mut s, "HEAD /nope HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!((r.status, r.body.len()), (404, 0));
+    assert_eq!(r.header("Content-Length"), Some("18"));
+    // A page that cannot be found: the plain error body, same status and
+    // headers.
+    let r = exchange(&mut s, "DELETE /hello.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(r.status, 405);
+    assert_eq!(r.header("Allow"), Some("GET, HEAD, OPTIONS"));
+    assert_eq!(r.header("Content-Type"), Some("text/plain; charset=utf-8"));
+    assert!(r.body_text().starts_with("405"), "{}", r.body_text());
+    // A hidden dotfile is a 404 like any other.
+    let r = exchange(&mut s, &get("/empty/.keep"));
+    assert_eq!(r.status, 404);
+    assert_eq!(r.body_text(), "<h1>not here</h1>\n");
+}
+
+#[test]
+fn fallback_and_error_page_paths_are_checked() {
+    let site = Site::new();
+    for args in [
+        &["--fallback", "index.html"][..],
+        &["--error-page", "404"],
+        &["--error-page", "200=/ok.html"],
+        &["--error-page", "404=relative.html"],
+    ] {
+        let err = Server::try_start(&site.root(), args).err();
+        assert!(err.is_some_and(|e| e.contains("error:")), "{args:?}");
+    }
+}

@@ -38,8 +38,8 @@ mod listing;
 pub const MAX_GENERATED_BYTES: usize = listing::MAX_RENDERED_BYTES;
 
 use crate::files::OpenFiles;
+use body::{BodySink, FileMeta, FileSource};
 pub use body::{FileBody, FileRoute};
-use body::{FileMeta, FileSource};
 use cache::{Content, FileCache, Lookup};
 use std::time::Instant;
 
@@ -68,6 +68,10 @@ pub struct Responder {
     /// so a response head can borrow them while `self` is borrowed
     /// mutably (an atomic increment per response, no allocation).
     extra_headers: Arc<[u8]>,
+    /// `--fallback`: the target served for paths that name no file.
+    fallback: Option<Arc<str>>,
+    /// `--error-page`: (status code, target).
+    error_pages: Vec<(u16, Arc<str>)>,
 }
 
 /// What the status path answers with.
@@ -168,6 +172,12 @@ impl Responder {
             .flat_map(|h| h.as_bytes().iter().chain(b"\r\n"))
             .copied()
             .collect();
+        let fallback = config.fallback.as_deref().map(Arc::from);
+        let error_pages = config
+            .error_pages
+            .iter()
+            .map(|(code, page)| (*code, Arc::from(page.as_str())))
+            .collect();
         Responder {
             limits: HeadLimits {
                 max_header_bytes: config.max_header_bytes,
@@ -185,6 +195,8 @@ impl Responder {
             name: Vec::with_capacity(1024),
             location: Vec::with_capacity(1024),
             extra_headers,
+            fallback,
+            error_pages,
         }
     }
 
@@ -270,8 +282,7 @@ impl Responder {
                     }
                     let mut rh = ResponseHead::with_extra(status, date, &extra, persistence);
                     rh.retry_after_secs = (status == Status::ServiceUnavailable).then_some(1);
-                    encode_error_body(out, &mut rh, is_head);
-                    (status, None)
+                    self.error_body(head, &mut rh, server, out)
                 }
             },
             Route::Listing(dir) => {
@@ -349,8 +360,7 @@ impl Responder {
                 let mut rh = ResponseHead::with_extra(status, date, &extra, persistence);
                 rh.allow = status == Status::MethodNotAllowed;
                 rh.retry_after_secs = (status == Status::ServiceUnavailable).then_some(1);
-                encode_error_body(out, &mut rh, is_head);
-                (status, None)
+                self.error_body(head, &mut rh, server, out)
             }
         };
         if self.config.access_log {
@@ -459,7 +469,68 @@ impl Responder {
                 return Route::Status(format);
             }
         }
-        let info = match decode_path(head.target, &mut self.path) {
+        let route = self.route_file(head, head.target, server);
+        match (&route, self.fallback.clone()) {
+            // --fallback: a path that names no file gets the fallback file
+            // (a single-page app's index), with its 200.
+            (Route::Error(Status::NotFound), Some(fallback)) => {
+                self.route_file(head, &fallback, server)
+            }
+            _ => route,
+        }
+    }
+
+    /// An error response: the `--error-page` for its status if there is
+    /// one and it can be read (its body and type, the error's status), else
+    /// the short text body.
+    fn error_body(
+        &mut self,
+        head: &RequestHead<'_>,
+        rh: &mut ResponseHead<'_>,
+        server: &ServerView<'_>,
+        out: &mut Vec<u8>,
+    ) -> (Status, Option<FileBody>) {
+        let status = rh.status;
+        let is_head = head.method == Method::Head;
+        let page = self
+            .error_pages
+            .iter()
+            .find(|(code, _)| *code == status.code())
+            .map(|(_, page)| Arc::clone(page));
+        if let Some(page) = page
+            && let Route::File(found) = self.route_file(head, &page, server)
+        {
+            rh.content_type = Some(found.content_type);
+            rh.charset_utf8 = found.charset;
+            rh.content_encoding = found.encoding;
+            rh.vary_accept_encoding = found.vary;
+            let sink = BodySink {
+                small_file_bytes: self.config.small_file_bytes,
+                is_head,
+                open_files: Some(&self.open_files),
+                sendfile: server.closing != Some(CloseReason::Overflow),
+            };
+            let start = out.len();
+            let len = found.meta.len;
+            match sink.single_part(out, rh, found.source, 0, len) {
+                Ok((_, body)) => return (status, body),
+                Err(_) => out.truncate(start),
+            }
+        }
+        encode_error_body(out, rh, is_head);
+        (status, None)
+    }
+
+    /// The route of a GET or HEAD for `target` (the request's, or a
+    /// fallback or error page): a file beneath ROOT, a redirect, a
+    /// listing, or an error.
+    fn route_file(
+        &mut self,
+        head: &RequestHead<'_>,
+        target: &str,
+        server: &ServerView<'_>,
+    ) -> Route {
+        let info = match decode_path(target, &mut self.path) {
             Ok(info) => info,
             Err(status) => return Route::Error(status),
         };
@@ -480,7 +551,7 @@ impl Responder {
         if was_dir {
             if !info.trailing_slash {
                 // RFC 9110 §15.4.2; keep the query, as a browser would.
-                let query = head.target.find('?').map_or("", |i| &head.target[i..]);
+                let query = target.find('?').map_or("", |i| &target[i..]);
                 self.location.clear();
                 self.location.extend_from_slice(info.raw_path.as_bytes());
                 self.location.push(b'/');
