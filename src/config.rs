@@ -78,6 +78,9 @@ pub struct Config {
     pub fallback: Option<String>,
     /// (status, target): the body of error responses with that status.
     pub error_pages: Vec<(u16, String)>,
+    /// Switch to this user (and its group, or `user:group`) once the
+    /// listeners are bound and ROOT is open.
+    pub user: Option<String>,
 }
 
 /// `--tcp-keepalive-time/-interval/-probes`.
@@ -131,6 +134,7 @@ impl Default for Config {
             headers: Vec::new(),
             fallback: None,
             error_pages: Vec::new(),
+            user: None,
         }
     }
 }
@@ -446,6 +450,12 @@ pub const OPTIONS: &[OptionSpec] = &[
         },
     },
     OptionSpec {
+        flag: "--user",
+        value: Some("NAME[:GROUP]"),
+        help: "when started as root, switch to this user (and its group, or GROUP) once listeners are bound, ROOT and the TLS keys are open",
+        default: |c| c.user.clone().unwrap_or_else(|| "none".into()),
+    },
+    OptionSpec {
         flag: "--workers",
         value: Some("N"),
         help: "reactor threads, each with its own SO_REUSEPORT listener, slab, wheel and share of the fd budget",
@@ -597,6 +607,23 @@ where
                 })?);
             }
             Long("no-tls-tickets") => config.tls_tickets = false,
+            Long("user") => {
+                let value = parser.value()?.string()?;
+                let valid = |s: &str| {
+                    !s.is_empty()
+                        && s.chars()
+                            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+                };
+                let (user, group) = value.split_once(':').unwrap_or((&value, "x"));
+                if !valid(user) || !valid(group) {
+                    return Err(ConfigError::invalid(
+                        "user",
+                        &value,
+                        "a user name, or user:group",
+                    ));
+                }
+                config.user = Some(value);
+            }
             Long("fallback") => {
                 let path = parser.value()?.string()?;
                 config.fallback = Some(site_path("fallback", &path)?);

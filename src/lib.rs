@@ -124,6 +124,7 @@ pub mod fuzzing;
 pub mod http;
 pub mod memory;
 pub mod pool;
+pub mod privileges;
 pub mod reactor;
 pub mod serve;
 pub mod signals;

@@ -71,6 +71,8 @@ pub enum StartError {
     Reactor { what: String, source: io::Error },
     /// A TLS certificate or key could not be loaded.
     Tls(crate::tls::CertError),
+    /// `--user` could not be applied.
+    User(crate::privileges::DropError),
 }
 
 impl StartError {
@@ -98,6 +100,7 @@ impl std::fmt::Display for StartError {
             StartError::Listen { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
             StartError::Reactor { what, source } => write!(f, "cannot {what}: {source}"),
             StartError::Tls(e) => write!(f, "cannot load TLS certificates: {e}"),
+            StartError::User(e) => write!(f, "{e}"),
         }
     }
 }
@@ -107,6 +110,7 @@ impl std::error::Error for StartError {
         match self {
             StartError::Budget(e) => Some(e),
             StartError::Tls(e) => Some(e),
+            StartError::User(e) => Some(e),
             StartError::Rlimit { source, .. }
             | StartError::Root { source, .. }
             | StartError::Listen { source, .. }
@@ -870,6 +874,9 @@ pub fn start(mut config: Config) -> Result<Vec<Server>, StartError> {
         };
         servers.push(Server::new(config.clone(), parts)?);
     }
+    // Everything that may need root is done: listeners, ROOT, keys. The
+    // "listening" line below then means: serving, as the final user.
+    crate::privileges::drop_to(config.user.as_deref()).map_err(StartError::User)?;
     let addrs: Vec<String> = servers[0]
         .listeners
         .iter()

@@ -138,3 +138,76 @@ fn readme_table_matches_the_options() {
         );
     }
 }
+
+/// The uid and gid lines of /proc/PID/status: (real, effective, saved,
+/// filesystem) each.
+fn ids(pid: u32) -> (String, String) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .unwrap()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    (field("Uid:"), field("Gid:"))
+}
+
+#[test]
+fn user_switches_away_from_root_once_listening() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        common::skip("--user needs root (CI runs as root)");
+        return;
+    }
+    let site = common::Site::new();
+    // ROOT must stay readable by nobody, as it would be in production.
+    let mut dir = site.root();
+    while dir.pop() {
+        use std::os::unix::fs::PermissionsExt;
+        if dir.starts_with(std::env::temp_dir()) && dir != std::env::temp_dir() {
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+    }
+    let server = common::Server::start(&site.root(), &["--user", "nobody"]);
+    let (uid, gid) = ids(server.pid());
+    assert_eq!(uid, "65534 65534 65534 65534");
+    assert_eq!(gid, "65534 65534 65534 65534");
+    assert!(
+        server
+            .log_text()
+            .contains("switched to user nobody (uid 65534")
+    );
+    let mut s = server.connect();
+    assert_eq!(
+        common::exchange(&mut s, &common::get("/hello.txt")).status,
+        200
+    );
+}
+
+#[test]
+fn root_without_user_is_warned_and_user_without_root_is_an_error() {
+    let site = common::Site::new();
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        let server = common::Server::start(&site.root(), &[]);
+        assert!(server.log_text().contains("running as root: pass --user"));
+        let err = common::Server::try_start(&site.root(), &["--user", "no-such-user-here"])
+            .err()
+            .expect("unknown user");
+        assert!(
+            err.contains("no such user or group: no-such-user-here"),
+            "{err}"
+        );
+    } else {
+        let err = common::Server::try_start(&site.root(), &["--user", "nobody"])
+            .err()
+            .expect("not root");
+        assert!(
+            err.contains("--user needs the server to be started as root"),
+            "{err}"
+        );
+    }
+}
