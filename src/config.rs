@@ -16,6 +16,8 @@ use std::time::Duration;
 pub struct Config {
     pub root: PathBuf,
     pub listen: Vec<SocketAddr>,
+    /// Unix-domain socket listeners (`--listen unix:PATH`).
+    pub listen_unix: Vec<PathBuf>,
     pub keepalive_timeout: Duration,
     /// Requests allowed per connection; 0 is unlimited.
     pub max_requests: u32,
@@ -96,6 +98,7 @@ impl Default for Config {
         Config {
             root: PathBuf::from("."),
             listen: vec![SocketAddr::from(([127, 0, 0, 1], 8080))],
+            listen_unix: Vec::new(),
             keepalive_timeout: Duration::from_secs(5),
             max_requests: 100,
             header_timeout: Duration::from_secs(10),
@@ -163,13 +166,14 @@ pub const OPTIONS: &[OptionSpec] = &[
     OptionSpec {
         flag: "--listen",
         value: Some("ADDR"),
-        help: "address to listen on, such as 127.0.0.1:8080 or [::1]:8080; repeatable",
+        help: "address to listen on, such as 127.0.0.1:8080, [::1]:8080 or unix:/run/holdline.sock (a stale socket file is replaced; its mode follows the umask); repeatable",
         default: |c| {
-            c.listen
+            let tcp = c.listen.iter().map(|a| a.to_string());
+            let unix = c
+                .listen_unix
                 .iter()
-                .map(|a| a.to_string())
-                .collect::<Vec<_>>()
-                .join(" ")
+                .map(|p| format!("unix:{}", p.display()));
+            tcp.chain(unix).collect::<Vec<_>>().join(" ")
         },
     },
     OptionSpec {
@@ -594,6 +598,14 @@ where
             Long("version") | Short('V') => return Ok(Command::Version),
             Long("listen") => {
                 let value = parser.value()?.string()?;
+                if let Some(path) = value.strip_prefix("unix:") {
+                    if !path.starts_with('/') || path.len() > 100 {
+                        let expected = "unix: and an absolute path of at most 100 bytes";
+                        return Err(ConfigError::invalid("listen", &value, expected));
+                    }
+                    config.listen_unix.push(PathBuf::from(path));
+                    continue;
+                }
                 listen.push(value.parse().map_err(|_| {
                     let expected = "an address like 127.0.0.1:8080 or [::1]:8080";
                     ConfigError::invalid("listen", &value, expected)
@@ -791,7 +803,7 @@ where
     }
     if !listen.is_empty() {
         config.listen = listen;
-    } else if !config.tls_listen.is_empty() {
+    } else if !config.tls_listen.is_empty() || !config.listen_unix.is_empty() {
         // Only HTTPS was asked for: no plain listener on the default.
         config.listen.clear();
     }

@@ -19,7 +19,8 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
-use mio::net::{TcpListener, TcpStream};
+use mio::event::Source;
+use mio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
@@ -38,7 +39,7 @@ use crate::signals::SignalFd;
 use crate::stats::{CloseReason, Shared};
 use crate::stats::{Gauges, Stats};
 use crate::tls::TlsSetup;
-use crate::transport::{Stream, Tcp};
+use crate::transport::{Stream, Tcp, Unix};
 use crate::wheel::TimerWheel;
 use std::path::PathBuf;
 
@@ -69,6 +70,8 @@ pub enum StartError {
     Listen { addr: SocketAddr, source: io::Error },
     /// The reactor's own machinery: epoll, a registration, a waker.
     Reactor { what: String, source: io::Error },
+    /// A unix socket could not be bound and listened on.
+    ListenUnix { path: PathBuf, source: io::Error },
     /// A TLS certificate or key could not be loaded.
     Tls(crate::tls::CertError),
     /// `--user` could not be applied.
@@ -99,6 +102,9 @@ impl std::fmt::Display for StartError {
             }
             StartError::Listen { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
             StartError::Reactor { what, source } => write!(f, "cannot {what}: {source}"),
+            StartError::ListenUnix { path, source } => {
+                write!(f, "cannot listen on unix:{}: {source}", path.display())
+            }
             StartError::Tls(e) => write!(f, "cannot load TLS certificates: {e}"),
             StartError::User(e) => write!(f, "{e}"),
         }
@@ -114,6 +120,7 @@ impl std::error::Error for StartError {
             StartError::Rlimit { source, .. }
             | StartError::Root { source, .. }
             | StartError::Listen { source, .. }
+            | StartError::ListenUnix { source, .. }
             | StartError::Reactor { source, .. } => Some(source),
         }
     }
@@ -121,9 +128,53 @@ impl std::error::Error for StartError {
 
 /// A listening socket: plain HTTP, or HTTPS with the shared TLS setup.
 struct Listener {
-    socket: TcpListener,
+    socket: ListenSocket,
+    /// Its TCP address; for a unix socket, [`UNIX_PEER`].
     local: SocketAddr,
     tls: bool,
+}
+
+/// What a listener accepts on.
+enum ListenSocket {
+    Tcp(TcpListener),
+    /// `--listen unix:PATH`; the path is removed at shutdown by worker 0.
+    Unix(UnixListener, PathBuf),
+}
+
+/// A connection just accepted.
+enum Accepted {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+/// The address logs and counters show for a unix-socket peer (it has no
+/// IP address: the proxy in front knows who the client is).
+pub const UNIX_PEER: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0);
+
+impl ListenSocket {
+    fn accept(&self) -> io::Result<(Accepted, SocketAddr)> {
+        match self {
+            ListenSocket::Tcp(l) => l.accept().map(|(s, peer)| (Accepted::Tcp(s), peer)),
+            ListenSocket::Unix(l, _) => l.accept().map(|(s, _)| (Accepted::Unix(s), UNIX_PEER)),
+        }
+    }
+
+    fn source(&mut self) -> &mut dyn Source {
+        match self {
+            ListenSocket::Tcp(l) => l,
+            ListenSocket::Unix(l, _) => l,
+        }
+    }
+}
+
+impl Accepted {
+    fn source(&mut self) -> &mut dyn Source {
+        match self {
+            Accepted::Tcp(s) => s,
+            Accepted::Unix(s) => s,
+        }
+    }
 }
 
 pub struct Server {
@@ -210,7 +261,7 @@ impl Server {
         for (i, mut listener) in sockets.into_iter().enumerate() {
             poll.registry()
                 .register(
-                    &mut listener.socket,
+                    listener.socket.source(),
                     Token(LISTENER_BASE + i),
                     Interest::READABLE,
                 )
@@ -273,7 +324,11 @@ impl Server {
 
     /// The addresses actually bound (useful with port 0).
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
-        self.listeners.iter().map(|l| l.local).collect()
+        self.listeners
+            .iter()
+            .filter(|l| matches!(l.socket, ListenSocket::Tcp(_)))
+            .map(|l| l.local)
+            .collect()
     }
 
     /// Runs until a graceful shutdown completes or a second signal.
@@ -639,8 +694,12 @@ impl Server {
     /// error; a large file gets 503 and `Retry-After`), and close. It
     /// never takes a slot: its fd (the reserve's spare) is gone before the
     /// next accept. A newcomer that sent nothing yet is closed unanswered.
-    fn answer_without_slot(&mut self, stream: TcpStream, peer: SocketAddr, now: Instant) {
-        let mut conn = Conn::new(Stream::Tcp(Tcp::new(stream)), peer, now);
+    fn answer_without_slot(&mut self, stream: Accepted, peer: SocketAddr, now: Instant) {
+        let transport = match stream {
+            Accepted::Tcp(s) => Stream::Tcp(Tcp::new(s)),
+            Accepted::Unix(s) => Stream::Unix(Unix::new(s)),
+        };
+        let mut conn = Conn::new(transport, peer, now);
         conn.ready(true, true);
         let mut answerer = Answerer {
             responder: &mut self.responder,
@@ -665,7 +724,7 @@ impl Server {
         );
     }
 
-    fn admit(&mut self, mut stream: TcpStream, peer: SocketAddr, tls: bool, now: Instant) {
+    fn admit(&mut self, mut stream: Accepted, peer: SocketAddr, tls: bool, now: Instant) {
         // TCP_NODELAY and the keepalive probes were set on the listener:
         // Linux copies them to every accepted socket, which saves five
         // setsockopt calls per connection (tests/budget.rs reads them back
@@ -673,16 +732,15 @@ impl Server {
         let entry = self.conns.vacant_entry();
         let key = entry.key();
         if let Err(e) = self.poll.registry().register(
-            &mut stream,
+            stream.source(),
             Token(key),
             Interest::READABLE | Interest::WRITABLE,
         ) {
             log::warn!("{peer}: cannot register: {e}");
             return;
         }
-        let tcp = Tcp::new(stream);
-        let transport = match (&self.tls, tls) {
-            (Some(setup), true) => match setup.accept(tcp) {
+        let transport = match (stream, &self.tls, tls) {
+            (Accepted::Tcp(stream), Some(setup), true) => match setup.accept(Tcp::new(stream)) {
                 Ok(tls) => Stream::Tls(Box::new(tls)),
                 Err(e) => {
                     log::warn!("{peer}: cannot start TLS: {e}");
@@ -690,7 +748,8 @@ impl Server {
                     return;
                 }
             },
-            _ => Stream::Tcp(tcp),
+            (Accepted::Tcp(stream), _, _) => Stream::Tcp(Tcp::new(stream)),
+            (Accepted::Unix(stream), _, _) => Stream::Unix(Unix::new(stream)),
         };
         self.stats.handled += 1;
         let conn = entry.insert(Conn::new(transport, peer, now));
@@ -759,7 +818,11 @@ impl Server {
         // Closing the listeners makes new connections fail at once
         // instead of waiting in a backlog nobody will accept from.
         for mut listener in self.listeners.drain(..) {
-            let _ = self.poll.registry().deregister(&mut listener.socket);
+            let _ = self.poll.registry().deregister(listener.socket.source());
+            if let (ListenSocket::Unix(_, path), 0) = (&listener.socket, self.worker) {
+                // As nginx does: the socket file goes with the server.
+                let _ = std::fs::remove_file(path);
+            }
         }
         let quiet: Vec<usize> = self
             .conns
@@ -806,7 +869,7 @@ pub fn start(mut config: Config) -> Result<Vec<Server>, StartError> {
         // With port 0 the kernel picked a port: the other workers join it.
         let local = first.local_addr().unwrap_or(*addr);
         sockets[0].push(Listener {
-            socket: first,
+            socket: ListenSocket::Tcp(first),
             local,
             tls: is_tls,
         });
@@ -817,9 +880,26 @@ pub fn start(mut config: Config) -> Result<Vec<Server>, StartError> {
                     source,
                 })?;
             worker_sockets.push(Listener {
-                socket: more,
+                socket: ListenSocket::Tcp(more),
                 local,
                 tls: is_tls,
+            });
+        }
+    }
+    for path in &config.listen_unix {
+        let listen_error = |source| StartError::ListenUnix {
+            path: path.clone(),
+            source,
+        };
+        let socket = bind_unix(path, config.backlog).map_err(listen_error)?;
+        // One socket, shared by every worker (no SO_REUSEPORT for unix
+        // sockets): each gets its own fd for it.
+        for worker_sockets in sockets.iter_mut() {
+            let fd = socket.try_clone().map_err(listen_error)?;
+            worker_sockets.push(Listener {
+                socket: ListenSocket::Unix(UnixListener::from_std(fd.into()), path.clone()),
+                local: UNIX_PEER,
+                tls: false,
             });
         }
     }
@@ -880,9 +960,10 @@ pub fn start(mut config: Config) -> Result<Vec<Server>, StartError> {
     let addrs: Vec<String> = servers[0]
         .listeners
         .iter()
-        .map(|l| {
-            let scheme = if l.tls { "https" } else { "http" };
-            format!("{scheme}://{}/", l.local)
+        .map(|l| match (&l.socket, l.tls) {
+            (ListenSocket::Unix(_, path), _) => format!("unix:{}", path.display()),
+            (_, true) => format!("https://{}/", l.local),
+            (_, false) => format!("http://{}/", l.local),
         })
         .collect();
     log::info!(
@@ -946,7 +1027,7 @@ fn setup_fd_budget(config: &Config) -> Result<Budget, StartError> {
         config.max_fds,
         config.max_connections,
         Reserve::new(
-            config.listen.len() + config.tls_listen.len(),
+            config.listen.len() + config.tls_listen.len() + config.listen_unix.len(),
             config.workers,
         ),
     )
@@ -988,6 +1069,26 @@ fn setup_fd_budget(config: &Config) -> Result<Budget, StartError> {
         memory.fixed as f64 / MIB,
     );
     Ok(budget)
+}
+
+/// Binds and listens on a unix socket at `path`. A socket file left by a
+/// server that is gone (nothing accepts on it) is replaced; one a live
+/// server accepts on is an error (EADDRINUSE), as is any other file.
+fn bind_unix(path: &std::path::Path, backlog: i32) -> io::Result<socket2::Socket> {
+    use socket2::{Domain, SockAddr, Socket, Type};
+    use std::os::unix::fs::FileTypeExt;
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        let live = std::os::unix::net::UnixStream::connect(path).is_ok();
+        if !meta.file_type().is_socket() || live {
+            return Err(io::ErrorKind::AddrInUse.into());
+        }
+        log::info!("removing the stale socket file {}", path.display());
+        std::fs::remove_file(path)?;
+    }
+    let socket = Socket::new(Domain::UNIX, Type::STREAM.nonblocking().cloexec(), None)?;
+    socket.bind(&SockAddr::unix(path)?)?;
+    socket.listen(backlog)?;
+    Ok(socket)
 }
 
 fn bind_listener(

@@ -12,10 +12,10 @@
 use std::fs::File;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::Shutdown;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::time::Duration;
 
-use mio::net::TcpStream;
+use mio::net::{TcpStream, UnixStream};
 
 use crate::stats::CloseReason;
 use crate::tls::{Handshake, Tls};
@@ -120,21 +120,27 @@ impl Read for Tcp {
     }
 }
 
+/// `send(2)` on a connected socket. MSG_NOSIGNAL: a peer gone is an
+/// EPIPE to handle, not a SIGPIPE to die of.
+fn send(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is valid for reads of its length.
+    let rc = unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL) };
+    written(rc)
+}
+
+/// `sendfile(2)` of `count` bytes of `file` from `offset` to socket `fd`.
+fn send_file(fd: RawFd, file: &File, offset: u64, count: usize) -> io::Result<usize> {
+    let mut offset = offset as libc::off_t;
+    // SAFETY: both fds are open; `offset` is a valid pointer.
+    let rc = unsafe { libc::sendfile(fd, file.as_raw_fd(), &mut offset, count) };
+    written(rc)
+}
+
 /// rustls writes records through this: one `sendmsg` for all the records
 /// it has queued.
 impl Write for Tcp {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        // SAFETY: `buf` is valid for reads of its length. MSG_NOSIGNAL: a
-        // peer gone is an EPIPE to handle, not a SIGPIPE to die of.
-        let rc = unsafe {
-            libc::send(
-                self.stream.as_raw_fd(),
-                buf.as_ptr().cast(),
-                buf.len(),
-                libc::MSG_NOSIGNAL,
-            )
-        };
-        written(rc)
+        send(self.stream.as_raw_fd(), buf)
     }
 
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
@@ -164,17 +170,7 @@ impl Transport for Tcp {
     }
 
     fn send_file(&mut self, file: &File, offset: u64, count: usize) -> io::Result<usize> {
-        let mut offset = offset as libc::off_t;
-        // SAFETY: both fds are open; `offset` is a valid pointer.
-        let rc = unsafe {
-            libc::sendfile(
-                self.stream.as_raw_fd(),
-                file.as_raw_fd(),
-                &mut offset,
-                count,
-            )
-        };
-        written(rc)
+        send_file(self.stream.as_raw_fd(), file, offset, count)
     }
 
     fn cork(&mut self, on: bool) {
@@ -208,11 +204,48 @@ impl Transport for Tcp {
     }
 }
 
-/// A connection's transport as the reactor's slab holds it: plain TCP, or
-/// TLS (boxed: rustls's state is large, and an idle plain connection
-/// should not pay for it).
+/// A unix-domain stream socket (`--listen unix:PATH`), as behind a
+/// reverse proxy on the same host: the same calls as TCP, without corking
+/// (no segments to hold back) or resets.
+#[derive(Debug)]
+pub struct Unix {
+    stream: UnixStream,
+}
+
+impl Unix {
+    pub fn new(stream: UnixStream) -> Unix {
+        Unix { stream }
+    }
+}
+
+impl Transport for Unix {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.stream.read(buf)
+    }
+
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        send(self.stream.as_raw_fd(), buf)
+    }
+
+    fn send_file(&mut self, file: &File, offset: u64, count: usize) -> io::Result<usize> {
+        send_file(self.stream.as_raw_fd(), file, offset, count)
+    }
+
+    fn cork(&mut self, _on: bool) {}
+
+    fn shutdown_write(&mut self) -> io::Result<()> {
+        self.stream.shutdown(Shutdown::Write)
+    }
+
+    fn abort_on_close(&mut self) {}
+}
+
+/// A connection's transport as the reactor's slab holds it: plain TCP, a
+/// unix socket, or TLS (boxed: rustls's state is large, and an idle plain
+/// connection should not pay for it).
 pub enum Stream {
     Tcp(Tcp),
+    Unix(Unix),
     Tls(Box<Tls>),
 }
 
@@ -220,6 +253,7 @@ macro_rules! each {
     ($self:ident, $s:ident => $e:expr) => {
         match $self {
             Stream::Tcp($s) => $e,
+            Stream::Unix($s) => $e,
             Stream::Tls($s) => $e,
         }
     };
@@ -229,12 +263,14 @@ impl Transport for Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Stream::Tcp(s) => Transport::read(s, buf),
+            Stream::Unix(s) => s.read(buf),
             Stream::Tls(s) => s.read(buf),
         }
     }
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Stream::Tcp(s) => Transport::write(s, buf),
+            Stream::Unix(s) => s.write(buf),
             Stream::Tls(s) => s.write(buf),
         }
     }

@@ -211,3 +211,57 @@ fn root_without_user_is_warned_and_user_without_root_is_an_error() {
         );
     }
 }
+
+#[test]
+fn unix_socket_listener_serves_curl_and_is_removed_at_exit() {
+    let site = common::Site::new();
+    let dir = common::TempDir::new("unix");
+    let sock = dir.path().join("holdline.sock");
+    // A stale socket file (no server behind it) is replaced.
+    drop(std::os::unix::net::UnixListener::bind(&sock).unwrap());
+    assert!(sock.exists());
+    let listen = format!("unix:{}", sock.display());
+    let mut server = common::Server::start(
+        &site.root(),
+        &["--listen", "127.0.0.1:0", "--listen", &listen],
+    );
+    assert!(
+        server
+            .log_text()
+            .contains(&format!("unix:{}", sock.display()))
+    );
+    // Raw HTTP over the socket, keep-alive and all.
+    let mut s = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    use std::io::{Read, Write};
+    s.write_all(b"GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\nGET /a.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut all = String::new();
+    s.read_to_string(&mut all).unwrap();
+    assert!(all.starts_with("HTTP/1.1 200 OK\r\n"), "{all}");
+    assert!(all.contains("\r\n\r\nhello\n"), "{all}");
+    assert!(all.ends_with("\r\n\r\na\n"), "{all}");
+    // A second server cannot take a live socket.
+    let err = common::Server::try_start(&site.root(), &["--listen", &listen]).err();
+    assert!(
+        err.as_deref()
+            .is_some_and(|e| e.contains("cannot listen on unix:")),
+        "{err:?}"
+    );
+    if let Some(curl) = common::peer_program("curl") {
+        let out = Command::new(curl)
+            .args(["-sS", "--unix-socket", sock.to_str().unwrap()])
+            .args(["http://localhost/hello.txt", "http://localhost/a.txt"])
+            .args(["-w", "[%{num_connects}]"])
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "hello\n[1]a\n[0]");
+    }
+    server.signal(libc::SIGTERM);
+    assert_eq!(
+        server.wait_exit(std::time::Duration::from_secs(10)),
+        Some(0)
+    );
+    assert!(!sock.exists(), "the socket file goes with the server");
+}
