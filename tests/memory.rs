@@ -399,3 +399,74 @@ fn hostile_tls_clients_cannot_push_the_heap_past_its_bound() {
     drop(held);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// What an idle TLS keep-alive connection keeps on the heap: rustls's
+/// connection state and its 4 KiB read buffer (README's HTTPS section and
+/// bench.sh's scenario 11 rest on this).
+#[test]
+fn idle_tls_connections_hold_their_rustls_state_only() {
+    use std::sync::Arc;
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = std::env::temp_dir().join(format!("holdline-idle-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("a.txt"), "a\n").unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    std::fs::write(dir.join("cert.pem"), cert.pem()).unwrap();
+    std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
+    let addrs = start_counted_all(holdline::config::Config {
+        root: dir.clone(),
+        listen: vec!["127.0.0.1:0".parse().unwrap()],
+        tls_listen: vec!["127.0.0.1:0".parse().unwrap()],
+        tls_certs: vec![holdline::tls::CertPaths {
+            cert: dir.join("cert.pem"),
+            key: dir.join("key.pem"),
+        }],
+        ..Default::default()
+    });
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.der().clone()).unwrap();
+    let client = Arc::new(
+        rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    );
+    let open = || {
+        let mut sock = TcpStream::connect(addrs[1]).unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let mut conn = rustls::ClientConnection::new(Arc::clone(&client), name).unwrap();
+        {
+            let mut stream = rustls::Stream::new(&mut conn, &mut sock);
+            stream
+                .write_all(b"GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
+            let mut got = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !got.ends_with(b"\r\n\r\na\n") {
+                let n = stream.read(&mut buf).unwrap();
+                assert!(n > 0);
+                got.extend_from_slice(&buf[..n]);
+            }
+        }
+        (conn, sock)
+    };
+    // Warm up: the pool, the cache, the session cache, the date.
+    let first = open();
+    let baseline = LIVE.load(Ordering::Relaxed);
+    let idle: Vec<_> = (0..100).map(|_| open()).collect();
+    // Every earlier answer has settled once a new one is answered.
+    let last = open();
+    let grown = LIVE.load(Ordering::Relaxed) - baseline;
+    let per_connection = grown / 101;
+    eprintln!("101 idle TLS connections grew the heap by {grown} bytes ({per_connection} each)");
+    assert!(
+        per_connection < 8 * 1024,
+        "{per_connection} bytes of heap per idle TLS connection"
+    );
+    drop((first, idle, last));
+    let _ = std::fs::remove_dir_all(&dir);
+}
