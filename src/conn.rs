@@ -148,6 +148,7 @@ impl<T: Transport> Conn<T> {
         if let Some(work) = self.work.take() {
             pool.put_work(work);
         }
+        self.transport.release();
     }
 
     /// Graceful shutdown: a connection with nothing in flight can go now.

@@ -23,12 +23,13 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
+use rustls::ServerConfig;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::server::UnbufferedServerConnection;
 use rustls::server::{ClientHello, ResolvesServerCert, ServerSessionMemoryCache};
 use rustls::sign::CertifiedKey;
-use rustls::{ServerConfig, ServerConnection};
 
 use crate::transport::Tcp;
 
@@ -150,9 +151,9 @@ pub struct TlsSetup {
     certs: Arc<Certificates>,
 }
 
-/// The most plaintext rustls holds encrypted and unsent per connection
-/// (its default is 64 KiB): two full records, so a stalled reader costs at
-/// most this much beside its socket buffer.
+/// The most plaintext encrypted at once per connection while earlier
+/// records wait for the socket: two full records, so a stalled reader
+/// costs at most this much (encrypted) beside its socket buffer.
 pub const SEND_BUFFER_LIMIT: usize = 32 * 1024;
 
 impl TlsSetup {
@@ -215,8 +216,7 @@ impl TlsSetup {
 
     /// A new server-side TLS connection over an accepted socket.
     pub fn accept(&self, tcp: Tcp) -> Result<Tls, rustls::Error> {
-        let mut conn = ServerConnection::new(Arc::clone(&self.config))?;
-        conn.set_buffer_limit(Some(SEND_BUFFER_LIMIT));
+        let conn = UnbufferedServerConnection::new(Arc::clone(&self.config))?;
         Ok(Tls::new(tcp, conn))
     }
 }

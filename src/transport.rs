@@ -51,6 +51,9 @@ pub trait Transport {
     fn flush_pending(&mut self) -> io::Result<usize> {
         Ok(0)
     }
+    /// The connection has nothing in flight: give buffers the transport
+    /// holds back to their pool (TLS record buffers).
+    fn release(&mut self) {}
     /// The bytes are encrypted (TLS): what `https` URLs promise.
     fn is_secure(&self) -> bool {
         false
@@ -294,6 +297,9 @@ impl Transport for Stream {
     }
     fn flush_pending(&mut self) -> io::Result<usize> {
         each!(self, s => s.flush_pending())
+    }
+    fn release(&mut self) {
+        each!(self, s => s.release())
     }
     fn is_secure(&self) -> bool {
         each!(self, s => s.is_secure())

@@ -1,31 +1,80 @@
 //! [`Tls`]: one connection's TLS records over its TCP socket, as a
-//! [`Transport`].
+//! [`Transport`], on rustls's unbuffered API: the record bytes live in
+//! buffers holdline owns, lent by a per-thread pool while the connection
+//! works and given back when it goes idle ([`Transport::release`]), so an
+//! idle TLS connection keeps rustls's state and nothing else.
+//!
+//! Three buffers, each taken from the pool when first needed:
+//! - `incoming`: TLS bytes read and not yet processed (at most a record,
+//!   or a handshake message being joined);
+//! - `outgoing`: records encoded or encrypted and not yet sent (at most
+//!   [`SEND_BUFFER_LIMIT`] of plaintext at a time);
+//! - `plain`: decrypted application data the connection has not read yet.
 //!
 //! The contract the connection relies on holds as for plain TCP: a read
 //! or write that returns fewer bytes than asked means the socket said
 //! EAGAIN (so an edge-triggered readiness event will come), never only
-//! that a record ended. Reads therefore go on until the caller's buffer is
-//! full or the socket is drained; writes and file bodies go on until the
-//! socket is full. Records rustls has encrypted but the socket did not
-//! take wait in rustls (at most [`SEND_BUFFER_LIMIT`] of plaintext) and
-//! are reported by [`Transport::pending_output`], which the connection
-//! counts as output to flush.
+//! that a record ended. Reads go on until the caller's buffer is full or
+//! the socket is drained; writes and file bodies until the socket is full.
+//! Records not yet sent are reported by [`Transport::pending_output`].
 //!
 //! File bodies cannot use sendfile: they are read with `pread` in 16 KiB
 //! chunks (one full record) into a stack buffer, encrypted, and sent.
 //!
 //! [`SEND_BUFFER_LIMIT`]: super::SEND_BUFFER_LIMIT
 
+use std::cell::RefCell;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::unix::fs::FileExt;
 
-use rustls::{HandshakeKind, ProtocolVersion, ServerConnection};
+use rustls::server::UnbufferedServerConnection;
+use rustls::unbuffered::{ConnectionState, EncodeError, EncryptError, InsufficientSizeError};
+use rustls::{HandshakeKind, ProtocolVersion};
 
+use super::SEND_BUFFER_LIMIT;
 use crate::transport::{Tcp, Transport, interrupted, would_block};
 
 /// A record's worth of plaintext: the chunk a file body is read in.
 const FILE_CHUNK: usize = 16 * 1024;
+
+/// A full TLS record on the wire (16 KiB of data, its header, padding and
+/// tag): what the incoming buffer holds at least.
+const RECORD_BYTES: usize = 16 * 1024 + 256 + 5;
+
+/// The largest handshake message rustls accepts (64 KiB), with a record
+/// header: the incoming buffer grows to this while one is joined.
+const MAX_INCOMING: usize = 64 * 1024 + 2 * RECORD_BYTES;
+
+/// Buffers kept for reuse per reactor thread, at most.
+const POOL_KEEP: usize = 256;
+
+thread_local! {
+    /// Emptied record buffers, for the next connection that works.
+    static POOL: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A buffer from the pool (empty, with room for a record), or a new one.
+fn take() -> Vec<u8> {
+    POOL.with(|pool| pool.borrow_mut().pop())
+        .unwrap_or_else(|| Vec::with_capacity(RECORD_BYTES))
+}
+
+/// Gives `buf` back to the pool (a grown one is shrunk to a record).
+fn give(buf: &mut Vec<u8>) {
+    if buf.capacity() == 0 {
+        return;
+    }
+    let mut buf = std::mem::take(buf);
+    buf.clear();
+    buf.shrink_to(RECORD_BYTES);
+    POOL.with(|pool| {
+        let mut pool = pool.borrow_mut();
+        if pool.len() < POOL_KEEP {
+            pool.push(buf);
+        }
+    });
+}
 
 /// What nginx answers a plain HTTP request sent to an HTTPS port with.
 const PLAIN_HTTP_ANSWER: &[u8] = b"HTTP/1.1 400 Bad Request\r\n\
@@ -44,58 +93,223 @@ pub struct Handshake {
 
 pub struct Tls {
     tcp: Tcp,
-    conn: ServerConnection,
+    conn: UnbufferedServerConnection,
+    incoming: Vec<u8>,
+    outgoing: Vec<u8>,
+    /// `outgoing[..sent]` is on the wire.
+    sent: usize,
+    plain: Vec<u8>,
+    /// `plain[..plain_read]` was given to the connection.
+    plain_read: usize,
+    /// The peer sent close_notify, or its TCP stream ended.
+    peer_done: bool,
     /// The handshake finished and was not yet reported.
     finished: Option<Handshake>,
     reported: bool,
 }
 
+/// Where processing the records stopped.
+enum Stop {
+    /// More bytes from the peer are needed.
+    NeedInput,
+    /// Application data may be encrypted now.
+    CanWrite,
+    /// Both sides said close_notify.
+    Closed,
+}
+
 impl Tls {
-    pub fn new(tcp: Tcp, conn: ServerConnection) -> Tls {
+    pub fn new(tcp: Tcp, conn: UnbufferedServerConnection) -> Tls {
         Tls {
             tcp,
             conn,
+            incoming: Vec::new(),
+            outgoing: Vec::new(),
+            sent: 0,
+            plain: Vec::new(),
+            plain_read: 0,
+            peer_done: false,
             finished: None,
             reported: false,
         }
     }
 
-    /// Sends what rustls has encrypted until the socket is full. Returns
-    /// the bytes the socket took; EAGAIN is not an error here (the records
-    /// stay pending).
+    fn unsent(&self) -> usize {
+        self.outgoing.len() - self.sent
+    }
+
+    /// Sends pending records until the socket is full. Returns the bytes
+    /// the socket took; EAGAIN is not an error here.
     fn flush_records(&mut self) -> io::Result<usize> {
         let mut total = 0;
-        while self.conn.wants_write() {
-            match self.conn.write_tls(&mut self.tcp) {
-                Ok(n) => total += n,
-                Err(e) if would_block(&e) => break,
+        while self.sent < self.outgoing.len() {
+            match Write::write(&mut self.tcp, &self.outgoing[self.sent..]) {
+                Ok(n) => {
+                    self.sent += n;
+                    total += n;
+                }
+                Err(e) if would_block(&e) => return Ok(total),
                 Err(e) if interrupted(&e) => {}
                 Err(e) => return Err(e),
             }
         }
+        self.outgoing.clear();
+        self.sent = 0;
         Ok(total)
     }
 
-    /// Feeds what was read to rustls. A protocol error sends its alert (or,
-    /// for plain HTTP on this port, a plain 400) and becomes `InvalidData`,
-    /// which the connection closes as `tls_error`.
-    fn process(&mut self) -> io::Result<()> {
-        if let Err(e) = self.conn.process_new_packets() {
-            let plain_http = self.conn.is_handshaking()
-                && matches!(
-                    e,
-                    rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType)
-                );
-            if plain_http {
-                // The alert rustls queued would mean nothing to this
-                // client; nginx answers in its own language.
-                let _ = Write::write(&mut self.tcp, PLAIN_HTTP_ANSWER);
-            } else {
-                let _ = self.flush_records();
-            }
-            log::debug!("tls: {e}");
-            return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+    /// Room for `required` more bytes at the end of `outgoing`.
+    fn reserve_outgoing(outgoing: &mut Vec<u8>, filled: usize, required: usize) {
+        if outgoing.capacity() == 0 {
+            *outgoing = take();
         }
+        outgoing.resize(filled + required, 0);
+    }
+
+    /// Runs rustls over the incoming bytes until it needs something from
+    /// outside: more input, or application data to encrypt (`data`, which
+    /// is then encrypted: the count of its bytes taken is returned in the
+    /// `CanWrite` case through `taken`). Decrypted data goes to `plain`,
+    /// handshake records to `outgoing`.
+    fn process(&mut self, data: &[u8], taken: &mut usize) -> io::Result<Stop> {
+        loop {
+            let Tls {
+                conn,
+                incoming,
+                outgoing,
+                plain,
+                peer_done,
+                ..
+            } = self;
+            let status = conn.process_tls_records(&mut incoming[..]);
+            let discard = status.discard;
+            let state = match status.state {
+                Ok(state) => state,
+                Err(e) => {
+                    let plain_http = matches!(
+                        e,
+                        rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType)
+                    ) && self.conn.is_handshaking();
+                    return Err(self.fail(e, plain_http));
+                }
+            };
+            let mut stop = None;
+            match state {
+                ConnectionState::ReadTraffic(mut records) => {
+                    while let Some(record) = records.next_record() {
+                        let record =
+                            record.map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+                        if plain.capacity() == 0 {
+                            *plain = take();
+                        }
+                        plain.extend_from_slice(record.payload);
+                    }
+                }
+                ConnectionState::ReadEarlyData(mut records) => {
+                    // 0-RTT is off (max_early_data_size 0): none comes.
+                    while let Some(record) = records.next_record() {
+                        record.map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+                    }
+                }
+                ConnectionState::EncodeTlsData(mut encoder) => {
+                    let filled = outgoing.len();
+                    Self::reserve_outgoing(outgoing, filled, 0);
+                    loop {
+                        match encoder.encode(&mut outgoing[filled..]) {
+                            Ok(n) => {
+                                outgoing.truncate(filled + n);
+                                break;
+                            }
+                            Err(EncodeError::InsufficientSize(InsufficientSizeError {
+                                required_size,
+                            })) => Self::reserve_outgoing(outgoing, filled, required_size),
+                            Err(EncodeError::AlreadyEncoded) => {
+                                outgoing.truncate(filled);
+                                break;
+                            }
+                        }
+                    }
+                }
+                // The records are in `outgoing`, ours to send when the
+                // socket takes them.
+                ConnectionState::TransmitTlsData(transmit) => transmit.done(),
+                ConnectionState::BlockedHandshake => stop = Some(Stop::NeedInput),
+                ConnectionState::PeerClosed => *peer_done = true,
+                ConnectionState::Closed => {
+                    *peer_done = true;
+                    stop = Some(Stop::Closed);
+                }
+                ConnectionState::WriteTraffic(mut writer) => {
+                    if !data.is_empty() {
+                        let chunk = &data[..data.len().min(SEND_BUFFER_LIMIT)];
+                        let filled = outgoing.len();
+                        Self::reserve_outgoing(outgoing, filled, chunk.len() + 1024);
+                        loop {
+                            match writer.encrypt(chunk, &mut outgoing[filled..]) {
+                                Ok(n) => {
+                                    outgoing.truncate(filled + n);
+                                    *taken = chunk.len();
+                                    break;
+                                }
+                                Err(EncryptError::InsufficientSize(InsufficientSizeError {
+                                    required_size,
+                                })) => Self::reserve_outgoing(outgoing, filled, required_size),
+                                Err(EncryptError::EncryptExhausted) => {
+                                    outgoing.truncate(filled);
+                                    return Err(io::Error::new(
+                                        io::ErrorKind::InvalidData,
+                                        "TLS sequence numbers exhausted",
+                                    ));
+                                }
+                            }
+                        }
+                    }
+                    stop = Some(Stop::CanWrite);
+                }
+                // A state a later rustls adds: wait for input, as for a
+                // blocked handshake.
+                _ => stop = Some(Stop::NeedInput),
+            }
+            self.incoming.drain(..discard);
+            self.note_handshake();
+            if let Some(stop) = stop {
+                return Ok(stop);
+            }
+        }
+    }
+
+    /// A protocol error: its alert (or, for plain HTTP on this port, a
+    /// plain 400) is sent best effort; the connection closes as
+    /// `tls_error`.
+    fn fail(&mut self, e: rustls::Error, plain_http: bool) -> io::Error {
+        if plain_http {
+            // The alert rustls queued would mean nothing to this client;
+            // nginx answers in its own language.
+            let _ = Write::write(&mut self.tcp, PLAIN_HTTP_ANSWER);
+        } else {
+            // The alert is queued: one more pass encodes it.
+            let Tls {
+                conn,
+                incoming,
+                outgoing,
+                ..
+            } = self;
+            let status = conn.process_tls_records(&mut incoming[..0]);
+            if let Ok(ConnectionState::EncodeTlsData(mut encoder)) = status.state {
+                let filled = outgoing.len();
+                Self::reserve_outgoing(outgoing, filled, 64);
+                match encoder.encode(&mut outgoing[filled..]) {
+                    Ok(n) => outgoing.truncate(filled + n),
+                    Err(_) => outgoing.truncate(filled),
+                }
+            }
+            let _ = self.flush_records();
+        }
+        log::debug!("tls: {e}");
+        io::Error::new(io::ErrorKind::InvalidData, e)
+    }
+
+    fn note_handshake(&mut self) {
         if !self.reported && !self.conn.is_handshaking() {
             self.reported = true;
             self.finished = Some(Handshake {
@@ -103,22 +317,43 @@ impl Tls {
                 tls13: self.conn.protocol_version() == Some(ProtocolVersion::TLSv1_3),
             });
         }
-        // Handshake flights, session tickets, alerts: out now if the
-        // socket takes them, else they wait as pending output.
-        self.flush_records()?;
-        Ok(())
     }
 
-    /// Plaintext rustls already decrypted, into `buf`.
-    fn plaintext(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
-        match self.conn.reader().read(buf) {
-            Ok(n) => Ok(Some(n)),
-            Err(e) if would_block(&e) => Ok(None),
-            // The TCP stream ended without close_notify: an EOF like any
-            // other for HTTP/1.1, whose messages carry their own length.
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(Some(0)),
-            Err(e) => Err(e),
+    /// Reads from the socket into `incoming` once. `Ok(0)` is EOF.
+    fn read_socket(&mut self) -> io::Result<usize> {
+        if self.incoming.capacity() == 0 {
+            self.incoming = take();
         }
+        let filled = self.incoming.len();
+        if filled == self.incoming.capacity() {
+            // A handshake message longer than a record is being joined.
+            if filled >= MAX_INCOMING {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "TLS message too large",
+                ));
+            }
+            self.incoming.reserve(RECORD_BYTES);
+        }
+        let room = self.incoming.capacity() - filled;
+        self.incoming.resize(filled + room, 0);
+        let result = Read::read(&mut self.tcp, &mut self.incoming[filled..]);
+        let n = *result.as_ref().unwrap_or(&0);
+        self.incoming.truncate(filled + n);
+        result
+    }
+
+    /// Moves decrypted data to `buf`; returns how much.
+    fn take_plain(&mut self, buf: &mut [u8]) -> usize {
+        let available = &self.plain[self.plain_read..];
+        let n = available.len().min(buf.len());
+        buf[..n].copy_from_slice(&available[..n]);
+        self.plain_read += n;
+        if self.plain_read == self.plain.len() {
+            self.plain.clear();
+            self.plain_read = 0;
+        }
+        n
     }
 }
 
@@ -126,28 +361,30 @@ impl Transport for Tls {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let mut filled = 0;
         loop {
+            filled += self.take_plain(&mut buf[filled..]);
             if filled == buf.len() {
                 return Ok(filled);
             }
-            match self.plaintext(&mut buf[filled..])? {
-                Some(0) => return Ok(filled), // EOF (0) or what came before it
-                Some(n) => {
-                    filled += n;
-                    continue;
-                }
-                None => {}
+            if self.peer_done {
+                // close_notify or EOF: what came before it, then 0.
+                return Ok(filled);
             }
-            match self.conn.read_tls(&mut self.tcp) {
+            // Records already buffered first, then the socket.
+            let mut none = 0;
+            self.process(&[], &mut none)?;
+            // Handshake flights, session tickets, alerts: out now if the
+            // socket takes them, else they wait as pending output.
+            self.flush_records()?;
+            if self.plain_read < self.plain.len() || self.peer_done {
+                continue;
+            }
+            match self.read_socket() {
                 Ok(0) => {
-                    // EOF: what rustls still holds is decrypted below and
-                    // returned; then reads say 0.
-                    self.process()?;
-                    return match self.plaintext(&mut buf[filled..])? {
-                        Some(n) => Ok(filled + n),
-                        None => Ok(filled),
-                    };
+                    // TCP EOF without close_notify: an EOF like any other
+                    // for HTTP/1.1, whose messages carry their own length.
+                    self.peer_done = true;
                 }
-                Ok(_) => self.process()?,
+                Ok(_) => {}
                 Err(e) if would_block(&e) && filled > 0 => return Ok(filled),
                 Err(e) if interrupted(&e) => {}
                 Err(e) => return Err(e),
@@ -158,9 +395,9 @@ impl Transport for Tls {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let mut accepted = 0;
         loop {
-            if self.conn.wants_write() {
+            if self.unsent() > 0 {
                 self.flush_records()?;
-                if self.conn.wants_write() {
+                if self.unsent() > 0 {
                     // The socket is full.
                     return match accepted {
                         0 => Err(io::ErrorKind::WouldBlock.into()),
@@ -171,11 +408,21 @@ impl Transport for Tls {
             if accepted == buf.len() {
                 return Ok(accepted);
             }
-            let n = self.conn.writer().write(&buf[accepted..])?;
-            if n == 0 {
-                return Ok(accepted);
+            let mut taken = 0;
+            match self.process(&buf[accepted..], &mut taken)? {
+                Stop::CanWrite if taken > 0 => accepted += taken,
+                // Not writable now (the handshake is not done, or the
+                // connection closed): nothing more to send.
+                _ => {
+                    return match accepted {
+                        0 => Err(io::Error::new(
+                            io::ErrorKind::NotConnected,
+                            "TLS not writable",
+                        )),
+                        n => Ok(n),
+                    };
+                }
             }
-            accepted += n;
         }
     }
 
@@ -183,9 +430,9 @@ impl Transport for Tls {
         let mut chunk = [0u8; FILE_CHUNK];
         let mut sent = 0;
         loop {
-            if self.conn.wants_write() {
+            if self.unsent() > 0 {
                 self.flush_records()?;
-                if self.conn.wants_write() {
+                if self.unsent() > 0 {
                     return match sent {
                         0 => Err(io::ErrorKind::WouldBlock.into()),
                         n => Ok(n),
@@ -211,10 +458,16 @@ impl Transport for Tls {
                 Err(e) if interrupted(&e) => continue,
                 Err(e) => return Err(e),
             };
-            // The send buffer is empty here, and holds more than a chunk:
-            // rustls takes all of it.
-            let taken = self.conn.writer().write(&chunk[..n])?;
-            sent += taken;
+            let mut taken = 0;
+            match self.process(&chunk[..n], &mut taken)? {
+                Stop::CanWrite if taken > 0 => sent += taken,
+                _ => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::NotConnected,
+                        "TLS not writable",
+                    ));
+                }
+            }
         }
     }
 
@@ -223,7 +476,21 @@ impl Transport for Tls {
     }
 
     fn notify_close(&mut self) {
-        self.conn.send_close_notify();
+        let Tls {
+            conn,
+            incoming,
+            outgoing,
+            ..
+        } = self;
+        let status = conn.process_tls_records(&mut incoming[..0]);
+        if let Ok(ConnectionState::WriteTraffic(mut writer)) = status.state {
+            let filled = outgoing.len();
+            Self::reserve_outgoing(outgoing, filled, 64);
+            match writer.queue_close_notify(&mut outgoing[filled..]) {
+                Ok(n) => outgoing.truncate(filled + n),
+                Err(_) => outgoing.truncate(filled),
+            }
+        }
         let _ = self.flush_records();
     }
 
@@ -237,11 +504,26 @@ impl Transport for Tls {
     }
 
     fn pending_output(&self) -> bool {
-        self.conn.wants_write()
+        self.unsent() > 0
     }
 
     fn flush_pending(&mut self) -> io::Result<usize> {
         self.flush_records()
+    }
+
+    fn release(&mut self) {
+        if self.incoming.is_empty() {
+            give(&mut self.incoming);
+        }
+        if self.unsent() == 0 {
+            self.outgoing.clear();
+            self.sent = 0;
+            give(&mut self.outgoing);
+        }
+        if self.plain_read == self.plain.len() {
+            give(&mut self.plain);
+            self.plain_read = 0;
+        }
     }
 
     fn is_secure(&self) -> bool {
