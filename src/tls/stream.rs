@@ -50,26 +50,41 @@ const MAX_INCOMING: usize = 64 * 1024 + 2 * RECORD_BYTES;
 const POOL_KEEP: usize = 256;
 
 thread_local! {
-    /// Emptied record buffers, for the next connection that works.
-    static POOL: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+    /// Emptied record buffers, for the next connection that works:
+    /// incoming buffers (kept initialized to their length, so reads need
+    /// no zero-fill), and the others (empty, with a record's capacity).
+    static POOL: RefCell<[Vec<Vec<u8>>; 2]> = const { RefCell::new([Vec::new(), Vec::new()]) };
 }
 
-/// A buffer from the pool (empty, with room for a record), or a new one.
+const INCOMING: usize = 0;
+const OTHER: usize = 1;
+
+/// An incoming buffer: a record's worth of initialized bytes.
+fn take_incoming() -> Vec<u8> {
+    POOL.with(|pool| pool.borrow_mut()[INCOMING].pop())
+        .unwrap_or_else(|| vec![0; RECORD_BYTES])
+}
+
+/// An empty buffer with room for a record.
 fn take() -> Vec<u8> {
-    POOL.with(|pool| pool.borrow_mut().pop())
+    POOL.with(|pool| pool.borrow_mut()[OTHER].pop())
         .unwrap_or_else(|| Vec::with_capacity(RECORD_BYTES))
 }
 
-/// Gives `buf` back to the pool (a grown one is shrunk to a record).
-fn give(buf: &mut Vec<u8>) {
+/// Gives `buf` back to pool `kind` (a grown one is cut back to a record).
+fn give(buf: &mut Vec<u8>, kind: usize) {
     if buf.capacity() == 0 {
         return;
     }
     let mut buf = std::mem::take(buf);
-    buf.clear();
+    if kind == INCOMING {
+        buf.truncate(RECORD_BYTES);
+    } else {
+        buf.clear();
+    }
     buf.shrink_to(RECORD_BYTES);
     POOL.with(|pool| {
-        let mut pool = pool.borrow_mut();
+        let pool = &mut pool.borrow_mut()[kind];
         if pool.len() < POOL_KEEP {
             pool.push(buf);
         }
@@ -94,7 +109,10 @@ pub struct Handshake {
 pub struct Tls {
     tcp: Tcp,
     conn: UnbufferedServerConnection,
+    /// Initialized to its capacity (zeroed once, when first allocated), so
+    /// reads need no zero-fill; `incoming[..in_len]` holds the bytes.
     incoming: Vec<u8>,
+    in_len: usize,
     outgoing: Vec<u8>,
     /// `outgoing[..sent]` is on the wire.
     sent: usize,
@@ -124,6 +142,7 @@ impl Tls {
             tcp,
             conn,
             incoming: Vec::new(),
+            in_len: 0,
             outgoing: Vec::new(),
             sent: 0,
             plain: Vec::new(),
@@ -176,12 +195,13 @@ impl Tls {
             let Tls {
                 conn,
                 incoming,
+                in_len,
                 outgoing,
                 plain,
                 peer_done,
                 ..
             } = self;
-            let status = conn.process_tls_records(&mut incoming[..]);
+            let status = conn.process_tls_records(&mut incoming[..*in_len]);
             let discard = status.discard;
             let state = match status.state {
                 Ok(state) => state,
@@ -270,7 +290,10 @@ impl Tls {
                 // blocked handshake.
                 _ => stop = Some(Stop::NeedInput),
             }
-            self.incoming.drain(..discard);
+            if discard > 0 {
+                self.incoming.copy_within(discard..self.in_len, 0);
+                self.in_len -= discard;
+            }
             self.note_handshake();
             if let Some(stop) = stop {
                 return Ok(stop);
@@ -319,28 +342,27 @@ impl Tls {
         }
     }
 
-    /// Reads from the socket into `incoming` once. `Ok(0)` is EOF.
-    fn read_socket(&mut self) -> io::Result<usize> {
-        if self.incoming.capacity() == 0 {
-            self.incoming = take();
+    /// Reads from the socket into `incoming` once: `Ok((n, drained))`,
+    /// `drained` when the read was short (the socket has nothing more:
+    /// its next arrival brings a new edge). `Ok((0, _))` is EOF.
+    fn read_socket(&mut self) -> io::Result<(usize, bool)> {
+        if self.incoming.is_empty() {
+            self.incoming = take_incoming();
         }
-        let filled = self.incoming.len();
-        if filled == self.incoming.capacity() {
+        if self.in_len == self.incoming.len() {
             // A handshake message longer than a record is being joined.
-            if filled >= MAX_INCOMING {
+            if self.in_len >= MAX_INCOMING {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
                     "TLS message too large",
                 ));
             }
-            self.incoming.reserve(RECORD_BYTES);
+            self.incoming.resize(self.in_len + RECORD_BYTES, 0);
         }
-        let room = self.incoming.capacity() - filled;
-        self.incoming.resize(filled + room, 0);
-        let result = Read::read(&mut self.tcp, &mut self.incoming[filled..]);
-        let n = *result.as_ref().unwrap_or(&0);
-        self.incoming.truncate(filled + n);
-        result
+        let room = self.incoming.len() - self.in_len;
+        let n = Read::read(&mut self.tcp, &mut self.incoming[self.in_len..])?;
+        self.in_len += n;
+        Ok((n, n < room))
     }
 
     /// Moves decrypted data to `buf`; returns how much.
@@ -360,6 +382,7 @@ impl Tls {
 impl Transport for Tls {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let mut filled = 0;
+        let mut drained = false;
         loop {
             filled += self.take_plain(&mut buf[filled..]);
             if filled == buf.len() {
@@ -378,13 +401,21 @@ impl Transport for Tls {
             if self.plain_read < self.plain.len() || self.peer_done {
                 continue;
             }
+            if drained {
+                // The last read was short: the socket is empty, and
+                // another read would only say EAGAIN.
+                return match filled {
+                    0 => Err(io::ErrorKind::WouldBlock.into()),
+                    n => Ok(n),
+                };
+            }
             match self.read_socket() {
-                Ok(0) => {
+                Ok((0, _)) => {
                     // TCP EOF without close_notify: an EOF like any other
                     // for HTTP/1.1, whose messages carry their own length.
                     self.peer_done = true;
                 }
-                Ok(_) => {}
+                Ok((_, short)) => drained = short,
                 Err(e) if would_block(&e) && filled > 0 => return Ok(filled),
                 Err(e) if interrupted(&e) => {}
                 Err(e) => return Err(e),
@@ -512,16 +543,16 @@ impl Transport for Tls {
     }
 
     fn release(&mut self) {
-        if self.incoming.is_empty() {
-            give(&mut self.incoming);
+        if self.in_len == 0 {
+            give(&mut self.incoming, INCOMING);
         }
         if self.unsent() == 0 {
             self.outgoing.clear();
             self.sent = 0;
-            give(&mut self.outgoing);
+            give(&mut self.outgoing, OTHER);
         }
         if self.plain_read == self.plain.len() {
-            give(&mut self.plain);
+            give(&mut self.plain, OTHER);
             self.plain_read = 0;
         }
     }
