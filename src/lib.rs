@@ -130,6 +130,7 @@ pub mod serve;
 pub mod signals;
 pub mod stats;
 pub mod status;
+pub mod systemd;
 pub mod tls;
 pub mod transport;
 pub mod wheel;

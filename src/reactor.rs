@@ -38,6 +38,7 @@ use crate::serve::{Answerer, Responder, ServerView};
 use crate::signals::SignalFd;
 use crate::stats::{CloseReason, Shared};
 use crate::stats::{Gauges, Stats};
+use crate::systemd::Passed;
 use crate::tls::TlsSetup;
 use crate::transport::{Stream, Tcp, Unix};
 use crate::wheel::TimerWheel;
@@ -137,8 +138,9 @@ struct Listener {
 /// What a listener accepts on.
 enum ListenSocket {
     Tcp(TcpListener),
-    /// `--listen unix:PATH`; the path is removed at shutdown by worker 0.
-    Unix(UnixListener, PathBuf),
+    /// `--listen unix:PATH` (its path, removed at shutdown by worker 0), or
+    /// a unix socket systemd passed (no path: systemd owns the file).
+    Unix(UnixListener, Option<PathBuf>),
 }
 
 /// A connection just accepted.
@@ -794,19 +796,25 @@ impl Server {
     /// them (every worker shares the resolver), open connections keep
     /// theirs, and a file that fails keeps the old set.
     fn reload(&mut self) {
-        let Some(tls) = &self.tls else {
-            log::info!("SIGHUP: nothing to reload (no TLS listener)");
-            return;
-        };
-        match tls.reload() {
-            Ok(n) => log::info!("SIGHUP: reloaded {n} TLS certificate{}", plural(n)),
-            Err(e) => log::error!("SIGHUP: TLS reload failed, keeping the old certificates: {e}"),
+        crate::systemd::notify("RELOADING=1");
+        match &self.tls {
+            None => log::info!("SIGHUP: nothing to reload (no TLS listener)"),
+            Some(tls) => match tls.reload() {
+                Ok(n) => log::info!("SIGHUP: reloaded {n} TLS certificate{}", plural(n)),
+                Err(e) => {
+                    log::error!("SIGHUP: TLS reload failed, keeping the old certificates: {e}")
+                }
+            },
         }
+        crate::systemd::notify("READY=1");
     }
 
     fn begin_shutdown(&mut self, now: Instant) {
         if self.shutdown_deadline.is_some() {
             return;
+        }
+        if self.worker == 0 {
+            crate::systemd::notify("STOPPING=1");
         }
         log::info!(
             "signal: shutting down gracefully ({} connections, up to {:?})",
@@ -819,7 +827,7 @@ impl Server {
         // instead of waiting in a backlog nobody will accept from.
         for mut listener in self.listeners.drain(..) {
             let _ = self.poll.registry().deregister(listener.socket.source());
-            if let (ListenSocket::Unix(_, path), 0) = (&listener.socket, self.worker) {
+            if let (ListenSocket::Unix(_, Some(path)), 0) = (&listener.socket, self.worker) {
                 // As nginx does: the socket file goes with the server.
                 let _ = std::fs::remove_file(path);
             }
@@ -842,8 +850,27 @@ impl Server {
 /// worker. Logs where it listens and what it serves.
 pub fn start(mut config: Config) -> Result<Vec<Server>, StartError> {
     let workers = config.workers.max(1);
-    let budget = setup_fd_budget(&config)?;
-    let tls = if config.tls_listen.is_empty() {
+    // Socket activation: systemd bound the listeners; ours are not used.
+    let passed = crate::systemd::listen_fds();
+    if !passed.is_empty() {
+        log::info!(
+            "socket activation: {} listener{} passed by systemd (--listen and --tls-listen are not bound)",
+            passed.len(),
+            plural(passed.len())
+        );
+        config.listen.clear();
+        config.listen_unix.clear();
+        config.tls_listen.clear();
+    }
+    let budget = setup_fd_budget(&config, passed.len())?;
+    let passed_tls = passed.iter().any(|p| p.tls);
+    if passed_tls && config.tls_certs.is_empty() {
+        return Err(StartError::Tls(crate::tls::CertError {
+            path: PathBuf::new(),
+            reason: "systemd passed a TLS socket, but no --tls-cert and --tls-key".into(),
+        }));
+    }
+    let tls = if config.tls_listen.is_empty() && !passed_tls {
         None
     } else {
         Some(
@@ -886,6 +913,32 @@ pub fn start(mut config: Config) -> Result<Vec<Server>, StartError> {
             });
         }
     }
+    for Passed { fd, tls: is_tls } in passed {
+        let socket = socket2::Socket::from(fd);
+        let reactor_error = StartError::reactor("use a socket passed by systemd");
+        socket.set_nonblocking(true).map_err(reactor_error)?;
+        let local = socket
+            .local_addr()
+            .map_err(StartError::reactor("read a passed socket's address"))?;
+        for worker_sockets in sockets.iter_mut() {
+            let fd = socket
+                .try_clone()
+                .map_err(StartError::reactor("dup a passed socket"))?;
+            let listener = match local.as_socket() {
+                Some(addr) => Listener {
+                    socket: ListenSocket::Tcp(TcpListener::from_std(fd.into())),
+                    local: addr,
+                    tls: is_tls,
+                },
+                None => Listener {
+                    socket: ListenSocket::Unix(UnixListener::from_std(fd.into()), None),
+                    local: UNIX_PEER,
+                    tls: false,
+                },
+            };
+            worker_sockets.push(listener);
+        }
+    }
     for path in &config.listen_unix {
         let listen_error = |source| StartError::ListenUnix {
             path: path.clone(),
@@ -897,7 +950,7 @@ pub fn start(mut config: Config) -> Result<Vec<Server>, StartError> {
         for worker_sockets in sockets.iter_mut() {
             let fd = socket.try_clone().map_err(listen_error)?;
             worker_sockets.push(Listener {
-                socket: ListenSocket::Unix(UnixListener::from_std(fd.into()), path.clone()),
+                socket: ListenSocket::Unix(UnixListener::from_std(fd.into()), Some(path.clone())),
                 local: UNIX_PEER,
                 tls: false,
             });
@@ -961,7 +1014,8 @@ pub fn start(mut config: Config) -> Result<Vec<Server>, StartError> {
         .listeners
         .iter()
         .map(|l| match (&l.socket, l.tls) {
-            (ListenSocket::Unix(_, path), _) => format!("unix:{}", path.display()),
+            (ListenSocket::Unix(_, Some(path)), _) => format!("unix:{}", path.display()),
+            (ListenSocket::Unix(_, None), _) => "unix:(passed by systemd)".to_string(),
             (_, true) => format!("https://{}/", l.local),
             (_, false) => format!("http://{}/", l.local),
         })
@@ -976,6 +1030,7 @@ pub fn start(mut config: Config) -> Result<Vec<Server>, StartError> {
         config.keepalive_timeout,
         config.max_requests,
     );
+    crate::systemd::notify("READY=1");
     Ok(servers)
 }
 
@@ -1016,7 +1071,7 @@ enum Step {
 
 /// Reads RLIMIT_NOFILE, raises the soft limit, computes the budget, and
 /// logs the figures in one line.
-fn setup_fd_budget(config: &Config) -> Result<Budget, StartError> {
+fn setup_fd_budget(config: &Config, passed: usize) -> Result<Budget, StartError> {
     let (soft, hard) = budget::nofile_limit().map_err(|source| StartError::Rlimit {
         set_to: None,
         source,
@@ -1027,7 +1082,7 @@ fn setup_fd_budget(config: &Config) -> Result<Budget, StartError> {
         config.max_fds,
         config.max_connections,
         Reserve::new(
-            config.listen.len() + config.tls_listen.len() + config.listen_unix.len(),
+            config.listen.len() + config.tls_listen.len() + config.listen_unix.len() + passed,
             config.workers,
         ),
     )
