@@ -113,7 +113,9 @@
 //!    runs them.
 //!
 //! Configuration ([`config`]) has one table of options from which `--help`
-//! is printed and README's table is checked.
+//! is printed and README's table is checked. Operations: [`systemd`]
+//! (readiness notifications, socket activation) and [`privileges`]
+//! (`--user`, giving up root once bound).
 
 pub mod budget;
 pub mod config;

@@ -17,6 +17,11 @@
 //! to the application and nothing here would gain a round trip worth the
 //! risk of a replayed request reaching a future handler.
 //!
+//! Later, kTLS: once the kernels holdline runs on ship the `tls` module,
+//! the session keys (rustls's `dangerous_extract_secrets`) can be handed
+//! to the kernel after the handshake, and file bodies go back to
+//! sendfile; today every record is encrypted here.
+//!
 //! [`Transport`]: crate::transport::Transport
 
 use std::fmt;
