@@ -49,46 +49,92 @@ const MAX_INCOMING: usize = 64 * 1024 + 2 * RECORD_BYTES;
 /// Buffers kept for reuse per reactor thread, at most.
 const POOL_KEEP: usize = 256;
 
+/// A connection's record buffers, one allocation lent whole by the pool
+/// (so an idle connection's box holds one pointer for them).
+struct Buffers {
+    /// Initialized to its length (zeroed once, when first allocated), so
+    /// reads need no zero-fill; `incoming[..in_len]` holds the bytes.
+    incoming: Vec<u8>,
+    in_len: usize,
+    outgoing: Vec<u8>,
+    /// `outgoing[..sent]` is on the wire.
+    sent: usize,
+    plain: Vec<u8>,
+    /// `plain[..plain_read]` was given to the connection.
+    plain_read: usize,
+}
+
+static NO_BUFFERS: Buffers = Buffers {
+    incoming: Vec::new(),
+    in_len: 0,
+    outgoing: Vec::new(),
+    sent: 0,
+    plain: Vec::new(),
+    plain_read: 0,
+};
+
 thread_local! {
-    /// Emptied record buffers, for the next connection that works:
-    /// incoming buffers (kept initialized to their length, so reads need
-    /// no zero-fill), and the others (empty, with a record's capacity).
-    static POOL: RefCell<[Vec<Vec<u8>>; 2]> = const { RefCell::new([Vec::new(), Vec::new()]) };
+    /// Buffers given back by connections gone idle, for the next one that
+    /// works.
+    static POOL: RefCell<Vec<Box<Buffers>>> = const { RefCell::new(Vec::new()) };
 }
 
-const INCOMING: usize = 0;
-const OTHER: usize = 1;
+/// The buffers of a connection: none while idle (reading them sees empty
+/// buffers), taken from the pool at the first mutable use.
+struct Bufs(Option<Box<Buffers>>);
 
-/// An incoming buffer: a record's worth of initialized bytes.
-fn take_incoming() -> Vec<u8> {
-    POOL.with(|pool| pool.borrow_mut()[INCOMING].pop())
-        .unwrap_or_else(|| vec![0; RECORD_BYTES])
-}
-
-/// An empty buffer with room for a record.
-fn take() -> Vec<u8> {
-    POOL.with(|pool| pool.borrow_mut()[OTHER].pop())
-        .unwrap_or_else(|| Vec::with_capacity(RECORD_BYTES))
-}
-
-/// Gives `buf` back to pool `kind` (a grown one is cut back to a record).
-fn give(buf: &mut Vec<u8>, kind: usize) {
-    if buf.capacity() == 0 {
-        return;
+impl std::ops::Deref for Bufs {
+    type Target = Buffers;
+    fn deref(&self) -> &Buffers {
+        self.0.as_deref().unwrap_or(&NO_BUFFERS)
     }
-    let mut buf = std::mem::take(buf);
-    if kind == INCOMING {
-        buf.truncate(RECORD_BYTES);
-    } else {
-        buf.clear();
+}
+
+impl std::ops::DerefMut for Bufs {
+    fn deref_mut(&mut self) -> &mut Buffers {
+        self.0.get_or_insert_with(|| {
+            POOL.with(|pool| pool.borrow_mut().pop())
+                .unwrap_or_else(|| {
+                    Box::new(Buffers {
+                        incoming: Vec::new(),
+                        in_len: 0,
+                        outgoing: Vec::new(),
+                        sent: 0,
+                        plain: Vec::new(),
+                        plain_read: 0,
+                    })
+                })
+        })
     }
-    buf.shrink_to(RECORD_BYTES);
-    POOL.with(|pool| {
-        let pool = &mut pool.borrow_mut()[kind];
-        if pool.len() < POOL_KEEP {
-            pool.push(buf);
+}
+
+impl Bufs {
+    /// Gives the buffers back to the pool if nothing is in them (grown
+    /// ones are cut back to a record).
+    fn release(&mut self) {
+        let Some(b) = self.0.as_mut() else {
+            return;
+        };
+        if b.in_len != 0 || b.sent != b.outgoing.len() || b.plain_read != b.plain.len() {
+            return;
         }
-    });
+        b.incoming.truncate(RECORD_BYTES);
+        b.incoming.shrink_to(RECORD_BYTES);
+        for buf in [&mut b.outgoing, &mut b.plain] {
+            buf.clear();
+            buf.shrink_to(RECORD_BYTES);
+        }
+        (b.sent, b.plain_read) = (0, 0);
+        let Some(b) = self.0.take() else {
+            return;
+        };
+        POOL.with(|pool| {
+            let mut pool = pool.borrow_mut();
+            if pool.len() < POOL_KEEP {
+                pool.push(b);
+            }
+        });
+    }
 }
 
 /// What nginx answers a plain HTTP request sent to an HTTPS port with.
@@ -109,16 +155,8 @@ pub struct Handshake {
 pub struct Tls {
     tcp: Tcp,
     conn: UnbufferedServerConnection,
-    /// Initialized to its capacity (zeroed once, when first allocated), so
-    /// reads need no zero-fill; `incoming[..in_len]` holds the bytes.
-    incoming: Vec<u8>,
-    in_len: usize,
-    outgoing: Vec<u8>,
-    /// `outgoing[..sent]` is on the wire.
-    sent: usize,
-    plain: Vec<u8>,
-    /// `plain[..plain_read]` was given to the connection.
-    plain_read: usize,
+    /// The record buffers, from the pool while working.
+    b: Bufs,
     /// The peer sent close_notify, or its TCP stream ended.
     peer_done: bool,
     /// The handshake finished and was not yet reported.
@@ -141,12 +179,7 @@ impl Tls {
         Tls {
             tcp,
             conn,
-            incoming: Vec::new(),
-            in_len: 0,
-            outgoing: Vec::new(),
-            sent: 0,
-            plain: Vec::new(),
-            plain_read: 0,
+            b: Bufs(None),
             peer_done: false,
             finished: None,
             reported: false,
@@ -154,17 +187,20 @@ impl Tls {
     }
 
     fn unsent(&self) -> usize {
-        self.outgoing.len() - self.sent
+        self.b.outgoing.len() - self.b.sent
     }
 
     /// Sends pending records until the socket is full. Returns the bytes
     /// the socket took; EAGAIN is not an error here.
     fn flush_records(&mut self) -> io::Result<usize> {
+        if self.unsent() == 0 {
+            return Ok(0);
+        }
         let mut total = 0;
-        while self.sent < self.outgoing.len() {
-            match Write::write(&mut self.tcp, &self.outgoing[self.sent..]) {
+        while self.b.sent < self.b.outgoing.len() {
+            match Write::write(&mut self.tcp, &self.b.outgoing[self.b.sent..]) {
                 Ok(n) => {
-                    self.sent += n;
+                    self.b.sent += n;
                     total += n;
                 }
                 Err(e) if would_block(&e) => return Ok(total),
@@ -172,15 +208,15 @@ impl Tls {
                 Err(e) => return Err(e),
             }
         }
-        self.outgoing.clear();
-        self.sent = 0;
+        self.b.outgoing.clear();
+        self.b.sent = 0;
         Ok(total)
     }
 
     /// Room for `required` more bytes at the end of `outgoing`.
     fn reserve_outgoing(outgoing: &mut Vec<u8>, filled: usize, required: usize) {
         if outgoing.capacity() == 0 {
-            *outgoing = take();
+            outgoing.reserve(RECORD_BYTES);
         }
         outgoing.resize(filled + required, 0);
     }
@@ -193,14 +229,15 @@ impl Tls {
     fn process(&mut self, data: &[u8], taken: &mut usize) -> io::Result<Stop> {
         loop {
             let Tls {
-                conn,
+                conn, b, peer_done, ..
+            } = self;
+            let Buffers {
                 incoming,
                 in_len,
                 outgoing,
                 plain,
-                peer_done,
                 ..
-            } = self;
+            } = &mut **b;
             let status = conn.process_tls_records(&mut incoming[..*in_len]);
             let discard = status.discard;
             let state = match status.state {
@@ -220,7 +257,7 @@ impl Tls {
                         let record =
                             record.map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
                         if plain.capacity() == 0 {
-                            *plain = take();
+                            plain.reserve(RECORD_BYTES);
                         }
                         plain.extend_from_slice(record.payload);
                     }
@@ -291,8 +328,9 @@ impl Tls {
                 _ => stop = Some(Stop::NeedInput),
             }
             if discard > 0 {
-                self.incoming.copy_within(discard..self.in_len, 0);
-                self.in_len -= discard;
+                let in_len = self.b.in_len;
+                self.b.incoming.copy_within(discard..in_len, 0);
+                self.b.in_len -= discard;
             }
             self.note_handshake();
             if let Some(stop) = stop {
@@ -311,13 +349,9 @@ impl Tls {
             let _ = Write::write(&mut self.tcp, PLAIN_HTTP_ANSWER);
         } else {
             // The alert is queued: one more pass encodes it.
-            let Tls {
-                conn,
-                incoming,
-                outgoing,
-                ..
-            } = self;
-            let status = conn.process_tls_records(&mut incoming[..0]);
+            let Tls { conn, b, .. } = self;
+            let Buffers { outgoing, .. } = &mut **b;
+            let status = conn.process_tls_records(&mut []);
             if let Ok(ConnectionState::EncodeTlsData(mut encoder)) = status.state {
                 let filled = outgoing.len();
                 Self::reserve_outgoing(outgoing, filled, 64);
@@ -346,34 +380,36 @@ impl Tls {
     /// `drained` when the read was short (the socket has nothing more:
     /// its next arrival brings a new edge). `Ok((0, _))` is EOF.
     fn read_socket(&mut self) -> io::Result<(usize, bool)> {
-        if self.incoming.is_empty() {
-            self.incoming = take_incoming();
+        if self.b.incoming.is_empty() {
+            self.b.incoming.resize(RECORD_BYTES, 0);
         }
-        if self.in_len == self.incoming.len() {
+        if self.b.in_len == self.b.incoming.len() {
             // A handshake message longer than a record is being joined.
-            if self.in_len >= MAX_INCOMING {
+            if self.b.in_len >= MAX_INCOMING {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
                     "TLS message too large",
                 ));
             }
-            self.incoming.resize(self.in_len + RECORD_BYTES, 0);
+            let in_len = self.b.in_len;
+            self.b.incoming.resize(in_len + RECORD_BYTES, 0);
         }
-        let room = self.incoming.len() - self.in_len;
-        let n = Read::read(&mut self.tcp, &mut self.incoming[self.in_len..])?;
-        self.in_len += n;
+        let room = self.b.incoming.len() - self.b.in_len;
+        let in_len = self.b.in_len;
+        let n = Read::read(&mut self.tcp, &mut self.b.incoming[in_len..])?;
+        self.b.in_len += n;
         Ok((n, n < room))
     }
 
     /// Moves decrypted data to `buf`; returns how much.
     fn take_plain(&mut self, buf: &mut [u8]) -> usize {
-        let available = &self.plain[self.plain_read..];
+        let available = &self.b.plain[self.b.plain_read..];
         let n = available.len().min(buf.len());
         buf[..n].copy_from_slice(&available[..n]);
-        self.plain_read += n;
-        if self.plain_read == self.plain.len() {
-            self.plain.clear();
-            self.plain_read = 0;
+        self.b.plain_read += n;
+        if self.b.plain_read == self.b.plain.len() {
+            self.b.plain.clear();
+            self.b.plain_read = 0;
         }
         n
     }
@@ -398,7 +434,7 @@ impl Transport for Tls {
             // Handshake flights, session tickets, alerts: out now if the
             // socket takes them, else they wait as pending output.
             self.flush_records()?;
-            if self.plain_read < self.plain.len() || self.peer_done {
+            if self.b.plain_read < self.b.plain.len() || self.peer_done {
                 continue;
             }
             if drained {
@@ -507,13 +543,9 @@ impl Transport for Tls {
     }
 
     fn notify_close(&mut self) {
-        let Tls {
-            conn,
-            incoming,
-            outgoing,
-            ..
-        } = self;
-        let status = conn.process_tls_records(&mut incoming[..0]);
+        let Tls { conn, b, .. } = self;
+        let Buffers { outgoing, .. } = &mut **b;
+        let status = conn.process_tls_records(&mut []);
         if let Ok(ConnectionState::WriteTraffic(mut writer)) = status.state {
             let filled = outgoing.len();
             Self::reserve_outgoing(outgoing, filled, 64);
@@ -543,18 +575,7 @@ impl Transport for Tls {
     }
 
     fn release(&mut self) {
-        if self.in_len == 0 {
-            give(&mut self.incoming, INCOMING);
-        }
-        if self.unsent() == 0 {
-            self.outgoing.clear();
-            self.sent = 0;
-            give(&mut self.outgoing, OTHER);
-        }
-        if self.plain_read == self.plain.len() {
-            give(&mut self.plain, OTHER);
-            self.plain_read = 0;
-        }
+        self.b.release();
     }
 
     fn is_secure(&self) -> bool {
