@@ -75,7 +75,9 @@ static NO_BUFFERS: Buffers = Buffers {
 
 thread_local! {
     /// Buffers given back by connections gone idle, for the next one that
-    /// works.
+    /// works. Boxes, not values: a connection holds its buffers as a box,
+    /// which moves in and out of the pool without a new allocation.
+    #[allow(clippy::vec_box)]
     static POOL: RefCell<Vec<Box<Buffers>>> = const { RefCell::new(Vec::new()) };
 }
 
