@@ -716,3 +716,150 @@ fn a_missing_certificate_is_a_one_line_start_error() {
         "{err}"
     );
 }
+
+/// A handshake record of `payload`.
+fn handshake_record(payload: &[u8]) -> Vec<u8> {
+    let mut record = vec![0x16, 0x03, 0x01];
+    record.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+    record.extend_from_slice(payload);
+    record
+}
+
+#[test]
+fn oversized_and_endless_client_hellos_are_refused_cleanly() {
+    let site = Site::new();
+    let pki = Pki::new();
+    let (server, addr) = start_tls(&site, &pki, &[]);
+    // A ClientHello claiming 40,000 bytes, sent in full records of
+    // garbage: joined across records (beyond one record's buffer), then
+    // refused with an alert.
+    let mut message = vec![0x01, 0x00, 0x9c, 0x40];
+    message.extend(std::iter::repeat_n(0xab, 40_000));
+    let mut raw = TcpStream::connect(addr).unwrap();
+    for chunk in message.chunks(16_384) {
+        raw.write_all(&handshake_record(chunk)).unwrap();
+    }
+    let got = assert_closes(&mut raw, Duration::from_secs(5));
+    assert_eq!(got.first(), Some(&21), "an alert record: {got:?}");
+    // One claiming 16 MiB: refused at once, without waiting for it
+    // (rustls's deframer refuses it before any state could send an alert:
+    // a plain close, or an alert if one comes).
+    let mut raw = TcpStream::connect(addr).unwrap();
+    raw.write_all(&handshake_record(&[0x01, 0xff, 0xff, 0xff, 0x03, 0x03]))
+        .unwrap();
+    let got = assert_closes(&mut raw, Duration::from_secs(5));
+    assert!(got.is_empty() || got[0] == 21, "{got:?}");
+    // A message of 65,000 bytes claimed, sent in 1,000-byte records of
+    // garbage: joined up to rustls's 64 KiB limit, refused, closed.
+    let mut raw = TcpStream::connect(addr).unwrap();
+    raw.write_all(&handshake_record(&[0x01, 0x00, 0xfd, 0xe8]))
+        .unwrap();
+    let mut sent = 0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while std::time::Instant::now() < deadline && sent < 70_000 {
+        if raw.write_all(&handshake_record(&[0xab; 1000])).is_err() {
+            break;
+        }
+        sent += 1000;
+    }
+    assert_closes(&mut raw, Duration::from_secs(5));
+    let closes = &status(&server)["closes"];
+    assert!(closes["tls_error"].as_u64().unwrap() >= 2, "{closes}");
+    // The server goes on serving.
+    let mut stream = connect(&pki.client(), addr, "localhost");
+    assert_eq!(exchange(&mut stream, &get("/hello.txt")).1, b"hello\n");
+}
+
+#[test]
+fn tiny_records_and_key_updates_keep_alive_and_a_key_update_storm_is_refused() {
+    let site = Site::new();
+    let pki = Pki::new();
+    let (server, addr) = start_tls(&site, &pki, &[]);
+    let mut stream = connect(&pki.client(), addr, "localhost");
+    // A request written one byte per TLS record.
+    stream.conn.set_buffer_limit(None);
+    for b in get("/hello.txt").bytes() {
+        stream.conn.writer().write_all(&[b]).unwrap();
+        stream.conn.write_tls(&mut stream.sock).unwrap();
+    }
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !buf.ends_with(b"\r\n\r\nhello\n") {
+        let n = stream.read(&mut chunk).unwrap();
+        assert!(n > 0);
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    // A KeyUpdate (asking the server to update too), then a request:
+    // answered on the same connection, under the new keys.
+    stream.conn.refresh_traffic_keys().unwrap();
+    let (head, body) = exchange(&mut stream, &get("/a.txt"));
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert_eq!(body, b"a\n");
+    // A storm of them without application data in between: rustls's
+    // limit refuses it, the connection closes as tls_error, and the server
+    // goes on.
+    for _ in 0..50 {
+        stream.conn.refresh_traffic_keys().unwrap();
+    }
+    while stream.conn.wants_write() {
+        if stream.conn.write_tls(&mut stream.sock).is_err() {
+            break;
+        }
+    }
+    assert_closes(&mut stream.sock, Duration::from_secs(5));
+    let closes = &status(&server)["closes"];
+    assert_eq!(closes["tls_error"], 1, "{closes}");
+    let mut again = connect(&pki.client(), addr, "localhost");
+    assert_eq!(exchange(&mut again, &get("/hello.txt")).1, b"hello\n");
+}
+
+#[test]
+fn garbage_after_a_real_client_hello_never_takes_the_server_down() {
+    let site = Site::new();
+    let pki = Pki::new();
+    let (server, addr) = start_tls(&site, &pki, &[]);
+    // A real ClientHello, as rustls's client sends it.
+    let hello = {
+        let name = ServerName::try_from("localhost").unwrap();
+        let mut conn = ClientConnection::new(pki.client(), name).unwrap();
+        let mut hello = Vec::new();
+        conn.write_tls(&mut hello).unwrap();
+        hello
+    };
+    // A small deterministic generator (xorshift), so a failure replays.
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for round in 0..200 {
+        let mut raw = TcpStream::connect(addr).unwrap();
+        let mut bytes = Vec::new();
+        // Half start with the real hello (cut somewhere), half do not;
+        // then garbage, sometimes shaped as records.
+        if round % 2 == 0 {
+            let cut = (next() as usize) % (hello.len() + 1);
+            bytes.extend_from_slice(&hello[..cut]);
+        }
+        let len = (next() as usize) % 3000;
+        for _ in 0..len {
+            bytes.push(next() as u8);
+        }
+        if round % 3 == 0 {
+            bytes = handshake_record(&bytes[..bytes.len().min(16_000)]);
+        }
+        let _ = raw.write_all(&bytes);
+        let _ = raw.shutdown(std::net::Shutdown::Write);
+        assert_closes(&mut raw, Duration::from_secs(5));
+    }
+    // Still serving, over TLS and plain HTTP.
+    let mut stream = connect(&pki.client(), addr, "localhost");
+    assert_eq!(exchange(&mut stream, &get("/hello.txt")).1, b"hello\n");
+    let mut plain = server.connect();
+    assert_eq!(
+        common::exchange(&mut plain, "GET /a.txt HTTP/1.1\r\nHost: t\r\n\r\n").status,
+        200
+    );
+}

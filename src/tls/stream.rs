@@ -350,10 +350,18 @@ impl Tls {
             // nginx answers in its own language.
             let _ = Write::write(&mut self.tcp, PLAIN_HTTP_ANSWER);
         } else {
-            // The alert is queued: one more pass encodes it.
+            // The alert is queued: one more pass encodes it. The pass gets
+            // the same incoming bytes (rustls keeps offsets into them while
+            // it joins a handshake message: another slice would be out of
+            // its bounds).
             let Tls { conn, b, .. } = self;
-            let Buffers { outgoing, .. } = &mut **b;
-            let status = conn.process_tls_records(&mut []);
+            let Buffers {
+                incoming,
+                in_len,
+                outgoing,
+                ..
+            } = &mut **b;
+            let status = conn.process_tls_records(&mut incoming[..*in_len]);
             if let Ok(ConnectionState::EncodeTlsData(mut encoder)) = status.state {
                 let filled = outgoing.len();
                 Self::reserve_outgoing(outgoing, filled, 64);
@@ -545,15 +553,25 @@ impl Transport for Tls {
     }
 
     fn notify_close(&mut self) {
-        let Tls { conn, b, .. } = self;
-        let Buffers { outgoing, .. } = &mut **b;
-        let status = conn.process_tls_records(&mut []);
-        if let Ok(ConnectionState::WriteTraffic(mut writer)) = status.state {
-            let filled = outgoing.len();
-            Self::reserve_outgoing(outgoing, filled, 64);
-            match writer.queue_close_notify(&mut outgoing[filled..]) {
-                Ok(n) => outgoing.truncate(filled + n),
-                Err(_) => outgoing.truncate(filled),
+        // The same incoming bytes as every other pass (see `fail`); what
+        // the pass decrypts is not read any more: the connection closes.
+        let mut none = 0;
+        if let Ok(Stop::CanWrite) = self.process(&[], &mut none) {
+            let Tls { conn, b, .. } = self;
+            let Buffers {
+                incoming,
+                in_len,
+                outgoing,
+                ..
+            } = &mut **b;
+            let status = conn.process_tls_records(&mut incoming[..*in_len]);
+            if let Ok(ConnectionState::WriteTraffic(mut writer)) = status.state {
+                let filled = outgoing.len();
+                Self::reserve_outgoing(outgoing, filled, 64);
+                match writer.queue_close_notify(&mut outgoing[filled..]) {
+                    Ok(n) => outgoing.truncate(filled + n),
+                    Err(_) => outgoing.truncate(filled),
+                }
             }
         }
         let _ = self.flush_records();
