@@ -265,3 +265,107 @@ fn unix_socket_listener_serves_curl_and_is_removed_at_exit() {
     );
     assert!(!sock.exists(), "the socket file goes with the server");
 }
+
+#[test]
+fn nginx_proxies_to_a_unix_socket_with_upstream_keep_alive() {
+    let Some(nginx) = common::peer_program("nginx") else {
+        return;
+    };
+    let site = common::Site::new();
+    let dir = common::TempDir::new("nginx-unix");
+    let sock = dir.path().join("holdline.sock");
+    let listen = format!("unix:{}", sock.display());
+    let server = common::Server::start(
+        &site.root(),
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--listen",
+            &listen,
+            "--status-path",
+            "/status",
+        ],
+    );
+    // nginx in front, on a port of its own, keeping up to 4 upstream
+    // connections alive (proxy_http_version 1.1, Connection "").
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let prefix = dir.path();
+    // SAFETY: geteuid has no preconditions.
+    let user = if unsafe { libc::geteuid() } == 0 {
+        "user root;"
+    } else {
+        ""
+    };
+    let conf = format!(
+        "{user}\ndaemon off;\nmaster_process off;\nworker_processes 1;\npid {p}/nginx.pid;\n\
+         error_log {p}/error.log warn;\nevents {{ worker_connections 64; }}\n\
+         http {{\n access_log off;\n client_body_temp_path {p}/body;\n proxy_temp_path {p}/proxy;\n\
+         fastcgi_temp_path {p}/fastcgi;\n uwsgi_temp_path {p}/uwsgi;\n scgi_temp_path {p}/scgi;\n\
+         upstream holdline {{ server unix:{sock}; keepalive 4; }}\n\
+         server {{ listen 127.0.0.1:{port}; location / {{ proxy_pass http://holdline;\n\
+         proxy_http_version 1.1; proxy_set_header Connection \"\"; }} }}\n}}\n",
+        p = prefix.display(),
+        sock = sock.display(),
+    );
+    std::fs::write(prefix.join("nginx.conf"), conf).unwrap();
+    /// Kills nginx when the test ends, however it ends.
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _nginx = Kill(
+        Command::new(nginx)
+            .args(["-p", prefix.to_str().unwrap(), "-c"])
+            .arg(prefix.join("nginx.conf"))
+            .arg("-e")
+            .arg(prefix.join("error.log"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let front: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    assert!(
+        common::wait_until(std::time::Duration::from_secs(10), || {
+            std::net::TcpStream::connect(front).is_ok()
+        }),
+        "nginx did not start: {}",
+        std::fs::read_to_string(prefix.join("error.log")).unwrap_or_default()
+    );
+    let handled = || {
+        let mut s = server.connect();
+        let body = common::exchange(&mut s, "GET /status HTTP/1.1\r\nHost: t\r\n\r\n").body_text();
+        let line = body.lines().nth(2).unwrap().to_string();
+        line.split_whitespace()
+            .nth(1)
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+    };
+    let before = handled();
+    // 40 requests, each on a new client connection to nginx.
+    for i in 0..40 {
+        let mut s = std::net::TcpStream::connect(front).unwrap();
+        let path = if i % 2 == 0 { "/hello.txt" } else { "/a.txt" };
+        let r = common::exchange(
+            &mut s,
+            &format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"),
+        );
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body_text(), if i % 2 == 0 { "hello\n" } else { "a\n" });
+    }
+    // nginx reused its upstream connections over the unix socket: a few
+    // for 40 requests (the status requests are one connection each).
+    let upstream = handled() - before - 1;
+    assert!(
+        (1..=4).contains(&upstream),
+        "{upstream} upstream connections for 40 requests"
+    );
+}
