@@ -626,8 +626,8 @@ where
                         && s.chars()
                             .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
                 };
-                let (user, group) = value.split_once(':').unwrap_or((&value, "x"));
-                if !valid(user) || !valid(group) {
+                // "user" or "user:group", each part a plain name.
+                if value.split(':').count() > 2 || !value.split(':').all(valid) {
                     return Err(ConfigError::invalid(
                         "user",
                         &value,

@@ -10,18 +10,10 @@ use std::time::Duration;
 
 use common::*;
 
-/// (connections accepted, requests answered) from stub_status.
+/// (connections handled, requests answered) from stub_status.
 fn counters(server: &Server) -> (u64, u64) {
-    let mut s = server.connect();
-    let body = exchange(&mut s, &get("/status")).body_text();
-    let numbers: Vec<u64> = body
-        .lines()
-        .nth(2)
-        .unwrap()
-        .split_whitespace()
-        .map(|n| n.parse().unwrap())
-        .collect();
-    (numbers[1], numbers[2])
+    let (_, handled, requests) = stub_counters(server);
+    (handled, requests)
 }
 
 /// The page of 100 stylesheets, written into `site`.
@@ -65,16 +57,7 @@ fn load(server: &Server, url: &str, extra: &[String]) -> (u64, u64) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let pid = child.id();
-    let (done, over) = std::sync::mpsc::channel::<()>();
-    std::thread::spawn(move || {
-        if over.recv_timeout(Duration::from_secs(60)).is_err() {
-            // SAFETY: kill(2) of our own child.
-            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-        }
-    });
-    let out = child.wait_with_output().unwrap();
-    drop(done);
+    let out = output_within(child, Duration::from_secs(60));
     let dom = String::from_utf8_lossy(&out.stdout);
     assert!(
         dom.contains("loaded"),

@@ -339,16 +339,7 @@ fn nginx_proxies_to_a_unix_socket_with_upstream_keep_alive() {
         "nginx did not start: {}",
         std::fs::read_to_string(prefix.join("error.log")).unwrap_or_default()
     );
-    let handled = || {
-        let mut s = server.connect();
-        let body = common::exchange(&mut s, "GET /status HTTP/1.1\r\nHost: t\r\n\r\n").body_text();
-        let line = body.lines().nth(2).unwrap().to_string();
-        line.split_whitespace()
-            .nth(1)
-            .unwrap()
-            .parse::<u64>()
-            .unwrap()
-    };
+    let handled = || common::stub_counters(&server).1;
     let before = handled();
     // 40 requests, each on a new client connection to nginx.
     for i in 0..40 {

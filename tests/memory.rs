@@ -265,6 +265,33 @@ fn hostile_clients_cannot_push_the_heap_past_its_bound() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A self-signed certificate for localhost in `dir` (cert.pem, key.pem),
+/// as the server's only pair, and a rustls client that trusts it.
+fn tls_pair(
+    dir: &std::path::Path,
+) -> (
+    Vec<holdline::tls::CertPaths>,
+    std::sync::Arc<rustls::ClientConfig>,
+) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    std::fs::write(dir.join("cert.pem"), cert.pem()).unwrap();
+    std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.der().clone()).unwrap();
+    let client = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let pair = holdline::tls::CertPaths {
+        cert: dir.join("cert.pem"),
+        key: dir.join("key.pem"),
+    };
+    (vec![pair], std::sync::Arc::new(client))
+}
+
 /// The same bound with TLS: the formula adds rustls's buffers per
 /// connection and the session cache, and TLS clients that never read
 /// (multi-range readers, pipeliners) stay under it.
@@ -280,21 +307,12 @@ fn hostile_tls_clients_cannot_push_the_heap_past_its_bound() {
         .set_len(16 << 20)
         .unwrap();
     std::fs::write(dir.join("small.txt"), vec![b's'; 16 * 1024]).unwrap();
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
-        .unwrap()
-        .self_signed(&key)
-        .unwrap();
-    std::fs::write(dir.join("cert.pem"), cert.pem()).unwrap();
-    std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
+    let (tls_certs, client) = tls_pair(&dir);
     let config = holdline::config::Config {
         root: dir.clone(),
         listen: vec!["127.0.0.1:0".parse().unwrap()],
         tls_listen: vec!["127.0.0.1:0".parse().unwrap()],
-        tls_certs: vec![holdline::tls::CertPaths {
-            cert: dir.join("cert.pem"),
-            key: dir.join("key.pem"),
-        }],
+        tls_certs,
         max_connections: Some(64),
         max_requests: 0,
         file_cache_entries: 16,
@@ -306,13 +324,6 @@ fn hostile_tls_clients_cannot_push_the_heap_past_its_bound() {
     let bound = MemoryBound::compute(&config, 64);
     let addrs = start_counted_all(config);
     let (plain, tls) = (addrs[0], addrs[1]);
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(cert.der().clone()).unwrap();
-    let client = Arc::new(
-        rustls::ClientConfig::builder()
-            .with_root_certificates(roots)
-            .with_no_client_auth(),
-    );
     // A TLS client over a small-window socket, handshake done.
     let connect = || {
         let mut sock = small_window(tls);
@@ -410,30 +421,14 @@ fn idle_tls_connections_hold_their_rustls_state_only() {
     let dir = std::env::temp_dir().join(format!("holdline-idle-tls-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("a.txt"), "a\n").unwrap();
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
-        .unwrap()
-        .self_signed(&key)
-        .unwrap();
-    std::fs::write(dir.join("cert.pem"), cert.pem()).unwrap();
-    std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
+    let (tls_certs, client) = tls_pair(&dir);
     let addrs = start_counted_all(holdline::config::Config {
         root: dir.clone(),
         listen: vec!["127.0.0.1:0".parse().unwrap()],
         tls_listen: vec!["127.0.0.1:0".parse().unwrap()],
-        tls_certs: vec![holdline::tls::CertPaths {
-            cert: dir.join("cert.pem"),
-            key: dir.join("key.pem"),
-        }],
+        tls_certs,
         ..Default::default()
     });
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(cert.der().clone()).unwrap();
-    let client = Arc::new(
-        rustls::ClientConfig::builder()
-            .with_root_certificates(roots)
-            .with_no_client_auth(),
-    );
     let open = || {
         let mut sock = TcpStream::connect(addrs[1]).unwrap();
         sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();

@@ -97,23 +97,42 @@ fn tls_addr(server: &Server) -> SocketAddr {
         .expect("an https:// listener in the log")
 }
 
-fn start_tls(site: &Site, pki: &Pki, extra: &[&str]) -> (Server, SocketAddr) {
-    pki.leaf("leaf", "localhost", &["localhost", "127.0.0.1"]);
-    let (cert, key) = (pki.cert("leaf"), pki.key("leaf"));
-    let mut args = vec![
-        "--tls-listen",
-        "127.0.0.1:0",
-        "--tls-cert",
-        &cert,
-        "--tls-key",
-        &key,
-        "--status-path",
-        "/status",
-    ];
-    args.extend_from_slice(extra);
+/// A server with a TLS listener for the leaf files `pairs` (made with
+/// [`Pki::leaf`]; the first is the default), the status page, and `extra`.
+fn start_with(site: &Site, pki: &Pki, pairs: &[&str], extra: &[&str]) -> (Server, SocketAddr) {
+    let mut args: Vec<String> = ["--tls-listen", "127.0.0.1:0", "--status-path", "/status"]
+        .map(String::from)
+        .to_vec();
+    for pair in pairs {
+        args.extend([
+            "--tls-cert".into(),
+            pki.cert(pair),
+            "--tls-key".into(),
+            pki.key(pair),
+        ]);
+    }
+    args.extend(extra.iter().map(|a| a.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let server = Server::start(&site.root(), &args);
     let addr = tls_addr(&server);
     (server, addr)
+}
+
+/// A server with one leaf for localhost and 127.0.0.1.
+fn start_tls(site: &Site, pki: &Pki, extra: &[&str]) -> (Server, SocketAddr) {
+    pki.leaf("leaf", "localhost", &["localhost", "127.0.0.1"]);
+    start_with(site, pki, &["leaf"], extra)
+}
+
+/// A rustls client that trusts the test CA and speaks only `version`.
+fn client_for(pki: &Pki, version: &'static rustls::SupportedProtocolVersion) -> Arc<ClientConfig> {
+    let mut roots = RootCertStore::empty();
+    roots.add(pki.ca.der().clone()).unwrap();
+    Arc::new(
+        ClientConfig::builder_with_protocol_versions(&[version])
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
 }
 
 type TlsStream = StreamOwned<ClientConnection, TcpStream>;
@@ -246,13 +265,7 @@ fn resumption_works_for_tls12_and_tls13() {
     let pki = Pki::new();
     let (server, addr) = start_tls(&site, &pki, &[]);
     for version in [&rustls::version::TLS12, &rustls::version::TLS13] {
-        let mut roots = RootCertStore::empty();
-        roots.add(pki.ca.der().clone()).unwrap();
-        let config = Arc::new(
-            ClientConfig::builder_with_protocol_versions(&[version])
-                .with_root_certificates(roots)
-                .with_no_client_auth(),
-        );
+        let config = client_for(&pki, version);
         let mut first = connect(&config, addr, "localhost");
         assert_eq!(first.conn.handshake_kind(), Some(HandshakeKind::Full));
         // TLS 1.3 tickets come after the handshake: one exchange takes them.
@@ -286,13 +299,7 @@ fn without_tickets_and_cache_nothing_resumes() {
         &["--no-tls-tickets", "--tls-session-cache", "0"],
     );
     for version in [&rustls::version::TLS12, &rustls::version::TLS13] {
-        let mut roots = RootCertStore::empty();
-        roots.add(pki.ca.der().clone()).unwrap();
-        let config = Arc::new(
-            ClientConfig::builder_with_protocol_versions(&[version])
-                .with_root_certificates(roots)
-                .with_no_client_auth(),
-        );
+        let config = client_for(&pki, version);
         let mut first = connect(&config, addr, "localhost");
         exchange(&mut first, &get("/hello.txt"));
         let second = connect(&config, addr, "localhost");
@@ -311,13 +318,7 @@ fn without_tickets_the_session_cache_still_resumes() {
     let pki = Pki::new();
     let (_server, addr) = start_tls(&site, &pki, &["--no-tls-tickets"]);
     for version in [&rustls::version::TLS12, &rustls::version::TLS13] {
-        let mut roots = RootCertStore::empty();
-        roots.add(pki.ca.der().clone()).unwrap();
-        let config = Arc::new(
-            ClientConfig::builder_with_protocol_versions(&[version])
-                .with_root_certificates(roots)
-                .with_no_client_auth(),
-        );
+        let config = client_for(&pki, version);
         let mut first = connect(&config, addr, "localhost");
         exchange(&mut first, &get("/hello.txt"));
         let second = connect(&config, addr, "localhost");
@@ -335,22 +336,7 @@ fn sni_chooses_the_certificate_and_the_first_is_the_default() {
     let pki = Pki::new();
     let a = pki.leaf("a", "a.test", &["a.test", "127.0.0.1"]);
     let b = pki.leaf("b", "b.test", &["b.test", "*.b.test"]);
-    let server = Server::start(
-        &site.root(),
-        &[
-            "--tls-listen",
-            "127.0.0.1:0",
-            "--tls-cert",
-            &pki.cert("a"),
-            "--tls-key",
-            &pki.key("a"),
-            "--tls-cert",
-            &pki.cert("b"),
-            "--tls-key",
-            &pki.key("b"),
-        ],
-    );
-    let addr = tls_addr(&server);
+    let (_server, addr) = start_with(&site, &pki, &["a", "b"], &[]);
     let client = pki.client();
     let served = |name: &str| -> CertificateDer<'static> {
         let stream = connect(&client, addr, name);
@@ -370,22 +356,7 @@ fn rsa_and_ecdsa_certificates_serve_side_by_side() {
     let ecdsa = pki.leaf("ec", "ec.test", &["ec.test"]);
     let rsa_key = KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).unwrap();
     let rsa = pki.leaf_with("rsa", "rsa.test", &["rsa.test"], rsa_key);
-    let server = Server::start(
-        &site.root(),
-        &[
-            "--tls-listen",
-            "127.0.0.1:0",
-            "--tls-cert",
-            &pki.cert("ec"),
-            "--tls-key",
-            &pki.key("ec"),
-            "--tls-cert",
-            &pki.cert("rsa"),
-            "--tls-key",
-            &pki.key("rsa"),
-        ],
-    );
-    let addr = tls_addr(&server);
+    let (_server, addr) = start_with(&site, &pki, &["ec", "rsa"], &[]);
     let client = pki.client();
     for (name, cert) in [("rsa.test", &rsa), ("ec.test", &ecdsa)] {
         let mut stream = connect(&client, addr, name);
@@ -399,19 +370,8 @@ fn sighup_reloads_certificates_without_dropping_connections() {
     let site = Site::new();
     let pki = Pki::new();
     let old = pki.leaf("leaf", "old", &["localhost"]);
-    let (cert, key) = (pki.cert("leaf"), pki.key("leaf"));
-    let server = Server::start(
-        &site.root(),
-        &[
-            "--tls-listen",
-            "127.0.0.1:0",
-            "--tls-cert",
-            &cert,
-            "--tls-key",
-            &key,
-        ],
-    );
-    let addr = tls_addr(&server);
+    let key = pki.key("leaf");
+    let (server, addr) = start_with(&site, &pki, &["leaf"], &[]);
     let client = pki.client();
     let mut kept = connect(&client, addr, "localhost");
     assert_eq!(kept.conn.peer_certificates().unwrap()[0], old);
@@ -540,16 +500,7 @@ fn s_client(addr: SocketAddr, args: &[&str], request: &str) -> String {
 
 /// A child's stdout and stderr, killing it after 20 s.
 fn wait_output(child: std::process::Child) -> Vec<u8> {
-    let pid = child.id();
-    let (done, over) = std::sync::mpsc::channel::<()>();
-    std::thread::spawn(move || {
-        if over.recv_timeout(Duration::from_secs(20)).is_err() {
-            // SAFETY: kill(2) of our own child.
-            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-        }
-    });
-    let output = child.wait_with_output().unwrap();
-    drop(done);
+    let output = common::output_within(child, Duration::from_secs(20));
     let mut all = output.stdout;
     all.extend_from_slice(&output.stderr);
     all

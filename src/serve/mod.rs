@@ -434,11 +434,9 @@ impl Responder {
     }
 
     fn route(&mut self, head: &RequestHead<'_>, secure: bool, server: &ServerView<'_>) -> Route {
-        let is_status = |target: &str, config: &Config| {
-            let path = target.split_once('?').map_or(target, |(path, _)| path);
-            config.status_path.as_deref() == Some(path)
-        };
-        if self.config.redirect_to_https && !secure && !is_status(head.target, &self.config) {
+        let (path, query) = head.target.split_once('?').unwrap_or((head.target, ""));
+        let is_status = self.config.status_path.as_deref() == Some(path);
+        if self.config.redirect_to_https && !secure && !is_status {
             return match https_location(&mut self.location, head, &self.config.tls_listen) {
                 true => Route::HttpsRedirect,
                 false => Route::Error(Status::BadRequest),
@@ -450,24 +448,21 @@ impl Responder {
             Method::Options => return Route::Options,
             Method::Get | Method::Head => {}
         }
-        if let Some(status_path) = self.config.status_path.as_deref() {
-            let (path, query) = head.target.split_once('?').unwrap_or((head.target, ""));
-            if path == status_path {
-                let asked = |format: &str| query.split('&').any(|kv| kv == format);
-                let browser = head
-                    .accept
-                    .is_some_and(|a| a.windows(9).any(|w| w.eq_ignore_ascii_case(b"text/html")));
-                let format = if asked("format=prometheus") {
-                    StatusFormat::Prometheus
-                } else if asked("format=json") {
-                    StatusFormat::Json
-                } else if browser {
-                    StatusFormat::Page
-                } else {
-                    StatusFormat::Stub
-                };
-                return Route::Status(format);
-            }
+        if is_status {
+            let asked = |format: &str| query.split('&').any(|kv| kv == format);
+            let browser = head
+                .accept
+                .is_some_and(|a| a.windows(9).any(|w| w.eq_ignore_ascii_case(b"text/html")));
+            let format = if asked("format=prometheus") {
+                StatusFormat::Prometheus
+            } else if asked("format=json") {
+                StatusFormat::Json
+            } else if browser {
+                StatusFormat::Page
+            } else {
+                StatusFormat::Stub
+            };
+            return Route::Status(format);
         }
         let route = self.route_file(head, head.target, server);
         match (&route, self.fallback.clone()) {

@@ -139,6 +139,64 @@ impl Bufs {
     }
 }
 
+/// How an encoder of records into a slice failed: the slice was too small
+/// (try again with this much), or there is nothing (more) to write.
+enum Short {
+    Needs(usize),
+    Done,
+}
+
+impl From<EncodeError> for Short {
+    fn from(e: EncodeError) -> Short {
+        match e {
+            EncodeError::InsufficientSize(InsufficientSizeError { required_size }) => {
+                Short::Needs(required_size)
+            }
+            _ => Short::Done,
+        }
+    }
+}
+
+impl From<EncryptError> for Short {
+    fn from(e: EncryptError) -> Short {
+        match e {
+            EncryptError::InsufficientSize(InsufficientSizeError { required_size }) => {
+                Short::Needs(required_size)
+            }
+            _ => Short::Done,
+        }
+    }
+}
+
+/// Appends to `outgoing` what `encode` writes into room at its end: first
+/// `room` bytes, then as much as `encode` says it needs. False when it
+/// wrote nothing (nothing to write, or it cannot: see its error).
+fn append(
+    outgoing: &mut Vec<u8>,
+    room: usize,
+    mut encode: impl FnMut(&mut [u8]) -> Result<usize, Short>,
+) -> bool {
+    let filled = outgoing.len();
+    if outgoing.capacity() == 0 {
+        outgoing.reserve(RECORD_BYTES);
+    }
+    let mut room = room;
+    loop {
+        outgoing.resize(filled + room, 0);
+        match encode(&mut outgoing[filled..]) {
+            Ok(n) => {
+                outgoing.truncate(filled + n);
+                return true;
+            }
+            Err(Short::Needs(more)) => room = more,
+            Err(Short::Done) => {
+                outgoing.truncate(filled);
+                return false;
+            }
+        }
+    }
+}
+
 /// What nginx answers a plain HTTP request sent to an HTTPS port with.
 const PLAIN_HTTP_ANSWER: &[u8] = b"HTTP/1.1 400 Bad Request\r\n\
 Content-Type: text/plain\r\n\
@@ -215,14 +273,6 @@ impl Tls {
         Ok(total)
     }
 
-    /// Room for `required` more bytes at the end of `outgoing`.
-    fn reserve_outgoing(outgoing: &mut Vec<u8>, filled: usize, required: usize) {
-        if outgoing.capacity() == 0 {
-            outgoing.reserve(RECORD_BYTES);
-        }
-        outgoing.resize(filled + required, 0);
-    }
-
     /// Runs rustls over the incoming bytes until it needs something from
     /// outside: more input, or application data to encrypt (`data`, which
     /// is then encrypted: the count of its bytes taken is returned in the
@@ -271,23 +321,7 @@ impl Tls {
                     }
                 }
                 ConnectionState::EncodeTlsData(mut encoder) => {
-                    let filled = outgoing.len();
-                    Self::reserve_outgoing(outgoing, filled, 0);
-                    loop {
-                        match encoder.encode(&mut outgoing[filled..]) {
-                            Ok(n) => {
-                                outgoing.truncate(filled + n);
-                                break;
-                            }
-                            Err(EncodeError::InsufficientSize(InsufficientSizeError {
-                                required_size,
-                            })) => Self::reserve_outgoing(outgoing, filled, required_size),
-                            Err(EncodeError::AlreadyEncoded) => {
-                                outgoing.truncate(filled);
-                                break;
-                            }
-                        }
-                    }
+                    append(outgoing, 0, |buf| Ok(encoder.encode(buf)?));
                 }
                 // The records are in `outgoing`, ours to send when the
                 // socket takes them.
@@ -301,27 +335,15 @@ impl Tls {
                 ConnectionState::WriteTraffic(mut writer) => {
                     if !data.is_empty() {
                         let chunk = &data[..data.len().min(SEND_BUFFER_LIMIT)];
-                        let filled = outgoing.len();
-                        Self::reserve_outgoing(outgoing, filled, chunk.len() + 1024);
-                        loop {
-                            match writer.encrypt(chunk, &mut outgoing[filled..]) {
-                                Ok(n) => {
-                                    outgoing.truncate(filled + n);
-                                    *taken = chunk.len();
-                                    break;
-                                }
-                                Err(EncryptError::InsufficientSize(InsufficientSizeError {
-                                    required_size,
-                                })) => Self::reserve_outgoing(outgoing, filled, required_size),
-                                Err(EncryptError::EncryptExhausted) => {
-                                    outgoing.truncate(filled);
-                                    return Err(io::Error::new(
-                                        io::ErrorKind::InvalidData,
-                                        "TLS sequence numbers exhausted",
-                                    ));
-                                }
-                            }
+                        if !append(outgoing, chunk.len() + 1024, |buf| {
+                            Ok(writer.encrypt(chunk, buf)?)
+                        }) {
+                            return Err(io::Error::new(
+                                io::ErrorKind::InvalidData,
+                                "TLS sequence numbers exhausted",
+                            ));
                         }
+                        *taken = chunk.len();
                     }
                     stop = Some(Stop::CanWrite);
                 }
@@ -363,12 +385,7 @@ impl Tls {
             } = &mut **b;
             let status = conn.process_tls_records(&mut incoming[..*in_len]);
             if let Ok(ConnectionState::EncodeTlsData(mut encoder)) = status.state {
-                let filled = outgoing.len();
-                Self::reserve_outgoing(outgoing, filled, 64);
-                match encoder.encode(&mut outgoing[filled..]) {
-                    Ok(n) => outgoing.truncate(filled + n),
-                    Err(_) => outgoing.truncate(filled),
-                }
+                append(outgoing, 64, |buf| Ok(encoder.encode(buf)?));
             }
             let _ = self.flush_records();
         }
@@ -566,12 +583,7 @@ impl Transport for Tls {
             } = &mut **b;
             let status = conn.process_tls_records(&mut incoming[..*in_len]);
             if let Ok(ConnectionState::WriteTraffic(mut writer)) = status.state {
-                let filled = outgoing.len();
-                Self::reserve_outgoing(outgoing, filled, 64);
-                match writer.queue_close_notify(&mut outgoing[filled..]) {
-                    Ok(n) => outgoing.truncate(filled + n),
-                    Err(_) => outgoing.truncate(filled),
-                }
+                append(outgoing, 64, |buf| Ok(writer.queue_close_notify(buf)?));
             }
         }
         let _ = self.flush_records();

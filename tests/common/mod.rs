@@ -477,3 +477,37 @@ pub fn wait_server_read_all(client: &TcpStream) {
         server_end(client)
     );
 }
+
+/// A child's output, killing it if it runs longer than `within`: a peer
+/// program that hangs fails its test instead of stalling `cargo test`.
+pub fn output_within(child: std::process::Child, within: Duration) -> std::process::Output {
+    let pid = child.id();
+    let (done, over) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        if over.recv_timeout(within).is_err() {
+            // SAFETY: kill(2) of our own child.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        }
+    });
+    let output = child.wait_with_output().unwrap();
+    drop(done);
+    output
+}
+
+/// stub_status's three counters: (accepted, handled, requests). The
+/// status request is itself one connection and one request.
+pub fn stub_counters(server: &Server) -> (u64, u64, u64) {
+    let mut s = server.connect();
+    let body = exchange(&mut s, &get("/status")).body_text();
+    let numbers: Vec<u64> = body
+        .lines()
+        .nth(2)
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(|n| n.parse().unwrap())
+        .collect();
+    let [accepted, handled, requests] = numbers[..] else {
+        panic!("not stub_status: {body}")
+    };
+    (accepted, handled, requests)
+}
