@@ -121,6 +121,11 @@ impl EvictionQueues {
         queues
     }
 
+    /// A reload changed `--evict-stalled-after`.
+    pub fn set_stall_grace(&mut self, stall_grace: Duration) {
+        self.stall_grace = stall_grace;
+    }
+
     pub fn len(&self, class: Class) -> usize {
         self.queues[class as usize].len
     }

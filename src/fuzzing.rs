@@ -152,7 +152,7 @@ impl Respond for Recorder {
         _: Option<Version>,
         _: bool,
         reason: CloseReason,
-        _: SocketAddr,
+        _: crate::http::session::ConnFacts,
         _: &mut Vec<u8>,
     ) {
         self.events.push(Event::Refused(status.code(), reason));

@@ -26,8 +26,9 @@
 //!    It sleeps in `epoll_wait` until a socket is ready or the wheel's next
 //!    due tick, never longer, never busy. Readiness is edge-triggered:
 //!    accept until WouldBlock, read and write until WouldBlock (or a short
-//!    read or write), retry on EINTR. SIGTERM/SIGINT (and SIGHUP, reload)
-//!    arrive through a [signalfd](signals) as one more token. A new connection is admitted
+//!    read or write), retry on EINTR. SIGTERM/SIGINT (stop), SIGHUP
+//!    (reload) and SIGUSR1 (reopen the access log) arrive through a
+//!    [signalfd](signals) as one more token. A new connection is admitted
 //!    against the budget and read at once.
 //!
 //! 2. **The connection** ([`conn::Conn`]) moves bytes. On each readiness
@@ -108,15 +109,25 @@
 //!
 //! 9. **Workers**: `--workers N` runs N such reactors on N threads, each
 //!    with its own SO_REUSEPORT listeners, slab, wheel and share of the fd
-//!    budget; they share only atomic counters ([`stats::Shared`]) and the
-//!    shutdown state. [`reactor::start`] builds them, [`reactor::run_workers`]
+//!    budget; they share only atomic counters ([`stats::Shared`]), the
+//!    shutdown state, a reloaded configuration and the access log's
+//!    writer. [`reactor::start`] builds them, [`reactor::run_workers`]
 //!    runs them.
 //!
-//! Configuration ([`config`]) has one table of options from which `--help`
-//! is printed and README's table is checked. Operations: [`systemd`]
+//! Configuration ([`config`]) has one table of options, [`config::OPTIONS`]:
+//! the command line and the `--config` TOML file are parsed through it,
+//! `--help` is printed from it, README's table is checked against it, and
+//! it says which options a SIGHUP reload may change. On SIGHUP worker 0
+//! reads the file again, merges it with [`config::Config::live_update`]
+//! (restart-only options keep their running values), and hands the result
+//! to every worker, which applies it to its timeouts and its responder;
+//! connections stay open. The [`accesslog`] formats a line per request
+//! into a per-worker buffer and hands it, once per loop turn, to a writer
+//! thread, so the reactor never waits for a disk. Operations: [`systemd`]
 //! (readiness notifications, socket activation) and [`privileges`]
 //! (`--user`, giving up root once bound).
 
+pub mod accesslog;
 pub mod budget;
 pub mod config;
 pub mod conn;

@@ -103,6 +103,9 @@ pub struct MemoryBound {
     pub tls_per_connection: usize,
     /// The TLS session cache, at most; 0 without a TLS listener.
     pub tls_sessions: usize,
+    /// Access-log lines waiting for the disk and the buffers they are
+    /// formatted into; 0 without `--access-log`.
+    pub access_log: usize,
 }
 
 impl MemoryBound {
@@ -140,7 +143,20 @@ impl MemoryBound {
                 config.tls_session_cache * TLS_SESSION_BYTES,
             )
         };
+        let access_log = match config.access_log {
+            None => 0,
+            // The buffers that travel to the writer (each kept at most
+            // BUF_KEEP), and each worker's own: a flush's worth and one
+            // line more (a target, a Referer and a User-Agent, each
+            // escaped to at most 4 bytes a byte).
+            Some(_) => {
+                use crate::accesslog::{BUF_KEEP, FLUSH_AT, SLOTS};
+                let line = 4 * (config.max_uri_bytes + 2 * config.max_header_bytes) + 512;
+                SLOTS * (BUF_KEEP + line) + config.workers.max(1) * (FLUSH_AT + line)
+            }
+        };
         MemoryBound {
+            access_log,
             connections,
             tables_per_connection: tables,
             work_per_connection: work,
@@ -158,6 +174,7 @@ impl MemoryBound {
             + self.file_cache
             + self.fixed
             + self.tls_sessions
+            + self.access_log
     }
 }
 
@@ -209,6 +226,23 @@ mod tests {
             tls.total() - plain.total(),
             1000 * tls.tls_per_connection + tls.tls_sessions
         );
+    }
+
+    #[test]
+    fn the_access_log_adds_its_queue_and_buffers() {
+        let plain = MemoryBound::compute(&Config::default(), 1000);
+        assert_eq!(plain.access_log, 0);
+        let config = Config {
+            access_log: Some("/var/log/holdline/access.log".into()),
+            ..Config::default()
+        };
+        let logged = MemoryBound::compute(&config, 1000);
+        let line = 4 * (8192 + 2 * 16384) + 512;
+        assert_eq!(
+            logged.access_log,
+            64 * ((64 << 10) + line) + (32 << 10) + line
+        );
+        assert_eq!(logged.total() - plain.total(), logged.access_log);
     }
 
     #[test]

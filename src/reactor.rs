@@ -24,8 +24,10 @@ use mio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
+use crate::accesslog::Sink;
 use crate::budget::{self, Budget, BudgetError, Reserve};
 use crate::config::{Config, TcpKeepalive};
 use crate::conn::{Conn, Next};
@@ -77,6 +79,8 @@ pub enum StartError {
     Tls(crate::tls::CertError),
     /// `--user` could not be applied.
     User(crate::privileges::DropError),
+    /// The `--access-log` file could not be opened.
+    AccessLog { path: PathBuf, source: io::Error },
 }
 
 impl StartError {
@@ -108,6 +112,9 @@ impl std::fmt::Display for StartError {
             }
             StartError::Tls(e) => write!(f, "cannot load TLS certificates: {e}"),
             StartError::User(e) => write!(f, "{e}"),
+            StartError::AccessLog { path, source } => {
+                write!(f, "cannot open the access log {}: {source}", path.display())
+            }
         }
     }
 }
@@ -122,6 +129,7 @@ impl std::error::Error for StartError {
             | StartError::Root { source, .. }
             | StartError::Listen { source, .. }
             | StartError::ListenUnix { source, .. }
+            | StartError::AccessLog { source, .. }
             | StartError::Reactor { source, .. } => Some(source),
         }
     }
@@ -217,8 +225,41 @@ pub struct Server {
     /// Counters published by every worker, and the shutdown state.
     shared: Arc<Shared>,
     /// The other workers' wakers (worker 0, which takes the signals,
-    /// wakes them to shut down); empty for the others.
+    /// wakes them to shut down or reload); empty for the others.
     peers: Vec<Arc<Waker>>,
+    /// Configurations published by SIGHUP reloads.
+    reconfig: Arc<Reconfig>,
+    /// The reload this worker last applied (0: none).
+    config_generation: u64,
+}
+
+/// What a SIGHUP reload hands every worker: worker 0 reads the file,
+/// publishes the merged configuration here and wakes the others, which
+/// pick it up on their next turn.
+struct Reconfig {
+    /// The configuration as parsed at start, before bound ports or passed
+    /// sockets filled it in: what "needs a restart" compares with.
+    started: Config,
+    generation: AtomicU64,
+    latest: Mutex<Option<Arc<Config>>>,
+}
+
+impl Reconfig {
+    fn publish(&self, config: Arc<Config>) -> u64 {
+        let mut latest = self.latest.lock().unwrap_or_else(|e| e.into_inner());
+        *latest = Some(config);
+        self.generation.fetch_add(1, Ordering::Release) + 1
+    }
+
+    /// The latest configuration, if newer than `seen`.
+    fn since(&self, seen: u64) -> Option<(u64, Arc<Config>)> {
+        if self.generation.load(Ordering::Acquire) == seen {
+            return None;
+        }
+        let latest = self.latest.lock().unwrap_or_else(|e| e.into_inner());
+        let generation = self.generation.load(Ordering::Acquire);
+        latest.clone().map(|config| (generation, config))
+    }
 }
 
 /// What one worker's reactor is built from.
@@ -231,6 +272,8 @@ struct Parts {
     budget: Budget,
     shared: Arc<Shared>,
     peers: Vec<Arc<Waker>>,
+    reconfig: Arc<Reconfig>,
+    access_log: Arc<Sink>,
 }
 
 impl Server {
@@ -252,6 +295,8 @@ impl Server {
             budget,
             shared,
             peers,
+            reconfig,
+            access_log,
         } = parts;
         let root = Root::open(&config.root, config.follow_symlinks).map_err(|source| {
             StartError::Root {
@@ -299,7 +344,7 @@ impl Server {
             conns: Slab::with_capacity(budget.max_connections),
             tls,
             wheel: TimerWheel::with_capacity(now, TIMER_TICK, budget.max_connections),
-            responder: Responder::new(config, root, now, SystemTime::now()),
+            responder: Responder::new(config, root, access_log, now, SystemTime::now()),
             timeouts,
             stats: Stats::default(),
             gauges: Gauges::default(),
@@ -317,6 +362,8 @@ impl Server {
             worker,
             shared,
             peers,
+            reconfig,
+            config_generation: 0,
         })
     }
 
@@ -352,8 +399,12 @@ impl Server {
                 match event.token() {
                     SIGNAL => {
                         let taken = self.signals.as_ref().map(SignalFd::drain);
-                        let (count, reloads) = taken.map_or((0, 0), |t| (t.stop, t.reload));
-                        if reloads > 0 {
+                        let taken = taken.unwrap_or_default();
+                        let count = taken.stop;
+                        if taken.reopen > 0 {
+                            self.responder.access_log_sink().reopen();
+                        }
+                        if taken.reload > 0 {
                             self.reload();
                         }
                         if count > 0 {
@@ -372,6 +423,7 @@ impl Server {
                         }
                     }
                     WAKE => {
+                        self.follow_reload();
                         if self.follow_shutdown(now) {
                             return Ok(());
                         }
@@ -399,6 +451,7 @@ impl Server {
                 // (without a syscall) if not.
                 self.accept_all(now);
             }
+            self.responder.flush_access_log();
             if now >= self.next_sweep {
                 self.responder.sweep_open_files();
                 self.next_sweep = now + self.config().file_cache_valid.max(TIMER_TICK);
@@ -792,13 +845,59 @@ impl Server {
         }
     }
 
-    /// SIGHUP: reads the certificates and keys again. New handshakes use
-    /// them (every worker shares the resolver), open connections keep
-    /// theirs, and a file that fails keeps the old set.
+    /// SIGHUP: reads the `--config` file again (under the same command
+    /// line) and applies what may change live, in every worker; then the
+    /// certificates and keys. New handshakes use them (every worker shares
+    /// the resolver), open connections keep theirs. A file that fails
+    /// keeps the running configuration (or certificates): the server never
+    /// stops on a reload.
     fn reload(&mut self) {
         crate::systemd::notify("RELOADING=1");
+        if let Some(file) = self.config().config_file.clone() {
+            match crate::config::reload(self.config()) {
+                Err(e) => log::error!("SIGHUP: {e}; keeping the running configuration"),
+                Ok(new) => {
+                    let running = self.config();
+                    let update = running.live_update(&self.reconfig.started, new);
+                    let values = |flag: &str| {
+                        let spec = crate::config::option(flag).expect("a flag from OPTIONS");
+                        let (old, new) = ((spec.show)(running), (spec.show)(&update.config));
+                        format!("{} {old} -> {new}", spec.key())
+                    };
+                    let changed: Vec<String> = update.changed.iter().map(|f| values(f)).collect();
+                    let restart: Vec<&str> = update.need_restart.iter().map(|f| &f[2..]).collect();
+                    log::info!(
+                        "SIGHUP: reloaded {}: {}{}",
+                        file.display(),
+                        if changed.is_empty() {
+                            "nothing changed".to_string()
+                        } else {
+                            format!("changed {}", changed.join(", "))
+                        },
+                        if restart.is_empty() {
+                            String::new()
+                        } else {
+                            format!("; needs a restart: {}", restart.join(", "))
+                        }
+                    );
+                    if update.config.access_log != running.access_log {
+                        let sink = self.responder.access_log_sink();
+                        sink.open(update.config.access_log.clone());
+                    }
+                    let config = Arc::new(update.config);
+                    self.config_generation = self.reconfig.publish(Arc::clone(&config));
+                    self.reconfigure(&config);
+                    for peer in &self.peers {
+                        let _ = peer.wake();
+                    }
+                }
+            }
+        }
         match &self.tls {
-            None => log::info!("SIGHUP: nothing to reload (no TLS listener)"),
+            None if self.config().config_file.is_none() => {
+                log::info!("SIGHUP: nothing to reload (no --config file, no TLS listener)")
+            }
+            None => {}
             Some(tls) => match tls.reload() {
                 Ok(n) => log::info!("SIGHUP: reloaded {n} TLS certificate{}", plural(n)),
                 Err(e) => {
@@ -807,6 +906,28 @@ impl Server {
             },
         }
         crate::systemd::notify("READY=1");
+    }
+
+    /// A worker woken by worker 0: takes a configuration it published.
+    fn follow_reload(&mut self) {
+        if let Some((generation, config)) = self.reconfig.since(self.config_generation) {
+            self.config_generation = generation;
+            self.reconfigure(&config);
+        }
+    }
+
+    /// Applies a reloaded configuration (its restart-only options are the
+    /// running ones): deadlines of connections from now on, and what
+    /// answers requests. Open connections stay open.
+    fn reconfigure(&mut self, config: &Config) {
+        self.timeouts = Timeouts {
+            header: config.header_timeout,
+            send: config.send_timeout,
+            keepalive: config.keepalive_timeout,
+            linger: config.linger_timeout,
+        };
+        self.evict.set_stall_grace(config.evict_stalled_after);
+        self.responder.reconfigure(config.clone());
     }
 
     fn begin_shutdown(&mut self, now: Instant) {
@@ -849,6 +970,7 @@ impl Server {
 /// connections across them), takes the signals, and builds one reactor per
 /// worker. Logs where it listens and what it serves.
 pub fn start(mut config: Config) -> Result<Vec<Server>, StartError> {
+    let started = config.clone();
     let workers = config.workers.max(1);
     // Socket activation: systemd bound the listeners; ours are not used.
     let passed = crate::systemd::listen_fds();
@@ -989,6 +1111,17 @@ pub fn start(mut config: Config) -> Result<Vec<Server>, StartError> {
         })
         .collect::<Result<Vec<Arc<Waker>>, StartError>>()?;
     let shared = Arc::new(Shared::new(workers));
+    let reconfig = Arc::new(Reconfig {
+        started,
+        generation: AtomicU64::new(0),
+        latest: Mutex::new(None),
+    });
+    // Opened before privileges are dropped, as nginx's master opens its
+    // logs; the writer thread starts here.
+    let access_log = Sink::start(config.access_log.as_deref()).map_err(|source| {
+        let path = config.access_log.clone().unwrap_or_default();
+        StartError::AccessLog { path, source }
+    })?;
     let mut servers = Vec::with_capacity(workers);
     for (worker, (poll, worker_sockets)) in polls.into_iter().zip(sockets).enumerate() {
         let parts = Parts {
@@ -1004,6 +1137,8 @@ pub fn start(mut config: Config) -> Result<Vec<Server>, StartError> {
             } else {
                 Vec::new()
             },
+            reconfig: Arc::clone(&reconfig),
+            access_log: Arc::clone(&access_log),
         };
         servers.push(Server::new(config.clone(), parts)?);
     }
@@ -1114,7 +1249,7 @@ fn setup_fd_budget(config: &Config, passed: usize) -> Result<Budget, StartError>
         String::new()
     };
     log::info!(
-        "heap bound {:.0} MiB: {} connections x {:.0} KiB working{tls} + file cache {:.0} MiB + scratch {:.1} MiB",
+        "heap bound {:.0} MiB: {} connections x {:.0} KiB working{tls} + file cache {:.0} MiB + scratch {:.1} MiB{}",
         memory.total() as f64 / MIB,
         memory.connections,
         (memory.tables_per_connection + memory.work_per_connection + memory.tls_per_connection)
@@ -1122,6 +1257,11 @@ fn setup_fd_budget(config: &Config, passed: usize) -> Result<Budget, StartError>
             / 1024.0,
         memory.file_cache as f64 / MIB,
         memory.fixed as f64 / MIB,
+        if memory.access_log > 0 {
+            format!(" + access log {:.1} MiB", memory.access_log as f64 / MIB)
+        } else {
+            String::new()
+        },
     );
     Ok(budget)
 }

@@ -1,4 +1,5 @@
-//! SIGINT and SIGTERM (stop) and SIGHUP (reload) delivered into the
+//! SIGINT and SIGTERM (stop), SIGHUP (reload) and SIGUSR1 (reopen the
+//! access log) delivered into the
 //! reactor through a signalfd, so a signal is just another readable token:
 //! no handler runs at an arbitrary point, and nothing is shared with one.
 
@@ -16,10 +17,12 @@ pub struct Taken {
     pub stop: usize,
     /// SIGHUP: reload.
     pub reload: usize,
+    /// SIGUSR1: reopen the access log (logrotate's convention).
+    pub reopen: usize,
 }
 
 impl SignalFd {
-    /// Blocks SIGINT, SIGTERM and SIGHUP for this thread (and threads it starts
+    /// Blocks SIGINT, SIGTERM, SIGHUP and SIGUSR1 for this thread (and threads it starts
     /// later) and opens a non-blocking signalfd for them.
     pub fn new() -> io::Result<SignalFd> {
         // SAFETY: plain libc calls on a zeroed, then initialized, sigset.
@@ -29,6 +32,7 @@ impl SignalFd {
             libc::sigaddset(&mut set, libc::SIGINT);
             libc::sigaddset(&mut set, libc::SIGTERM);
             libc::sigaddset(&mut set, libc::SIGHUP);
+            libc::sigaddset(&mut set, libc::SIGUSR1);
             let rc = libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
             if rc != 0 {
                 return Err(io::Error::from_raw_os_error(rc));
@@ -58,10 +62,10 @@ impl SignalFd {
                 )
             };
             if rc == size as isize {
-                if info.ssi_signo == libc::SIGHUP as u32 {
-                    taken.reload += 1;
-                } else {
-                    taken.stop += 1;
+                match info.ssi_signo as i32 {
+                    libc::SIGHUP => taken.reload += 1,
+                    libc::SIGUSR1 => taken.reopen += 1,
+                    _ => taken.stop += 1,
                 }
                 continue;
             }

@@ -102,7 +102,7 @@ fn readme_table_matches_the_options() {
     let readme =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     let defaults = Config::default();
-    let rows: Vec<(String, String)> = readme
+    let rows: Vec<(String, String, String)> = readme
         .lines()
         .filter(|l| l.starts_with("| `--"))
         .map(|l| {
@@ -113,25 +113,33 @@ fn readme_table_matches_the_options() {
                 .next()
                 .unwrap()
                 .to_string();
-            (flag, cells[2].trim_matches('`').to_string())
+            let sighup = cells.get(4).copied().unwrap_or("").to_string();
+            (flag, cells[2].trim_matches('`').to_string(), sighup)
         })
         .collect();
     for opt in OPTIONS
         .iter()
         .filter(|o| o.flag != "--help" && o.flag != "--version")
     {
-        let row = rows.iter().find(|(f, _)| f == opt.flag);
-        let Some((_, default)) = row else {
+        let row = rows.iter().find(|(f, _, _)| f == opt.flag);
+        let Some((_, default, sighup)) = row else {
             panic!("README's table lacks {}", opt.flag);
         };
+        // The SIGHUP column says what a reload does with the option.
+        assert_eq!(
+            sighup == "applied",
+            opt.live,
+            "README's SIGHUP column for {}: {sighup}",
+            opt.flag
+        );
         assert_eq!(
             *default,
-            (opt.default)(&defaults),
+            (opt.show)(&defaults),
             "README default of {}",
             opt.flag
         );
     }
-    for (flag, _) in &rows {
+    for (flag, _, _) in &rows {
         assert!(
             OPTIONS.iter().any(|o| o.flag == flag),
             "README lists {flag}, which does not exist"

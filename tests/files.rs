@@ -3,8 +3,6 @@
 mod common;
 
 use common::*;
-use std::io::Write;
-use std::time::Duration;
 
 #[test]
 fn directory_serves_its_index_html() {
@@ -234,49 +232,6 @@ fn every_response_has_date_server_and_length() {
         assert_eq!(r.header("Server"), Some("holdline"));
         assert!(r.header("Content-Length").is_some(), "{request}");
     }
-}
-
-#[test]
-fn access_log_writes_one_common_log_format_line_per_request() {
-    let site = Site::new();
-    let server = Server::start(&site.root(), &["--access-log"]);
-    let mut s = server.connect();
-    exchange(&mut s, &get("/hello.txt"));
-    exchange(&mut s, &get("/nope"));
-    assert!(wait_until(Duration::from_secs(2), || server
-        .log_text()
-        .contains("\" 404 ")));
-    let log = server.log_text();
-    let lines: Vec<&str> = log.lines().filter(|l| l.contains(" access]")).collect();
-    assert_eq!(lines.len(), 2, "{log}");
-    // 127.0.0.1 - - [26/Nov/2026:01:02:03 +0000] "GET /hello.txt HTTP/1.1" 200 <bytes>
-    let clf = lines[0].split_once("] ").unwrap().1;
-    assert!(clf.starts_with("127.0.0.1 - - ["), "{clf}");
-    assert!(
-        clf.contains(" +0000] \"GET /hello.txt HTTP/1.1\" 200 "),
-        "{clf}"
-    );
-    // A request refused before it could be parsed is logged with its peer.
-    let mut bad = server.connect();
-    bad.write_all(b"GET / HTTP/9.9\r\n\r\n").unwrap();
-    assert_eq!(read_response(&mut bad).status, 505);
-    assert!(wait_until(Duration::from_secs(2), || server
-        .log_text()
-        .contains("\" 505 ")));
-    let log = server.log_text();
-    let refused = log.lines().find(|l| l.contains("\" 505 ")).unwrap();
-    assert!(refused.contains("] 127.0.0.1 - - ["), "{refused}");
-    let mut off = Server::start(&site.root(), &[]);
-    let mut s = off.connect();
-    exchange(&mut s, &get("/hello.txt"));
-    drop(s);
-    // Whatever the request logged is before the shutdown's line.
-    off.signal(libc::SIGTERM);
-    assert_eq!(off.wait_exit(Duration::from_secs(5)), Some(0));
-    assert!(wait_until(Duration::from_secs(5), || off
-        .log_text()
-        .contains("shutdown complete")));
-    assert!(!off.log_text().contains(" access]"), "off by default");
 }
 
 #[test]

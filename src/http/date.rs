@@ -7,6 +7,7 @@ pub struct DateCache {
     unix_secs: u64,
     http: [u8; 29],
     clf: [u8; 26],
+    iso: [u8; 25],
 }
 
 impl DateCache {
@@ -16,6 +17,7 @@ impl DateCache {
             unix_secs: u64::MAX,
             http: [b' '; 29],
             clf: [b' '; 26],
+            iso: [b' '; 25],
         };
         cache.refresh(now);
         cache
@@ -30,6 +32,7 @@ impl DateCache {
         self.unix_secs = secs;
         self.http = imf_fixdate(secs);
         self.clf = clf_time(secs);
+        self.iso = iso_time(secs);
     }
 
     /// `Sun, 06 Nov 1994 08:49:37 GMT`
@@ -44,6 +47,12 @@ impl DateCache {
     /// `06/Nov/1994:08:49:37 +0000`, the Common Log Format's time.
     pub fn clf_time(&self) -> &str {
         std::str::from_utf8(&self.clf).unwrap_or("-")
+    }
+
+    /// `1994-11-06T08:49:37+00:00`, ISO 8601 (nginx's `$time_iso8601`),
+    /// for the JSON access log.
+    pub fn iso_time(&self) -> &str {
+        std::str::from_utf8(&self.iso).unwrap_or("-")
     }
 }
 
@@ -92,6 +101,24 @@ fn clf_time(unix_secs: u64) -> [u8; 26] {
     out
 }
 
+fn iso_time(unix_secs: u64) -> [u8; 25] {
+    let (year, month, day) = civil_from_days((unix_secs / 86_400) as i64);
+    let secs_of_day = unix_secs % 86_400;
+    let mut out = *b"0000-00-00T00:00:00+00:00";
+    let two = |out: &mut [u8; 25], at: usize, v: u64| {
+        out[at] = b'0' + (v / 10) as u8;
+        out[at + 1] = b'0' + (v % 10) as u8;
+    };
+    two(&mut out, 0, (year / 100) as u64 % 100);
+    two(&mut out, 2, (year % 100) as u64);
+    two(&mut out, 5, month);
+    two(&mut out, 8, day);
+    two(&mut out, 11, secs_of_day / 3600);
+    two(&mut out, 14, secs_of_day / 60 % 60);
+    two(&mut out, 17, secs_of_day % 60);
+    out
+}
+
 /// Howard Hinnant's days-to-civil algorithm: (year, month 1..=12, day).
 fn civil_from_days(days: i64) -> (i64, u64, u64) {
     let z = days + 719_468;
@@ -118,8 +145,10 @@ mod tests {
         assert_eq!(cache.http_date(), b"Sun, 06 Nov 1994 08:49:37 GMT");
         assert_eq!(&cache.http_date_copy(), b"Sun, 06 Nov 1994 08:49:37 GMT");
         assert_eq!(cache.clf_time(), "06/Nov/1994:08:49:37 +0000");
+        assert_eq!(cache.iso_time(), "1994-11-06T08:49:37+00:00");
         cache.refresh(UNIX_EPOCH + Duration::from_secs(951_782_400)); // leap day 2000
         assert_eq!(cache.clf_time(), "29/Feb/2000:00:00:00 +0000");
+        assert_eq!(cache.iso_time(), "2000-02-29T00:00:00+00:00");
         // Against httpdate, over a spread of instants.
         for secs in (0..4_000_000_000u64).step_by(7_777_777) {
             let ours = imf_fixdate(secs);

@@ -92,6 +92,9 @@ pub struct RequestHead<'a> {
     pub accept: Option<&'a [u8]>,
     /// `Host`, as sent (one at most: two are refused).
     pub host: Option<&'a [u8]>,
+    /// `Referer` and `User-Agent`: only the access log reads them.
+    pub referer: Option<&'a [u8]>,
+    pub user_agent: Option<&'a [u8]>,
 }
 
 /// Why a request is refused before it is served.
@@ -107,6 +110,9 @@ pub struct Rejection {
     pub head_len: Option<usize>,
 }
 
+// Returned by value for every request; boxing the head would allocate per
+// request.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum HeadOutcome<'a> {
     /// More bytes are needed; nothing is wrong yet.
@@ -214,6 +220,8 @@ pub fn parse_head<'a>(buf: &'a [u8], limits: &HeadLimits) -> HeadOutcome<'a> {
     let mut if_range = None;
     let mut accept_encoding = None;
     let mut accept = None;
+    let mut user_agent = None;
+    let mut referer = None;
 
     for h in req.headers.iter() {
         let name = h.name;
@@ -264,6 +272,10 @@ pub fn parse_head<'a>(buf: &'a [u8], limits: &HeadLimits) -> HeadOutcome<'a> {
             accept_encoding = Some(h.value);
         } else if name.eq_ignore_ascii_case("accept") {
             accept = Some(h.value);
+        } else if name.eq_ignore_ascii_case("user-agent") {
+            user_agent = Some(h.value);
+        } else if name.eq_ignore_ascii_case("referer") {
+            referer = Some(h.value);
         }
     }
 
@@ -321,6 +333,8 @@ pub fn parse_head<'a>(buf: &'a [u8], limits: &HeadLimits) -> HeadOutcome<'a> {
         accept_encoding,
         accept,
         host,
+        referer,
+        user_agent,
     })
 }
 

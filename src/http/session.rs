@@ -90,6 +90,9 @@ pub struct ConnFacts {
     pub peer: SocketAddr,
     /// The connection is TLS.
     pub secure: bool,
+    /// When the request's first byte arrived (or the previous request
+    /// ended, for one already waiting in the input).
+    pub started: Instant,
 }
 
 /// What the connection must do after the bytes a reply wrote.
@@ -124,7 +127,7 @@ pub trait Respond {
         version: Option<Version>,
         is_head: bool,
         reason: CloseReason,
-        peer: SocketAddr,
+        facts: ConnFacts,
         out: &mut Vec<u8>,
     );
 }
@@ -247,6 +250,17 @@ impl Session {
         self.close_after_output.is_none() && !sending_file && buffered_output < OUTPUT_CAP
     }
 
+    /// What a reply may need to know of this connection.
+    fn facts(&self, peer: SocketAddr, requests_before: u32, has_body: bool) -> ConnFacts {
+        ConnFacts {
+            requests_before,
+            has_body,
+            peer,
+            secure: self.secure,
+            started: self.head_started,
+        }
+    }
+
     /// Answers every complete request in the input, in order, appending
     /// the answers to the output. Returns whether anything happened; `Err`
     /// when a body's framing is broken (close now).
@@ -312,7 +326,9 @@ impl Session {
                             let version = Some(head.version);
                             let reason = CloseReason::ProtocolError;
                             let status = Status::ContentTooLarge;
-                            responder.respond_error(status, version, is_head, reason, peer, output);
+                            let facts = self.facts(peer, self.requests, false);
+                            responder
+                                .respond_error(status, version, is_head, reason, facts, output);
                             self.close_after_output = Some(reason);
                         }
                         // A chunked body has no length to check up front: hold
@@ -328,12 +344,7 @@ impl Session {
                             *body = Some(decoder);
                         }
                         Ok(decoder) => {
-                            let facts = ConnFacts {
-                                requests_before: self.requests,
-                                has_body: decoder.is_some(),
-                                peer,
-                                secure: self.secure,
-                            };
+                            let facts = self.facts(peer, self.requests, decoder.is_some());
                             *body = decoder;
                             let reply = responder.respond(&head, facts, output);
                             *file = reply.body;
@@ -347,7 +358,8 @@ impl Session {
                 HeadOutcome::Reject(rejection) => {
                     let reason = CloseReason::ProtocolError;
                     let (status, version) = (rejection.status, rejection.version);
-                    responder.respond_error(status, version, false, reason, peer, output);
+                    let facts = self.facts(peer, self.requests, false);
+                    responder.respond_error(status, version, false, reason, facts, output);
                     self.requests += 1;
                     self.close_after_output = Some(reason);
                 }
@@ -374,13 +386,8 @@ impl Session {
         };
         match failed {
             None => {
-                let facts = ConnFacts {
-                    // Counted when it was held.
-                    requests_before: self.requests - 1,
-                    has_body: false,
-                    peer,
-                    secure: self.secure,
-                };
+                // Counted when it was held.
+                let facts = self.facts(peer, self.requests - 1, false);
                 let reply = responder.respond(&head, facts, output);
                 *file = reply.body;
                 self.close_after_output = reply.close;
@@ -392,7 +399,8 @@ impl Session {
                 };
                 let reason = CloseReason::ProtocolError;
                 let is_head = head.method == Method::Head;
-                responder.respond_error(status, Some(head.version), is_head, reason, peer, output);
+                let facts = self.facts(peer, self.requests - 1, false);
+                responder.respond_error(status, Some(head.version), is_head, reason, facts, output);
                 self.close_after_output = Some(reason);
             }
         }
@@ -466,7 +474,8 @@ impl Session {
             Phase::Reading => {
                 let reason = CloseReason::HeaderTimeout;
                 let status = Status::RequestTimeout;
-                responder.respond_error(status, None, false, reason, peer, ex.output);
+                let facts = self.facts(peer, self.requests, false);
+                responder.respond_error(status, None, false, reason, facts, ex.output);
                 self.close_after_output = Some(reason);
                 Expired::Answered
             }
@@ -537,7 +546,7 @@ mod tests {
             _: Option<Version>,
             is_head: bool,
             reason: CloseReason,
-            _: SocketAddr,
+            _: ConnFacts,
             out: &mut Vec<u8>,
         ) {
             let head = if is_head { " (head)" } else { "" };

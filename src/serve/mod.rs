@@ -12,6 +12,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
+use crate::accesslog::{AccessLog, Entry, Sink, Times};
 use crate::budget::Budget;
 use crate::config::Config;
 use crate::files::{Root, content_type};
@@ -72,6 +73,25 @@ pub struct Responder {
     fallback: Option<Arc<str>>,
     /// `--error-page`: (status code, target).
     error_pages: Vec<(u16, Arc<str>)>,
+    /// `--access-log`: this reactor's buffer of lines.
+    access: AccessLog,
+}
+
+/// `--header` lines as they are sent ("Name: value\r\n" each).
+fn encode_headers(headers: &[String]) -> Arc<[u8]> {
+    headers
+        .iter()
+        .flat_map(|h| h.as_bytes().iter().chain(b"\r\n"))
+        .copied()
+        .collect()
+}
+
+fn error_pages(config: &Config) -> Vec<(u16, Arc<str>)> {
+    config
+        .error_pages
+        .iter()
+        .map(|(code, page)| (*code, Arc::from(page.as_str())))
+        .collect()
 }
 
 /// What the status path answers with.
@@ -140,12 +160,12 @@ impl Respond for Answerer<'_> {
         version: Option<Version>,
         is_head: bool,
         reason: CloseReason,
-        peer: SocketAddr,
+        facts: ConnFacts,
         out: &mut Vec<u8>,
     ) {
         self.server.stats.requests += 1;
         self.responder
-            .respond_error(status, version, is_head, reason, peer, out);
+            .respond_error(status, version, is_head, reason, facts, out);
     }
 }
 
@@ -164,21 +184,20 @@ enum Route {
 }
 
 impl Responder {
-    pub fn new(config: Config, root: Root, now: Instant, wall: SystemTime) -> Responder {
+    pub fn new(
+        config: Config,
+        root: Root,
+        access_log: Arc<Sink>,
+        now: Instant,
+        wall: SystemTime,
+    ) -> Responder {
         let cache = FileCache::new(config.file_cache_entries, config.file_cache_valid);
-        let extra_headers: Arc<[u8]> = config
-            .headers
-            .iter()
-            .flat_map(|h| h.as_bytes().iter().chain(b"\r\n"))
-            .copied()
-            .collect();
+        let extra_headers = encode_headers(&config.headers);
         let fallback = config.fallback.as_deref().map(Arc::from);
-        let error_pages = config
-            .error_pages
-            .iter()
-            .map(|(code, page)| (*code, Arc::from(page.as_str())))
-            .collect();
+        let error_pages = error_pages(&config);
+        let access = config.access_log.as_ref().map(|_| config.log_format);
         Responder {
+            access: AccessLog::new(access, access_log),
             limits: HeadLimits {
                 max_header_bytes: config.max_header_bytes,
                 max_uri_bytes: config.max_uri_bytes,
@@ -363,17 +382,18 @@ impl Responder {
                 self.error_body(head, &mut rh, server, out)
             }
         };
-        if self.config.access_log {
+        if self.access.enabled() {
             let bytes = if is_head { 0 } else { out.len() - reply_start };
             let bytes = bytes as u64 + file.as_ref().map_or(0, |f| f.remaining);
-            self.log_access(
-                facts.peer,
-                head.method_str,
-                head.target,
-                head.version.as_str(),
-                status,
-                bytes,
-            );
+            let entry = Entry {
+                method: head.method_str,
+                target: head.target,
+                version: head.version.as_str(),
+                referer: head.referer,
+                user_agent: head.user_agent,
+                ..self.entry(&facts, status, bytes)
+            };
+            self.log_access(&entry);
         }
         let close = match persistence {
             Persistence::Close(reason) => Some(reason),
@@ -395,7 +415,7 @@ impl Responder {
         version: Option<Version>,
         is_head: bool,
         reason: CloseReason,
-        peer: SocketAddr,
+        facts: ConnFacts,
         out: &mut Vec<u8>,
     ) {
         let start = out.len();
@@ -404,33 +424,65 @@ impl Responder {
         let mut rh = ResponseHead::with_extra(status, self.date.http_date(), &extra, persistence);
         rh.retry_after_secs = (status == Status::ServiceUnavailable).then_some(1);
         encode_error_body(out, &mut rh, is_head);
-        if self.config.access_log {
+        if self.access.enabled() {
             let bytes = (out.len() - start) as u64;
-            let version = version.map_or("-", Version::as_str);
-            self.log_access(peer, "-", "-", version, status, bytes);
+            let entry = Entry {
+                version: version.map_or("-", Version::as_str),
+                ..self.entry(&facts, status, bytes)
+            };
+            self.log_access(&entry);
         }
     }
 
-    fn log_access(
-        &self,
-        peer: SocketAddr,
-        method: &str,
-        target: &str,
-        version: &str,
-        status: Status,
-        bytes: u64,
-    ) {
-        log::info!(
-            target: "access",
-            "{} - - [{}] \"{} {} {}\" {} {}",
-            peer.ip(),
-            self.date.clf_time(),
-            method,
-            target.escape_debug(),
-            version,
-            status.code(),
-            bytes
-        );
+    /// An access-log entry for a response to the connection `facts`
+    /// describes; the request's own fields are "-" until filled in.
+    fn entry(&self, facts: &ConnFacts, status: Status, bytes: u64) -> Entry<'static> {
+        Entry {
+            peer: facts.peer,
+            method: "-",
+            target: "-",
+            version: "-",
+            status: status.code(),
+            bytes,
+            referer: None,
+            user_agent: None,
+            request_time: self.now.saturating_duration_since(facts.started),
+            connection_requests: facts.requests_before + 1,
+            secure: facts.secure,
+        }
+    }
+
+    fn log_access(&mut self, entry: &Entry<'_>) {
+        let times = Times {
+            clf: self.date.clf_time(),
+            iso: self.date.iso_time(),
+        };
+        self.access.log(entry, times);
+    }
+
+    /// Hands the access-log lines of this turn of the loop to the writer.
+    pub fn flush_access_log(&mut self) {
+        self.access.flush();
+    }
+
+    /// The access log's writer, for SIGUSR1 and reloads.
+    pub fn access_log_sink(&self) -> &Arc<Sink> {
+        self.access.sink()
+    }
+
+    /// A SIGHUP reload: takes the options that may change live (see
+    /// [`Config::live_update`]; the others are the same as running).
+    pub fn reconfigure(&mut self, config: Config) {
+        let access = config.access_log.as_ref().map(|_| config.log_format);
+        self.access.set_format(access);
+        self.limits = HeadLimits {
+            max_header_bytes: config.max_header_bytes,
+            max_uri_bytes: config.max_uri_bytes,
+        };
+        self.extra_headers = encode_headers(&config.headers);
+        self.fallback = config.fallback.as_deref().map(Arc::from);
+        self.error_pages = error_pages(&config);
+        self.config = config;
     }
 
     fn route(&mut self, head: &RequestHead<'_>, secure: bool, server: &ServerView<'_>) -> Route {
