@@ -416,3 +416,51 @@ fn a_dash_writes_the_access_log_to_standard_output() {
         "{stdout}"
     );
 }
+
+/// A disk that stops (here: a FIFO whose reader never reads) never stalls
+/// the reactor: lines wait in at most 64 buffers, the rest are dropped and
+/// counted once the writer moves again.
+#[test]
+fn a_stuck_log_never_stalls_serving() {
+    let site = Site::new();
+    let dir = TempDir::new("fifo");
+    let fifo = dir.path().join("access.fifo");
+    let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid C string; mkfifo has no other preconditions.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    // The server's open for writing waits for a reader: open it first.
+    let reader_path = fifo.clone();
+    let reader = std::thread::spawn(move || std::fs::File::open(reader_path).unwrap());
+    let fifo_arg = fifo.to_str().unwrap();
+    let server = Server::start(
+        &site.root(),
+        &["--access-log", fifo_arg, "--max-requests", "0"],
+    );
+    let mut reader = reader.join().unwrap();
+    let agent = "x".repeat(1000);
+    let request = format!("GET /hello.txt HTTP/1.1\r\nHost: x\r\nUser-Agent: {agent}\r\n\r\n");
+    let mut s = server.connect();
+    for _ in 0..500 {
+        assert_eq!(exchange(&mut s, &request).status, 200);
+    }
+    // Nobody has read a byte, and every request was answered. Now read:
+    // the writer moves again and says what it dropped.
+    let drain = std::thread::spawn(move || {
+        let mut sink = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut reader, &mut sink);
+        sink.len()
+    });
+    exchange(&mut s, &get("/a.txt"));
+    assert!(
+        wait_until(Duration::from_secs(10), || server
+            .log_text()
+            .contains("bytes of lines dropped")),
+        "{}",
+        server.log_text()
+    );
+    drop(server);
+    let read = drain.join().unwrap();
+    // Lines, not all of them: at most 64 buffers waited beside the pipe.
+    assert!(read > 64 * 1024, "{read}");
+    assert!(read < 500 * 1100, "{read}");
+}
