@@ -113,7 +113,8 @@ impl MemoryBound {
     pub fn compute(config: &Config, connections: usize) -> MemoryBound {
         let head = HEAD_BYTES
             + config.max_uri_bytes
-            + config.cache_control.as_ref().map_or(0, String::len);
+            + config.cache_control.as_ref().map_or(0, String::len)
+            + config.headers.iter().map(|h| h.len() + 2).sum::<usize>();
         let file_reply = config.small_file_bytes as usize + MAX_RANGES * PART_FRAMING_BYTES + 64;
         let generated = if config.listing {
             MAX_GENERATED_BYTES
@@ -225,6 +226,27 @@ mod tests {
         assert_eq!(
             tls.total() - plain.total(),
             1000 * tls.tls_per_connection + tls.tls_sessions
+        );
+    }
+
+    #[test]
+    fn added_headers_grow_every_head() {
+        let plain = MemoryBound::compute(&Config::default(), 1000);
+        let config = Config {
+            headers: vec![
+                "X-A: 1".into(),
+                "Content-Security-Policy: default-src 'self'".into(),
+            ],
+            ..Config::default()
+        };
+        let more = MemoryBound::compute(&config, 1000);
+        // Each line and its CRLF, twice: the output buffer's bound holds
+        // two replies.
+        let added: usize = config.headers.iter().map(|h| h.len() + 2).sum();
+        assert_eq!(added, 8 + 45);
+        assert_eq!(
+            more.work_per_connection - plain.work_per_connection,
+            2 * added
         );
     }
 

@@ -240,6 +240,9 @@ struct Reconfig {
     /// The configuration as parsed at start, before bound ports or passed
     /// sockets filled it in: what "needs a restart" compares with.
     started: Config,
+    /// Connections admitted at most, by every worker: what the memory
+    /// bound is computed for.
+    max_connections: usize,
     generation: AtomicU64,
     latest: Mutex<Option<Arc<Config>>>,
 }
@@ -864,7 +867,20 @@ impl Server {
                         let (old, new) = ((spec.show)(running), (spec.show)(&update.config));
                         format!("{} {old} -> {new}", spec.key())
                     };
-                    let changed: Vec<String> = update.changed.iter().map(|f| values(f)).collect();
+                    let mut changed: Vec<String> =
+                        update.changed.iter().map(|f| values(f)).collect();
+                    // Headers and the log change the formula's terms.
+                    let connections = self.reconfig.max_connections;
+                    let bound = |c: &Config| MemoryBound::compute(c, connections).total();
+                    let (old_bound, new_bound) = (bound(running), bound(&update.config));
+                    if old_bound != new_bound {
+                        const MIB: f64 = 1024.0 * 1024.0;
+                        changed.push(format!(
+                            "heap bound {:.1} MiB -> {:.1} MiB",
+                            old_bound as f64 / MIB,
+                            new_bound as f64 / MIB
+                        ));
+                    }
                     let restart: Vec<&str> = update.need_restart.iter().map(|f| &f[2..]).collect();
                     log::info!(
                         "SIGHUP: reloaded {}: {}{}",
@@ -1113,6 +1129,7 @@ pub fn start(mut config: Config) -> Result<Vec<Server>, StartError> {
     let shared = Arc::new(Shared::new(workers));
     let reconfig = Arc::new(Reconfig {
         started,
+        max_connections: budget.max_connections,
         generation: AtomicU64::new(0),
         latest: Mutex::new(None),
     });

@@ -43,7 +43,7 @@ fn a_reload_changes_keep_alive_on_open_connections_in_every_worker() {
 
     std::fs::write(
         &config,
-        "keepalive-timeout = 3\nmax-requests = 50\nheader = [\"X-Generation: 2\"]\nworkers = 1\n",
+        "keepalive-timeout = 3\nmax-requests = 50\nheader = [\"X-Generation: 2\", \"X-More: 1\"]\nworkers = 1\n",
     )
     .unwrap();
     server.signal(libc::SIGHUP);
@@ -59,6 +59,8 @@ fn a_reload_changes_keep_alive_on_open_connections_in_every_worker() {
         ),
         "{line}"
     );
+    // The header line is longer: the heap bound follows.
+    assert!(line.contains(", heap bound "), "{line}");
     assert!(line.ends_with("; needs a restart: workers"), "{line}");
 
     // The connection opened before the reload is still served, with the
