@@ -191,16 +191,17 @@ fn combined_lines_match_nginx_format() {
 fn common_and_json_lines() {
     let site = Site::new();
     let dir = TempDir::new("formats");
-    let common = dir.path().join("common.log");
-    let server = Server::start(
-        &site.root(),
-        &[
+    let logging = |format: &str| {
+        let path = dir.path().join(format!("{format}.log"));
+        let args = [
             "--access-log",
-            common.to_str().unwrap(),
+            path.to_str().unwrap(),
             "--log-format",
-            "common",
-        ],
-    );
+            format,
+        ];
+        (Server::start(&site.root(), &args), path)
+    };
+    let (server, common) = logging("common");
     let mut s = server.connect();
     exchange(&mut s, &get("/hello.txt"));
     let lines = lines_within(&common, 1);
@@ -212,16 +213,7 @@ fn common_and_json_lines() {
     );
     drop(server);
 
-    let json = dir.path().join("json.log");
-    let server = Server::start(
-        &site.root(),
-        &[
-            "--access-log",
-            json.to_str().unwrap(),
-            "--log-format",
-            "json",
-        ],
-    );
+    let (server, json) = logging("json");
     let mut s = server.connect();
     exchange(&mut s, &get("/hello.txt"));
     exchange(

@@ -87,17 +87,16 @@ fn clf_time(unix_secs: u64) -> [u8; 26] {
     let (year, month, day) = civil_from_days((unix_secs / 86_400) as i64);
     let secs_of_day = unix_secs % 86_400;
     let mut out = *b"00/Jan/0000:00:00:00 +0000";
-    let two = |out: &mut [u8; 26], at: usize, v: u64| {
-        out[at] = b'0' + (v / 10) as u8;
-        out[at + 1] = b'0' + (v % 10) as u8;
-    };
-    two(&mut out, 0, day);
     out[3..6].copy_from_slice(MONTHS[(month - 1) as usize]);
-    two(&mut out, 7, (year / 100) as u64 % 100);
-    two(&mut out, 9, (year % 100) as u64);
-    two(&mut out, 12, secs_of_day / 3600);
-    two(&mut out, 15, secs_of_day / 60 % 60);
-    two(&mut out, 18, secs_of_day % 60);
+    let fields = [
+        (0, day),
+        (7, (year / 100) as u64),
+        (9, (year % 100) as u64),
+        (12, secs_of_day / 3600),
+        (15, secs_of_day / 60 % 60),
+        (18, secs_of_day % 60),
+    ];
+    put_two_digits(&mut out, fields);
     out
 }
 
@@ -105,18 +104,25 @@ fn iso_time(unix_secs: u64) -> [u8; 25] {
     let (year, month, day) = civil_from_days((unix_secs / 86_400) as i64);
     let secs_of_day = unix_secs % 86_400;
     let mut out = *b"0000-00-00T00:00:00+00:00";
-    let two = |out: &mut [u8; 25], at: usize, v: u64| {
-        out[at] = b'0' + (v / 10) as u8;
-        out[at + 1] = b'0' + (v % 10) as u8;
-    };
-    two(&mut out, 0, (year / 100) as u64 % 100);
-    two(&mut out, 2, (year % 100) as u64);
-    two(&mut out, 5, month);
-    two(&mut out, 8, day);
-    two(&mut out, 11, secs_of_day / 3600);
-    two(&mut out, 14, secs_of_day / 60 % 60);
-    two(&mut out, 17, secs_of_day % 60);
+    let fields = [
+        (0, (year / 100) as u64),
+        (2, (year % 100) as u64),
+        (5, month),
+        (8, day),
+        (11, secs_of_day / 3600),
+        (14, secs_of_day / 60 % 60),
+        (17, secs_of_day % 60),
+    ];
+    put_two_digits(&mut out, fields);
     out
+}
+
+/// Writes each (position, value) as the value's last two decimal digits.
+fn put_two_digits<const N: usize>(out: &mut [u8], fields: [(usize, u64); N]) {
+    for (at, v) in fields {
+        out[at] = b'0' + (v / 10 % 10) as u8;
+        out[at + 1] = b'0' + (v % 10) as u8;
+    }
 }
 
 /// Howard Hinnant's days-to-civil algorithm: (year, month 1..=12, day).
