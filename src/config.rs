@@ -52,6 +52,13 @@ pub struct Config {
     pub dotfiles: bool,
     /// Serve FILE.br / FILE.gz when the client accepts them.
     pub precompressed: bool,
+    /// Compress text on the fly, once per file version (`--no-compress`).
+    pub compress: bool,
+    /// Larger files are not compressed on the fly.
+    pub compress_max_bytes: u64,
+    /// Compressed representations kept in memory, all workers together;
+    /// 0 turns compression off.
+    pub compress_cache_bytes: usize,
     /// HTML listings of directories without index.html.
     pub listing: bool,
     /// Follow symlinks that lead outside ROOT.
@@ -124,6 +131,9 @@ impl Default for Config {
             }),
             dotfiles: false,
             precompressed: true,
+            compress: true,
+            compress_max_bytes: 1024 * 1024,
+            compress_cache_bytes: 16 * 1024 * 1024,
             listing: false,
             follow_symlinks: false,
             cache_control: None,
@@ -398,6 +408,30 @@ pub const OPTIONS: &[OptionSpec] = &[
                 "on".into()
             }
         },
+    },
+    OptionSpec {
+        flag: "--no-compress",
+        value: None,
+        help: "do not compress text on the fly (by default a compressible file without FILE.br / FILE.gz is compressed once per version, br or gzip, in the background, and served from memory)",
+        default: |c| {
+            if c.compress {
+                "off".into()
+            } else {
+                "on".into()
+            }
+        },
+    },
+    OptionSpec {
+        flag: "--compress-max-bytes",
+        value: Some("N"),
+        help: "files larger than this are not compressed on the fly",
+        default: |c| c.compress_max_bytes.to_string(),
+    },
+    OptionSpec {
+        flag: "--compress-cache-bytes",
+        value: Some("N"),
+        help: "memory for compressed files, least recently used out first, shared by the workers; 0 turns compression off",
+        default: |c| c.compress_cache_bytes.to_string(),
     },
     OptionSpec {
         flag: "--listing",
@@ -748,6 +782,13 @@ where
             }
             Long("no-tcp-keepalive") => config.tcp_keepalive = None,
             Long("no-precompressed") => config.precompressed = false,
+            Long("no-compress") => config.compress = false,
+            Long("compress-max-bytes") => {
+                config.compress_max_bytes = number(&mut parser, "compress-max-bytes")?
+            }
+            Long("compress-cache-bytes") => {
+                config.compress_cache_bytes = number(&mut parser, "compress-cache-bytes")?
+            }
             Long("listing") => config.listing = true,
             Long("follow-symlinks") => config.follow_symlinks = true,
             Long("cache-control") => {

@@ -231,6 +231,8 @@ struct Parts {
     budget: Budget,
     shared: Arc<Shared>,
     peers: Vec<Arc<Waker>>,
+    /// This worker's own waker (its compressor wakes it).
+    waker: Arc<Waker>,
 }
 
 impl Server {
@@ -252,6 +254,7 @@ impl Server {
             budget,
             shared,
             peers,
+            waker,
         } = parts;
         let root = Root::open(&config.root, config.follow_symlinks).map_err(|source| {
             StartError::Root {
@@ -299,7 +302,7 @@ impl Server {
             conns: Slab::with_capacity(budget.max_connections),
             tls,
             wheel: TimerWheel::with_capacity(now, TIMER_TICK, budget.max_connections),
-            responder: Responder::new(config, root, now, SystemTime::now()),
+            responder: Responder::new(config, root, now, SystemTime::now(), Some(waker)),
             timeouts,
             stats: Stats::default(),
             gauges: Gauges::default(),
@@ -372,6 +375,7 @@ impl Server {
                         }
                     }
                     WAKE => {
+                        self.responder.take_compressed();
                         if self.follow_shutdown(now) {
                             return Ok(());
                         }
@@ -974,14 +978,14 @@ pub fn start(mut config: Config) -> Result<Vec<Server>, StartError> {
         .collect();
     config.tls_listen = bound;
     let share = budget.share(workers);
-    // Every worker's epoll first: worker 0 (which takes the signals) gets
-    // the others' wakers when it is built.
+    // Every worker's epoll and waker first: worker 0 (which takes the
+    // signals) gets the others' wakers when it is built; each worker's
+    // own is also its compressor's.
     let polls = (0..workers)
         .map(|_| Poll::new().map_err(StartError::reactor("create epoll")))
         .collect::<Result<Vec<Poll>, StartError>>()?;
     let wakers = polls
         .iter()
-        .skip(1)
         .map(|poll| {
             Waker::new(poll.registry(), WAKE)
                 .map(Arc::new)
@@ -1000,10 +1004,11 @@ pub fn start(mut config: Config) -> Result<Vec<Server>, StartError> {
             budget: share,
             shared: Arc::clone(&shared),
             peers: if worker == 0 {
-                wakers.clone()
+                wakers[1..].to_vec()
             } else {
                 Vec::new()
             },
+            waker: Arc::clone(&wakers[worker]),
         };
         servers.push(Server::new(config.clone(), parts)?);
     }
@@ -1114,7 +1119,7 @@ fn setup_fd_budget(config: &Config, passed: usize) -> Result<Budget, StartError>
         String::new()
     };
     log::info!(
-        "heap bound {:.0} MiB: {} connections x {:.0} KiB working{tls} + file cache {:.0} MiB + scratch {:.1} MiB",
+        "heap bound {:.0} MiB: {} connections x {:.0} KiB working{tls} + file cache {:.0} MiB + scratch {:.1} MiB + compression {:.0} MiB",
         memory.total() as f64 / MIB,
         memory.connections,
         (memory.tables_per_connection + memory.work_per_connection + memory.tls_per_connection)
@@ -1122,6 +1127,7 @@ fn setup_fd_budget(config: &Config, passed: usize) -> Result<Budget, StartError>
             / 1024.0,
         memory.file_cache as f64 / MIB,
         memory.fixed as f64 / MIB,
+        (memory.compress_cache + memory.compressors) as f64 / MIB,
     );
     Ok(budget)
 }
