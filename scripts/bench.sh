@@ -5,7 +5,7 @@
 #   scripts/bench.sh [SECONDS]        (default 10 s per run)
 #
 #   ROUNDS=N   rounds per scenario (default 5)
-#   ONLY=N     run only scenario N (1-11)
+#   ONLY=N     run only scenario N (1-12)
 #   OUT=path   also write the report (header and tables) to path
 #   PLOT=1     also draw the CPU table as docs/bench.svg (scripts/plots/bench.py)
 #
@@ -40,6 +40,14 @@
 # (--no-tls-tickets --tls-session-cache 0) and a second nginx server block
 # (ssl_session_tickets off, ssl_session_cache off) resume nothing.
 # holdline's own handshake counters are printed for both.
+# (12) is compression: a 28 KiB minified JavaScript file (jquery-ui's
+# sortable.min.js, from Debian's libjs-jquery-ui) asked for with
+# `Accept-Encoding: gzip` over 50 keep-alive connections. nginx has `gzip on`
+# for JavaScript (its default level, 1), compressing on every request;
+# holdline compresses the file once (gzip -9, on its compressor thread:
+# the script asks until the answer is gzip before measuring) and serves it
+# from memory. The same file without Accept-Encoding is measured too, and
+# holdline's gzip figure is given against its own identity figure.
 set -euo pipefail
 # OUT is relative to where the script was started from
 out_file=
@@ -59,6 +67,8 @@ command -v strace >/dev/null || need+=(strace)
 command -v curl >/dev/null || need+=(curl)
 command -v cc >/dev/null || need+=(gcc)
 command -v openssl >/dev/null || need+=(openssl)
+JS=/usr/share/javascript/jquery-ui/ui/widgets/sortable.min.js
+[ -f "$JS" ] || need+=(libjs-jquery-ui)
 if ((${#need[@]})); then
     export DEBIAN_FRONTEND=noninteractive
     # Keep the packages' own services (nginx and h2o on port 80) from being
@@ -90,6 +100,7 @@ www=$work/www
 mkdir -p "$www"
 head -c 1024 /dev/urandom | base64 -w0 | head -c 1024 > "$www/1k.txt"
 head -c $((1024 * 1024)) /dev/urandom > "$www/1m.bin"
+cp "$JS" "$www/app.js"
 chmod 644 "$www"/*
 cc -O2 -o "$work/floor" scripts/floor/floor.c
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
@@ -149,6 +160,10 @@ http {
     server {
         listen 127.0.0.1:$N_PORT backlog=511;
         root $www;
+        # (12): compressed on every request that accepts it (only (12)
+        # sends Accept-Encoding).
+        gzip on;
+        gzip_types application/javascript text/javascript;
     }
     server {
         listen 127.0.0.1:${TLS_PORT[nginx]} ssl backlog=511;
@@ -372,7 +387,7 @@ scenario() {
     if [ -n "${ONLY:-}" ] && [ "$ONLY" != "$number" ]; then
         return
     fi
-    local data=$work/runs-$number round name res
+    local data=$work/runs-$number-${#CPU_ROWS[@]} round name res
     : > "$data"
     for round in $(seq "$ROUNDS"); do
         for name in $servers; do
@@ -383,6 +398,7 @@ scenario() {
     done
     local rows
     rows=$(summarize "$label" $servers < "$data")
+    LAST_DATA=$data
     CPU_ROWS+=("${rows%%$'\t'*}")
     RPS_ROWS+=("${rows#*$'\t'}")
     echo "  done: $label" >&2
@@ -473,6 +489,42 @@ scenario 2 "(2) pipelined x16, 1 KiB, 100 connections" "$ALL" /1k.txt -c100 -s s
 scenario 3 "(3) Connection: close, 1 KiB, 50 connections" "$FILES" /1k.txt -c50 -H "Connection: close"
 scenario 4 "(4) keep-alive, 1 MiB, 10 connections" "$FILES" /1m.bin -c10
 
+# (12) compression. Both servers must answer gzip that decodes to the file;
+# holdline's first answers are identity while its compressor works.
+# self_ratio A B: holdline's CPU per request in run file A over B, per
+# round, as median (min-max).
+self_ratio() {
+    paste "$1" "$2" | awk '$2 == "holdline" && $4 != "-" && $8 > 0 { n++; r[n] = $4 / $8 }
+        END {
+            for (i = 2; i <= n; i++) { t = r[i]; for (j = i - 1; j >= 1 && r[j] > t; j--) r[j + 1] = r[j]; r[j + 1] = t }
+            if (n == 0) { print "-"; exit }
+            printf "%.2f (%.2f-%.2f)", (n % 2) ? r[(n + 1) / 2] : (r[n / 2] + r[n / 2 + 1]) / 2, r[1], r[n]
+        }'
+}
+GZIP_SELF=
+if [ -z "${ONLY:-}" ] || [ "$ONLY" = 12 ]; then
+    for name in holdline nginx; do
+        ok=
+        for _ in $(seq 600); do
+            enc=$(curl -s -o /dev/null -w '%header{content-encoding}' -H 'Accept-Encoding: gzip' \
+                "http://127.0.0.1:${PORT[$name]}/app.js")
+            [ "$enc" = gzip ] && { ok=1; break; }
+            sleep 0.05
+        done
+        got=$(curl -s --compressed "http://127.0.0.1:${PORT[$name]}/app.js" | cmp - "$www/app.js" && echo same)
+        if [ -z "$ok" ] || [ "$got" != same ]; then
+            echo "$name did not answer /app.js with gzip that decodes to the file" >&2
+            exit 1
+        fi
+    done
+fi
+scenario 12 "(12) keep-alive, 28 KiB JavaScript, Accept-Encoding: gzip, 50 connections" "holdline nginx" /app.js -c50 -H "Accept-Encoding: gzip"
+gzip_data=${LAST_DATA:-}
+scenario 12 "(12) the same file without Accept-Encoding (identity)" "holdline nginx" /app.js -c50
+if [ -z "${ONLY:-}" ] || [ "$ONLY" = 12 ]; then
+    GZIP_SELF=$(self_ratio "$gzip_data" "$LAST_DATA")
+fi
+
 SCHEME=https
 scenario 7 "(7) TLS keep-alive, 1 KiB, 100 connections" "holdline nginx" /1k.txt -c100
 # handshakes STATUS-PORT BEFORE-JSON AFTER-JSON LABEL: holdline's handshake
@@ -549,6 +601,10 @@ report() {
         echo "| scenario | holdline | nginx | h2o | floor | holdline/nginx | holdline/h2o | holdline/floor |"
         echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
         printf '%s\n' "${CPU_ROWS[@]}"
+        if [ -n "$GZIP_SELF" ]; then
+            echo
+            echo "(12) holdline's CPU per request with gzip over its own identity figure, per round: $GZIP_SELF"
+        fi
         echo
         echo "Requests per second (the client shares the machine; CPU per request is the fairer figure):"
         echo

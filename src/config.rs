@@ -64,6 +64,13 @@ pub struct Config {
     pub dotfiles: bool,
     /// Serve FILE.br / FILE.gz when the client accepts them.
     pub precompressed: bool,
+    /// Compress text on the fly, once per file version (`--no-compress`).
+    pub compress: bool,
+    /// Larger files are not compressed on the fly.
+    pub compress_max_bytes: u64,
+    /// Compressed representations kept in memory, all workers together;
+    /// 0 turns compression off.
+    pub compress_cache_bytes: usize,
     /// HTML listings of directories without index.html.
     pub listing: bool,
     /// Follow symlinks that lead outside ROOT.
@@ -139,6 +146,9 @@ impl Default for Config {
             tcp_keepalive: Some(DEFAULT_TCP_KEEPALIVE),
             dotfiles: false,
             precompressed: true,
+            compress: true,
+            compress_max_bytes: 1024 * 1024,
+            compress_cache_bytes: 16 * 1024 * 1024,
             listing: false,
             follow_symlinks: false,
             cache_control: None,
@@ -680,6 +690,42 @@ pub const OPTIONS: &[OptionSpec] = &[
         },
         repeatable: false,
         live: true,
+    },
+    OptionSpec {
+        flag: "--no-compress",
+        value: None,
+        help: "do not compress text on the fly (by default a compressible file without FILE.br / FILE.gz is compressed once per version, br or gzip, in the background, and served from memory)",
+        show: |c| on_off(!c.compress),
+        apply: |b, _| {
+            b.config.compress = false;
+            Ok(())
+        },
+        repeatable: false,
+        live: false,
+    },
+    OptionSpec {
+        flag: "--compress-max-bytes",
+        value: Some("N"),
+        help: "files larger than this are not compressed on the fly",
+        show: |c| c.compress_max_bytes.to_string(),
+        apply: |b, v| {
+            b.config.compress_max_bytes = number("compress-max-bytes", v)?;
+            Ok(())
+        },
+        repeatable: false,
+        live: false,
+    },
+    OptionSpec {
+        flag: "--compress-cache-bytes",
+        value: Some("N"),
+        help: "memory for compressed files, least recently used out first, shared by the workers; 0 turns compression off",
+        show: |c| c.compress_cache_bytes.to_string(),
+        apply: |b, v| {
+            b.config.compress_cache_bytes = number("compress-cache-bytes", v)?;
+            Ok(())
+        },
+        repeatable: false,
+        live: false,
     },
     OptionSpec {
         flag: "--listing",
@@ -1255,6 +1301,9 @@ impl Config {
             max_connections: self.max_connections,
             tcp_keepalive: self.tcp_keepalive,
             follow_symlinks: self.follow_symlinks,
+            compress: self.compress,
+            compress_max_bytes: self.compress_max_bytes,
+            compress_cache_bytes: self.compress_cache_bytes,
             user: self.user.clone(),
             workers: self.workers,
             config_file: self.config_file.clone(),
@@ -1606,6 +1655,9 @@ mod tests {
             ("--no-precompressed", ""),
             ("--listing", ""),
             ("--follow-symlinks", ""),
+            ("--no-compress", ""),
+            ("--compress-max-bytes", "17"),
+            ("--compress-cache-bytes", "17"),
             ("--cache-control", "no-store"),
             ("--header", "X-A: 1"),
             ("--fallback", "/index.html"),

@@ -25,7 +25,7 @@ use std::time::Instant;
 use crate::evict::Class;
 use crate::http::session::{Expired, Phase, Respond, Session, Timeouts};
 use crate::pool::{BufPool, Work};
-use crate::serve::FileBody;
+use crate::serve::{BodySource, FileBody};
 use crate::stats::CloseReason;
 use crate::tls::Handshake;
 use crate::transport::{Stream, Transport, close_reason, interrupted, would_block};
@@ -358,9 +358,20 @@ impl<T: Transport> Conn<T> {
             };
             while body.remaining > 0 {
                 let wanted = body.remaining.min(1 << 30) as usize;
-                let sent = self
-                    .transport
-                    .send_file(body.file.file(), body.offset, wanted);
+                let sent = match &body.source {
+                    BodySource::File(open) => {
+                        self.transport.send_file(open.file(), body.offset, wanted)
+                    }
+                    // Compressed bytes: the cache's, shared, never copied
+                    // whole into the output buffer.
+                    BodySource::Memory(bytes) => {
+                        let start = body.offset as usize;
+                        match bytes.get(start..start + wanted) {
+                            Some(range) => self.transport.write(range),
+                            None => Ok(0),
+                        }
+                    }
+                };
                 if matches!(sent, Ok(0)) {
                     // The file shrank under us: the promised length cannot
                     // be sent, so the only honest end is a close.

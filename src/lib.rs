@@ -75,6 +75,12 @@
 //!    `openat2(RESOLVE_BENEATH)`, so neither `..` nor a symlink leaves
 //!    ROOT) and writes the head, plus the body when it is small, into the
 //!    connection's output buffer; larger bodies leave with `sendfile(2)`.
+//!    Text is compressed on the fly ([`serve::compress`]): once per file
+//!    version and coding (br, gzip), never on the reactor thread but by a
+//!    [compressor](serve::compressor) thread whose results come back
+//!    through the worker's `mio::Waker`; meanwhile the file goes out as
+//!    it is, and afterwards every client that accepts the coding gets it
+//!    from a cache bounded in bytes.
 //!
 //! 6. **Deadlines** ([`wheel`]): after each drive the reactor files the
 //!    connection's one deadline (header timeout while Reading, send
@@ -97,7 +103,7 @@
 //!    a slot and closed; EMFILE pauses accept instead of spinning. Memory
 //!    is bounded per connection, so the heap has a bound that is a formula
 //!    of the limits ([`memory::MemoryBound`], logged at start): no body
-//!    past `--small-file-bytes` is built in memory (multipart ranges are
+//!    past `--small-file-bytes` is built in a connection's buffers (multipart ranges are
 //!    streamed part by part with sendfile, listings are capped). [`status`]
 //!    serves the counters (nginx stub_status text, or Prometheus).
 //!

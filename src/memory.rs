@@ -25,6 +25,14 @@
 //! file cache = --file-cache-entries x (--small-file-bytes + its keys)
 //! fixed   = one reactor's scratch buffers
 //!
+//! with on-the-fly compression (the default), also:
+//!   --compress-cache-bytes  +  workers x compressor
+//! compressor = one file being compressed (read whole, and its output)
+//!           + the results waiting for the reactor
+//!           + brotli's state at quality 11 for a window that fits
+//!             --compress-max-bytes (measured: ~12 bytes per window byte)
+//!           + the small files its queue holds
+//!
 //! with a TLS listener, also:
 //!   max_connections x tls  +  --tls-session-cache x a stored session
 //! tls     = rustls's state for one connection, and its record buffers
@@ -106,6 +114,11 @@ pub struct MemoryBound {
     /// Access-log lines waiting for the disk and the buffers they are
     /// formatted into; 0 without `--access-log`.
     pub access_log: usize,
+    /// The compressed-file cache (bodies still being sent included);
+    /// 0 with `--no-compress`.
+    pub compress_cache: usize,
+    /// Every worker's compressor thread at work; 0 with `--no-compress`.
+    pub compressors: usize,
 }
 
 impl MemoryBound {
@@ -156,6 +169,15 @@ impl MemoryBound {
                 SLOTS * (BUF_KEEP + line) + config.workers.max(1) * (FLUSH_AT + line)
             }
         };
+        let (compress_cache, compressors) = if config.compress && config.compress_cache_bytes > 0 {
+            let one = crate::serve::compressor::working_bytes(
+                config.compress_max_bytes,
+                config.small_file_bytes,
+            );
+            (config.compress_cache_bytes, config.workers.max(1) * one)
+        } else {
+            (0, 0)
+        };
         MemoryBound {
             access_log,
             connections,
@@ -165,6 +187,8 @@ impl MemoryBound {
             fixed,
             tls_per_connection,
             tls_sessions,
+            compress_cache,
+            compressors,
         }
     }
 
@@ -176,6 +200,8 @@ impl MemoryBound {
             + self.fixed
             + self.tls_sessions
             + self.access_log
+            + self.compress_cache
+            + self.compressors
     }
 }
 
@@ -201,10 +227,53 @@ mod tests {
         assert_eq!(b.tables_per_connection, std::mem::size_of::<Conn>() + 128);
         assert_eq!(b.file_cache, 1024 * (16_384 + 4 * (8192 + 16) + 256));
         assert_eq!(b.fixed, 16_384 + 4 * 8192 + 64 * 1024);
+        // 16 MiB of compressed files; one compressor: 1 MiB read, its
+        // output (1 MiB + 1 KiB), a result made and two waiting, brotli's
+        // state for a 2 MiB window (12 x 2 MiB + 2 MiB), 32 queued small
+        // files.
+        assert_eq!(b.compress_cache, 16 << 20);
+        let mib = 1 << 20;
+        let compressor = mib + (mib + 1024) + 3 * mib + (12 * 2 * mib + 2 * mib) + 32 * 16_384;
+        assert_eq!(b.compressors, compressor);
         assert_eq!(
             b.total(),
-            1000 * (b.tables_per_connection + work) + b.file_cache + b.fixed
+            1000 * (b.tables_per_connection + work)
+                + b.file_cache
+                + b.fixed
+                + b.compress_cache
+                + b.compressors
         );
+    }
+
+    #[test]
+    fn compression_adds_its_cache_and_a_compressor_per_worker() {
+        let off = Config {
+            compress: false,
+            ..Config::default()
+        };
+        let none = MemoryBound::compute(&off, 1000);
+        assert_eq!((none.compress_cache, none.compressors), (0, 0));
+        let zero = Config {
+            compress_cache_bytes: 0,
+            ..Config::default()
+        };
+        assert_eq!(MemoryBound::compute(&zero, 1000).total(), none.total());
+        let on = MemoryBound::compute(&Config::default(), 1000);
+        let four = Config {
+            workers: 4,
+            ..Config::default()
+        };
+        let four = MemoryBound::compute(&four, 1000);
+        assert_eq!(
+            four.compress_cache, on.compress_cache,
+            "shared by the workers"
+        );
+        assert_eq!(four.compressors, 4 * on.compressors);
+        let small = Config {
+            compress_max_bytes: 64 * 1024,
+            ..Config::default()
+        };
+        assert!(MemoryBound::compute(&small, 1000).compressors < on.compressors / 4);
     }
 
     #[test]

@@ -277,6 +277,8 @@ struct Parts {
     peers: Vec<Arc<Waker>>,
     reconfig: Arc<Reconfig>,
     access_log: Arc<Sink>,
+    /// This worker's own waker (its compressor wakes it).
+    waker: Arc<Waker>,
 }
 
 impl Server {
@@ -300,6 +302,7 @@ impl Server {
             peers,
             reconfig,
             access_log,
+            waker,
         } = parts;
         let root = Root::open(&config.root, config.follow_symlinks).map_err(|source| {
             StartError::Root {
@@ -347,7 +350,14 @@ impl Server {
             conns: Slab::with_capacity(budget.max_connections),
             tls,
             wheel: TimerWheel::with_capacity(now, TIMER_TICK, budget.max_connections),
-            responder: Responder::new(config, root, access_log, now, SystemTime::now()),
+            responder: Responder::new(
+                config,
+                root,
+                access_log,
+                now,
+                SystemTime::now(),
+                Some(waker),
+            ),
             timeouts,
             stats: Stats::default(),
             gauges: Gauges::default(),
@@ -427,6 +437,7 @@ impl Server {
                     }
                     WAKE => {
                         self.follow_reload();
+                        self.responder.take_compressed();
                         if self.follow_shutdown(now) {
                             return Ok(());
                         }
@@ -1112,14 +1123,14 @@ pub fn start(mut config: Config) -> Result<Vec<Server>, StartError> {
         .collect();
     config.tls_listen = bound;
     let share = budget.share(workers);
-    // Every worker's epoll first: worker 0 (which takes the signals) gets
-    // the others' wakers when it is built.
+    // Every worker's epoll and waker first: worker 0 (which takes the
+    // signals) gets the others' wakers when it is built; each worker's
+    // own is also its compressor's.
     let polls = (0..workers)
         .map(|_| Poll::new().map_err(StartError::reactor("create epoll")))
         .collect::<Result<Vec<Poll>, StartError>>()?;
     let wakers = polls
         .iter()
-        .skip(1)
         .map(|poll| {
             Waker::new(poll.registry(), WAKE)
                 .map(Arc::new)
@@ -1150,12 +1161,13 @@ pub fn start(mut config: Config) -> Result<Vec<Server>, StartError> {
             budget: share,
             shared: Arc::clone(&shared),
             peers: if worker == 0 {
-                wakers.clone()
+                wakers[1..].to_vec()
             } else {
                 Vec::new()
             },
             reconfig: Arc::clone(&reconfig),
             access_log: Arc::clone(&access_log),
+            waker: Arc::clone(&wakers[worker]),
         };
         servers.push(Server::new(config.clone(), parts)?);
     }
@@ -1266,7 +1278,7 @@ fn setup_fd_budget(config: &Config, passed: usize) -> Result<Budget, StartError>
         String::new()
     };
     log::info!(
-        "heap bound {:.0} MiB: {} connections x {:.0} KiB working{tls} + file cache {:.0} MiB + scratch {:.1} MiB{}",
+        "heap bound {:.0} MiB: {} connections x {:.0} KiB working{tls} + file cache {:.0} MiB + scratch {:.1} MiB + compression {:.0} MiB{}",
         memory.total() as f64 / MIB,
         memory.connections,
         (memory.tables_per_connection + memory.work_per_connection + memory.tls_per_connection)
@@ -1274,6 +1286,7 @@ fn setup_fd_budget(config: &Config, passed: usize) -> Result<Budget, StartError>
             / 1024.0,
         memory.file_cache as f64 / MIB,
         memory.fixed as f64 / MIB,
+        (memory.compress_cache + memory.compressors) as f64 / MIB,
         if memory.access_log > 0 {
             format!(" + access log {:.1} MiB", memory.access_log as f64 / MIB)
         } else {

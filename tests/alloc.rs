@@ -36,8 +36,9 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-/// Reads one response whose body is `Content-Length` long (no HEAD here).
-fn read_one(s: &mut TcpStream, buf: &mut Vec<u8>) {
+/// Reads one response whose body is `Content-Length` long (no HEAD here);
+/// returns whether it was in a content coding.
+fn read_one(s: &mut TcpStream, buf: &mut Vec<u8>) -> bool {
     loop {
         if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
             let head = std::str::from_utf8(&buf[..end])
@@ -49,7 +50,7 @@ fn read_one(s: &mut TcpStream, buf: &mut Vec<u8>) {
                 .map_or(0, |v| v.parse().unwrap());
             if buf.len() >= end + 4 + len {
                 buf.drain(..end + 4 + len);
-                return;
+                return head.contains("content-encoding:");
             }
         }
         let mut chunk = [0u8; 65536];
@@ -65,6 +66,22 @@ fn steady_state_requests_do_not_allocate() {
     std::fs::create_dir_all(dir.join("sub")).unwrap();
     std::fs::write(dir.join("1k.txt"), vec![b'x'; 1024]).unwrap();
     std::fs::write(dir.join("sub/index.html"), "<p>hi</p>").unwrap();
+    // Compressed on the fly: one small enough to go with the head, and
+    // one (random text: ~3:4) written after it from the cache's bytes.
+    let script: String = (0..200)
+        .map(|i| format!("function f{i}(a) {{ return a + {i}; }}\n"))
+        .collect();
+    std::fs::write(dir.join("app.js"), script).unwrap();
+    let mut x = 1u64;
+    let noise: Vec<u8> = (0..64 * 1024)
+        .map(|_| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"[(x >> 58) as usize]
+        })
+        .collect();
+    std::fs::write(dir.join("noise.txt"), noise).unwrap();
     let config = holdline::config::Config {
         root: dir.clone(),
         listen: vec!["127.0.0.1:0".parse().unwrap()],
@@ -87,13 +104,29 @@ fn steady_state_requests_do_not_allocate() {
     let addr = rx.recv().unwrap();
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_nodelay(true).unwrap();
-    let requests: [&[u8]; 4] = [
+    let br_script = &b"GET /app.js HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip, br\r\n\r\n"[..];
+    let gzip_noise = &b"GET /noise.txt HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\n\r\n"[..];
+    let requests: [&[u8]; 6] = [
         b"GET /1k.txt HTTP/1.1\r\nHost: x\r\n\r\n",
         b"GET /sub/ HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip, br\r\n\r\n",
         b"GET /missing HTTP/1.1\r\nHost: x\r\n\r\n",
         b"GET /1k.txt HTTP/1.1\r\nHost: x\r\nIf-None-Match: \"nope\"\r\nRange: bytes=0-99\r\n\r\n",
+        br_script,
+        gzip_noise,
     ];
     let mut buf = Vec::new();
+    // The compressor's results are in the cache before counting starts.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    for request in [br_script, gzip_noise] {
+        loop {
+            s.write_all(request).unwrap();
+            if read_one(&mut s, &mut buf) {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "never compressed");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
     let mut round = |n: usize| {
         for i in 0..n {
             s.write_all(requests[i % requests.len()]).unwrap();

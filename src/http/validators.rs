@@ -5,17 +5,21 @@
 
 /// A strong entity tag built from the file's identity and version: inode,
 /// size, and modification time to the nanosecond. Any change to the file
-/// (or its replacement by rename) changes it.
+/// (or its replacement by rename) changes it. A representation holdline
+/// compressed itself gets the file's tag with its coding appended
+/// ([`Etag::with_coding`]).
 #[derive(Clone, Copy)]
 pub struct Etag {
-    buf: [u8; 64],
+    /// The longest: 4 x 16 hex digits, 3 separators, 2 quotes, and a
+    /// coding (`-gzip`).
+    buf: [u8; 72],
     len: usize,
 }
 
 impl Etag {
     pub fn new(inode: u64, size: u64, mtime_secs: i64, mtime_nsec: i64) -> Etag {
         let mut e = Etag {
-            buf: [0; 64],
+            buf: [0; 72],
             len: 0,
         };
         e.push(b'"');
@@ -32,6 +36,22 @@ impl Etag {
 
     pub fn as_bytes(&self) -> &[u8] {
         &self.buf[..self.len]
+    }
+
+    /// The tag of the representation in `coding` made from this one:
+    /// `"…-br"`. Distinct from the identity's (RFC 9110 §8.8.3: a
+    /// different representation needs a different strong validator), and
+    /// as strong, since the same version always compresses to the same
+    /// bytes. `coding` is a short token (`br`, `gzip`).
+    pub fn with_coding(mut self, coding: &str) -> Etag {
+        debug_assert!(coding.len() <= 4, "room for -{coding}");
+        self.len -= 1; // the closing quote
+        self.push(b'-');
+        for &b in coding.as_bytes() {
+            self.push(b);
+        }
+        self.push(b'"');
+        self
     }
 
     fn push(&mut self, b: u8) {
@@ -336,6 +356,18 @@ mod tests {
                 .len(),
             61
         );
+    }
+
+    #[test]
+    fn a_coded_representation_has_its_own_tag() {
+        let plain = Etag::new(0x1a, 0x2b, 0x3c, 0x4d);
+        assert_eq!(plain.with_coding("br").as_bytes(), b"\"1a-2b-3c.4d-br\"");
+        assert!(!matches_weak(
+            plain.as_bytes(),
+            plain.with_coding("gzip").as_bytes()
+        ));
+        let longest = Etag::new(u64::MAX, u64::MAX, i64::MAX, 999_999_999).with_coding("gzip");
+        assert_eq!(longest.as_bytes().len(), 66);
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! How a file's body leaves: the file's validators and source, and the
 //! body sink that decides between one write with the head (small bodies,
 //! from memory) and sendfile from a shared fd (everything larger, each
-//! part of a multipart/byteranges body included).
+//! part of a multipart/byteranges body included). A compressed
+//! representation larger than a small file is written from the cache's
+//! shared bytes the same way, range by range, never copied whole into
+//! the connection's buffer.
 
 use std::fs::File;
 use std::os::unix::fs::{FileExt, MetadataExt};
@@ -33,18 +36,27 @@ fn multipart_type() -> &'static str {
     TYPE.get_or_init(|| format!("multipart/byteranges; boundary={}", boundary()))
 }
 
-/// A file body still to be sent with sendfile(2): one range, or the parts
-/// of a multipart/byteranges body. A part's head is written to the output
+/// A file body still to be sent: one range, or the parts of a
+/// multipart/byteranges body. A part's head is written to the output
 /// buffer only when the part before it is out, so no body, however many
-/// ranges it has, is ever held in memory.
+/// ranges it has, is ever held in a connection's buffers.
 #[derive(Debug)]
 pub struct FileBody {
-    pub file: Arc<OpenFile>,
+    pub source: BodySource,
     /// The range being sent: `remaining` bytes of the file from `offset`.
     pub offset: u64,
     pub remaining: u64,
     /// multipart/byteranges: the parts, and which one is being sent.
     parts: Option<Parts>,
+}
+
+/// Where a body that does not go with the head is sent from.
+#[derive(Debug)]
+pub enum BodySource {
+    /// A shared fd, with sendfile(2).
+    File(Arc<OpenFile>),
+    /// Bytes compressed once and shared with the compression cache.
+    Memory(Arc<[u8]>),
 }
 
 #[derive(Debug)]
@@ -58,7 +70,7 @@ impl FileBody {
     /// `count` bytes of `file` from `offset`: a single range.
     pub fn whole(file: Arc<OpenFile>, offset: u64, count: u64) -> FileBody {
         FileBody {
-            file,
+            source: BodySource::File(file),
             offset,
             remaining: count,
             parts: None,
@@ -148,6 +160,9 @@ pub enum FileSource {
     Memory(Arc<[u8]>),
     /// From the file cache: a large file's fd, already charged.
     Shared(Arc<OpenFile>),
+    /// The file compressed by holdline, from the compression cache: the
+    /// representation is these bytes (see [`super::compress`]).
+    Compressed(Arc<[u8]>),
 }
 
 impl FileSource {
@@ -155,7 +170,7 @@ impl FileSource {
         match self {
             FileSource::Open(file) => file.read_exact_at(buf, offset),
             FileSource::Shared(open) => open.file().read_exact_at(buf, offset),
-            FileSource::Memory(bytes) => {
+            FileSource::Memory(bytes) | FileSource::Compressed(bytes) => {
                 let start = offset as usize;
                 let src = bytes
                     .get(start..start + buf.len())
@@ -178,6 +193,19 @@ pub struct FileRoute {
     pub encoding: Option<&'static str>,
     /// Send `Vary: Accept-Encoding`.
     pub vary: bool,
+    /// Its type is worth compressing on the fly (mime-db's flag).
+    pub compressible: bool,
+}
+
+impl FileRoute {
+    /// The selected representation's length: the file's, or that of the
+    /// bytes compressed from it.
+    pub fn representation_len(&self) -> u64 {
+        match &self.source {
+            FileSource::Compressed(bytes) => bytes.len() as u64,
+            _ => self.meta.len,
+        }
+    }
 }
 
 /// What decides how a body leaves.
@@ -195,23 +223,25 @@ pub(super) struct BodySink<'a> {
 
 impl BodySink<'_> {
     /// Bodies of at most this many bytes go in the output buffer with the
-    /// head (one write); larger ones with sendfile from a shared fd.
+    /// head (one write); larger ones with sendfile from a shared fd, or
+    /// (compressed) written from the shared bytes.
     fn in_memory(&self, count: u64, source: &FileSource) -> bool {
         count <= self.small_file_bytes || matches!(source, FileSource::Memory(_))
     }
 
-    /// The fd a sendfile body is sent from: the cached one, or the file
-    /// just opened, now charged to the budget.
-    fn shared_fd(&self, source: FileSource) -> Result<Arc<OpenFile>, Status> {
+    /// What a body sent after the head is sent from: the cached fd, the
+    /// file just opened (now charged to the budget), or compressed bytes.
+    fn shared_source(&self, source: FileSource) -> Result<BodySource, Status> {
         if !self.sendfile {
             return Err(Status::ServiceUnavailable);
         }
         match source {
-            FileSource::Shared(open) => Ok(open),
+            FileSource::Shared(open) => Ok(BodySource::File(open)),
             FileSource::Open(file) => match self.open_files {
-                Some(open_files) => Ok(open_files.adopt(file)),
+                Some(open_files) => Ok(BodySource::File(open_files.adopt(file))),
                 None => Err(Status::ServiceUnavailable),
             },
+            FileSource::Compressed(bytes) => Ok(BodySource::Memory(bytes)),
             FileSource::Memory(_) => unreachable!("memory sources are sent in memory"),
         }
     }
@@ -231,9 +261,15 @@ impl BodySink<'_> {
             return Ok((rh.status, None));
         }
         if !self.in_memory(count, &source) {
-            let file = self.shared_fd(source)?;
+            let source = self.shared_source(source)?;
             encode_head(out, rh);
-            return Ok((rh.status, Some(FileBody::whole(file, offset, count))));
+            let body = FileBody {
+                source,
+                offset,
+                remaining: count,
+                parts: None,
+            };
+            return Ok((rh.status, Some(body)));
         }
         let head_start = out.len();
         encode_head(out, rh);
@@ -281,8 +317,8 @@ impl BodySink<'_> {
             return Ok((Status::PartialContent, None));
         }
         if !self.in_memory(data, &source) {
-            let file = match self.shared_fd(source) {
-                Ok(file) => file,
+            let source = match self.shared_source(source) {
+                Ok(source) => source,
                 Err(status) => {
                     out.truncate(head_start);
                     return Err(status);
@@ -291,7 +327,7 @@ impl BodySink<'_> {
             let (first, last) = parts[0];
             part_head.push(out, first, last);
             let body = FileBody {
-                file,
+                source,
                 offset: first,
                 remaining: last - first + 1,
                 parts: Some(Parts {

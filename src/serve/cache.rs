@@ -54,6 +54,8 @@ pub struct Cached {
     pub charset: bool,
     pub encoding: Option<&'static str>,
     pub vary: bool,
+    /// Its type is worth compressing on the fly.
+    pub compressible: bool,
     checked: Instant,
 }
 
@@ -165,6 +167,7 @@ impl FileCache {
         charset: bool,
         encoding: Option<&'static str>,
         vary: bool,
+        compressible: bool,
         now: Instant,
     ) {
         if !self.enabled() {
@@ -192,6 +195,7 @@ impl FileCache {
             charset,
             encoding,
             vary,
+            compressible,
             checked: now,
         };
         match self.map.insert(key.into(), entry) {
@@ -236,6 +240,7 @@ mod tests {
             true,
             None,
             false,
+            false,
             t0,
         );
         assert!(matches!(cache.lookup(b"a", t0), Lookup::Fresh(_)));
@@ -260,6 +265,7 @@ mod tests {
                 true,
                 None,
                 false,
+                false,
                 t0,
             );
         }
@@ -275,6 +281,7 @@ mod tests {
                 "x",
                 false,
                 None,
+                false,
                 false,
                 t0,
             );
@@ -307,6 +314,7 @@ mod tests {
                 false,
                 None,
                 false,
+                false,
                 t0,
             );
         }
@@ -333,6 +341,7 @@ mod tests {
             false,
             None,
             false,
+            false,
             t0,
         );
         small.insert(
@@ -343,6 +352,7 @@ mod tests {
             "x",
             false,
             None,
+            false,
             false,
             t0,
         );

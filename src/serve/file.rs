@@ -29,8 +29,14 @@ impl Responder {
         // one from the cache is already charged.
         let file_room = matches!(found.source, FileSource::Open(_)) && self.file_room(server);
         let meta = found.meta;
-        let len = meta.len;
-        let etag = Etag::new(meta.ino, len, meta.mtime, meta.mtime_nsec);
+        // The selected representation's: the file, a precompressed
+        // variant, or the bytes compressed here (whose tag names the
+        // coding; its Last-Modified is the file's).
+        let len = found.representation_len();
+        let mut etag = Etag::new(meta.ino, meta.len, meta.mtime, meta.mtime_nsec);
+        if let (FileSource::Compressed(_), Some(coding)) = (&found.source, found.encoding) {
+            etag = etag.with_coding(coding);
+        }
         let modified_secs = meta.mtime.max(0) as u64;
         let last_modified = imf_fixdate(modified_secs);
         let date = self.date.http_date_copy();

@@ -30,6 +30,8 @@ use std::sync::Arc;
 
 mod body;
 mod cache;
+pub mod compress;
+pub mod compressor;
 mod file;
 mod listing;
 
@@ -40,7 +42,7 @@ pub const MAX_GENERATED_BYTES: usize = listing::MAX_RENDERED_BYTES;
 
 use crate::files::OpenFiles;
 use body::{BodySink, FileMeta, FileSource};
-pub use body::{FileBody, FileRoute};
+pub use body::{BodySource, FileBody, FileRoute};
 use cache::{Content, FileCache, Lookup};
 use std::time::Instant;
 
@@ -56,6 +58,11 @@ pub struct Responder {
     /// The reactor's clock for this turn of the loop.
     now: Instant,
     cache: FileCache,
+    /// On-the-fly compression; `None` with `--no-compress`.
+    compression: Option<compress::OnTheFly>,
+    /// The file the request routed to, for the compression cache: its
+    /// decoded path and whether it was asked for as a directory.
+    compress_key: Vec<u8>,
     /// File fds held for bodies (by responses in flight and the cache):
     /// what the fd budget charges for files.
     pub open_files: OpenFiles,
@@ -184,14 +191,25 @@ enum Route {
 }
 
 impl Responder {
+    /// `waker` wakes this responder's reactor when the compressor has
+    /// finished a file (`None`: no compression).
     pub fn new(
         config: Config,
         root: Root,
         access_log: Arc<Sink>,
         now: Instant,
         wall: SystemTime,
+        waker: Option<Arc<mio::Waker>>,
     ) -> Responder {
         let cache = FileCache::new(config.file_cache_entries, config.file_cache_valid);
+        let on = config.compress && config.compress_cache_bytes > 0;
+        let compression = waker.filter(|_| on).and_then(|waker| {
+            // Each worker has its share of the bound.
+            let share = config.compress_cache_bytes / config.workers.max(1);
+            compress::OnTheFly::start(config.compress_max_bytes, share, waker)
+                .inspect_err(|e| log::warn!("no compression thread ({e}): files go uncompressed"))
+                .ok()
+        });
         let extra_headers = encode_headers(&config.headers);
         let fallback = config.fallback.as_deref().map(Arc::from);
         let error_pages = error_pages(&config);
@@ -207,6 +225,8 @@ impl Responder {
             date: DateCache::new(wall),
             now,
             cache,
+            compression,
+            compress_key: Vec::with_capacity(1024),
             cache_key: Vec::with_capacity(1024),
             open_files: OpenFiles::default(),
             status_body: Vec::new(),
@@ -263,7 +283,10 @@ impl Responder {
     ) -> Reply<FileBody> {
         server.stats.requests += 1;
         let reply_start = out.len();
-        let route = self.route(head, facts.secure, server);
+        let mut route = self.route(head, facts.secure, server);
+        if let Route::File(found) = &mut route {
+            self.choose_compressed(head.accept_encoding, found, server);
+        }
         if matches!(route, Route::Error(Status::ServiceUnavailable)) {
             // A file open failed with EMFILE/ENFILE.
             server.stats.open_emfile += 1;
@@ -584,6 +607,10 @@ impl Responder {
         if info.has_dot_segment && !self.config.dotfiles {
             return Route::Error(Status::NotFound);
         }
+        self.compress_key.clear();
+        self.compress_key.extend_from_slice(&self.path);
+        self.compress_key.push(0); // cannot occur in a decoded path
+        self.compress_key.push(u8::from(info.trailing_slash));
         if self.cache.enabled() {
             self.cache_key(info.trailing_slash, head.accept_encoding);
             if let Some(hit) = self.cached() {
@@ -634,6 +661,7 @@ impl Responder {
             charset,
             encoding: None,
             vary: false,
+            compressible: self.compression.is_some() && compress::compressible(content_type),
         };
         if self.config.precompressed && charset {
             // Text-like types may have precompressed siblings; caches must
@@ -707,6 +735,7 @@ impl Responder {
             found.charset,
             found.encoding,
             found.vary,
+            found.compressible,
             self.now,
         );
         self.path.truncate(plain_len);
@@ -773,7 +802,47 @@ impl Responder {
             charset: entry.charset,
             encoding: entry.encoding,
             vary: entry.vary,
+            compressible: entry.compressible,
         }))
+    }
+
+    /// On-the-fly compression ([`compress`]): the compressed
+    /// representation when the cache has it in a coding the client
+    /// accepts; otherwise the file goes to the compressor and this
+    /// response is the identity one.
+    fn choose_compressed(
+        &mut self,
+        accept_encoding: Option<&[u8]>,
+        found: &mut FileRoute,
+        server: &ServerView<'_>,
+    ) {
+        if !self.compression.as_ref().is_some_and(|c| c.eligible(found)) {
+            return;
+        }
+        found.vary = true;
+        let Some(accept) = accept_encoding else {
+            return;
+        };
+        if matches!(found.source, FileSource::Open(_)) && self.file_room(server) {
+            // Not cached (the file cache is off or full): charge its fd,
+            // so that it can be shared with the compressor.
+            let FileSource::Open(file) =
+                std::mem::replace(&mut found.source, FileSource::Memory(Arc::from(&[][..])))
+            else {
+                unreachable!("checked above")
+            };
+            found.source = FileSource::Shared(self.open_files.adopt(file));
+        }
+        if let Some(compression) = self.compression.as_mut() {
+            compression.select(&self.compress_key, accept, found);
+        }
+    }
+
+    /// The compressor woke the reactor: its results go in the cache.
+    pub fn take_compressed(&mut self) {
+        if let Some(compression) = self.compression.as_mut() {
+            compression.take_done();
+        }
     }
 
     /// Swaps in FILE.br or FILE.gz when it exists as a regular file and the
