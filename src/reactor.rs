@@ -38,7 +38,7 @@ use crate::memory::MemoryBound;
 use crate::pool::BufPool;
 use crate::serve::{Answerer, Responder, ServerView};
 use crate::signals::SignalFd;
-use crate::stats::{CloseReason, Shared};
+use crate::stats::{CloseReason, CompressOutcome, Shared};
 use crate::stats::{Gauges, Stats};
 use crate::systemd::Passed;
 use crate::tls::TlsSetup;
@@ -437,7 +437,9 @@ impl Server {
                     }
                     WAKE => {
                         self.follow_reload();
-                        self.responder.take_compressed();
+                        let done = self.responder.take_compressed() as u64;
+                        self.stats
+                            .count_compression(CompressOutcome::Compressed, done);
                         if self.follow_shutdown(now) {
                             return Ok(());
                         }

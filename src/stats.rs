@@ -113,9 +113,44 @@ pub struct Stats {
     /// TLS handshakes finished: [full, resumed, TLS 1.2, TLS 1.3] (failed
     /// ones are the `tls_error` closes).
     pub tls_handshakes: [u64; 4],
+    /// On-the-fly compression, by [`CompressOutcome`]: responses served
+    /// compressed from the cache, files handed to the compressor, files
+    /// not handed over (its queue was full), files it finished.
+    pub compression: [u64; 4],
 }
 
 /// Upper bounds of the requests-per-connection histogram buckets.
+/// What on-the-fly compression did for a request (or a finished file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompressOutcome {
+    /// Served from the compressed cache.
+    Hit,
+    /// Answered as is; the file went to the compressor.
+    Queued,
+    /// Answered as is; the compressor's queue was full.
+    Skipped,
+    /// The compressor finished a file.
+    Compressed,
+}
+
+impl CompressOutcome {
+    pub const ALL: [CompressOutcome; 4] = [
+        CompressOutcome::Hit,
+        CompressOutcome::Queued,
+        CompressOutcome::Skipped,
+        CompressOutcome::Compressed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CompressOutcome::Hit => "hit",
+            CompressOutcome::Queued => "queued",
+            CompressOutcome::Skipped => "skipped",
+            CompressOutcome::Compressed => "compressed",
+        }
+    }
+}
+
 pub const REQUESTS_BUCKETS: [u32; 8] = [0, 1, 2, 5, 10, 20, 50, 100];
 
 /// Connections by phase and file bodies open, as the reactor counts them.
@@ -148,6 +183,10 @@ impl Stats {
         self.tls_handshakes[2 + usize::from(handshake.tls13)] += 1;
     }
 
+    pub fn count_compression(&mut self, outcome: CompressOutcome, n: u64) {
+        self.compression[outcome as usize] += n;
+    }
+
     pub fn count_requests_per_connection(&mut self, requests: u32) {
         let bucket = REQUESTS_BUCKETS
             .iter()
@@ -176,7 +215,7 @@ mod tests {
 }
 
 /// Counters and gauges as one flat array, for publishing across workers.
-const FLAT: usize = 6 + CLASSES + CLOSE_REASONS + (REQUESTS_BUCKETS.len() + 1) + 1 + 4 + 5;
+const FLAT: usize = 6 + CLASSES + CLOSE_REASONS + (REQUESTS_BUCKETS.len() + 1) + 1 + 4 + 4 + 5;
 const CLOSE_REASONS: usize = CloseReason::ALL.len();
 
 fn flatten(stats: &Stats, gauges: &Gauges) -> [u64; FLAT] {
@@ -201,6 +240,7 @@ fn flatten(stats: &Stats, gauges: &Gauges) -> [u64; FLAT] {
     stats.requests_per_connection.iter().for_each(|&v| push(v));
     push(stats.requests_per_connection_sum);
     stats.tls_handshakes.iter().for_each(|&v| push(v));
+    stats.compression.iter().for_each(|&v| push(v));
     for v in [
         gauges.reading,
         gauges.writing,
@@ -233,6 +273,7 @@ fn unflatten(flat: &[u64; FLAT]) -> (Stats, Gauges) {
         .for_each(|v| *v = next());
     stats.requests_per_connection_sum = next();
     stats.tls_handshakes.iter_mut().for_each(|v| *v = next());
+    stats.compression.iter_mut().for_each(|v| *v = next());
     let gauges = Gauges {
         reading: next() as usize,
         writing: next() as usize,
@@ -328,6 +369,7 @@ mod shared_tests {
         stats.count_requests_per_connection(7);
         stats.evictions[2] = 4;
         stats.tls_handshakes = [5, 6, 7, 8];
+        stats.count_compression(CompressOutcome::Skipped, 9);
         let gauges = Gauges {
             reading: 1,
             writing: 2,
@@ -342,6 +384,7 @@ mod shared_tests {
         assert_eq!(s.evictions, [0, 0, 4, 0, 0]);
         assert_eq!(s.requests_per_connection_sum, 7);
         assert_eq!(s.tls_handshakes, [5, 6, 7, 8]);
+        assert_eq!(s.compression, [0, 0, 9, 0]);
         let shared = Shared::new(2);
         shared.publish(1, &stats, &gauges);
         let (total, g2) = shared.total(0, &stats, &gauges);

@@ -14,7 +14,7 @@ use std::io::Write;
 
 use crate::budget::Budget;
 use crate::evict::Class;
-use crate::stats::{CloseReason, Gauges, REQUESTS_BUCKETS, Stats};
+use crate::stats::{CloseReason, CompressOutcome, Gauges, REQUESTS_BUCKETS, Stats};
 
 /// The live view: connections by phase, the fd budget in use, evictions
 /// and closes by reason, requests per connection, timer-wheel occupancy.
@@ -65,6 +65,12 @@ pub fn json(
         "}},\"tls_handshakes\":{{\"full\":{full},\"resumed\":{resumed},\"failed\":{},\"tls1_2\":{tls12},\"tls1_3\":{tls13}",
         stats.closes(CloseReason::TlsError)
     );
+    out.extend_from_slice(b"},\"compression\":{");
+    for (i, outcome) in CompressOutcome::ALL.iter().enumerate() {
+        let comma = if i == 0 { "" } else { "," };
+        let n = stats.compression[*outcome as usize];
+        let _ = write!(out, "{comma}\"{}\":{n}", outcome.as_str());
+    }
     out.extend_from_slice(b"},\"evictions\":{");
     for (i, (class, n)) in Class::ALL.iter().zip(stats.evictions).enumerate() {
         let comma = if i == 0 { "" } else { "," };
@@ -184,6 +190,20 @@ pub fn prometheus(out: &mut Vec<u8>, stats: &Stats, gauges: &Gauges, budget: &Bu
         out,
         "holdline_tls_handshakes_total{{kind=\"resumed\"}} {resumed}"
     );
+    metric(
+        out,
+        "compression_total",
+        "counter",
+        "On-the-fly compression: responses served compressed (hit), files sent to the compressor (queued) or not, its queue full (skipped), files it finished (compressed).",
+    );
+    for outcome in CompressOutcome::ALL {
+        let n = stats.compression[outcome as usize];
+        let _ = writeln!(
+            out,
+            "holdline_compression_total{{outcome=\"{}\"}} {n}",
+            outcome.as_str()
+        );
+    }
     metric(
         out,
         "tls_versions_total",

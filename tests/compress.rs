@@ -112,7 +112,7 @@ fn a_client_gets_br_or_gzip_that_decodes_to_the_file() {
     let small = script(4_000, 2);
     site.dir.write("www/app.js", &big);
     site.dir.write("www/small.css", &small);
-    let server = start(&site, &[]);
+    let server = start(&site, &["--status-path", "/status"]);
     let mut s = server.connect();
 
     // The first request is answered at once, uncompressed, and says that
@@ -173,6 +173,19 @@ fn a_client_gets_br_or_gzip_that_decodes_to_the_file() {
     let css = compressed(&mut s, "/small.css", "br");
     assert_eq!(css.header("Content-Type"), Some("text/css; charset=utf-8"));
     assert_same(&decoded(&css), &small);
+
+    // The counters: two requests sent files to the compressor (app.js in
+    // both codings at once, small.css in br), three files came back, and
+    // three responses were served from the cache.
+    let status = exchange(&mut s, &get("/status?format=json"));
+    let v: serde_json::Value = serde_json::from_slice(&status.body).unwrap();
+    assert_eq!(
+        v["compression"],
+        serde_json::json!({"hit": 3, "queued": 2, "skipped": 0, "compressed": 3}),
+        "{v}"
+    );
+    let metrics = exchange(&mut s, &get("/status?format=prometheus")).body_text();
+    assert!(metrics.contains("holdline_compression_total{outcome=\"hit\"} 3\n"));
 }
 
 #[test]

@@ -52,6 +52,7 @@ use slab::Slab;
 use super::body::{FileMeta, FileRoute, FileSource};
 use super::compressor::{Compressor, Done, Input};
 use crate::http::validators::accepts_encoding;
+use crate::stats::CompressOutcome;
 
 /// A worker's on-the-fly compression: its cache, its compressor thread,
 /// and what qualifies.
@@ -94,8 +95,16 @@ impl OnTheFly {
     /// the first coding `accept` allows that the cache has; a coding
     /// allowed but not compressed yet is submitted to the compressor.
     /// `request_key` names the file (its decoded path and whether it was
-    /// asked for as a directory).
-    pub fn select(&mut self, request_key: &[u8], accept: &[u8], found: &mut FileRoute) {
+    /// asked for as a directory). Returns what happened, for the counters
+    /// (`None`: nothing to count, the file is being compressed already or
+    /// is not worth it).
+    pub fn select(
+        &mut self,
+        request_key: &[u8],
+        accept: &[u8],
+        found: &mut FileRoute,
+    ) -> Option<CompressOutcome> {
+        let mut outcome = None;
         for coding in Coding::PREFERRED {
             if !accepts_encoding(accept, coding.token().as_bytes()) {
                 continue;
@@ -107,24 +116,28 @@ impl OnTheFly {
                 Lookup::Hit(bytes) => {
                     found.source = FileSource::Compressed(bytes);
                     found.encoding = Some(coding.token());
-                    return;
+                    return Some(CompressOutcome::Hit);
                 }
                 // Not worth it for this version, in any coding.
-                Lookup::Identity => return,
+                Lookup::Identity => return outcome,
                 Lookup::Miss if self.compressor.is_pending(&self.key) => {}
                 Lookup::Miss => {
                     let input = match &found.source {
                         FileSource::Memory(bytes) => Input::Bytes(Arc::clone(bytes)),
                         FileSource::Shared(open) => Input::File(Arc::clone(open)),
                         // Not held by the fd budget: not shared with a thread.
-                        FileSource::Open(_) | FileSource::Compressed(_) => return,
+                        FileSource::Open(_) | FileSource::Compressed(_) => return outcome,
                     };
-                    if !self.compressor.submit(&self.key, found.meta, coding, input) {
+                    if self.compressor.submit(&self.key, found.meta, coding, input) {
+                        outcome = Some(CompressOutcome::Queued);
+                    } else {
                         log::debug!("compressor queue full: a file goes uncompressed for now");
+                        outcome = outcome.or(Some(CompressOutcome::Skipped));
                     }
                 }
             }
         }
+        outcome
     }
 
     /// Puts what the compressor finished in the cache; returns how many.

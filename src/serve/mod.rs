@@ -814,7 +814,7 @@ impl Responder {
         &mut self,
         accept_encoding: Option<&[u8]>,
         found: &mut FileRoute,
-        server: &ServerView<'_>,
+        server: &mut ServerView<'_>,
     ) {
         if !self.compression.as_ref().is_some_and(|c| c.eligible(found)) {
             return;
@@ -833,16 +833,19 @@ impl Responder {
             };
             found.source = FileSource::Shared(self.open_files.adopt(file));
         }
-        if let Some(compression) = self.compression.as_mut() {
-            compression.select(&self.compress_key, accept, found);
+        let outcome = self
+            .compression
+            .as_mut()
+            .and_then(|c| c.select(&self.compress_key, accept, found));
+        if let Some(outcome) = outcome {
+            server.stats.count_compression(outcome, 1);
         }
     }
 
     /// The compressor woke the reactor: its results go in the cache.
-    pub fn take_compressed(&mut self) {
-        if let Some(compression) = self.compression.as_mut() {
-            compression.take_done();
-        }
+    /// Returns how many files it finished.
+    pub fn take_compressed(&mut self) -> usize {
+        self.compression.as_mut().map_or(0, |c| c.take_done())
     }
 
     /// Swaps in FILE.br or FILE.gz when it exists as a regular file and the
