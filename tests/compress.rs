@@ -252,6 +252,13 @@ fn head_304_and_ranges_are_those_of_the_encoded_representation() {
     );
     assert_eq!((r.status, r.body.len()), (200, len));
     assert_same(&decoded(&r), &big);
+    // Several ranges of an encoded representation: the whole of it, 200
+    // (a multipart body cannot carry Content-Encoding for its parts).
+    let r = ask(&mut s, "GET", "Range: bytes=0-9,100-199\r\n");
+    assert_eq!((r.status, r.body.len()), (200, len));
+    assert_eq!(r.header("Content-Encoding"), Some("br"));
+    assert_eq!(r.header("Content-Range"), None);
+    assert_same(&decoded(&r), &big);
     // Beyond the encoded length: 416 with that length.
     let r = ask(&mut s, "GET", &format!("Range: bytes={len}-\r\n"));
     assert_eq!(r.status, 416);
