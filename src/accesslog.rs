@@ -83,7 +83,8 @@ pub struct Entry<'a> {
     pub target: &'a str,
     pub version: &'a str,
     pub status: u16,
-    /// Body and head bytes of the response (0 for HEAD's body).
+    /// Body bytes of the response, the head not included (CLF's size,
+    /// nginx's `$body_bytes_sent`); 0 for HEAD and 304.
     pub bytes: u64,
     pub referer: Option<&'a [u8]>,
     pub user_agent: Option<&'a [u8]>,

@@ -175,7 +175,10 @@ fn combined_lines_match_nginx_format() {
     assert_eq!(first[0], "127.0.0.1");
     assert_eq!(first[2], "GET /hello.txt?q=1 HTTP/1.1");
     assert_eq!(first[3], "200");
-    assert!(first[4].parse::<u64>().unwrap() > 6);
+    assert_eq!(
+        first[4], "6",
+        "the body's bytes, as nginx's $body_bytes_sent"
+    );
     assert_eq!(first[5], "http://example.com/page");
     assert_eq!(first[6], r#"Mozilla/5.0 (\x22quoted\x22)"#);
     let second = fields(&lines[1]);
@@ -457,4 +460,49 @@ fn a_stuck_log_never_stalls_serving() {
     // Lines, not all of them: at most 64 buffers waited beside the pipe.
     assert!(read > 64 * 1024, "{read}");
     assert!(read < 500 * 1100, "{read}");
+}
+
+/// The size field is the body's bytes, as CLF and nginx's
+/// `$body_bytes_sent` have it: the whole multipart body of a streamed
+/// range request, nothing for HEAD or 304.
+#[test]
+fn the_logged_size_is_the_body_sent() {
+    let site = Site::new();
+    site.dir.write("www/big.bin", vec![7u8; 100_000]);
+    let dir = TempDir::new("sizes");
+    let path = dir.path().join("access.log");
+    let server = Server::start(&site.root(), &["--access-log", path.to_str().unwrap()]);
+    let mut s = server.connect();
+    let hello = exchange(&mut s, &get("/hello.txt"));
+    let etag = hello.header("ETag").unwrap().to_string();
+    let ranges = exchange(
+        &mut s,
+        "GET /big.bin HTTP/1.1\r\nHost: x\r\nRange: bytes=0-9,50000-50009,99990-\r\n\r\n",
+    );
+    assert_eq!(ranges.status, 206);
+    let multipart: u64 = ranges.header("Content-Length").unwrap().parse().unwrap();
+    assert_eq!(multipart, ranges.body.len() as u64);
+    let missing = exchange(&mut s, &get("/nope"));
+    exchange(&mut s, "HEAD /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n");
+    let not_modified = exchange(
+        &mut s,
+        &format!("GET /hello.txt HTTP/1.1\r\nHost: x\r\nIf-None-Match: {etag}\r\n\r\n"),
+    );
+    assert_eq!(not_modified.status, 304);
+    let whole = exchange(&mut s, &get("/big.bin"));
+    let sizes: Vec<String> = lines_within(&path, 6)
+        .iter()
+        .map(|l| l.split('"').nth(2).unwrap().trim().to_string())
+        .collect();
+    assert_eq!(
+        sizes,
+        [
+            "200 6".to_string(),
+            format!("206 {multipart}"),
+            format!("404 {}", missing.body.len()),
+            "200 0".to_string(),
+            "304 0".to_string(),
+            format!("200 {}", whole.body.len()),
+        ]
+    );
 }

@@ -64,6 +64,9 @@ struct Parts {
     ranges: Ranges,
     current: usize,
     head: PartHead,
+    /// Bytes of the body after the first range: the later parts, their
+    /// heads and the closing delimiter (for the access log).
+    after_first: u64,
 }
 
 impl FileBody {
@@ -75,6 +78,13 @@ impl FileBody {
             remaining: count,
             parts: None,
         }
+    }
+
+    /// The bytes this body will send, counted when it is made: the first
+    /// range, and for a multipart body every later part, its head and
+    /// the closing delimiter.
+    pub fn bytes_to_send(&self) -> u64 {
+        self.remaining + self.parts.as_ref().map_or(0, |p| p.after_first)
     }
 
     /// The current range is sent. For a multipart body, writes the next
@@ -325,7 +335,9 @@ impl BodySink<'_> {
                 }
             };
             let (first, last) = parts[0];
+            let before = out.len();
             part_head.push(out, first, last);
+            let first_part = (out.len() - before) as u64 + (last - first + 1);
             let body = FileBody {
                 source,
                 offset: first,
@@ -334,6 +346,7 @@ impl BodySink<'_> {
                     ranges,
                     current: 0,
                     head: part_head,
+                    after_first: framing + data - first_part,
                 }),
             };
             return Ok((Status::PartialContent, Some(body)));

@@ -84,6 +84,17 @@ pub struct Responder {
     access: AccessLog,
 }
 
+/// The body bytes of the reply just encoded (what CLF and nginx's
+/// `$body_bytes_sent` log): what follows its head, past an interim
+/// `100 Continue`. A head never holds an empty line, so its first one
+/// ends it.
+fn body_bytes(reply: &[u8]) -> u64 {
+    const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+    let reply = reply.strip_prefix(CONTINUE).unwrap_or(reply);
+    let head = reply.windows(4).position(|w| w == b"\r\n\r\n");
+    head.map_or(0, |end| (reply.len() - end - 4) as u64)
+}
+
 /// `--header` lines as they are sent ("Name: value\r\n" each).
 fn encode_headers(headers: &[String]) -> Arc<[u8]> {
     headers
@@ -406,8 +417,8 @@ impl Responder {
             }
         };
         if self.access.enabled() {
-            let bytes = if is_head { 0 } else { out.len() - reply_start };
-            let bytes = bytes as u64 + file.as_ref().map_or(0, |f| f.remaining);
+            let bytes = body_bytes(&out[reply_start..]);
+            let bytes = bytes + file.as_ref().map_or(0, FileBody::bytes_to_send);
             let entry = Entry {
                 method: head.method_str,
                 target: head.target,
@@ -448,7 +459,7 @@ impl Responder {
         rh.retry_after_secs = (status == Status::ServiceUnavailable).then_some(1);
         encode_error_body(out, &mut rh, is_head);
         if self.access.enabled() {
-            let bytes = (out.len() - start) as u64;
+            let bytes = body_bytes(&out[start..]);
             let entry = Entry {
                 version: version.map_or("-", Version::as_str),
                 ..self.entry(&facts, status, bytes)
@@ -982,4 +993,27 @@ fn https_location(location: &mut Vec<u8>, head: &RequestHead<'_>, tls: &[SocketA
     }
     location.extend_from_slice(head.target.as_bytes());
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::body_bytes;
+
+    #[test]
+    fn body_bytes_follow_the_head_and_an_interim_continue() {
+        assert_eq!(
+            body_bytes(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc"),
+            3
+        );
+        assert_eq!(
+            body_bytes(b"HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\n\r\n"),
+            0
+        );
+        // A body that holds an empty line is still counted whole.
+        assert_eq!(body_bytes(b"HTTP/1.1 200 OK\r\n\r\na\r\n\r\nb"), 6);
+        assert_eq!(
+            body_bytes(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nX: y\r\n\r\nab"),
+            2
+        );
+    }
 }
