@@ -506,3 +506,37 @@ fn the_logged_size_is_the_body_sent() {
         ]
     );
 }
+
+/// JSON's `request_time` runs from the request's first byte: a head that
+/// arrives in two pieces 150 ms apart (the pause is what is measured, not
+/// a wait for the server) takes at least that long.
+#[test]
+fn request_time_counts_from_the_first_byte() {
+    let site = Site::new();
+    let dir = TempDir::new("reqtime");
+    let path = dir.path().join("access.log");
+    let server = Server::start(
+        &site.root(),
+        &[
+            "--access-log",
+            path.to_str().unwrap(),
+            "--log-format",
+            "json",
+        ],
+    );
+    let mut s = server.connect();
+    s.write_all(b"GET /hello.txt HTTP/1.1\r\nHo").unwrap();
+    wait_server_read_all(&s);
+    let sent = std::time::Instant::now();
+    std::thread::sleep(Duration::from_millis(150));
+    s.write_all(b"st: x\r\n\r\n").unwrap();
+    assert_eq!(read_response(&mut s).status, 200);
+    let took = sent.elapsed().as_secs_f64();
+    let lines = lines_within(&path, 1);
+    let v: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+    let logged = v["request_time"].as_f64().unwrap();
+    assert!(
+        logged >= 0.150 && logged <= took + 0.1,
+        "{logged} (client: {took})"
+    );
+}
