@@ -2,6 +2,9 @@
 
 mod common;
 
+use std::io::Write;
+use std::time::Duration;
+
 use common::*;
 
 #[test]
@@ -355,6 +358,67 @@ fn error_pages_keep_the_status_and_serve_the_page() {
     let r = exchange(&mut s, &get("/empty/.keep"));
     assert_eq!(r.status, 404);
     assert_eq!(r.body_text(), "<h1>not here</h1>\n");
+}
+
+/// Errors answered before a request could be parsed (a malformed head,
+/// a head too large, one too slow) get their page too, in the same write
+/// as the head, and the connection still closes after it.
+#[test]
+fn error_pages_cover_requests_that_could_not_be_parsed() {
+    let site = Site::new();
+    site.dir
+        .write("www/errors/400.html", "<h1>bad request</h1>\n");
+    site.dir.write("www/errors/431.html", "<h1>too big</h1>\n");
+    site.dir.write("www/errors/408.html", "<h1>too slow</h1>\n");
+    site.dir.write("www/errors/big.html", vec![b'x'; 40_000]);
+    let server = Server::start(
+        &site.root(),
+        &[
+            "--error-page",
+            "400=/errors/400.html",
+            "--error-page",
+            "431=/errors/431.html",
+            "--error-page",
+            "408=/errors/408.html",
+            "--error-page",
+            "505=/errors/big.html",
+            "--max-header-bytes",
+            "1024",
+            "--header-timeout",
+            "0.5",
+        ],
+    );
+    let cases: [(&[u8], u16, &str); 3] = [
+        (
+            b"GET / HTTP/1.1\r\nBad Header\r\n\r\n",
+            400,
+            "<h1>bad request</h1>\n",
+        ),
+        (&[b'a'; 2000], 431, "<h1>too big</h1>\n"),
+        (b"GET / HTTP/1.1\r\nHost", 408, "<h1>too slow</h1>\n"),
+    ];
+    for (request, status, page) in cases {
+        let mut s = server.connect();
+        let mut request = request.to_vec();
+        if status == 431 {
+            request = [b"GET / HTTP/1.1\r\nX: ".as_slice(), &request].concat();
+        }
+        s.write_all(&request).unwrap();
+        let r = read_response(&mut s);
+        assert_eq!(r.status, status);
+        assert_eq!(r.body_text(), page);
+        assert_eq!(r.header("Content-Type"), Some("text/html; charset=utf-8"));
+        assert_eq!(r.header("Connection"), Some("close"));
+        assert_closes(&mut s, Duration::from_secs(5));
+    }
+    // A page past --small-file-bytes is not sent to a closing connection:
+    // the plain text.
+    let mut s = server.connect();
+    s.write_all(b"GET / HTTP/2.0\r\n\r\n").unwrap();
+    let r = read_response(&mut s);
+    assert_eq!(r.status, 505);
+    assert_eq!(r.header("Content-Type"), Some("text/plain; charset=utf-8"));
+    assert!(r.body_text().starts_with("505"), "{}", r.body_text());
 }
 
 #[test]

@@ -183,7 +183,7 @@ impl Respond for Answerer<'_> {
     ) {
         self.server.stats.requests += 1;
         self.responder
-            .respond_error(status, version, is_head, reason, facts, out);
+            .respond_error(status, version, is_head, reason, facts, &self.server, out);
     }
 }
 
@@ -442,7 +442,11 @@ impl Responder {
 
     /// Answers a request that could not be parsed or framed, or timed
     /// out: always `Connection: close`, since what follows in the input
-    /// is unusable.
+    /// is unusable. An `--error-page` for the status is served when it
+    /// fits in the output buffer (up to `--small-file-bytes`; a larger
+    /// page would need a body sent after the head, for a connection that
+    /// is closing): the plain text otherwise.
+    #[allow(clippy::too_many_arguments)]
     pub fn respond_error(
         &mut self,
         status: Status,
@@ -450,14 +454,58 @@ impl Responder {
         is_head: bool,
         reason: CloseReason,
         facts: ConnFacts,
+        server: &ServerView<'_>,
         out: &mut Vec<u8>,
     ) {
         let start = out.len();
         let persistence = Persistence::Close(reason);
         let extra = Arc::clone(&self.extra_headers);
-        let mut rh = ResponseHead::with_extra(status, self.date.http_date(), &extra, persistence);
+        let date = self.date.http_date_copy();
+        let mut rh = ResponseHead::with_extra(status, &date, &extra, persistence);
         rh.retry_after_secs = (status == Status::ServiceUnavailable).then_some(1);
-        encode_error_body(out, &mut rh, is_head);
+        let page = self
+            .error_pages
+            .iter()
+            .find(|(code, _)| *code == status.code())
+            .map(|(_, page)| Arc::clone(page));
+        let served = page.is_some_and(|page| {
+            // What the page is asked for as: a GET (or HEAD) of its path,
+            // nothing of the unusable request carried over.
+            let page_head = RequestHead {
+                method: if is_head { Method::Head } else { Method::Get },
+                method_str: if is_head { "HEAD" } else { "GET" },
+                target: &page,
+                version: Version::Http11,
+                head_len: 0,
+                connection: ConnectionTokens::default(),
+                framing: crate::http::body::Framing::None,
+                expect_continue: false,
+                if_none_match: None,
+                if_modified_since: None,
+                if_match: None,
+                if_unmodified_since: None,
+                range: None,
+                if_range: None,
+                accept_encoding: None,
+                accept: None,
+                host: None,
+                referer: None,
+                user_agent: None,
+            };
+            match self.error_body(&page_head, &mut rh, server, out) {
+                (_, None) => true,
+                (_, Some(_)) => {
+                    out.truncate(start);
+                    false
+                }
+            }
+        });
+        if !served {
+            let mut rh =
+                ResponseHead::with_extra(status, &date, &extra, Persistence::Close(reason));
+            rh.retry_after_secs = (status == Status::ServiceUnavailable).then_some(1);
+            encode_error_body(out, &mut rh, is_head);
+        }
         if self.access.enabled() {
             let bytes = body_bytes(&out[start..]);
             let entry = Entry {
