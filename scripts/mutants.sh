@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Mutation testing of the sans-IO core: cargo-mutants makes one-line
 # changes to the files .cargo/mutants.toml names (src/http/, the wheel, the
-# eviction queues, the budgets, the pool) and runs the unit tests against
+# eviction queues, the budgets, the pool, the access log) and runs the unit tests against
 # each; a change no test notices is a "missed" mutant.
 #
 #   scripts/mutants.sh [CARGO-MUTANTS ARGS]     e.g. --file src/evict.rs

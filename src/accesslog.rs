@@ -559,6 +559,21 @@ mod tests {
     #[test]
     fn json_parses_and_carries_the_keep_alive_fields() {
         let text = line(LogFormat::Json, &entry());
+        // Byte for byte: printable ASCII as is, `"` and `\` escaped, the
+        // rest as \u00XX.
+        assert_eq!(
+            text,
+            "{\"time\":\"1994-11-06T08:49:37+00:00\",\"remote_addr\":\"192.0.2.7\",\
+             \"method\":\"GET\",\"target\":\"/a b\\\"c\",\"protocol\":\"HTTP/1.1\",\
+             \"status\":200,\"bytes\":1234,\"referer\":\"http://example.com/\",\
+             \"user_agent\":\"curl/8.0 \\u0001\\u00ff\",\"request_time\":0.001500,\
+             \"connection_requests\":3,\"reused\":true,\"tls\":false}\n"
+        );
+        let backslash = Entry {
+            target: "/a\\b",
+            ..entry()
+        };
+        assert!(line(LogFormat::Json, &backslash).contains("\"target\":\"/a\\\\b\""));
         assert!(text.ends_with('\n') && !text.trim_end().contains('\n'));
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(v["time"], "1994-11-06T08:49:37+00:00");
@@ -594,6 +609,92 @@ mod tests {
         }
     }
 
+    /// The writer thread: lines reach the file in order; SIGUSR1's reopen
+    /// starts a new file under the name after a rename; a reload's open
+    /// moves the log; letting go of the sink writes what was handed over.
+    #[test]
+    fn the_writer_writes_reopens_moves_and_finishes() {
+        let dir = std::env::temp_dir().join(format!("holdline-writer-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (path, rotated, moved) = (dir.join("a.log"), dir.join("a.log.1"), dir.join("b.log"));
+        let lines = |p: &Path, n: usize| {
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            loop {
+                let text = std::fs::read_to_string(p).unwrap_or_default();
+                if text.lines().count() >= n || std::time::Instant::now() > deadline {
+                    return text;
+                }
+                std::thread::yield_now();
+            }
+        };
+        let sink = Sink::start(Some(&path)).unwrap();
+        let mut log = AccessLog::new(Some(LogFormat::Common), Arc::clone(&sink));
+        let with = |target| Entry { target, ..entry() };
+        log.log(&with("/1"), TIMES);
+        log.flush();
+        assert!(lines(&path, 1).contains("GET /1 HTTP"));
+        std::fs::rename(&path, &rotated).unwrap();
+        sink.reopen();
+        log.log(&with("/2"), TIMES);
+        log.flush();
+        assert!(lines(&path, 1).contains("GET /2 HTTP"));
+        sink.open(Some(moved.clone()));
+        log.log(&with("/3"), TIMES);
+        log.flush();
+        log.log(&with("/4"), TIMES);
+        drop(log);
+        drop(sink);
+        // The thread is joined: everything is on disk now.
+        let count = |p: &Path| std::fs::read_to_string(p).unwrap().lines().count();
+        assert_eq!((count(&rotated), count(&path), count(&moved)), (1, 1, 2));
+        assert!(
+            std::fs::read_to_string(&moved)
+                .unwrap()
+                .contains("GET /4 HTTP")
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A sink whose writer never writes, and the receiving end.
+    fn stuck_sink() -> (Arc<Sink>, Receiver<Vec<u8>>) {
+        let (sender, receiver) = mpsc::sync_channel(SLOTS);
+        let sink = Arc::new(Sink {
+            sender: Mutex::new(Some(sender)),
+            queue: Arc::new(Queue::default()),
+            thread: Mutex::new(None),
+        });
+        (sink, receiver)
+    }
+
+    #[test]
+    fn a_reload_turns_the_log_off_and_on() {
+        let (sink, receiver) = stuck_sink();
+        let mut log = AccessLog::new(None, sink);
+        assert!(!log.enabled());
+        log.log(&entry(), TIMES);
+        assert!(log.buf.is_empty());
+        log.set_format(Some(LogFormat::Json));
+        assert!(log.enabled());
+        log.log(&entry(), TIMES);
+        log.flush();
+        let sent = receiver.try_recv().unwrap();
+        assert!(sent.starts_with(b"{\"time\""));
+    }
+
+    #[test]
+    fn a_buffer_is_handed_over_once_it_holds_a_flush_worth() {
+        let (sink, receiver) = stuck_sink();
+        let mut log = AccessLog::new(Some(LogFormat::Combined), sink);
+        let one = line(LogFormat::Combined, &entry()).len();
+        for _ in 0..(FLUSH_AT / one + 1) {
+            log.log(&entry(), TIMES);
+            assert!(log.buf.len() < FLUSH_AT);
+        }
+        // Handed over without a flush from the loop, whole lines only.
+        let sent = receiver.try_recv().unwrap();
+        assert!(sent.len() >= FLUSH_AT && sent.len() % one == 0);
+    }
+
     #[test]
     fn formats_by_name() {
         for f in [LogFormat::Combined, LogFormat::Common, LogFormat::Json] {
@@ -605,12 +706,7 @@ mod tests {
     #[test]
     fn a_full_queue_drops_lines_instead_of_growing() {
         // No writer thread: nothing is ever written, so the channel fills.
-        let (sender, receiver) = mpsc::sync_channel(SLOTS);
-        let sink = Arc::new(Sink {
-            sender: Mutex::new(Some(sender)),
-            queue: Arc::new(Queue::default()),
-            thread: Mutex::new(None),
-        });
+        let (sink, receiver) = stuck_sink();
         let mut log = AccessLog::new(Some(LogFormat::Combined), Arc::clone(&sink));
         let mut lines = 0;
         while sink.queue.dropped.load(Ordering::Relaxed) == 0 {
