@@ -433,10 +433,14 @@ fn compressing_a_file_at_the_limit_does_not_pause_other_clients() {
         at(0.99),
         at(0.999),
     );
-    // Compressing on the reactor would stall it for the whole file
-    // (1.5 s in a release build); a scheduler's hiccup is milliseconds.
+    // Compressing on the reactor would stall it for the whole file (1.5 s
+    // in a release build, longer in a debug one): the loop above would
+    // then get one answer, after the stall. Served alongside, it gets
+    // hundreds. (No latency bound here: speed is for benchmarks; the
+    // figures printed above are README's, from a release build.)
     assert!(
-        worst < Duration::from_millis(500) && at(0.99) < Duration::from_millis(10),
-        "small requests waited up to {worst:?} while the file was compressed"
+        took.len() >= 20,
+        "only {} small requests answered in the second the file was being compressed (worst wait {worst:?})",
+        took.len()
     );
 }
