@@ -541,8 +541,10 @@ fn request_time_counts_from_the_first_byte() {
     let lines = lines_within(&path, 1);
     let v: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
     let logged = v["request_time"].as_f64().unwrap();
+    // The server's clock started before ours (when it read the first
+    // piece), so it saw at least the pause; the upper bound is only sane.
     assert!(
-        logged >= 0.150 && logged <= took + 0.1,
+        logged >= 0.150 && logged < took + 5.0,
         "{logged} (client: {took})"
     );
 }
