@@ -110,6 +110,35 @@ pub struct Rejection {
     pub head_len: Option<usize>,
 }
 
+impl<'a> RequestHead<'a> {
+    /// A plain HTTP/1.1 GET (or HEAD) of `target` with no other header:
+    /// what the server asks itself for when it serves a page in place of
+    /// a request it could not read (`--error-page`).
+    pub fn plain(target: &'a str, is_head: bool) -> RequestHead<'a> {
+        RequestHead {
+            method: if is_head { Method::Head } else { Method::Get },
+            method_str: if is_head { "HEAD" } else { "GET" },
+            target,
+            version: Version::Http11,
+            head_len: 0,
+            connection: ConnectionTokens::default(),
+            framing: Framing::None,
+            expect_continue: false,
+            if_none_match: None,
+            if_modified_since: None,
+            if_match: None,
+            if_unmodified_since: None,
+            range: None,
+            if_range: None,
+            accept_encoding: None,
+            accept: None,
+            host: None,
+            referer: None,
+            user_agent: None,
+        }
+    }
+}
+
 // Returned by value for every request; boxing the head would allocate per
 // request.
 #[allow(clippy::large_enum_variant)]

@@ -461,38 +461,16 @@ impl Responder {
         let persistence = Persistence::Close(reason);
         let extra = Arc::clone(&self.extra_headers);
         let date = self.date.http_date_copy();
-        let mut rh = ResponseHead::with_extra(status, &date, &extra, persistence);
-        rh.retry_after_secs = (status == Status::ServiceUnavailable).then_some(1);
-        let page = self
-            .error_pages
-            .iter()
-            .find(|(code, _)| *code == status.code())
-            .map(|(_, page)| Arc::clone(page));
-        let served = page.is_some_and(|page| {
+        let response_head = || {
+            let mut rh = ResponseHead::with_extra(status, &date, &extra, persistence);
+            rh.retry_after_secs = (status == Status::ServiceUnavailable).then_some(1);
+            rh
+        };
+        let served = self.error_page(status).is_some_and(|page| {
             // What the page is asked for as: a GET (or HEAD) of its path,
             // nothing of the unusable request carried over.
-            let page_head = RequestHead {
-                method: if is_head { Method::Head } else { Method::Get },
-                method_str: if is_head { "HEAD" } else { "GET" },
-                target: &page,
-                version: Version::Http11,
-                head_len: 0,
-                connection: ConnectionTokens::default(),
-                framing: crate::http::body::Framing::None,
-                expect_continue: false,
-                if_none_match: None,
-                if_modified_since: None,
-                if_match: None,
-                if_unmodified_since: None,
-                range: None,
-                if_range: None,
-                accept_encoding: None,
-                accept: None,
-                host: None,
-                referer: None,
-                user_agent: None,
-            };
-            match self.error_body(&page_head, &mut rh, server, out) {
+            let page_head = RequestHead::plain(&page, is_head);
+            match self.error_body(&page_head, &mut response_head(), server, out) {
                 (_, None) => true,
                 (_, Some(_)) => {
                     out.truncate(start);
@@ -501,10 +479,7 @@ impl Responder {
             }
         });
         if !served {
-            let mut rh =
-                ResponseHead::with_extra(status, &date, &extra, Persistence::Close(reason));
-            rh.retry_after_secs = (status == Status::ServiceUnavailable).then_some(1);
-            encode_error_body(out, &mut rh, is_head);
+            encode_error_body(out, &mut response_head(), is_head);
         }
         if self.access.enabled() {
             let bytes = body_bytes(&out[start..]);
@@ -614,6 +589,14 @@ impl Responder {
     /// An error response: the `--error-page` for its status if there is
     /// one and it can be read (its body and type, the error's status), else
     /// the short text body.
+    /// The `--error-page` target for `status`, if any.
+    fn error_page(&self, status: Status) -> Option<Arc<str>> {
+        self.error_pages
+            .iter()
+            .find(|(code, _)| *code == status.code())
+            .map(|(_, page)| Arc::clone(page))
+    }
+
     fn error_body(
         &mut self,
         head: &RequestHead<'_>,
@@ -623,12 +606,7 @@ impl Responder {
     ) -> (Status, Option<FileBody>) {
         let status = rh.status;
         let is_head = head.method == Method::Head;
-        let page = self
-            .error_pages
-            .iter()
-            .find(|(code, _)| *code == status.code())
-            .map(|(_, page)| Arc::clone(page));
-        if let Some(page) = page
+        if let Some(page) = self.error_page(status)
             && let Route::File(found) = self.route_file(head, &page, server)
         {
             rh.content_type = Some(found.content_type);

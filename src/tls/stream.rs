@@ -171,6 +171,30 @@ impl From<EncryptError> for Short {
 /// Appends to `outgoing` what `encode` writes into room at its end: first
 /// `room` bytes, then as much as `encode` says it needs. False when it
 /// wrote nothing (nothing to write, or it cannot: see its error).
+impl Tls {
+    /// One more pass of rustls over the incoming records, for what a
+    /// caller queued (an alert, close_notify): `act` gets the state it
+    /// stops in and the outgoing records. The pass gets the same incoming
+    /// bytes as every other (rustls keeps offsets into them while it joins
+    /// a handshake message: another slice would be out of its bounds).
+    fn one_more_pass(
+        &mut self,
+        act: impl FnOnce(ConnectionState<'_, '_, rustls::server::ServerConnectionData>, &mut Vec<u8>),
+    ) {
+        let Tls { conn, b, .. } = self;
+        let Buffers {
+            incoming,
+            in_len,
+            outgoing,
+            ..
+        } = &mut **b;
+        let status = conn.process_tls_records(&mut incoming[..*in_len]);
+        if let Ok(state) = status.state {
+            act(state, outgoing);
+        }
+    }
+}
+
 fn append(
     outgoing: &mut Vec<u8>,
     room: usize,
@@ -372,21 +396,12 @@ impl Tls {
             // nginx answers in its own language.
             let _ = Write::write(&mut self.tcp, PLAIN_HTTP_ANSWER);
         } else {
-            // The alert is queued: one more pass encodes it. The pass gets
-            // the same incoming bytes (rustls keeps offsets into them while
-            // it joins a handshake message: another slice would be out of
-            // its bounds).
-            let Tls { conn, b, .. } = self;
-            let Buffers {
-                incoming,
-                in_len,
-                outgoing,
-                ..
-            } = &mut **b;
-            let status = conn.process_tls_records(&mut incoming[..*in_len]);
-            if let Ok(ConnectionState::EncodeTlsData(mut encoder)) = status.state {
-                append(outgoing, 64, |buf| Ok(encoder.encode(buf)?));
-            }
+            // The alert is queued: one more pass encodes it.
+            self.one_more_pass(|state, outgoing| {
+                if let ConnectionState::EncodeTlsData(mut encoder) = state {
+                    append(outgoing, 64, |buf| Ok(encoder.encode(buf)?));
+                }
+            });
             let _ = self.flush_records();
         }
         log::debug!("tls: {e}");
@@ -570,21 +585,15 @@ impl Transport for Tls {
     }
 
     fn notify_close(&mut self) {
-        // The same incoming bytes as every other pass (see `fail`); what
+        // The same incoming bytes as every other pass (see `one_more_pass`); what
         // the pass decrypts is not read any more: the connection closes.
         let mut none = 0;
         if let Ok(Stop::CanWrite) = self.process(&[], &mut none) {
-            let Tls { conn, b, .. } = self;
-            let Buffers {
-                incoming,
-                in_len,
-                outgoing,
-                ..
-            } = &mut **b;
-            let status = conn.process_tls_records(&mut incoming[..*in_len]);
-            if let Ok(ConnectionState::WriteTraffic(mut writer)) = status.state {
-                append(outgoing, 64, |buf| Ok(writer.queue_close_notify(buf)?));
-            }
+            self.one_more_pass(|state, outgoing| {
+                if let ConnectionState::WriteTraffic(mut writer) = state {
+                    append(outgoing, 64, |buf| Ok(writer.queue_close_notify(buf)?));
+                }
+            });
         }
         let _ = self.flush_records();
     }
