@@ -125,11 +125,17 @@ impl MemoryBound {
     /// The bound for `config` with `connections` admitted at most.
     pub fn compute(config: &Config, connections: usize) -> MemoryBound {
         let head = HEAD_BYTES
-            + config.max_uri_bytes
-            + config.cache_control.as_ref().map_or(0, String::len)
-            + config.headers.iter().map(|h| h.len() + 2).sum::<usize>();
-        let file_reply = config.small_file_bytes as usize + MAX_RANGES * PART_FRAMING_BYTES + 64;
-        let generated = if config.listing {
+            + config.live.max_uri_bytes
+            + config.live.cache_control.as_ref().map_or(0, String::len)
+            + config
+                .live
+                .headers
+                .iter()
+                .map(|h| h.len() + 2)
+                .sum::<usize>();
+        let file_reply =
+            config.fixed.small_file_bytes as usize + MAX_RANGES * PART_FRAMING_BYTES + 64;
+        let generated = if config.live.listing {
             MAX_GENERATED_BYTES
         } else {
             0
@@ -138,26 +144,27 @@ impl MemoryBound {
         let output = (2 * (OUTPUT_CAP + largest_reply)).max(4096);
         // Input, and a head held while its chunked body is read: each at
         // most --max-header-bytes.
-        let work = std::mem::size_of::<Work>() + 2 * config.max_header_bytes + output;
+        let work = std::mem::size_of::<Work>() + 2 * config.fixed.max_header_bytes + output;
         let tables = std::mem::size_of::<Conn>() + TABLE_LINK_BYTES;
         // A cached file: its bytes, its key and served path (each up to a
         // decoded target), and the key again in the eviction order.
-        let cache_entry = config.small_file_bytes as usize + 4 * (config.max_uri_bytes + 16) + 256;
-        let file_cache = config.file_cache_entries * cache_entry;
+        let cache_entry =
+            config.fixed.small_file_bytes as usize + 4 * (config.live.max_uri_bytes + 16) + 256;
+        let file_cache = config.fixed.file_cache_entries * cache_entry;
         // The reactor's scratch: the generated-body buffer, paths and
         // names, the event list.
-        let fixed = generated.max(STATUS_PAGE_BYTES) + 4 * config.max_uri_bytes + 64 * 1024;
-        let (tls_per_connection, tls_sessions) = if config.tls_listen.is_empty() {
+        let fixed = generated.max(STATUS_PAGE_BYTES) + 4 * config.live.max_uri_bytes + 64 * 1024;
+        let (tls_per_connection, tls_sessions) = if config.fixed.tls_listen.is_empty() {
             (0, 0)
         } else {
             let sending = 2 * (crate::tls::SEND_BUFFER_LIMIT + 1024);
             let buffers = 2 * (TLS_INCOMING_BYTES + TLS_PLAINTEXT_BYTES) + sending;
             (
                 std::mem::size_of::<crate::tls::Tls>() + TLS_STATE_BYTES + buffers,
-                config.tls_session_cache * TLS_SESSION_BYTES,
+                config.fixed.tls_session_cache * TLS_SESSION_BYTES,
             )
         };
-        let access_log = match config.access_log {
+        let access_log = match config.live.access_log {
             None => 0,
             // The buffers that travel to the writer (each kept at most
             // BUF_KEEP), and each worker's own: a flush's worth and one
@@ -165,19 +172,24 @@ impl MemoryBound {
             // escaped to at most 4 bytes a byte).
             Some(_) => {
                 use crate::accesslog::{BUF_KEEP, FLUSH_AT, SLOTS};
-                let line = 4 * (config.max_uri_bytes + 2 * config.max_header_bytes) + 512;
-                SLOTS * (BUF_KEEP + line) + config.workers.max(1) * (FLUSH_AT + line)
+                let line =
+                    4 * (config.live.max_uri_bytes + 2 * config.fixed.max_header_bytes) + 512;
+                SLOTS * (BUF_KEEP + line) + config.fixed.workers.max(1) * (FLUSH_AT + line)
             }
         };
-        let (compress_cache, compressors) = if config.compress && config.compress_cache_bytes > 0 {
-            let one = crate::serve::compressor::working_bytes(
-                config.compress_max_bytes,
-                config.small_file_bytes,
-            );
-            (config.compress_cache_bytes, config.workers.max(1) * one)
-        } else {
-            (0, 0)
-        };
+        let (compress_cache, compressors) =
+            if config.fixed.compress && config.fixed.compress_cache_bytes > 0 {
+                let one = crate::serve::compressor::working_bytes(
+                    config.fixed.compress_max_bytes,
+                    config.fixed.small_file_bytes,
+                );
+                (
+                    config.fixed.compress_cache_bytes,
+                    config.fixed.workers.max(1) * one,
+                )
+            } else {
+                (0, 0)
+            };
         MemoryBound {
             access_log,
             connections,
@@ -212,10 +224,7 @@ mod tests {
     /// The defaults, term by term, as README states them.
     #[test]
     fn the_defaults_by_hand() {
-        let config = Config {
-            cache_control: Some("public".into()),
-            ..Config::default()
-        };
+        let config = Config::with(|c| c.live.cache_control = Some("public".into()));
         let b = MemoryBound::compute(&config, 1000);
         // A head: 1 KiB + a Location of --max-uri-bytes + Cache-Control.
         let head = 1024 + 8192 + 6;
@@ -247,32 +256,20 @@ mod tests {
 
     #[test]
     fn compression_adds_its_cache_and_a_compressor_per_worker() {
-        let off = Config {
-            compress: false,
-            ..Config::default()
-        };
+        let off = Config::with(|c| c.fixed.compress = false);
         let none = MemoryBound::compute(&off, 1000);
         assert_eq!((none.compress_cache, none.compressors), (0, 0));
-        let zero = Config {
-            compress_cache_bytes: 0,
-            ..Config::default()
-        };
+        let zero = Config::with(|c| c.fixed.compress_cache_bytes = 0);
         assert_eq!(MemoryBound::compute(&zero, 1000).total(), none.total());
         let on = MemoryBound::compute(&Config::default(), 1000);
-        let four = Config {
-            workers: 4,
-            ..Config::default()
-        };
+        let four = Config::with(|c| c.fixed.workers = 4);
         let four = MemoryBound::compute(&four, 1000);
         assert_eq!(
             four.compress_cache, on.compress_cache,
             "shared by the workers"
         );
         assert_eq!(four.compressors, 4 * on.compressors);
-        let small = Config {
-            compress_max_bytes: 64 * 1024,
-            ..Config::default()
-        };
+        let small = Config::with(|c| c.fixed.compress_max_bytes = 64 * 1024);
         assert!(MemoryBound::compute(&small, 1000).compressors < on.compressors / 4);
     }
 
@@ -280,10 +277,7 @@ mod tests {
     fn tls_adds_its_buffers_and_the_session_cache() {
         let plain = MemoryBound::compute(&Config::default(), 1000);
         assert_eq!((plain.tls_per_connection, plain.tls_sessions), (0, 0));
-        let config = Config {
-            tls_listen: vec!["127.0.0.1:0".parse().unwrap()],
-            ..Config::default()
-        };
+        let config = Config::with(|c| c.fixed.tls_listen = vec!["127.0.0.1:0".parse().unwrap()]);
         let tls = MemoryBound::compute(&config, 1000);
         let sending = 2 * (32 * 1024 + 1024);
         let buffers = 2 * ((64 * 1024 + 4096) + (32 * 1024 + 256)) + sending;
@@ -301,17 +295,16 @@ mod tests {
     #[test]
     fn added_headers_grow_every_head() {
         let plain = MemoryBound::compute(&Config::default(), 1000);
-        let config = Config {
-            headers: vec![
+        let config = Config::with(|c| {
+            c.live.headers = vec![
                 "X-A: 1".into(),
                 "Content-Security-Policy: default-src 'self'".into(),
-            ],
-            ..Config::default()
-        };
+            ]
+        });
         let more = MemoryBound::compute(&config, 1000);
         // Each line and its CRLF, twice: the output buffer's bound holds
         // two replies.
-        let added: usize = config.headers.iter().map(|h| h.len() + 2).sum();
+        let added: usize = config.live.headers.iter().map(|h| h.len() + 2).sum();
         assert_eq!(added, 8 + 45);
         assert_eq!(
             more.work_per_connection - plain.work_per_connection,
@@ -323,10 +316,8 @@ mod tests {
     fn the_access_log_adds_its_queue_and_buffers() {
         let plain = MemoryBound::compute(&Config::default(), 1000);
         assert_eq!(plain.access_log, 0);
-        let config = Config {
-            access_log: Some("/var/log/holdline/access.log".into()),
-            ..Config::default()
-        };
+        let config =
+            Config::with(|c| c.live.access_log = Some("/var/log/holdline/access.log".into()));
         let logged = MemoryBound::compute(&config, 1000);
         let line = 4 * (8192 + 2 * 16384) + 512;
         assert_eq!(
@@ -343,16 +334,10 @@ mod tests {
         // Defaults: 16 KiB input, output up to 2 x (64 KiB + ~26 KiB).
         assert!(b.work_per_connection > 16 * 1024 + 2 * OUTPUT_CAP);
         assert!(b.work_per_connection < 256 * 1024, "{b:?}");
-        let listing = Config {
-            listing: true,
-            ..Config::default()
-        };
+        let listing = Config::with(|c| c.live.listing = true);
         let with_listing = MemoryBound::compute(&listing, 1000);
         assert!(with_listing.work_per_connection > b.work_per_connection + MAX_GENERATED_BYTES);
-        let bigger_heads = Config {
-            max_header_bytes: 64 * 1024,
-            ..Config::default()
-        };
+        let bigger_heads = Config::with(|c| c.fixed.max_header_bytes = 64 * 1024);
         assert_eq!(
             MemoryBound::compute(&bigger_heads, 1000).work_per_connection,
             b.work_per_connection + 2 * 48 * 1024

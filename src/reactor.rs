@@ -284,7 +284,7 @@ struct Parts {
 impl Server {
     /// One reactor with one worker: [`start`] with `--workers 1`.
     pub fn bind(mut config: Config) -> Result<Server, StartError> {
-        config.workers = 1;
+        config.fixed.workers = 1;
         let mut servers = start(config)?;
         Ok(servers.remove(0))
     }
@@ -304,12 +304,13 @@ impl Server {
             access_log,
             waker,
         } = parts;
-        let root = Root::open(&config.root, config.follow_symlinks).map_err(|source| {
-            StartError::Root {
-                path: config.root.clone(),
-                source,
-            }
-        })?;
+        let root =
+            Root::open(&config.fixed.root, config.fixed.follow_symlinks).map_err(|source| {
+                StartError::Root {
+                    path: config.fixed.root.clone(),
+                    source,
+                }
+            })?;
         let mut listeners = Vec::new();
         for (i, mut listener) in sockets.into_iter().enumerate() {
             poll.registry()
@@ -332,14 +333,14 @@ impl Server {
         }
         let now = Instant::now();
         let timeouts = Timeouts {
-            header: config.header_timeout,
-            send: config.send_timeout,
-            keepalive: config.keepalive_timeout,
-            linger: config.linger_timeout,
+            header: config.live.header_timeout,
+            send: config.live.send_timeout,
+            keepalive: config.live.keepalive_timeout,
+            linger: config.live.linger_timeout,
         };
-        let pool = BufPool::new(config.max_header_bytes, 1024);
+        let pool = BufPool::new(config.fixed.max_header_bytes, 1024);
         let evict =
-            EvictionQueues::with_capacity(budget.max_connections, config.evict_stalled_after);
+            EvictionQueues::with_capacity(budget.max_connections, config.live.evict_stalled_after);
         Ok(Server {
             poll,
             listeners,
@@ -470,7 +471,7 @@ impl Server {
             self.responder.flush_access_log();
             if now >= self.next_sweep {
                 self.responder.sweep_open_files();
-                self.next_sweep = now + self.config().file_cache_valid.max(TIMER_TICK);
+                self.next_sweep = now + self.config().fixed.file_cache_valid.max(TIMER_TICK);
             }
             if self.shared.workers() > 1 {
                 let gauges = Gauges {
@@ -508,7 +509,7 @@ impl Server {
             // turns to answering without a slot.
             self.accept_blocked
                 .map(|since| {
-                    let answer_from = since + self.config().admission_wait;
+                    let answer_from = since + self.config().live.admission_wait;
                     self.evict
                         .next_eligible(Some(since))
                         .map_or(answer_from, |t| t.min(answer_from))
@@ -671,7 +672,7 @@ impl Server {
                         now
                     }
                 };
-                if now.saturating_duration_since(since) < self.config().admission_wait {
+                if now.saturating_duration_since(since) < self.config().live.admission_wait {
                     return;
                 }
             }
@@ -869,7 +870,7 @@ impl Server {
     /// stops on a reload.
     fn reload(&mut self) {
         crate::systemd::notify("RELOADING=1");
-        if let Some(file) = self.config().config_file.clone() {
+        if let Some(file) = self.config().source.file.clone() {
             match crate::config::reload(self.config()) {
                 Err(e) => log::error!("SIGHUP: {e}; keeping the running configuration"),
                 Ok(new) => {
@@ -877,7 +878,7 @@ impl Server {
                     let update = running.live_update(&self.reconfig.started, new);
                     let values = |flag: &str| {
                         let spec = crate::config::option(flag).expect("a flag from OPTIONS");
-                        let (old, new) = ((spec.show)(running), (spec.show)(&update.config));
+                        let (old, new) = (spec.shown(running), spec.shown(&update.config));
                         format!("{} {old} -> {new}", spec.key())
                     };
                     let mut changed: Vec<String> =
@@ -909,9 +910,9 @@ impl Server {
                             format!("; needs a restart: {}", restart.join(", "))
                         }
                     );
-                    if update.config.access_log != running.access_log {
+                    if update.config.live.access_log != running.live.access_log {
                         let sink = self.responder.access_log_sink();
-                        sink.open(update.config.access_log.clone());
+                        sink.open(update.config.live.access_log.clone());
                     }
                     let config = Arc::new(update.config);
                     self.config_generation = self.reconfig.publish(Arc::clone(&config));
@@ -923,7 +924,7 @@ impl Server {
             }
         }
         match &self.tls {
-            None if self.config().config_file.is_none() => {
+            None if self.config().source.file.is_none() => {
                 log::info!("SIGHUP: nothing to reload (no --config file, no TLS listener)")
             }
             None => {}
@@ -950,12 +951,12 @@ impl Server {
     /// answers requests. Open connections stay open.
     fn reconfigure(&mut self, config: &Config) {
         self.timeouts = Timeouts {
-            header: config.header_timeout,
-            send: config.send_timeout,
-            keepalive: config.keepalive_timeout,
-            linger: config.linger_timeout,
+            header: config.live.header_timeout,
+            send: config.live.send_timeout,
+            keepalive: config.live.keepalive_timeout,
+            linger: config.live.linger_timeout,
         };
-        self.evict.set_stall_grace(config.evict_stalled_after);
+        self.evict.set_stall_grace(config.live.evict_stalled_after);
         self.responder.reconfigure(config.clone());
     }
 
@@ -969,10 +970,10 @@ impl Server {
         log::info!(
             "signal: shutting down gracefully ({} connections, up to {:?})",
             self.conns.len(),
-            self.config().shutdown_timeout
+            self.config().live.shutdown_timeout
         );
         self.shutting_down = true;
-        self.shutdown_deadline = Some(now + self.config().shutdown_timeout);
+        self.shutdown_deadline = Some(now + self.config().live.shutdown_timeout);
         // Closing the listeners makes new connections fail at once
         // instead of waiting in a backlog nobody will accept from.
         for mut listener in self.listeners.drain(..) {
@@ -1000,7 +1001,7 @@ impl Server {
 /// worker. Logs where it listens and what it serves.
 pub fn start(mut config: Config) -> Result<Vec<Server>, StartError> {
     let started = config.clone();
-    let workers = config.workers.max(1);
+    let workers = config.fixed.workers.max(1);
     // Socket activation: systemd bound the listeners; ours are not used.
     let passed = crate::systemd::listen_fds();
     if !passed.is_empty() {
@@ -1009,41 +1010,46 @@ pub fn start(mut config: Config) -> Result<Vec<Server>, StartError> {
             passed.len(),
             plural(passed.len())
         );
-        config.listen.clear();
-        config.listen_unix.clear();
-        config.tls_listen.clear();
+        config.fixed.listen.clear();
+        config.fixed.listen_unix.clear();
+        config.fixed.tls_listen.clear();
     }
     let budget = setup_fd_budget(&config, passed.len())?;
     let passed_tls = passed.iter().any(|p| p.tls);
-    if passed_tls && config.tls_certs.is_empty() {
+    if passed_tls && config.fixed.tls_certs.is_empty() {
         return Err(StartError::Tls(crate::tls::CertError {
             path: PathBuf::new(),
             reason: "systemd passed a TLS socket, but no --tls-cert and --tls-key".into(),
         }));
     }
-    let tls = if config.tls_listen.is_empty() && !passed_tls {
+    let tls = if config.fixed.tls_listen.is_empty() && !passed_tls {
         None
     } else {
         Some(
             TlsSetup::load(
-                &config.tls_certs,
-                config.tls_session_cache,
-                config.tls_tickets,
+                &config.fixed.tls_certs,
+                config.fixed.tls_session_cache,
+                config.fixed.tls_tickets,
             )
             .map_err(StartError::Tls)?,
         )
     };
     let mut sockets: Vec<Vec<Listener>> = (0..workers).map(|_| Vec::new()).collect();
-    let addrs = config.listen.iter().map(|a| (*a, false));
-    let tls_addrs = config.tls_listen.iter().map(|a| (*a, true));
+    let addrs = config.fixed.listen.iter().map(|a| (*a, false));
+    let tls_addrs = config.fixed.tls_listen.iter().map(|a| (*a, true));
     for (addr, is_tls) in addrs.chain(tls_addrs) {
         let addr = &addr;
         let reuse_port = workers > 1;
-        let first = bind_listener(*addr, config.backlog, reuse_port, config.tcp_keepalive)
-            .map_err(|source| StartError::Listen {
-                addr: *addr,
-                source,
-            })?;
+        let first = bind_listener(
+            *addr,
+            config.fixed.backlog,
+            reuse_port,
+            config.fixed.tcp_keepalive,
+        )
+        .map_err(|source| StartError::Listen {
+            addr: *addr,
+            source,
+        })?;
         // With port 0 the kernel picked a port: the other workers join it.
         let local = first.local_addr().unwrap_or(*addr);
         sockets[0].push(Listener {
@@ -1052,11 +1058,16 @@ pub fn start(mut config: Config) -> Result<Vec<Server>, StartError> {
             tls: is_tls,
         });
         for worker_sockets in sockets.iter_mut().skip(1) {
-            let more = bind_listener(local, config.backlog, reuse_port, config.tcp_keepalive)
-                .map_err(|source| StartError::Listen {
-                    addr: local,
-                    source,
-                })?;
+            let more = bind_listener(
+                local,
+                config.fixed.backlog,
+                reuse_port,
+                config.fixed.tcp_keepalive,
+            )
+            .map_err(|source| StartError::Listen {
+                addr: local,
+                source,
+            })?;
             worker_sockets.push(Listener {
                 socket: ListenSocket::Tcp(more),
                 local,
@@ -1090,12 +1101,12 @@ pub fn start(mut config: Config) -> Result<Vec<Server>, StartError> {
             worker_sockets.push(listener);
         }
     }
-    for path in &config.listen_unix {
+    for path in &config.fixed.listen_unix {
         let listen_error = |source| StartError::ListenUnix {
             path: path.clone(),
             source,
         };
-        let socket = bind_unix(path, config.backlog).map_err(listen_error)?;
+        let socket = bind_unix(path, config.fixed.backlog).map_err(listen_error)?;
         // One socket, shared by every worker (no SO_REUSEPORT for unix
         // sockets): each gets its own fd for it.
         for worker_sockets in sockets.iter_mut() {
@@ -1123,7 +1134,7 @@ pub fn start(mut config: Config) -> Result<Vec<Server>, StartError> {
         .filter(|l| l.tls)
         .map(|l| l.local)
         .collect();
-    config.tls_listen = bound;
+    config.fixed.tls_listen = bound;
     let share = budget.share(workers);
     // Every worker's epoll and waker first: worker 0 (which takes the
     // signals) gets the others' wakers when it is built; each worker's
@@ -1148,8 +1159,8 @@ pub fn start(mut config: Config) -> Result<Vec<Server>, StartError> {
     });
     // Opened before privileges are dropped, as nginx's master opens its
     // logs; the writer thread starts here.
-    let access_log = Sink::start(config.access_log.as_deref()).map_err(|source| {
-        let path = config.access_log.clone().unwrap_or_default();
+    let access_log = Sink::start(config.live.access_log.as_deref()).map_err(|source| {
+        let path = config.live.access_log.clone().unwrap_or_default();
         StartError::AccessLog { path, source }
     })?;
     let mut servers = Vec::with_capacity(workers);
@@ -1175,7 +1186,7 @@ pub fn start(mut config: Config) -> Result<Vec<Server>, StartError> {
     }
     // Everything that may need root is done: listeners, ROOT, keys. The
     // "listening" line below then means: serving, as the final user.
-    crate::privileges::drop_to(config.user.as_deref()).map_err(StartError::User)?;
+    crate::privileges::drop_to(config.fixed.user.as_deref()).map_err(StartError::User)?;
     let addrs: Vec<String> = servers[0]
         .listeners
         .iter()
@@ -1193,8 +1204,8 @@ pub fn start(mut config: Config) -> Result<Vec<Server>, StartError> {
         servers[0].responder.root_path().display(),
         workers,
         plural(workers),
-        config.keepalive_timeout,
-        config.max_requests,
+        config.live.keepalive_timeout,
+        config.live.max_requests,
     );
     crate::systemd::notify("READY=1");
     Ok(servers)
@@ -1245,11 +1256,14 @@ fn setup_fd_budget(config: &Config, passed: usize) -> Result<Budget, StartError>
     let budget = Budget::compute(
         soft,
         hard,
-        config.max_fds,
-        config.max_connections,
+        config.fixed.max_fds,
+        config.fixed.max_connections,
         Reserve::new(
-            config.listen.len() + config.tls_listen.len() + config.listen_unix.len() + passed,
-            config.workers,
+            config.fixed.listen.len()
+                + config.fixed.tls_listen.len()
+                + config.fixed.listen_unix.len()
+                + passed,
+            config.fixed.workers,
         ),
     )
     .map_err(StartError::Budget)?;

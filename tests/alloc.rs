@@ -82,18 +82,17 @@ fn steady_state_requests_do_not_allocate() {
         })
         .collect();
     std::fs::write(dir.join("noise.txt"), noise).unwrap();
-    let config = holdline::config::Config {
-        root: dir.clone(),
-        listen: vec!["127.0.0.1:0".parse().unwrap()],
-        max_requests: 0,
+    let config = holdline::config::Config::with(|c| {
+        c.fixed.root = dir.clone();
+        c.fixed.listen = vec!["127.0.0.1:0".parse().unwrap()];
+        c.live.max_requests = 0;
         // --header lines cost no allocation either.
-        headers: vec!["Strict-Transport-Security: max-age=63072000".into()],
+        c.live.headers = vec!["Strict-Transport-Security: max-age=63072000".into()];
         // Lines are formatted into recycled buffers and written by a
         // thread of their own (not counted: it is not the reactor's).
-        access_log: Some(dir.join("access.log")),
-        log_format: holdline::config::LogFormat::Json,
-        ..Default::default()
-    };
+        c.live.access_log = Some(dir.join("access.log"));
+        c.live.log_format = holdline::config::LogFormat::Json;
+    });
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let mut server = holdline::reactor::Server::bind(config).unwrap();

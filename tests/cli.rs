@@ -21,6 +21,20 @@ fn help_lists_every_option_with_its_default() {
     for opt in OPTIONS {
         assert!(help.contains(opt.flag), "--help lacks {}", opt.flag);
     }
+    // Each option's line says what SIGHUP does with it, as the table's
+    // types say (README's column is checked against the same table).
+    for opt in OPTIONS.iter().filter(|o| !o.command_line_only()) {
+        let line = help
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("{} ", opt.flag)))
+            .unwrap_or_else(|| panic!("no --help line for {}", opt.flag));
+        let says = if opt.live() {
+            "[SIGHUP: applied]"
+        } else {
+            "[SIGHUP: restart]"
+        };
+        assert!(line.ends_with(says), "{line}");
+    }
     assert!(help.contains("--keepalive-timeout SECS"));
     assert!(help.contains("[default: 5]"));
 }
@@ -128,13 +142,13 @@ fn readme_table_matches_the_options() {
         // The SIGHUP column says what a reload does with the option.
         assert_eq!(
             sighup == "applied",
-            opt.live,
+            opt.live(),
             "README's SIGHUP column for {}: {sighup}",
             opt.flag
         );
         assert_eq!(
             *default,
-            (opt.show)(&defaults),
+            opt.shown(&defaults),
             "README default of {}",
             opt.flag
         );

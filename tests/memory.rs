@@ -118,11 +118,10 @@ fn idle_connections_hold_no_buffers() {
     let dir = std::env::temp_dir().join(format!("holdline-idle-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("a.txt"), "a\n").unwrap();
-    let addr = start_counted(holdline::config::Config {
-        root: dir.clone(),
-        listen: vec!["127.0.0.1:0".parse().unwrap()],
-        ..Default::default()
-    });
+    let addr = start_counted(holdline::config::Config::with(|c| {
+        c.fixed.root = dir.clone();
+        c.fixed.listen = vec!["127.0.0.1:0".parse().unwrap()];
+    }));
     let request = b"GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n";
     let ask = |s: &mut TcpStream| {
         s.write_all(request).unwrap();
@@ -175,19 +174,18 @@ fn hostile_clients_cannot_push_the_heap_past_its_bound() {
         )
         .unwrap();
     }
-    let config = holdline::config::Config {
-        root: dir.clone(),
-        listen: vec!["127.0.0.1:0".parse().unwrap()],
-        max_connections: Some(64),
+    let config = holdline::config::Config::with(|c| {
+        c.fixed.root = dir.clone();
+        c.fixed.listen = vec!["127.0.0.1:0".parse().unwrap()];
+        c.fixed.max_connections = Some(64);
         // Pipeliners keep going (no in-band close after 100 requests).
-        max_requests: 0,
-        file_cache_entries: 16,
-        listing: true,
-        status_path: Some("/status".into()),
-        send_timeout: Duration::from_secs(60),
-        evict_stalled_after: Duration::from_secs(60),
-        ..Default::default()
-    };
+        c.live.max_requests = 0;
+        c.fixed.file_cache_entries = 16;
+        c.live.listing = true;
+        c.live.status_path = Some("/status".into());
+        c.live.send_timeout = Duration::from_secs(60);
+        c.live.evict_stalled_after = Duration::from_secs(60);
+    });
     let bound = MemoryBound::compute(&config, 64);
     let addr = start_counted(config);
     // Warm up (pool, cache, date), then take the baseline.
@@ -308,19 +306,18 @@ fn hostile_tls_clients_cannot_push_the_heap_past_its_bound() {
         .unwrap();
     std::fs::write(dir.join("small.txt"), vec![b's'; 16 * 1024]).unwrap();
     let (tls_certs, client) = tls_pair(&dir);
-    let config = holdline::config::Config {
-        root: dir.clone(),
-        listen: vec!["127.0.0.1:0".parse().unwrap()],
-        tls_listen: vec!["127.0.0.1:0".parse().unwrap()],
-        tls_certs,
-        max_connections: Some(64),
-        max_requests: 0,
-        file_cache_entries: 16,
-        status_path: Some("/status".into()),
-        send_timeout: Duration::from_secs(60),
-        evict_stalled_after: Duration::from_secs(60),
-        ..Default::default()
-    };
+    let config = holdline::config::Config::with(|c| {
+        c.fixed.root = dir.clone();
+        c.fixed.listen = vec!["127.0.0.1:0".parse().unwrap()];
+        c.fixed.tls_listen = vec!["127.0.0.1:0".parse().unwrap()];
+        c.fixed.tls_certs = tls_certs;
+        c.fixed.max_connections = Some(64);
+        c.live.max_requests = 0;
+        c.fixed.file_cache_entries = 16;
+        c.live.status_path = Some("/status".into());
+        c.live.send_timeout = Duration::from_secs(60);
+        c.live.evict_stalled_after = Duration::from_secs(60);
+    });
     let bound = MemoryBound::compute(&config, 64);
     let addrs = start_counted_all(config);
     let (plain, tls) = (addrs[0], addrs[1]);
@@ -422,13 +419,12 @@ fn idle_tls_connections_hold_their_rustls_state_only() {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("a.txt"), "a\n").unwrap();
     let (tls_certs, client) = tls_pair(&dir);
-    let addrs = start_counted_all(holdline::config::Config {
-        root: dir.clone(),
-        listen: vec!["127.0.0.1:0".parse().unwrap()],
-        tls_listen: vec!["127.0.0.1:0".parse().unwrap()],
-        tls_certs,
-        ..Default::default()
-    });
+    let addrs = start_counted_all(holdline::config::Config::with(|c| {
+        c.fixed.root = dir.clone();
+        c.fixed.listen = vec!["127.0.0.1:0".parse().unwrap()];
+        c.fixed.tls_listen = vec!["127.0.0.1:0".parse().unwrap()];
+        c.fixed.tls_certs = tls_certs;
+    }));
     let open = || {
         let mut sock = TcpStream::connect(addrs[1]).unwrap();
         sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();

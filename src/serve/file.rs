@@ -46,7 +46,7 @@ impl Responder {
         let mut rh = ResponseHead::with_extra(Status::Ok, &date, &extra, persistence);
         rh.etag = Some(etag.as_bytes());
         rh.last_modified = Some(&last_modified);
-        rh.cache_control = self.config.cache_control.as_deref();
+        rh.cache_control = self.config.live.cache_control.as_deref();
         rh.vary_accept_encoding = found.vary;
 
         let pre = Preconditions {
@@ -95,7 +95,7 @@ impl Responder {
             RangeRequest::Partial(ranges) => Some(ranges),
         };
         let sink = BodySink {
-            small_file_bytes: self.config.small_file_bytes,
+            small_file_bytes: self.config.fixed.small_file_bytes,
             is_head,
             open_files: file_room.then_some(&self.open_files),
             sendfile: server.closing != Some(CloseReason::Overflow),

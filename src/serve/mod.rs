@@ -106,6 +106,7 @@ fn encode_headers(headers: &[String]) -> Arc<[u8]> {
 
 fn error_pages(config: &Config) -> Vec<(u16, Arc<str>)> {
     config
+        .live
         .error_pages
         .iter()
         .map(|(code, page)| (*code, Arc::from(page.as_str())))
@@ -160,7 +161,7 @@ impl Respond for Answerer<'_> {
     }
 
     fn max_body_bytes(&self) -> u64 {
-        self.responder.config.max_body_bytes
+        self.responder.config.live.max_body_bytes
     }
 
     fn respond(
@@ -212,24 +213,31 @@ impl Responder {
         wall: SystemTime,
         waker: Option<Arc<mio::Waker>>,
     ) -> Responder {
-        let cache = FileCache::new(config.file_cache_entries, config.file_cache_valid);
-        let on = config.compress && config.compress_cache_bytes > 0;
+        let cache = FileCache::new(
+            config.fixed.file_cache_entries,
+            config.fixed.file_cache_valid,
+        );
+        let on = config.fixed.compress && config.fixed.compress_cache_bytes > 0;
         let compression = waker.filter(|_| on).and_then(|waker| {
             // Each worker has its share of the bound.
-            let share = config.compress_cache_bytes / config.workers.max(1);
-            compress::OnTheFly::start(config.compress_max_bytes, share, waker)
+            let share = config.fixed.compress_cache_bytes / config.fixed.workers.max(1);
+            compress::OnTheFly::start(config.fixed.compress_max_bytes, share, waker)
                 .inspect_err(|e| log::warn!("no compression thread ({e}): files go uncompressed"))
                 .ok()
         });
-        let extra_headers = encode_headers(&config.headers);
-        let fallback = config.fallback.as_deref().map(Arc::from);
+        let extra_headers = encode_headers(&config.live.headers);
+        let fallback = config.live.fallback.as_deref().map(Arc::from);
         let error_pages = error_pages(&config);
-        let access = config.access_log.as_ref().map(|_| config.log_format);
+        let access = config
+            .live
+            .access_log
+            .as_ref()
+            .map(|_| config.live.log_format);
         Responder {
             access: AccessLog::new(access, access_log),
             limits: HeadLimits {
-                max_header_bytes: config.max_header_bytes,
-                max_uri_bytes: config.max_uri_bytes,
+                max_header_bytes: config.fixed.max_header_bytes,
+                max_uri_bytes: config.live.max_uri_bytes,
             },
             config,
             root,
@@ -274,9 +282,9 @@ impl Responder {
             version,
             tokens,
             PersistContext {
-                keepalive_enabled: !self.config.keepalive_timeout.is_zero(),
-                keepalive_timeout_secs: self.config.keepalive_timeout.as_secs(),
-                max_requests: self.config.max_requests,
+                keepalive_enabled: !self.config.live.keepalive_timeout.is_zero(),
+                keepalive_timeout_secs: self.config.live.keepalive_timeout.as_secs(),
+                max_requests: self.config.live.max_requests,
                 requests_before,
                 must_close,
                 closing,
@@ -344,7 +352,7 @@ impl Responder {
                     &mut self.status_body,
                     &dir,
                     head.target,
-                    self.config.dotfiles,
+                    self.config.live.dotfiles,
                 );
                 let rh = ResponseHead::with_extra(Status::Ok, date, &extra, persistence);
                 encode_generated(out, rh, "text/html", &self.status_body, is_head);
@@ -532,23 +540,27 @@ impl Responder {
     /// A SIGHUP reload: takes the options that may change live (see
     /// [`Config::live_update`]; the others are the same as running).
     pub fn reconfigure(&mut self, config: Config) {
-        let access = config.access_log.as_ref().map(|_| config.log_format);
+        let access = config
+            .live
+            .access_log
+            .as_ref()
+            .map(|_| config.live.log_format);
         self.access.set_format(access);
         self.limits = HeadLimits {
-            max_header_bytes: config.max_header_bytes,
-            max_uri_bytes: config.max_uri_bytes,
+            max_header_bytes: config.fixed.max_header_bytes,
+            max_uri_bytes: config.live.max_uri_bytes,
         };
-        self.extra_headers = encode_headers(&config.headers);
-        self.fallback = config.fallback.as_deref().map(Arc::from);
+        self.extra_headers = encode_headers(&config.live.headers);
+        self.fallback = config.live.fallback.as_deref().map(Arc::from);
         self.error_pages = error_pages(&config);
         self.config = config;
     }
 
     fn route(&mut self, head: &RequestHead<'_>, secure: bool, server: &ServerView<'_>) -> Route {
         let (path, query) = head.target.split_once('?').unwrap_or((head.target, ""));
-        let is_status = self.config.status_path.as_deref() == Some(path);
-        if self.config.redirect_to_https && !secure && !is_status {
-            return match https_location(&mut self.location, head, &self.config.tls_listen) {
+        let is_status = self.config.live.status_path.as_deref() == Some(path);
+        if self.config.live.redirect_to_https && !secure && !is_status {
+            return match https_location(&mut self.location, head, &self.config.fixed.tls_listen) {
                 true => Route::HttpsRedirect,
                 false => Route::Error(Status::BadRequest),
             };
@@ -614,7 +626,7 @@ impl Responder {
             rh.content_encoding = found.encoding;
             rh.vary_accept_encoding = found.vary;
             let sink = BodySink {
-                small_file_bytes: self.config.small_file_bytes,
+                small_file_bytes: self.config.fixed.small_file_bytes,
                 is_head,
                 open_files: Some(&self.open_files),
                 sendfile: server.closing != Some(CloseReason::Overflow),
@@ -643,7 +655,7 @@ impl Responder {
             Ok(info) => info,
             Err(status) => return Route::Error(status),
         };
-        if info.has_dot_segment && !self.config.dotfiles {
+        if info.has_dot_segment && !self.config.live.dotfiles {
             return Route::Error(Status::NotFound);
         }
         self.compress_key.clear();
@@ -678,7 +690,7 @@ impl Responder {
             self.path.extend_from_slice(b"index.html");
             (file, meta) = match self.open(false) {
                 Ok(found) => found,
-                Err(Status::NotFound) if self.config.listing => {
+                Err(Status::NotFound) if self.config.live.listing => {
                     self.path.truncate(dir_len);
                     return Route::Listing(file);
                 }
@@ -702,7 +714,7 @@ impl Responder {
             vary: false,
             compressible: self.compression.is_some() && compress::compressible(content_type),
         };
-        if self.config.precompressed && charset {
+        if self.config.live.precompressed && charset {
             // Text-like types may have precompressed siblings; caches must
             // key on Accept-Encoding whether or not this client gets one.
             found.vary = true;
@@ -720,7 +732,7 @@ impl Responder {
         self.cache_key.extend_from_slice(&self.path);
         self.cache_key.push(0); // cannot occur in a decoded path
         let accepts = |coding: &[u8]| {
-            self.config.precompressed
+            self.config.live.precompressed
                 && accept_encoding.is_some_and(|ae| accepts_encoding(ae, coding))
         };
         let class = u8::from(trailing_slash)
@@ -739,7 +751,7 @@ impl Responder {
         let FileSource::Open(file) = &found.source else {
             return Route::File(found);
         };
-        let content = if found.meta.len <= self.config.small_file_bytes {
+        let content = if found.meta.len <= self.config.fixed.small_file_bytes {
             let mut bytes = vec![0u8; found.meta.len as usize];
             if std::os::unix::fs::FileExt::read_exact_at(file, &mut bytes, 0).is_err() {
                 return Route::File(found);

@@ -1,0 +1,240 @@
+//! The command line, `--help`, and building a configuration: defaults,
+//! then the `--config` file's keys, then the command line's options.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use super::Config;
+use super::error::ConfigError;
+use super::file::file_entries;
+use super::options::{Builder, OPTIONS, Show, option};
+
+/// What the command line asks for.
+#[derive(Debug)]
+pub enum Command {
+    Serve(Box<Config>),
+    Help,
+    Version,
+}
+
+/// The `--help` text, generated from [`OPTIONS`].
+pub fn help_text() -> String {
+    let defaults = Config::default();
+    let mut text = format!(
+        "holdline {}: a static-file HTTP/1.1 server on one epoll reactor\n\n\
+         Usage: holdline [OPTIONS] [ROOT]\n\n\
+         Arguments:\n  [ROOT]  directory to serve [default: .]\n\nOptions:\n",
+        env!("CARGO_PKG_VERSION")
+    );
+    for opt in OPTIONS {
+        let left = match opt.value {
+            Some(v) => format!("{} {v}", opt.flag),
+            None => opt.flag.to_string(),
+        };
+        let default = opt.shown(&defaults);
+        text.push_str(&format!("  {left:<30} {}", opt.help));
+        if !default.is_empty() {
+            text.push_str(&format!(" [default: {default}]"));
+        }
+        match opt.show {
+            Show::Live(_) => text.push_str(" [SIGHUP: applied]"),
+            Show::Fixed(_) => text.push_str(" [SIGHUP: restart]"),
+            Show::CommandLine(_) => {}
+        }
+        text.push('\n');
+    }
+    text.push_str(
+        "\nEvery option but --config, --help and --version is also a key of the \
+         --config file.\nSignals: SIGHUP reloads the file and the certificates, \
+         SIGUSR1 reopens the access log,\nSIGTERM/SIGINT shut down gracefully \
+         (a second one at once).\n\
+         Logging: RUST_LOG (for example RUST_LOG=debug) through env_logger.\n",
+    );
+    text
+}
+
+/// Parses the command line (without the program name), then the
+/// `--config` file it names, if any.
+pub fn parse_args<I>(args: I) -> Result<Command, ConfigError>
+where
+    I: IntoIterator,
+    I::Item: Into<OsString>,
+{
+    use lexopt::prelude::*;
+    let mut given: Vec<(&'static str, String)> = Vec::new();
+    let mut file: Option<PathBuf> = None;
+    let mut root_given = false;
+    let mut parser = lexopt::Parser::from_args(args);
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Long("help") | Short('h') => return Ok(Command::Help),
+            Long("version") | Short('V') => return Ok(Command::Version),
+            Long("config") => file = Some(PathBuf::from(parser.value()?)),
+            Long(name) => {
+                let Some(spec) = option(&format!("--{name}")) else {
+                    return Err(arg.unexpected().into());
+                };
+                let value = match spec.value {
+                    Some(_) => parser.value()?.string()?,
+                    None => String::new(),
+                };
+                given.push((spec.flag, value));
+            }
+            Value(path) if !root_given => {
+                root_given = true;
+                given.push(("--root", path.string()?));
+            }
+            _ => return Err(arg.unexpected().into()),
+        }
+    }
+    Ok(Command::Serve(Box::new(build(file, given)?)))
+}
+
+/// Defaults, then the file's keys (those the command line does not
+/// give), then the command line's options in order.
+pub(super) fn build(
+    file: Option<PathBuf>,
+    command_line: Vec<(&'static str, String)>,
+) -> Result<Config, ConfigError> {
+    let mut builder = Builder::new();
+    if let Some(path) = &file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::Usage(format!("{}: {e}", path.display())))?;
+        for (spec, value, line) in file_entries(path, &text)? {
+            if command_line.iter().any(|(flag, _)| *flag == spec.flag) {
+                continue;
+            }
+            (spec.apply)(&mut builder, &value)
+                .map_err(|e| e.in_file(path, line, Some(spec.key())))?;
+        }
+    }
+    for (flag, value) in &command_line {
+        if let Some(spec) = option(flag) {
+            (spec.apply)(&mut builder, value)?;
+        }
+    }
+    let mut config = builder.finish().map_err(|e| match &file {
+        Some(path) => e.in_file(path, 0, None),
+        None => e,
+    })?;
+    config.source = super::Source { file, command_line };
+    Ok(config)
+}
+
+/// The configuration a command line serves with (tests of the folder).
+#[cfg(test)]
+pub(super) fn serve(args: &[&str]) -> Result<Config, ConfigError> {
+    match parse_args(args.iter().copied())? {
+        Command::Serve(c) => Ok(*c),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn defaults() {
+        assert_eq!(serve(&[]).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn flags_and_root() {
+        let c = serve(&[
+            "--listen",
+            "[::1]:9000",
+            "--listen=127.0.0.1:9001",
+            "--keepalive-timeout",
+            "0.5",
+            "--max-requests",
+            "3",
+            "--no-tcp-keepalive",
+            "/srv/www",
+        ])
+        .unwrap();
+        assert_eq!(c.fixed.listen.len(), 2);
+        assert_eq!(c.live.keepalive_timeout, Duration::from_millis(500));
+        assert_eq!(c.live.max_requests, 3);
+        assert_eq!(c.fixed.tcp_keepalive, None);
+        assert_eq!(c.fixed.root, PathBuf::from("/srv/www"));
+        assert_eq!(
+            serve(&["--root", "/a"]).unwrap().fixed.root,
+            PathBuf::from("/a")
+        );
+        // ROOT once, by flag or argument.
+        assert!(serve(&["/a", "/b"]).is_err());
+    }
+
+    #[test]
+    fn headers_are_checked() {
+        let config = serve(&[
+            "--header",
+            "Access-Control-Allow-Origin:  *  ",
+            "--header",
+            "X-A: b c",
+        ])
+        .unwrap();
+        assert_eq!(
+            config.live.headers,
+            ["Access-Control-Allow-Origin: *", "X-A: b c"]
+        );
+        for bad in [
+            "NoColon",
+            ": v",
+            "Bad Name: v",
+            "X: a\r\nY: b",
+            "X: caf\u{e9}",
+        ] {
+            assert!(serve(&["--header", bad]).is_err(), "{bad:?}");
+        }
+        for reserved in [
+            "Content-Length: 5",
+            "transfer-encoding: chunked",
+            "Connection: close",
+            "Server: x",
+        ] {
+            let err = serve(&["--header", reserved]).unwrap_err().to_string();
+            assert!(err.contains("must not set"), "{err}");
+        }
+    }
+
+    #[test]
+    fn mistakes_are_one_line_errors() {
+        for args in [
+            &["--nope"][..],
+            &["--listen", "localhost"],
+            &["--max-requests", "-1"],
+            &["--keepalive-timeout", "soon"],
+            &["--header-timeout", "0"],
+            &["a", "b"],
+        ] {
+            let err = serve(args).unwrap_err();
+            assert!(!err.to_string().contains('\n'), "{err}");
+        }
+        // Typed, for a caller that decides on them.
+        assert_eq!(
+            serve(&["--listen", "localhost"]).unwrap_err(),
+            ConfigError::Invalid {
+                flag: "listen".into(),
+                value: "localhost".into(),
+                expected: "an address like 127.0.0.1:8080 or [::1]:8080",
+            }
+        );
+        assert_eq!(
+            serve(&["--header-timeout", "0"]).unwrap_err().to_string(),
+            "'--header-timeout' must be more than 0"
+        );
+    }
+
+    #[test]
+    fn help_lists_every_option_with_default() {
+        let help = help_text();
+        for opt in OPTIONS {
+            assert!(help.contains(opt.flag), "{}", opt.flag);
+        }
+        assert!(help.contains("[default: 127.0.0.1:8080]"));
+        assert!(help.contains("[default: 5]"));
+    }
+}

@@ -1,0 +1,770 @@
+//! The option table: every option holdline takes, one entry each, in
+//! `--help` order.
+//!
+//! This file is long because it is one list: an entry is an option's
+//! flag, help line, printer and setter, and splitting the list would
+//! only make an option harder to find. The setters' value checks that
+//! several options share live in `values.rs`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use super::error::ConfigError;
+use super::values::{duration, header_line, list, number, on_off, positive, secs, site_path};
+use super::{Config, DEFAULT_TCP_KEEPALIVE, Fixed, Live, LogFormat, TcpKeepalive};
+
+/// One option: its flag, what `--help` says of it, and how a value sets
+/// it. The same entry is the command line's `--flag`, the configuration
+/// file's `flag = ...` key, and a row of README's table.
+pub struct OptionSpec {
+    pub flag: &'static str,
+    /// The value's placeholder; `None` for a switch.
+    pub value: Option<&'static str>,
+    pub help: &'static str,
+    /// The option's value in a configuration, as `--help` prints the
+    /// default and a reload compares the running one with the file's; its
+    /// variant says which struct the option lives in.
+    pub show: Show,
+    /// Sets the option from one value (a switch gets "").
+    pub(super) apply: fn(&mut Builder, &str) -> Result<(), ConfigError>,
+    /// Each occurrence adds a value (an array in the file); on the
+    /// command line they replace the file's list.
+    pub repeatable: bool,
+}
+
+/// How an option's value prints, from the one struct that holds it.
+#[derive(Clone, Copy)]
+pub enum Show {
+    /// A [`Fixed`] option: a change waits for a restart.
+    Fixed(fn(&Fixed) -> String),
+    /// A [`Live`] option: SIGHUP applies a change.
+    Live(fn(&Live) -> String),
+    /// Only the command line takes it (`--config`, `--help`, `--version`);
+    /// `--help` prints this as its default.
+    CommandLine(&'static str),
+}
+
+impl OptionSpec {
+    /// The flag without its dashes: the configuration file's key.
+    pub fn key(&self) -> &'static str {
+        &self.flag[2..]
+    }
+
+    /// A SIGHUP reload applies a change; otherwise it waits for a restart.
+    pub fn live(&self) -> bool {
+        matches!(self.show, Show::Live(_))
+    }
+
+    /// Only the command line takes it: not a key of the file.
+    pub fn command_line_only(&self) -> bool {
+        matches!(self.show, Show::CommandLine(_))
+    }
+
+    /// The option's value in `config`, as `--help` and reloads print it.
+    pub fn shown(&self, config: &Config) -> String {
+        match self.show {
+            Show::Fixed(show) => show(&config.fixed),
+            Show::Live(show) => show(&config.live),
+            Show::CommandLine(default) => default.to_string(),
+        }
+    }
+}
+
+/// A configuration being built from the file and the command line;
+/// [`Builder::finish`] checks what only the whole can say.
+pub(super) struct Builder {
+    config: Config,
+    /// TCP `--listen` addresses given (unix ones go straight in).
+    listen: Vec<SocketAddr>,
+    tls_certs: Vec<PathBuf>,
+    tls_keys: Vec<PathBuf>,
+    keepalive: TcpKeepalive,
+    no_tcp_keepalive: bool,
+}
+
+/// Every option holdline takes, in `--help` order.
+pub const OPTIONS: &[OptionSpec] = &[
+    OptionSpec {
+        flag: "--config",
+        value: Some("FILE"),
+        help: "read options from this TOML file (keys are the long flag names: keepalive-timeout = 5, listen = [\"127.0.0.1:8080\"]); flags given here override it; SIGHUP reads it again",
+        show: Show::CommandLine("none"),
+        // Taken by the command line before anything else is applied.
+        apply: |_, _| Ok(()),
+        repeatable: false,
+    },
+    OptionSpec {
+        flag: "--root",
+        value: Some("DIR"),
+        help: "directory to serve (also the first argument)",
+        show: Show::Fixed(|c| c.root.display().to_string()),
+        apply: |b, v| {
+            b.config.fixed.root = PathBuf::from(v);
+            Ok(())
+        },
+        repeatable: false,
+    },
+    OptionSpec {
+        flag: "--listen",
+        value: Some("ADDR"),
+        help: "address to listen on, such as 127.0.0.1:8080, [::1]:8080 or unix:/run/holdline.sock (a stale socket file is replaced; its mode follows the umask); repeatable",
+        show: Show::Fixed(|c| {
+            let tcp = c.listen.iter().map(|a| a.to_string());
+            let unix = c
+                .listen_unix
+                .iter()
+                .map(|p| format!("unix:{}", p.display()));
+            tcp.chain(unix).collect::<Vec<_>>().join(" ")
+        }),
+        apply: |b, v| {
+            if let Some(path) = v.strip_prefix("unix:") {
+                if !path.starts_with('/') || path.len() > 100 {
+                    let expected = "unix: and an absolute path of at most 100 bytes";
+                    return Err(ConfigError::invalid("listen", v, expected));
+                }
+                b.config.fixed.listen_unix.push(PathBuf::from(path));
+                return Ok(());
+            }
+            let expected = "an address like 127.0.0.1:8080 or [::1]:8080";
+            let addr = v
+                .parse()
+                .map_err(|_| ConfigError::invalid("listen", v, expected))?;
+            b.listen.push(addr);
+            Ok(())
+        },
+        repeatable: true,
+    },
+    OptionSpec {
+        flag: "--tls-listen",
+        value: Some("ADDR"),
+        help: "address to listen on for HTTPS (TLS 1.2 and 1.3); repeatable; needs --tls-cert and --tls-key",
+        show: Show::Fixed(|c| list(&c.tls_listen, |a| a.to_string())),
+        apply: |b, v| {
+            let expected = "an address like 127.0.0.1:8443 or [::1]:8443";
+            let addr = v
+                .parse()
+                .map_err(|_| ConfigError::invalid("tls-listen", v, expected))?;
+            b.config.fixed.tls_listen.push(addr);
+            Ok(())
+        },
+        repeatable: true,
+    },
+    OptionSpec {
+        flag: "--tls-cert",
+        value: Some("PEM"),
+        help: "certificate chain (PEM, leaf first) for HTTPS; repeatable, paired in order with --tls-key; the first pair is the default, the others are chosen by SNI; SIGHUP reloads them",
+        show: Show::Fixed(|c| list(&c.tls_certs, |p| p.cert.display().to_string())),
+        apply: |b, v| {
+            b.tls_certs.push(PathBuf::from(v));
+            Ok(())
+        },
+        repeatable: true,
+    },
+    OptionSpec {
+        flag: "--tls-key",
+        value: Some("PEM"),
+        help: "private key (PEM: PKCS#8, SEC1 or PKCS#1; ECDSA, RSA or Ed25519) of the --tls-cert given in the same position",
+        show: Show::Fixed(|c| list(&c.tls_certs, |p| p.key.display().to_string())),
+        apply: |b, v| {
+            b.tls_keys.push(PathBuf::from(v));
+            Ok(())
+        },
+        repeatable: true,
+    },
+    OptionSpec {
+        flag: "--tls-session-cache",
+        value: Some("N"),
+        help: "TLS 1.2 sessions remembered for resumption by session id (TLS 1.3 and ticket-capable clients resume by ticket); 0 disables",
+        show: Show::Fixed(|c| c.tls_session_cache.to_string()),
+        apply: |b, v| {
+            b.config.fixed.tls_session_cache = number("tls-session-cache", v)?;
+            Ok(())
+        },
+        repeatable: false,
+    },
+    OptionSpec {
+        flag: "--no-tls-tickets",
+        value: None,
+        help: "issue no TLS session tickets (nginx's ssl_session_tickets off); with --tls-session-cache 0 nothing resumes",
+        show: Show::Fixed(|c| on_off(!c.tls_tickets)),
+        apply: |b, _| {
+            b.config.fixed.tls_tickets = false;
+            Ok(())
+        },
+        repeatable: false,
+    },
+    OptionSpec {
+        flag: "--redirect-to-https",
+        value: None,
+        help: "plain-HTTP listeners answer every request (but --status-path) with 308 to the same URL on the first --tls-listen port",
+        show: Show::Live(|c| on_off(c.redirect_to_https)),
+        apply: |b, _| {
+            b.config.live.redirect_to_https = true;
+            Ok(())
+        },
+        repeatable: false,
+    },
+    OptionSpec {
+        flag: "--keepalive-timeout",
+        value: Some("SECS"),
+        help: "close a keep-alive connection idle this long; 0 disables keep-alive",
+        show: Show::Live(|c| secs(c.keepalive_timeout)),
+        apply: |b, v| {
+            b.config.live.keepalive_timeout = duration("keepalive-timeout", v)?;
+            Ok(())
+        },
+        repeatable: false,
+    },
+    OptionSpec {
+        flag: "--max-requests",
+        value: Some("N"),
+        help: "requests served on one connection before it is closed; 0 is unlimited",
+        show: Show::Live(|c| c.max_requests.to_string()),
+        apply: |b, v| {
+            b.config.live.max_requests = number("max-requests", v)?;
+            Ok(())
+        },
+        repeatable: false,
+    },
+    OptionSpec {
+        flag: "--header-timeout",
+        value: Some("SECS"),
+        help: "time allowed to receive a request head (from accept, or its first byte); then 408",
+        show: Show::Live(|c| secs(c.header_timeout)),
+        apply: |b, v| {
+            b.config.live.header_timeout = positive("header-timeout", v)?;
+            Ok(())
+        },
+        repeatable: false,
+    },
+    OptionSpec {
+        flag: "--send-timeout",
+        value: Some("SECS"),
+        help: "abandon a response that makes no write progress for this long",
+        show: Show::Live(|c| secs(c.send_timeout)),
+        apply: |b, v| {
+            b.config.live.send_timeout = positive("send-timeout", v)?;
+            Ok(())
+        },
+        repeatable: false,
+    },
+    OptionSpec {
+        flag: "--evict-stalled-after",
+        value: Some("SECS"),
+        help: "with the fd budget full and no idle, fresh or slow-head connection left, evict a response that made no write progress this long (the client is not reading); --send-timeout still applies",
+        show: Show::Live(|c| secs(c.evict_stalled_after)),
+        apply: |b, v| {
+            b.config.live.evict_stalled_after = duration("evict-stalled-after", v)?;
+            Ok(())
+        },
+        repeatable: false,
+    },
+    OptionSpec {
+        flag: "--admission-wait",
+        value: Some("SECS"),
+        help: "with the fd budget full and nothing to evict, newcomers wait in the backlog this long; then each is answered once without a slot (from memory, else 503) and closed",
+        show: Show::Live(|c| secs(c.admission_wait)),
+        apply: |b, v| {
+            b.config.live.admission_wait = duration("admission-wait", v)?;
+            Ok(())
+        },
+        repeatable: false,
+    },
+    OptionSpec {
+        flag: "--linger-timeout",
+        value: Some("SECS"),
+        help: "after the last response, drain unread input at most this long before closing",
+        show: Show::Live(|c| secs(c.linger_timeout)),
+        apply: |b, v| {
+            b.config.live.linger_timeout = duration("linger-timeout", v)?;
+            Ok(())
+        },
+        repeatable: false,
+    },
+    OptionSpec {
+        flag: "--shutdown-timeout",
+        value: Some("SECS"),
+        help: "on SIGTERM/SIGINT, wait this long for in-flight responses before exiting",
+        show: Show::Live(|c| secs(c.shutdown_timeout)),
+        apply: |b, v| {
+            b.config.live.shutdown_timeout = duration("shutdown-timeout", v)?;
+            Ok(())
+        },
+        repeatable: false,
+    },
+    OptionSpec {
+        flag: "--max-header-bytes",
+        value: Some("N"),
+        help: "largest request head, request line included; beyond it 431",
+        show: Show::Fixed(|c| c.max_header_bytes.to_string()),
+        apply: |b, v| {
+            b.config.fixed.max_header_bytes = number("max-header-bytes", v)?;
+            if b.config.fixed.max_header_bytes < 64 {
+                return Err(ConfigError::out_of_range(
+                    "max-header-bytes",
+                    "must be at least 64",
+                ));
+            }
+            Ok(())
+        },
+        repeatable: false,
+    },
+    OptionSpec {
+        flag: "--max-uri-bytes",
+        value: Some("N"),
+        help: "longest request target; beyond it 414",
+        show: Show::Live(|c| c.max_uri_bytes.to_string()),
+        apply: |b, v| {
+            b.config.live.max_uri_bytes = number("max-uri-bytes", v)?;
+            Ok(())
+        },
+        repeatable: false,
+    },
+    OptionSpec {
+        flag: "--max-body-bytes",
+        value: Some("N"),
+        help: "largest request body read and discarded; beyond it 413 and close",
+        show: Show::Live(|c| c.max_body_bytes.to_string()),
+        apply: |b, v| {
+            b.config.live.max_body_bytes = number("max-body-bytes", v)?;
+            Ok(())
+        },
+        repeatable: false,
+    },
+    OptionSpec {
+        flag: "--small-file-bytes",
+        value: Some("N"),
+        help: "files up to this size are sent in the same write as the head; larger ones with sendfile",
+        show: Show::Fixed(|c| c.small_file_bytes.to_string()),
+        apply: |b, v| {
+            b.config.fixed.small_file_bytes = number("small-file-bytes", v)?;
+            Ok(())
+        },
+        repeatable: false,
+    },
+    OptionSpec {
+        flag: "--file-cache-entries",
+        value: Some("N"),
+        help: "small files (up to --small-file-bytes) kept in memory with their validators; 0 disables",
+        show: Show::Fixed(|c| c.file_cache_entries.to_string()),
+        apply: |b, v| {
+            b.config.fixed.file_cache_entries = number("file-cache-entries", v)?;
+            Ok(())
+        },
+        repeatable: false,
+    },
+    OptionSpec {
+        flag: "--file-cache-valid",
+        value: Some("SECS"),
+        help: "a cached file is re-checked (open + fstat) after this long; 0 disables the cache",
+        show: Show::Fixed(|c| secs(c.file_cache_valid)),
+        apply: |b, v| {
+            b.config.fixed.file_cache_valid = duration("file-cache-valid", v)?;
+            Ok(())
+        },
+        repeatable: false,
+    },
+    OptionSpec {
+        flag: "--backlog",
+        value: Some("N"),
+        help: "listen(2) backlog: connections the kernel queues before accept",
+        show: Show::Fixed(|c| c.backlog.to_string()),
+        apply: |b, v| {
+            b.config.fixed.backlog = number("backlog", v)?;
+            Ok(())
+        },
+        repeatable: false,
+    },
+    OptionSpec {
+        flag: "--max-fds",
+        value: Some("N"),
+        help: "raise (or lower) the soft RLIMIT_NOFILE to N; above the hard limit is an error",
+        show: Show::Fixed(|c| c.max_fds.map_or("hard limit".into(), |n| n.to_string())),
+        apply: |b, v| {
+            let n: u64 = number("max-fds", v)?;
+            if n < 16 {
+                return Err(ConfigError::out_of_range("max-fds", "must be at least 16"));
+            }
+            b.config.fixed.max_fds = Some(n);
+            Ok(())
+        },
+        repeatable: false,
+    },
+    OptionSpec {
+        flag: "--max-connections",
+        value: Some("N"),
+        help: "open connections at most; above what the fd budget allows is an error",
+        show: Show::Fixed(|c| {
+            c.max_connections
+                .map_or("fd budget".into(), |n| n.to_string())
+        }),
+        apply: |b, v| {
+            let n: usize = number("max-connections", v)?;
+            if n == 0 {
+                return Err(ConfigError::out_of_range(
+                    "max-connections",
+                    "must be at least 1",
+                ));
+            }
+            b.config.fixed.max_connections = Some(n);
+            Ok(())
+        },
+        repeatable: false,
+    },
+    OptionSpec {
+        flag: "--status-path",
+        value: Some("PATH"),
+        help: "serve counters at PATH: nginx stub_status text, ?format=prometheus, ?format=json, and a live page for a browser",
+        show: Show::Live(|c| c.status_path.clone().unwrap_or_else(|| "off".into())),
+        apply: |b, v| {
+            if !v.starts_with('/') || v.contains('?') {
+                let expected = "a path such as /status";
+                return Err(ConfigError::invalid("status-path", v, expected));
+            }
+            b.config.live.status_path = Some(v.to_string());
+            Ok(())
+        },
+        repeatable: false,
+    },
+    OptionSpec {
+        flag: "--tcp-keepalive-time",
+        value: Some("SECS"),
+        help: "TCP keepalive: idle time before the first probe (SO_KEEPALIVE, TCP_KEEPIDLE)",
+        show: Show::Fixed(|c| c.tcp_keepalive.map_or("off".into(), |k| secs(k.time))),
+        apply: |b, v| {
+            b.keepalive.time = positive("tcp-keepalive-time", v)?;
+            Ok(())
+        },
+        repeatable: false,
+    },
+    OptionSpec {
+        flag: "--tcp-keepalive-interval",
+        value: Some("SECS"),
+        help: "TCP keepalive: time between probes (TCP_KEEPINTVL)",
+        show: Show::Fixed(|c| c.tcp_keepalive.map_or("off".into(), |k| secs(k.interval))),
+        apply: |b, v| {
+            b.keepalive.interval = positive("tcp-keepalive-interval", v)?;
+            Ok(())
+        },
+        repeatable: false,
+    },
+    OptionSpec {
+        flag: "--tcp-keepalive-probes",
+        value: Some("N"),
+        help: "TCP keepalive: unanswered probes before the kernel drops the connection (TCP_KEEPCNT)",
+        show: Show::Fixed(|c| {
+            c.tcp_keepalive
+                .map_or("off".into(), |k| k.probes.to_string())
+        }),
+        apply: |b, v| {
+            b.keepalive.probes = number("tcp-keepalive-probes", v)?;
+            if b.keepalive.probes == 0 {
+                return Err(ConfigError::out_of_range(
+                    "tcp-keepalive-probes",
+                    "must be at least 1",
+                ));
+            }
+            Ok(())
+        },
+        repeatable: false,
+    },
+    OptionSpec {
+        flag: "--no-tcp-keepalive",
+        value: None,
+        help: "leave TCP keepalive at the OS default instead",
+        show: Show::Fixed(|c| on_off(c.tcp_keepalive.is_none())),
+        apply: |b, _| {
+            b.no_tcp_keepalive = true;
+            Ok(())
+        },
+        repeatable: false,
+    },
+    OptionSpec {
+        flag: "--dotfiles",
+        value: None,
+        help: "serve names starting with a dot (.git, .env); otherwise they answer 404",
+        show: Show::Live(|c| on_off(c.dotfiles)),
+        apply: |b, _| {
+            b.config.live.dotfiles = true;
+            Ok(())
+        },
+        repeatable: false,
+    },
+    OptionSpec {
+        flag: "--no-precompressed",
+        value: None,
+        help: "do not serve FILE.br / FILE.gz in place of FILE when the client accepts them",
+        show: Show::Live(|c| on_off(!c.precompressed)),
+        apply: |b, _| {
+            b.config.live.precompressed = false;
+            Ok(())
+        },
+        repeatable: false,
+    },
+    OptionSpec {
+        flag: "--no-compress",
+        value: None,
+        help: "do not compress text on the fly (by default a compressible file without FILE.br / FILE.gz is compressed once per version, br or gzip, in the background, and served from memory)",
+        show: Show::Fixed(|c| on_off(!c.compress)),
+        apply: |b, _| {
+            b.config.fixed.compress = false;
+            Ok(())
+        },
+        repeatable: false,
+    },
+    OptionSpec {
+        flag: "--compress-max-bytes",
+        value: Some("N"),
+        help: "files larger than this are not compressed on the fly",
+        show: Show::Fixed(|c| c.compress_max_bytes.to_string()),
+        apply: |b, v| {
+            b.config.fixed.compress_max_bytes = number("compress-max-bytes", v)?;
+            Ok(())
+        },
+        repeatable: false,
+    },
+    OptionSpec {
+        flag: "--compress-cache-bytes",
+        value: Some("N"),
+        help: "memory for compressed files, least recently used out first, shared by the workers; 0 turns compression off",
+        show: Show::Fixed(|c| c.compress_cache_bytes.to_string()),
+        apply: |b, v| {
+            b.config.fixed.compress_cache_bytes = number("compress-cache-bytes", v)?;
+            Ok(())
+        },
+        repeatable: false,
+    },
+    OptionSpec {
+        flag: "--listing",
+        value: None,
+        help: "list directories that have no index.html (otherwise they answer 404)",
+        show: Show::Live(|c| on_off(c.listing)),
+        apply: |b, _| {
+            b.config.live.listing = true;
+            Ok(())
+        },
+        repeatable: false,
+    },
+    OptionSpec {
+        flag: "--follow-symlinks",
+        value: None,
+        help: "follow symlinks whose targets lie outside ROOT (inside ROOT they are always followed)",
+        show: Show::Fixed(|c| on_off(c.follow_symlinks)),
+        apply: |b, _| {
+            b.config.fixed.follow_symlinks = true;
+            Ok(())
+        },
+        repeatable: false,
+    },
+    OptionSpec {
+        flag: "--cache-control",
+        value: Some("VALUE"),
+        help: "Cache-Control header on file responses, such as 'public, max-age=3600'",
+        show: Show::Live(|c| c.cache_control.clone().unwrap_or_else(|| "none".into())),
+        apply: |b, v| {
+            if v.bytes().any(|b| b.is_ascii_control()) {
+                return Err(ConfigError::out_of_range(
+                    "cache-control",
+                    "must not contain control characters",
+                ));
+            }
+            b.config.live.cache_control = Some(v.to_string());
+            Ok(())
+        },
+        repeatable: false,
+    },
+    OptionSpec {
+        flag: "--header",
+        value: Some("'NAME: VALUE'"),
+        help: "add this header to every response (CORS, HSTS, CSP...); repeatable; headers that frame the message (Content-Length, Transfer-Encoding, Connection...) are refused",
+        show: Show::Live(|c| {
+            if c.headers.is_empty() {
+                "none".into()
+            } else {
+                c.headers.join("; ")
+            }
+        }),
+        apply: |b, v| {
+            b.config.live.headers.push(header_line(v)?);
+            Ok(())
+        },
+        repeatable: true,
+    },
+    OptionSpec {
+        flag: "--fallback",
+        value: Some("PATH"),
+        help: "answer a GET or HEAD whose path names no file with this file and 200, such as /index.html for a single-page app",
+        show: Show::Live(|c| c.fallback.clone().unwrap_or_else(|| "none".into())),
+        apply: |b, v| {
+            b.config.live.fallback = Some(site_path("fallback", v)?);
+            Ok(())
+        },
+        repeatable: false,
+    },
+    OptionSpec {
+        flag: "--error-page",
+        value: Some("CODE=PATH"),
+        help: "answer errors with status CODE (400-599) with this file's body, keeping the status, such as 404=/404.html; repeatable",
+        show: Show::Live(|c| list(&c.error_pages, |(code, path)| format!("{code}={path}"))),
+        apply: |b, v| {
+            let expected = "CODE=PATH with CODE from 400 to 599, such as 404=/404.html";
+            let invalid = || ConfigError::invalid("error-page", v, expected);
+            let (code, path) = v.split_once('=').ok_or_else(invalid)?;
+            let code: u16 = code.parse().map_err(|_| invalid())?;
+            if !(400..=599).contains(&code) {
+                return Err(invalid());
+            }
+            let path = site_path("error-page", path)?;
+            b.config.live.error_pages.retain(|(c, _)| *c != code);
+            b.config.live.error_pages.push((code, path));
+            Ok(())
+        },
+        repeatable: true,
+    },
+    OptionSpec {
+        flag: "--access-log",
+        value: Some("PATH"),
+        help: "append one line per request to this file (- for standard output); written off the reactor thread, reopened on SIGUSR1 (for logrotate)",
+        show: Show::Live(|c| {
+            c.access_log
+                .as_ref()
+                .map_or("off".into(), |p| p.display().to_string())
+        }),
+        apply: |b, v| {
+            if v.is_empty() {
+                let expected = "a file path, or - for standard output";
+                return Err(ConfigError::invalid("access-log", v, expected));
+            }
+            b.config.live.access_log = Some(PathBuf::from(v));
+            Ok(())
+        },
+        repeatable: false,
+    },
+    OptionSpec {
+        flag: "--log-format",
+        value: Some("FORMAT"),
+        help: "access-log lines: combined (nginx's: with Referer and User-Agent), common (CLF), or json (with request_time, connection_requests and reused, for keep-alive study)",
+        show: Show::Live(|c| c.log_format.name().into()),
+        apply: |b, v| {
+            b.config.live.log_format = LogFormat::from_name(v)
+                .ok_or_else(|| ConfigError::invalid("log-format", v, "combined, common or json"))?;
+            Ok(())
+        },
+        repeatable: false,
+    },
+    OptionSpec {
+        flag: "--user",
+        value: Some("NAME[:GROUP]"),
+        help: "when started as root, switch to this user (and its group, or GROUP) once listeners are bound, ROOT and the TLS keys are open",
+        show: Show::Fixed(|c| c.user.clone().unwrap_or_else(|| "none".into())),
+        apply: |b, v| {
+            let valid = |s: &str| {
+                !s.is_empty()
+                    && s.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+            };
+            // "user" or "user:group", each part a plain name.
+            if v.split(':').count() > 2 || !v.split(':').all(valid) {
+                return Err(ConfigError::invalid(
+                    "user",
+                    v,
+                    "a user name, or user:group",
+                ));
+            }
+            b.config.fixed.user = Some(v.to_string());
+            Ok(())
+        },
+        repeatable: false,
+    },
+    OptionSpec {
+        flag: "--workers",
+        value: Some("N"),
+        help: "reactor threads, each with its own SO_REUSEPORT listener, slab, wheel and share of the fd budget",
+        show: Show::Fixed(|c| c.workers.to_string()),
+        apply: |b, v| {
+            b.config.fixed.workers = number("workers", v)?;
+            if !(1..=256).contains(&b.config.fixed.workers) {
+                return Err(ConfigError::out_of_range(
+                    "workers",
+                    "must be between 1 and 256",
+                ));
+            }
+            Ok(())
+        },
+        repeatable: false,
+    },
+    OptionSpec {
+        flag: "--help",
+        value: None,
+        help: "print this help and exit",
+        show: Show::CommandLine(""),
+        apply: |_, _| Ok(()),
+        repeatable: false,
+    },
+    OptionSpec {
+        flag: "--version",
+        value: None,
+        help: "print the version and exit",
+        show: Show::CommandLine(""),
+        apply: |_, _| Ok(()),
+        repeatable: false,
+    },
+];
+
+/// The option for `--flag`.
+pub fn option(flag: &str) -> Option<&'static OptionSpec> {
+    OPTIONS.iter().find(|o| o.flag == flag)
+}
+
+impl Builder {
+    /// The defaults, before any option is applied.
+    pub(super) fn new() -> Builder {
+        Builder {
+            config: Config::default(),
+            listen: Vec::new(),
+            tls_certs: Vec::new(),
+            tls_keys: Vec::new(),
+            keepalive: DEFAULT_TCP_KEEPALIVE,
+            no_tcp_keepalive: false,
+        }
+    }
+
+    /// The configuration, once what only the whole can say is checked.
+    pub(super) fn finish(self) -> Result<Config, ConfigError> {
+        let mut config = self.config;
+        let fixed = &mut config.fixed;
+        fixed.tcp_keepalive = (!self.no_tcp_keepalive).then_some(self.keepalive);
+        if self.tls_certs.len() != self.tls_keys.len() {
+            return Err(ConfigError::out_of_range(
+                "tls-key",
+                "must be given once for each --tls-cert",
+            ));
+        }
+        fixed.tls_certs = self
+            .tls_certs
+            .into_iter()
+            .zip(self.tls_keys)
+            .map(|(cert, key)| crate::tls::CertPaths { cert, key })
+            .collect();
+        if config.live.redirect_to_https && fixed.tls_listen.is_empty() {
+            return Err(ConfigError::out_of_range(
+                "redirect-to-https",
+                "needs --tls-listen",
+            ));
+        }
+        if !fixed.tls_listen.is_empty() && fixed.tls_certs.is_empty() {
+            return Err(ConfigError::out_of_range(
+                "tls-listen",
+                "needs --tls-cert and --tls-key",
+            ));
+        }
+        if !self.listen.is_empty() {
+            fixed.listen = self.listen;
+        } else if !fixed.tls_listen.is_empty() || !fixed.listen_unix.is_empty() {
+            // Only HTTPS or a unix socket was asked for: no plain TCP
+            // listener on the default.
+            fixed.listen.clear();
+        }
+        Ok(config)
+    }
+}

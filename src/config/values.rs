@@ -1,0 +1,102 @@
+//! What an option's value must be: the parsers the option table's
+//! setters share (numbers, seconds, paths on the site, header lines), and
+//! the printers its `show` functions share.
+
+use std::time::Duration;
+
+use super::error::ConfigError;
+
+pub(super) fn secs(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s.fract() == 0.0 {
+        format!("{}", d.as_secs())
+    } else {
+        format!("{s}")
+    }
+}
+
+pub(super) fn on_off(on: bool) -> String {
+    if on { "on" } else { "off" }.into()
+}
+
+pub(super) fn list<T>(items: &[T], show: impl Fn(&T) -> String) -> String {
+    if items.is_empty() {
+        return "none".into();
+    }
+    items.iter().map(show).collect::<Vec<_>>().join(" ")
+}
+
+/// A path on the site (`--fallback`, `--error-page`): absolute, without a
+/// query or control characters.
+pub(super) fn site_path(flag: &str, path: &str) -> Result<String, ConfigError> {
+    if !path.starts_with('/') || path.contains(['?', '#']) || path.chars().any(|c| c.is_control()) {
+        return Err(ConfigError::invalid(
+            flag,
+            path,
+            "a path on the site such as /index.html",
+        ));
+    }
+    Ok(path.to_string())
+}
+
+/// Headers an operator may not add: they frame the message or belong to
+/// the connection (RFC 9110 §7.6.1), or holdline sends them itself once.
+const RESERVED_HEADERS: [&str; 10] = [
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "upgrade",
+    "te",
+    "trailer",
+    "proxy-connection",
+    "date",
+    "server",
+];
+
+/// Checks `--header 'Name: value'` and returns it as it will be sent
+/// ("Name: value", the value trimmed).
+pub(super) fn header_line(arg: &str) -> Result<String, ConfigError> {
+    let expected = "'Name: value' with a token name and a value without control characters";
+    let invalid = || ConfigError::invalid("header", arg, expected);
+    let (name, value) = arg.split_once(':').ok_or_else(invalid)?;
+    let tchar = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    if name.is_empty() || !name.chars().all(tchar) {
+        return Err(invalid());
+    }
+    let value = value.trim_matches([' ', '\t']);
+    if value.chars().any(|c| c.is_ascii_control() && c != '\t') || !value.is_ascii() {
+        return Err(invalid());
+    }
+    if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+        return Err(ConfigError::out_of_range(
+            "header",
+            "must not set Content-Length, Transfer-Encoding, Connection, Keep-Alive, Upgrade, TE, Trailer, Date or Server",
+        ));
+    }
+    Ok(format!("{name}: {value}"))
+}
+
+pub(super) fn number<T: std::str::FromStr>(name: &str, value: &str) -> Result<T, ConfigError> {
+    value
+        .parse()
+        .map_err(|_| ConfigError::invalid(name, value, "a whole number"))
+}
+
+/// Seconds, fractions allowed (tests use short timeouts), 0 allowed.
+pub(super) fn duration(name: &str, value: &str) -> Result<Duration, ConfigError> {
+    value
+        .parse::<f64>()
+        .ok()
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .filter(|d| *d <= Duration::from_secs(365 * 24 * 3600))
+        .ok_or_else(|| ConfigError::invalid(name, value, "seconds, such as 5 or 0.5"))
+}
+
+pub(super) fn positive(name: &str, value: &str) -> Result<Duration, ConfigError> {
+    let d = duration(name, value)?;
+    if d.is_zero() {
+        return Err(ConfigError::out_of_range(name, "must be more than 0"));
+    }
+    Ok(d)
+}
