@@ -23,8 +23,8 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use crate::evict::Class;
-use crate::http::session::{Expired, Phase, Respond, Session, Timeouts};
-use crate::pool::{BufPool, Work};
+use crate::http::session::{Expired, Out, Phase, Respond, Session, Timeouts};
+use crate::pool::BufPool;
 use crate::serve::{BodySource, FileBody};
 use crate::stats::CloseReason;
 use crate::tls::Handshake;
@@ -42,13 +42,17 @@ pub enum Next {
     Close(CloseReason),
 }
 
+/// The pool of exchanges a reactor lends its connections.
+pub type Pool = BufPool<FileBody>;
+
 pub struct Conn<T = Stream> {
     transport: T,
     peer: SocketAddr,
-    session: Session,
-    /// Buffers and in-flight state, lent by the pool while working;
-    /// `None` while idle, so an idle connection costs only this struct.
-    work: Option<Box<Work>>,
+    /// The HTTP state, one value: its phase, deadlines, requests, and
+    /// (while working) its exchange lent by the pool.
+    session: Session<FileBody>,
+    /// What the socket said: EOF seen, and whether it may still have
+    /// data or room (edge-triggered readiness, see the module docs).
     peer_closed: bool,
     readable: bool,
     writable: bool,
@@ -56,27 +60,17 @@ pub struct Conn<T = Stream> {
 
 impl<T> fmt::Debug for Conn<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {:?}", self.peer, self.session)?;
-        if let Some(work) = &self.work {
-            let unsent = work.output.len() - work.out_pos.min(work.output.len());
-            write!(f, ", {} bytes in, {unsent} out", work.input.bytes().len())?;
-            if let Some(file) = &work.file {
-                write!(f, ", file {} left", file.remaining)?;
-            }
-        }
-        Ok(())
+        write!(f, "{}: {:?}", self.peer, self.session)
     }
 }
 
 impl<T: Transport> Conn<T> {
     pub fn new(transport: T, peer: SocketAddr, now: Instant) -> Conn<T> {
-        let mut session = Session::new(now);
-        session.set_secure(transport.is_secure());
+        let session = Session::new(now, transport.is_secure());
         Conn {
             transport,
             peer,
             session,
-            work: None,
             peer_closed: false,
             readable: false,
             writable: true,
@@ -95,35 +89,20 @@ impl<T: Transport> Conn<T> {
         self.session.requests()
     }
 
-    fn sending_file(&self) -> bool {
-        self.work.as_ref().is_some_and(|w| w.file.is_some())
-    }
-
-    fn discarding_body(&self) -> bool {
-        self.work.as_ref().is_some_and(|w| w.body.is_some())
-    }
-
-    fn no_input(&self) -> bool {
-        self.work
-            .as_ref()
-            .is_none_or(|w| w.input.is_empty() && w.body.is_none())
-    }
-
     /// Its eviction queue and the instant it joined it: idle since its
     /// last response, fresh since accept, partial head since the head
     /// began, stalled since the response's last write progress, lingering
     /// since the linger began (see [`crate::evict`] for who goes first).
     pub fn eviction_class(&self) -> (Class, Instant) {
         let s = &self.session;
-        match s.phase() {
-            Phase::Idle => (Class::Idle, s.since()),
-            Phase::Reading if self.no_input() && s.requests() == 0 => {
-                (Class::Fresh, s.head_started())
-            }
-            Phase::Reading => (Class::PartialHead, s.head_started()),
-            Phase::Writing => (Class::Stalled, s.since()),
-            Phase::Closing => (Class::Lingering, s.since()),
-        }
+        let class = match s.phase() {
+            Phase::Idle => Class::Idle,
+            Phase::Reading if s.has_no_input() && s.requests() == 0 => Class::Fresh,
+            Phase::Reading => Class::PartialHead,
+            Phase::Writing => Class::Stalled,
+            Phase::Closing => Class::Lingering,
+        };
+        (class, s.since())
     }
 
     /// Records readiness from an event.
@@ -134,7 +113,7 @@ impl<T: Transport> Conn<T> {
 
     /// The instant this connection's current phase times out.
     pub fn deadline(&self, timeouts: &Timeouts) -> Instant {
-        self.session.deadline(timeouts, self.discarding_body())
+        self.session.deadline(timeouts)
     }
 
     /// Makes the coming close abortive (see [`Transport::abort_on_close`]).
@@ -142,29 +121,27 @@ impl<T: Transport> Conn<T> {
         self.transport.abort_on_close();
     }
 
-    /// Gives the buffers back to the pool: whenever the connection has
-    /// nothing in flight, starts lingering, or closes.
-    pub fn release(&mut self, pool: &mut BufPool) {
-        if let Some(work) = self.work.take() {
-            pool.put_work(work);
+    /// The connection is closing: its exchange goes back to the pool, the
+    /// transport's buffers to theirs; dropping it then closes the socket.
+    pub fn release(self, pool: &mut Pool) {
+        let Conn {
+            mut transport,
+            session,
+            ..
+        } = self;
+        if let Some(exchange) = session.into_exchange() {
+            pool.put(exchange);
         }
-        self.transport.release();
+        transport.release();
     }
 
     /// Graceful shutdown: a connection with nothing in flight can go now.
     pub fn can_close_now(&self) -> bool {
-        match self.phase() {
-            Phase::Idle => true,
-            Phase::Reading => self.no_input(),
-            Phase::Writing | Phase::Closing => false,
-        }
+        self.session.can_close_now()
     }
 
-    fn has_output(&self) -> bool {
-        self.work
-            .as_ref()
-            .is_some_and(|w| w.file.is_some() || w.out_pos < w.output.len())
-            || self.transport.pending_output()
+    fn has_output(&mut self) -> bool {
+        self.session.out().is_some_and(|out| !out.is_empty()) || self.transport.pending_output()
     }
 
     /// A handshake that finished since the last call (TLS), for the
@@ -177,7 +154,7 @@ impl<T: Transport> Conn<T> {
     pub fn drive<R: Respond<Body = FileBody>>(
         &mut self,
         responder: &mut R,
-        pool: &mut BufPool,
+        pool: &mut Pool,
         now: Instant,
     ) -> Next {
         let before = self.phase();
@@ -201,19 +178,19 @@ impl<T: Transport> Conn<T> {
     fn drive_exchange<R: Respond<Body = FileBody>>(
         &mut self,
         responder: &mut R,
-        pool: &mut BufPool,
+        pool: &mut Pool,
         now: Instant,
     ) -> Result<Next, CloseReason> {
         loop {
             if self.has_output() && self.writable {
                 self.flush(now)?;
             }
-            if !self.has_output()
-                && let Some(reason) = self.session.close_after_output()
+            if !self.transport.pending_output()
+                && let Some(reason) = self.session.ready_to_close()
             {
                 return Ok(self.start_lingering(pool, reason, now));
             }
-            if self.answer(responder, now)? {
+            if self.session.answer(responder, self.peer, now)? {
                 continue;
             }
             if !self.read_more(pool, now)? {
@@ -233,13 +210,12 @@ impl<T: Transport> Conn<T> {
         &mut self,
         timeouts: &Timeouts,
         responder: &mut R,
-        pool: &mut BufPool,
+        pool: &mut Pool,
         now: Instant,
     ) -> Next {
-        let ex = self.work.get_or_insert_with(|| pool.take_work()).exchange();
         match self
             .session
-            .on_deadline(timeouts, ex, responder, self.peer, now)
+            .on_deadline(timeouts, responder, self.peer, now)
         {
             Expired::NotYet => Next::Open, // moved meanwhile; the reactor reschedules
             Expired::Close(reason) => Next::Close(reason),
@@ -250,35 +226,15 @@ impl<T: Transport> Conn<T> {
         }
     }
 
-    /// Lets the session answer what is buffered. Returns whether anything
-    /// happened.
-    fn answer<R: Respond<Body = FileBody>>(
-        &mut self,
-        responder: &mut R,
-        now: Instant,
-    ) -> Result<bool, CloseReason> {
-        match self.work.as_mut() {
-            Some(work) => self
-                .session
-                .answer(work.exchange(), responder, self.peer, now),
-            None => Ok(false),
-        }
-    }
-
     /// Reads once if there may be data and the session wants it. Returns
     /// whether bytes arrived.
-    fn read_more(&mut self, pool: &mut BufPool, now: Instant) -> Result<bool, CloseReason> {
-        let buffered = self.work.as_ref().map_or(0, |w| w.output.len());
-        if !self.readable
-            || self.peer_closed
-            || !self.session.wants_input(buffered, self.sending_file())
-        {
+    fn read_more(&mut self, pool: &mut Pool, now: Instant) -> Result<bool, CloseReason> {
+        if !self.readable || self.peer_closed {
             return Ok(false);
         }
-        let work = self.work.get_or_insert_with(|| pool.take_work());
-        let discarding = work.body.is_some();
-        let was_empty = work.input.is_empty();
-        let spare = work.input.spare();
+        let Some(spare) = self.session.input_room(|| pool.take(), now) else {
+            return Ok(false);
+        };
         let room = spare.len();
         if room == 0 {
             return Ok(false);
@@ -291,13 +247,12 @@ impl<T: Transport> Conn<T> {
                     return Ok(false);
                 }
                 Ok(n) => {
-                    work.input.filled(n);
                     // A short read drained the socket; the next arrival
                     // brings a new edge. Saves a read that says WouldBlock.
                     if n < room {
                         self.readable = false;
                     }
-                    self.session.received(was_empty, discarding, now);
+                    self.session.received(n, now);
                     return Ok(true);
                 }
                 Err(e) if would_block(&e) => {
@@ -310,14 +265,15 @@ impl<T: Transport> Conn<T> {
         }
     }
 
-    /// Writes pending output: buffered bytes, then the file range, then
-    /// (for a multipart body) the next part's head and range, and so on.
+    /// Writes pending output: the transport's own bytes, then buffered
+    /// answers, then the file range, then (for a multipart body) the next
+    /// part's head and range, and so on.
     fn flush(&mut self, now: Instant) -> Result<(), CloseReason> {
         // Records the transport made (TLS) go before anything new.
         if self.transport.pending_output() {
             match self.transport.flush_pending() {
                 Ok(0) => {}
-                Ok(_) => self.session.sent(now),
+                Ok(_) => self.session.progressed(now),
                 Err(e) => return Err(close_reason(&e)),
             }
             if self.transport.pending_output() {
@@ -325,100 +281,115 @@ impl<T: Transport> Conn<T> {
                 return Ok(());
             }
         }
-        let Some(work) = self.work.as_mut() else {
+        let Some(out) = self.session.out() else {
             return Ok(());
         };
-        // A file body is sent corked (TCP_CORK, nginx's tcp_nopush): only
-        // full segments leave until it is done (sendfile would push a short
-        // one at the end of every call), and the head shares the first.
-        if work.file.is_some() && !work.corked {
-            self.transport.cork(true);
-            work.corked = true;
+        let mut moved = false;
+        let result = send_out(
+            &mut self.transport,
+            out,
+            &mut self.writable,
+            &mut moved,
+            self.peer,
+        );
+        if moved {
+            out.last_progress = now;
         }
-        loop {
-            while work.out_pos < work.output.len() {
-                let chunk = &work.output[work.out_pos..];
-                let wanted = chunk.len();
-                let written = self.transport.write(chunk);
-                let n = match progress(written, wanted, &mut self.writable, &mut self.session, now)?
-                {
-                    Wrote::Bytes(n) => n,
-                    Wrote::Again => continue,
-                    Wrote::Wait => return Ok(()),
-                };
-                work.out_pos += n;
-                if n < wanted {
-                    return Ok(());
-                }
-            }
-            work.output.clear();
-            work.out_pos = 0;
-            let Some(body) = work.file.as_mut() else {
-                break;
-            };
-            while body.remaining > 0 {
-                let wanted = body.remaining.min(1 << 30) as usize;
-                let sent = match &body.source {
-                    BodySource::File(open) => {
-                        self.transport.send_file(open.file(), body.offset, wanted)
-                    }
-                    // Compressed bytes: the cache's, shared, never copied
-                    // whole into the output buffer.
-                    BodySource::Memory(bytes) => {
-                        let start = body.offset as usize;
-                        match bytes.get(start..start + wanted) {
-                            Some(range) => self.transport.write(range),
-                            None => Ok(0),
-                        }
-                    }
-                };
-                if matches!(sent, Ok(0)) {
-                    // The file shrank under us: the promised length cannot
-                    // be sent, so the only honest end is a close.
-                    log::warn!("{}: file shrank while sending; closing", self.peer);
-                    return Err(CloseReason::Error);
-                }
-                let n = match progress(sent, wanted, &mut self.writable, &mut self.session, now)? {
-                    Wrote::Bytes(n) => n,
-                    Wrote::Again => continue,
-                    Wrote::Wait => return Ok(()),
-                };
-                body.offset += n as u64;
-                body.remaining -= n as u64;
-                if n < wanted {
-                    return Ok(());
-                }
-            }
-            // The range is out: a multipart body puts the next part's head
-            // (or its closing delimiter) in the output, sent next turn.
-            if !body.next_part(&mut work.output) {
-                work.file = None;
-            }
-        }
-        if work.corked {
-            // The body is out: let the last partial segment go now.
-            self.transport.cork(false);
-            work.corked = false;
-        }
-        Ok(())
+        result
     }
 
     /// Settles the session's phase after a drive, and lends back idle
     /// buffers.
-    fn settle(&mut self, pool: &mut BufPool, now: Instant) {
-        let input_empty = self.work.as_ref().is_none_or(|w| w.input.is_empty());
+    fn settle(&mut self, pool: &mut Pool, now: Instant) {
         // A handshake flight the socket did not take yet is not a
         // response: the connection stays under the header deadline, and
         // "fresh" for eviction.
-        let has_output = self.has_output() && !self.transport.in_handshake();
-        let discarding = self.discarding_body();
-        self.session
-            .settle(has_output, input_empty, discarding, now);
-        // Nothing in flight: the buffers go back to the pool.
-        if self.work.as_ref().is_some_and(|w| w.is_empty()) {
-            self.release(pool);
+        let pending = self.transport.pending_output() && !self.transport.in_handshake();
+        if let Some(exchange) = self.session.settle(pending, now) {
+            // Nothing in flight: the buffers go back to the pool.
+            pool.put(exchange);
+            self.transport.release();
         }
     }
+}
+
+/// Sends what `out` holds until the socket is full or it is all out;
+/// `moved` says whether any byte went.
+fn send_out<T: Transport>(
+    transport: &mut T,
+    out: &mut Out<FileBody>,
+    writable: &mut bool,
+    moved: &mut bool,
+    peer: SocketAddr,
+) -> Result<(), CloseReason> {
+    // A file body is sent corked (TCP_CORK, nginx's tcp_nopush): only
+    // full segments leave until it is done (sendfile would push a short
+    // one at the end of every call), and the head shares the first.
+    if out.file.is_some() && !out.corked {
+        transport.cork(true);
+        out.corked = true;
+    }
+    loop {
+        while out.pos < out.buf.len() {
+            let chunk = &out.buf[out.pos..];
+            let wanted = chunk.len();
+            let n = match progress(transport.write(chunk), wanted, writable, moved)? {
+                Wrote::Bytes(n) => n,
+                Wrote::Again => continue,
+                Wrote::Wait => return Ok(()),
+            };
+            out.pos += n;
+            if n < wanted {
+                return Ok(());
+            }
+        }
+        out.clear_sent();
+        let Some(body) = out.file.as_mut() else {
+            break;
+        };
+        while body.remaining > 0 {
+            let wanted = body.remaining.min(1 << 30) as usize;
+            let sent = match &body.source {
+                BodySource::File(open) => transport.send_file(open.file(), body.offset, wanted),
+                // Compressed bytes: the cache's, shared, never copied
+                // whole into the output buffer.
+                BodySource::Memory(bytes) => {
+                    let start = body.offset as usize;
+                    match bytes.get(start..start + wanted) {
+                        Some(range) => transport.write(range),
+                        None => Ok(0),
+                    }
+                }
+            };
+            if matches!(sent, Ok(0)) {
+                // The file shrank under us: the promised length cannot
+                // be sent, so the only honest end is a close.
+                log::warn!("{peer}: file shrank while sending; closing");
+                return Err(CloseReason::Error);
+            }
+            let n = match progress(sent, wanted, writable, moved)? {
+                Wrote::Bytes(n) => n,
+                Wrote::Again => continue,
+                Wrote::Wait => return Ok(()),
+            };
+            body.offset += n as u64;
+            body.remaining -= n as u64;
+            if n < wanted {
+                return Ok(());
+            }
+        }
+        // The range is out: a multipart body puts the next part's head
+        // (or its closing delimiter) in the output, sent next turn.
+        if !body.next_part(&mut out.buf) {
+            out.file = None;
+        }
+    }
+    if out.corked {
+        // The body is out: let the last partial segment go now.
+        transport.cork(false);
+        out.corked = false;
+    }
+    Ok(())
 }
 
 /// What one write-like call did, for the loops in `flush`.
@@ -433,18 +404,17 @@ enum Wrote {
     Wait,
 }
 
-/// Reads a write of `wanted` bytes: notes the progress in the session and
-/// clears `writable` when the socket buffer is full.
+/// Reads a write of `wanted` bytes: notes that bytes moved, and clears
+/// `writable` when the socket buffer is full.
 fn progress(
     written: io::Result<usize>,
     wanted: usize,
     writable: &mut bool,
-    session: &mut Session,
-    now: Instant,
+    moved: &mut bool,
 ) -> Result<Wrote, CloseReason> {
     match written {
         Ok(n) => {
-            session.sent(now);
+            *moved = true;
             if n < wanted {
                 *writable = false;
             }
@@ -466,6 +436,6 @@ mod tests {
     #[test]
     fn an_idle_connection_stays_small() {
         let size = std::mem::size_of::<super::Conn>();
-        assert!(size <= 128, "{size}");
+        assert!(size <= 96, "{size}");
     }
 }

@@ -11,7 +11,6 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Instant;
 
 use crate::http::body::BodyDecoder;
-use crate::http::input::InBuf;
 use crate::http::persist::{self, PersistContext};
 use crate::http::request::{RequestHead, Version};
 use crate::http::response::{ResponseHead, encode_head};
@@ -165,43 +164,33 @@ impl Respond for Recorder {
 fn answer_pieces(data: &[u8], cuts: &[usize]) -> Vec<Event> {
     let now = Instant::now();
     let peer = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9);
-    let mut session = Session::new(now);
+    let mut session: Session<()> = Session::new(now, false);
     let mut recorder = Recorder { events: Vec::new() };
-    let mut input = InBuf::new(2048);
-    let mut output = Vec::new();
-    let mut body = None;
-    let mut file = None;
-    let mut held = Vec::new();
+    let lend = || Box::new(Exchange::new(2048));
     let mut ends: Vec<usize> = cuts.iter().map(|&c| c.min(data.len())).collect();
     ends.push(data.len());
     ends.sort_unstable();
     let mut delivered = 0;
     for end in ends {
         while delivered < end {
-            if !session.wants_input(output.len(), false) {
+            let Some(spare) = session.input_room(lend, now) else {
                 return recorder.events;
-            }
-            let spare = input.spare();
+            };
             let n = spare.len().min(end - delivered);
             // A full buffer is a head past the limit: the session must
             // have refused it (431) rather than wait for room.
             assert!(n > 0, "the input filled up and nothing refused it");
             spare[..n].copy_from_slice(&data[delivered..delivered + n]);
-            let was_empty = input.is_empty();
-            input.filled(n);
             delivered += n;
-            session.received(was_empty, body.is_some(), now);
+            session.received(n, now);
             let mut rounds = 0;
             loop {
-                let ex = Exchange {
-                    input: &mut input,
-                    output: &mut output,
-                    body: &mut body,
-                    file: &mut file,
-                    held: &mut held,
-                };
-                match session.answer(ex, &mut recorder, peer, now) {
-                    Ok(true) => output.clear(),
+                match session.answer(&mut recorder, peer, now) {
+                    Ok(true) => {
+                        if let Some(out) = session.out() {
+                            out.clear_sent();
+                        }
+                    }
                     Ok(false) => break,
                     Err(reason) => {
                         recorder.events.push(Event::Closed(reason));

@@ -107,8 +107,8 @@
 //!    streamed part by part with sendfile, listings are capped). [`status`]
 //!    serves the counters (nginx stub_status text, or Prometheus).
 //!
-//! 8. **The hot path**: an idle connection is a 128-byte [`conn::Conn`]; its
-//!    buffers ([`pool::Work`]) come from the [`pool`] while it works. Small
+//! 8. **The hot path**: an idle connection is a 96-byte [`conn::Conn`]; its
+//!    buffers ([`http::session::Exchange`]) come from the [`pool`] while it works. Small
 //!    files are served from a cache revalidated like nginx's
 //!    `open_file_cache`, so a keep-alive request costs one `recv` and one
 //!    `send` and no heap allocation (`tests/alloc.rs` counts them).

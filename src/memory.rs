@@ -61,7 +61,9 @@ use crate::config::Config;
 use crate::conn::Conn;
 use crate::http::session::OUTPUT_CAP;
 use crate::http::validators::MAX_RANGES;
-use crate::pool::Work;
+use crate::serve::FileBody;
+/// What a working connection borrows from the pool.
+type Work = crate::http::session::Exchange<FileBody>;
 use crate::serve::MAX_GENERATED_BYTES;
 
 /// A response head without its Location and Cache-Control values: every

@@ -30,12 +30,11 @@ use std::sync::{Arc, Mutex};
 use crate::accesslog::Sink;
 use crate::budget::{self, Budget, BudgetError, Reserve};
 use crate::config::{Config, TcpKeepalive};
-use crate::conn::{Conn, Next};
+use crate::conn::{Conn, Next, Pool};
 use crate::evict::{Class, EvictionQueues};
 use crate::files::Root;
 use crate::http::session::{Phase, Timeouts};
 use crate::memory::MemoryBound;
-use crate::pool::BufPool;
 use crate::serve::{Answerer, Responder, ServerView};
 use crate::signals::SignalFd;
 use crate::stats::{CloseReason, CompressOutcome, Shared};
@@ -207,7 +206,7 @@ pub struct Server {
     budget: Budget,
     /// Graceful shutdown has begun: every response says close.
     shutting_down: bool,
-    pool: BufPool,
+    pool: Pool,
     expired: Vec<usize>,
     evict: EvictionQueues,
     /// Accepting waits, since then: the fd budget is full and nothing can
@@ -338,7 +337,7 @@ impl Server {
             keepalive: config.live.keepalive_timeout,
             linger: config.live.linger_timeout,
         };
-        let pool = BufPool::new(config.fixed.max_header_bytes, 1024);
+        let pool = Pool::new(config.fixed.max_header_bytes, 1024);
         let evict =
             EvictionQueues::with_capacity(budget.max_connections, config.live.evict_stalled_after);
         Ok(Server {
@@ -606,7 +605,6 @@ impl Server {
         self.count(conn.phase(), -1);
         self.wheel.cancel(key);
         self.evict.remove(key);
-        conn.release(&mut self.pool);
         self.stats.count_close(reason);
         self.stats.count_requests_per_connection(conn.requests());
         log::debug!(
@@ -617,6 +615,7 @@ impl Server {
         );
         // Dropping the stream closes the fd, which also removes it from
         // the epoll set: no EPOLL_CTL_DEL syscall needed.
+        conn.release(&mut self.pool);
     }
 
     /// The fd budget admits one more connection without evicting.
@@ -787,13 +786,13 @@ impl Server {
         };
         // Whatever it says next, the connection goes: it has no slot.
         let _ = conn.drive(&mut answerer, &mut self.pool, now);
-        conn.release(&mut self.pool);
         self.stats.count_close(CloseReason::Overflow);
         self.stats.count_requests_per_connection(conn.requests());
         log::debug!(
             "{peer}: answered without a slot ({} requests)",
             conn.requests()
         );
+        conn.release(&mut self.pool);
     }
 
     fn admit(&mut self, mut stream: Accepted, peer: SocketAddr, tls: bool, now: Instant) {

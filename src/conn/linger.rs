@@ -5,8 +5,7 @@
 
 use std::time::Instant;
 
-use super::{Conn, Next};
-use crate::pool::BufPool;
+use super::{Conn, Next, Pool};
 use crate::stats::CloseReason;
 use crate::transport::{Transport, interrupted, would_block};
 
@@ -20,7 +19,7 @@ impl<T: Transport> Conn<T> {
     /// destroy the response in flight (RFC 9112 §9.6).
     pub(super) fn start_lingering(
         &mut self,
-        pool: &mut BufPool,
+        pool: &mut Pool,
         reason: CloseReason,
         now: Instant,
     ) -> Next {
@@ -30,9 +29,13 @@ impl<T: Transport> Conn<T> {
         // read drained the socket. Lingering stays where the client may
         // still be sending: max-requests, protocol errors, timeouts,
         // shutdown.
-        let nothing_unread =
-            reason == CloseReason::ResponseClose && !self.readable && self.no_input();
-        self.release(pool);
+        let nothing_unread = reason == CloseReason::ResponseClose
+            && !self.readable
+            && self.session.all_input_consumed();
+        if let Some(exchange) = self.session.begin_closing(reason, now) {
+            pool.put(exchange);
+        }
+        self.transport.release();
         if self.peer_closed || nothing_unread {
             if !self.peer_closed {
                 self.transport.notify_close();
@@ -43,7 +46,6 @@ impl<T: Transport> Conn<T> {
             log::debug!("{}: shutdown(write) failed: {e}", self.peer);
             return Next::Close(reason);
         }
-        self.session.begin_closing(now);
         self.readable = true;
         self.drain_lingering()
     }

@@ -59,3 +59,27 @@ impl InBuf {
         self.end = 0;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::InBuf;
+
+    #[test]
+    fn input_compacts_and_clears() {
+        let mut buf = InBuf::new(8);
+        buf.spare()[..8].copy_from_slice(b"abcdefgh");
+        buf.filled(8);
+        buf.consume(5);
+        assert_eq!(buf.bytes(), b"fgh");
+        assert_eq!(buf.spare().len(), 5, "the unread bytes moved to the front");
+        assert_eq!(buf.bytes(), b"fgh");
+        buf.consume(3);
+        assert!(buf.is_empty());
+        assert_eq!(buf.spare().len(), 8);
+        buf.spare()[..3].copy_from_slice(b"GET");
+        buf.filled(3);
+        buf.clear();
+        assert!(buf.is_empty());
+        assert_eq!(buf.spare().len(), 8);
+    }
+}
