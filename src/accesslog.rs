@@ -29,7 +29,10 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use crate::http::request::{RequestHead, Version};
+use crate::http::session::ConnFacts;
 
 /// A worker hands its buffer over once it holds this much, even in the
 /// middle of a turn of the loop.
@@ -95,6 +98,62 @@ pub struct Entry<'a> {
     /// This request's number on its connection, 1 for the first.
     pub connection_requests: u32,
     pub secure: bool,
+}
+
+impl<'a> Entry<'a> {
+    /// The line of a response to a parsed request.
+    pub fn for_request(
+        head: &RequestHead<'a>,
+        facts: &ConnFacts,
+        status: u16,
+        bytes: u64,
+    ) -> Entry<'a> {
+        Entry {
+            method: head.method_str,
+            target: head.target,
+            version: head.version.as_str(),
+            referer: head.referer,
+            user_agent: head.user_agent,
+            ..Entry::for_refusal(None, facts, status, bytes)
+        }
+    }
+
+    /// The line of a response to a request that could not be parsed (or
+    /// timed out): its version when the request line said one, "-" for
+    /// the rest, as nginx logs a bad request.
+    pub fn for_refusal(
+        version: Option<Version>,
+        facts: &ConnFacts,
+        status: u16,
+        bytes: u64,
+    ) -> Entry<'a> {
+        Entry {
+            peer: facts.peer,
+            method: "-",
+            target: "-",
+            version: version.map_or("-", Version::as_str),
+            status,
+            bytes,
+            referer: None,
+            user_agent: None,
+            // The clock read now, not the loop's: the answer's own time
+            // counts (one vDSO call, only with the log on).
+            request_time: Instant::now().saturating_duration_since(facts.started),
+            connection_requests: facts.requests_before + 1,
+            secure: facts.secure,
+        }
+    }
+}
+
+/// The body bytes of the reply just encoded (what CLF and nginx's
+/// `$body_bytes_sent` log): what follows its head, past an interim
+/// `100 Continue`. A head never holds an empty line, so its first one
+/// ends it.
+pub fn body_bytes(reply: &[u8]) -> u64 {
+    const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+    let reply = reply.strip_prefix(CONTINUE).unwrap_or(reply);
+    let head = reply.windows(4).position(|w| w == b"\r\n\r\n");
+    head.map_or(0, |end| (reply.len() - end - 4) as u64)
 }
 
 /// The times a line may carry, formatted once a second by the caller's
@@ -508,6 +567,25 @@ impl Drop for AccessLog {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn body_bytes_follow_the_head_and_an_interim_continue() {
+        use super::body_bytes;
+        assert_eq!(
+            body_bytes(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc"),
+            3
+        );
+        assert_eq!(
+            body_bytes(b"HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\n\r\n"),
+            0
+        );
+        // A body that holds an empty line is still counted whole.
+        assert_eq!(body_bytes(b"HTTP/1.1 200 OK\r\n\r\na\r\n\r\nb"), 6);
+        assert_eq!(
+            body_bytes(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nX: y\r\n\r\nab"),
+            2
+        );
+    }
+
     use super::*;
 
     fn entry<'a>() -> Entry<'a> {

@@ -67,11 +67,11 @@
 //!    reason, once), turn a [target](http::target) into a safe relative
 //!    path, and [encode a response head](http::response::encode_head).
 //!
-//! 5. **Responding** ([`serve`]): the session calls an
-//!    [`Answerer`](serve::Answerer), a [`Responder`](serve::Responder)
-//!    (configuration, ROOT, caches, scratch) with a
-//!    [`ServerView`](serve::ServerView) of the reactor's counters lent for
-//!    the call. It routes the request to a file beneath ROOT ([`files`]:
+//! 5. **Responding** ([`serve`]): the session calls its
+//!    [`Respond`](http::session::Respond) seam, a
+//!    [`Responder`](serve::Responder) (settings, ROOT, caches) paired with
+//!    a [`ServerView`](serve::ServerView) of the reactor's counters lent
+//!    for the call. It routes the request to a file beneath ROOT ([`files`]:
 //!    `openat2(RESOLVE_BENEATH)`, so neither `..` nor a symlink leaves
 //!    ROOT) and writes the head, plus the body when it is small, into the
 //!    connection's output buffer; larger bodies leave with `sendfile(2)`.
@@ -152,4 +152,5 @@ pub mod status;
 pub mod systemd;
 pub mod tls;
 pub mod transport;
+pub mod wake;
 pub mod wheel;

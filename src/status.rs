@@ -11,10 +11,12 @@
 //!   the JSON once a second.
 
 use std::io::Write;
+use std::time::{Duration, Instant};
 
 use crate::budget::Budget;
 use crate::evict::Class;
-use crate::stats::{CloseReason, CompressOutcome, Gauges, REQUESTS_BUCKETS, Stats};
+use crate::stats::{CloseReason, CompressOutcome, Gauges, REQUESTS_BUCKETS, Shared, Stats};
+use crate::wheel::TimerWheel;
 
 /// The live view: connections by phase, the fd budget in use, evictions
 /// and closes by reason, requests per connection, timer-wheel occupancy.
@@ -305,6 +307,84 @@ pub fn per_worker(out: &mut Vec<u8>, handled: &[u64]) {
             out,
             "holdline_worker_connections_handled_total{{worker=\"{worker}\"}} {n}"
         );
+    }
+}
+
+/// What the status path answers with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// nginx's stub_status text (the default, for existing exporters).
+    Stub,
+    /// `?format=prometheus`.
+    Prometheus,
+    /// `?format=json`.
+    Json,
+    /// The live page, for a browser (`Accept: text/html`).
+    Page,
+}
+
+impl Format {
+    /// The format a request for the status path asks for: by its query,
+    /// else by whether it accepts HTML.
+    pub fn asked(query: &str, accept: Option<&[u8]>) -> Format {
+        let asked = |format: &str| query.split('&').any(|kv| kv == format);
+        let browser =
+            accept.is_some_and(|a| a.windows(9).any(|w| w.eq_ignore_ascii_case(b"text/html")));
+        if asked("format=prometheus") {
+            Format::Prometheus
+        } else if asked("format=json") {
+            Format::Json
+        } else if browser {
+            Format::Page
+        } else {
+            Format::Stub
+        }
+    }
+}
+
+/// The figures a status answer reports, lent by the answering worker:
+/// its own counters and gauges (the other workers' come from `shared`),
+/// its fd budget and its timer wheel.
+pub struct Report<'a> {
+    pub stats: &'a Stats,
+    /// This worker's gauges, its open files counted.
+    pub gauges: Gauges,
+    pub budget: &'a Budget,
+    pub shared: &'a Shared,
+    pub worker: usize,
+    pub wheel: &'a TimerWheel,
+    pub now: Instant,
+}
+
+/// Writes the status answer's body in `format` into `body` (cleared
+/// first); returns its content type.
+pub fn render(format: Format, report: &Report<'_>, body: &mut Vec<u8>) -> &'static str {
+    body.clear();
+    let (stats, gauges) = report
+        .shared
+        .total(report.worker, report.stats, &report.gauges);
+    match format {
+        Format::Prometheus => {
+            prometheus(body, &stats, &gauges, report.budget);
+            let per = report.shared.handled_by_worker(report.worker, report.stats);
+            per_worker(body, &per);
+            "text/plain; version=0.0.4"
+        }
+        Format::Json => {
+            let (soon, later) = (Duration::from_secs(1), Duration::from_secs(10));
+            let deadlines = report.wheel.due_within(report.now, soon, later);
+            let workers = report.shared.workers();
+            json(body, &stats, &gauges, report.budget, workers, deadlines);
+            "application/json"
+        }
+        Format::Page => {
+            body.extend_from_slice(PAGE.as_bytes());
+            "text/html"
+        }
+        Format::Stub => {
+            stub_status(body, &stats, &gauges);
+            "text/plain"
+        }
     }
 }
 

@@ -237,6 +237,18 @@ impl Default for Live {
     }
 }
 
+impl Live {
+    /// One deadline per phase, as these options set them.
+    pub fn timeouts(&self) -> crate::http::session::Timeouts {
+        crate::http::session::Timeouts {
+            header: self.header_timeout,
+            send: self.send_timeout,
+            keepalive: self.keepalive_timeout,
+            linger: self.linger_timeout,
+        }
+    }
+}
+
 impl Config {
     /// The defaults with `change` made to them (for a server built in
     /// code, such as the in-process tests').

@@ -20,7 +20,7 @@
 //! for as long, so the reactor never compresses: a request that misses
 //! gets the identity response at once (with `Vary: Accept-Encoding`), and
 //! the file goes to a [`Compressor`]
-//! thread. Its result comes back through a channel and a `mio::Waker`,
+//! thread. Its result comes back through a channel and the reactor's alarm,
 //! and is put in the cache on the reactor's next turn; from then on every
 //! request that accepts the coding is a hit. The measured pause this
 //! costs other clients is in README ("Compression").
@@ -46,7 +46,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use mio::Waker;
+use crate::wake::Alarm;
 use slab::Slab;
 
 use super::body::{FileMeta, FileRoute, FileSource};
@@ -66,16 +66,16 @@ pub struct OnTheFly {
 }
 
 impl OnTheFly {
-    /// Starts the compressor thread; `waker` wakes this worker's reactor
+    /// Starts the compressor thread; `alarm` wakes this worker's reactor
     /// when a file is compressed.
     pub fn start(
         max_bytes: u64,
         cache_bytes: usize,
-        waker: Arc<Waker>,
+        alarm: Arc<Alarm>,
     ) -> std::io::Result<OnTheFly> {
         Ok(OnTheFly {
             cache: CompressCache::new(cache_bytes),
-            compressor: Compressor::start(waker)?,
+            compressor: Compressor::start(alarm)?,
             max_bytes,
             key: Vec::with_capacity(1024),
         })

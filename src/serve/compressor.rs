@@ -8,7 +8,7 @@
 //! uncompressed, as it would be anyway, and a later one submits again).
 //! A key already in the queue is not submitted twice. The thread sends
 //! each result back on a small bounded channel and wakes the reactor
-//! through its `mio::Waker`; the reactor then puts the result in its
+//! through its reactor's [`Alarm`]; the reactor then puts the result in its
 //! cache. The thread runs under SCHED_IDLE: a reactor that wakes takes
 //! the CPU from it at once, so on a busy machine compression waits and
 //! clients do not. (Measured with the test
@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError};
 use std::time::{Duration, Instant};
 
-use mio::Waker;
+use crate::wake::{Alarm, Wake};
 
 use super::body::FileMeta;
 use super::compress::Coding;
@@ -75,8 +75,8 @@ pub struct Compressor {
 }
 
 impl Compressor {
-    /// Starts the thread; `waker` wakes the reactor when a result is ready.
-    pub fn start(waker: Arc<Waker>) -> io::Result<Compressor> {
+    /// Starts the thread; `alarm` wakes the reactor when a result is ready.
+    pub fn start(alarm: Arc<Alarm>) -> io::Result<Compressor> {
         let (jobs, queued) = std::sync::mpsc::sync_channel::<Job>(MAX_QUEUED_JOBS);
         let (finished, done) = std::sync::mpsc::sync_channel::<Done>(MAX_WAITING_RESULTS);
         std::thread::Builder::new()
@@ -88,9 +88,7 @@ impl Compressor {
                     if finished.send(result).is_err() {
                         break;
                     }
-                    if let Err(e) = waker.wake() {
-                        log::warn!("compressor: cannot wake the reactor: {e}");
-                    }
+                    alarm.wake(Wake::Compressed);
                 }
             })?;
         Ok(Compressor {
@@ -298,8 +296,8 @@ mod tests {
     #[test]
     fn a_job_comes_back_through_the_waker() {
         let mut poll = mio::Poll::new().unwrap();
-        let waker = Arc::new(Waker::new(poll.registry(), mio::Token(7)).unwrap());
-        let mut compressor = Compressor::start(waker).unwrap();
+        let alarm = Arc::new(Alarm::new(poll.registry(), mio::Token(7)).unwrap());
+        let mut compressor = Compressor::start(alarm).unwrap();
         let meta = FileMeta {
             ino: 1,
             len: 4,

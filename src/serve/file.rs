@@ -2,8 +2,11 @@
 //! requests (304, 412) and ranges (206, multipart/byteranges, 416); how
 //! its body leaves is [`super::body`]'s.
 
+use super::ServerView;
 use super::body::{BodySink, FileBody, FileRoute, FileSource, PartHead};
-use super::{Responder, ServerView};
+use super::errors::encode_error_body;
+use super::lookup::Files;
+use super::settings::Settings;
 use crate::http::Status;
 use crate::http::date::imf_fixdate;
 use crate::http::persist::Persistence;
@@ -14,117 +17,111 @@ use crate::http::validators::{
 };
 use crate::stats::CloseReason;
 
-impl Responder {
-    /// Encodes the response for `found` into `out`. `Err(status)` asks the
-    /// caller for a plain error response instead (nothing was written).
-    pub(super) fn respond_file(
-        &mut self,
-        head: &RequestHead<'_>,
-        found: FileRoute,
-        persistence: Persistence,
-        server: &ServerView<'_>,
-        out: &mut Vec<u8>,
-    ) -> Result<(Status, Option<FileBody>), Status> {
-        // A file just opened costs an fd if its body is sent with sendfile;
-        // one from the cache is already charged.
-        let file_room = matches!(found.source, FileSource::Open(_)) && self.file_room(server);
-        let meta = found.meta;
-        // The selected representation's: the file, a precompressed
-        // variant, or the bytes compressed here (whose tag names the
-        // coding; its Last-Modified is the file's).
-        let len = found.representation_len();
-        let mut etag = Etag::new(meta.ino, meta.len, meta.mtime, meta.mtime_nsec);
-        if let (FileSource::Compressed(_), Some(coding)) = (&found.source, found.encoding) {
-            etag = etag.with_coding(coding);
-        }
-        let modified_secs = meta.mtime.max(0) as u64;
-        let last_modified = imf_fixdate(modified_secs);
-        let date = self.date.http_date_copy();
-        let extra = std::sync::Arc::clone(&self.extra_headers);
-        let is_head = head.method == Method::Head;
+/// Encodes the response for `found` into `out`. `Err(status)` asks the
+/// caller for a plain error response instead (nothing was written).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn respond_file(
+    settings: &Settings,
+    files: &mut Files,
+    date: &[u8],
+    head: &RequestHead<'_>,
+    found: FileRoute,
+    persistence: Persistence,
+    server: &ServerView<'_>,
+    out: &mut Vec<u8>,
+) -> Result<(Status, Option<FileBody>), Status> {
+    // A file just opened costs an fd if its body is sent with sendfile;
+    // one from the cache is already charged.
+    let file_room = matches!(found.source, FileSource::Open(_)) && files.file_room(server);
+    let meta = found.meta;
+    // The selected representation's: the file, a precompressed
+    // variant, or the bytes compressed here (whose tag names the
+    // coding; its Last-Modified is the file's).
+    let len = found.representation_len();
+    let mut etag = Etag::new(meta.ino, meta.len, meta.mtime, meta.mtime_nsec);
+    if let (FileSource::Compressed(_), Some(coding)) = (&found.source, found.encoding) {
+        etag = etag.with_coding(coding);
+    }
+    let modified_secs = meta.mtime.max(0) as u64;
+    let last_modified = imf_fixdate(modified_secs);
+    let extra = &settings.extra_headers;
+    let is_head = head.method == Method::Head;
 
-        let mut rh = ResponseHead::with_extra(Status::Ok, &date, &extra, persistence);
-        rh.etag = Some(etag.as_bytes());
-        rh.last_modified = Some(&last_modified);
-        rh.cache_control = self.config.live.cache_control.as_deref();
-        rh.vary_accept_encoding = found.vary;
+    let mut rh = ResponseHead::with_extra(Status::Ok, date, extra, persistence);
+    rh.etag = Some(etag.as_bytes());
+    rh.last_modified = Some(&last_modified);
+    rh.cache_control = settings.live.cache_control.as_deref();
+    rh.vary_accept_encoding = found.vary;
 
-        let pre = Preconditions {
-            if_match: head.if_match,
-            if_none_match: head.if_none_match,
-            if_modified_since: head.if_modified_since,
-            if_unmodified_since: head.if_unmodified_since,
-        };
-        match evaluate(&pre, etag.as_bytes(), modified_secs) {
-            Condition::Proceed => {}
-            Condition::NotModified => {
-                // RFC 9110 §15.4.5: the validators and caching headers, no body.
-                rh.status = Status::NotModified;
-                encode_head(out, &rh);
-                return Ok((Status::NotModified, None));
-            }
-            Condition::PreconditionFailed => return Err(Status::PreconditionFailed),
+    let pre = Preconditions {
+        if_match: head.if_match,
+        if_none_match: head.if_none_match,
+        if_modified_since: head.if_modified_since,
+        if_unmodified_since: head.if_unmodified_since,
+    };
+    match evaluate(&pre, etag.as_bytes(), modified_secs) {
+        Condition::Proceed => {}
+        Condition::NotModified => {
+            // RFC 9110 §15.4.5: the validators and caching headers, no body.
+            rh.status = Status::NotModified;
+            encode_head(out, &rh);
+            return Ok((Status::NotModified, None));
         }
+        Condition::PreconditionFailed => return Err(Status::PreconditionFailed),
+    }
 
-        rh.accept_ranges = true;
-        rh.content_type = Some(found.content_type);
-        rh.charset_utf8 = found.charset;
-        rh.content_encoding = found.encoding;
-        let range = match (head.range, head.if_range) {
-            (Some(_), Some(validator))
-                if !if_range_holds(validator, etag.as_bytes(), modified_secs) =>
-            {
-                RangeRequest::Full
-            }
-            (Some(range), _) => parse_range(range, len),
-            (None, _) => RangeRequest::Full,
-        };
-        let ranges = match range {
-            RangeRequest::Full => None,
-            RangeRequest::Unsatisfiable => {
-                let mut rh = ResponseHead::with_extra(
-                    Status::RangeNotSatisfiable,
-                    &date,
-                    &extra,
-                    persistence,
-                );
-                rh.content_range = Some(ContentRange::Unsatisfied { len });
-                super::encode_error_body(out, &mut rh, is_head);
-                return Ok((Status::RangeNotSatisfiable, None));
-            }
-            RangeRequest::Partial(ranges) => Some(ranges),
-        };
-        let sink = BodySink {
-            small_file_bytes: self.config.fixed.small_file_bytes,
-            is_head,
-            open_files: file_room.then_some(&self.open_files),
-            sendfile: server.closing != Some(CloseReason::Overflow),
-        };
-        match ranges {
-            None => sink.single_part(out, &mut rh, found.source, 0, len),
-            Some(ranges) => match *ranges.as_slice() {
-                [(first, last)] => {
-                    rh.status = Status::PartialContent;
-                    rh.content_range = Some(ContentRange::Bytes { first, last, len });
-                    sink.single_part(out, &mut rh, found.source, first, last - first + 1)
-                }
-                // Content-Encoding on a multipart/byteranges message would
-                // say the multipart body is encoded, which it is not (its
-                // parts are slices of the encoded bytes); nor does any
-                // header say a part's coding. RFC 9110 §14.2 lets a server
-                // ignore Range: the whole encoded representation, 200.
-                _ if found.encoding.is_some() => {
-                    sink.single_part(out, &mut rh, found.source, 0, len)
-                }
-                _ => {
-                    let part_head = PartHead {
-                        content_type: found.content_type,
-                        charset: found.charset,
-                        len,
-                    };
-                    sink.multipart(out, &mut rh, found.source, ranges, part_head)
-                }
-            },
+    rh.accept_ranges = true;
+    rh.content_type = Some(found.content_type);
+    rh.charset_utf8 = found.charset;
+    rh.content_encoding = found.encoding;
+    let range = match (head.range, head.if_range) {
+        (Some(_), Some(validator))
+            if !if_range_holds(validator, etag.as_bytes(), modified_secs) =>
+        {
+            RangeRequest::Full
         }
+        (Some(range), _) => parse_range(range, len),
+        (None, _) => RangeRequest::Full,
+    };
+    let ranges = match range {
+        RangeRequest::Full => None,
+        RangeRequest::Unsatisfiable => {
+            let mut rh =
+                ResponseHead::with_extra(Status::RangeNotSatisfiable, date, extra, persistence);
+            rh.content_range = Some(ContentRange::Unsatisfied { len });
+            encode_error_body(out, &mut rh, is_head);
+            return Ok((Status::RangeNotSatisfiable, None));
+        }
+        RangeRequest::Partial(ranges) => Some(ranges),
+    };
+    let sink = BodySink {
+        small_file_bytes: settings.small_file_bytes,
+        is_head,
+        open_files: file_room.then_some(&files.open_files),
+        sendfile: server.closing != Some(CloseReason::Overflow),
+    };
+    match ranges {
+        None => sink.single_part(out, &mut rh, found.source, 0, len),
+        Some(ranges) => match *ranges.as_slice() {
+            [(first, last)] => {
+                rh.status = Status::PartialContent;
+                rh.content_range = Some(ContentRange::Bytes { first, last, len });
+                sink.single_part(out, &mut rh, found.source, first, last - first + 1)
+            }
+            // Content-Encoding on a multipart/byteranges message would
+            // say the multipart body is encoded, which it is not (its
+            // parts are slices of the encoded bytes); nor does any
+            // header say a part's coding. RFC 9110 §14.2 lets a server
+            // ignore Range: the whole encoded representation, 200.
+            _ if found.encoding.is_some() => sink.single_part(out, &mut rh, found.source, 0, len),
+            _ => {
+                let part_head = PartHead {
+                    content_type: found.content_type,
+                    charset: found.charset,
+                    len,
+                };
+                sink.multipart(out, &mut rh, found.source, ranges, part_head)
+            }
+        },
     }
 }

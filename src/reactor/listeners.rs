@@ -1,0 +1,132 @@
+//! The sockets a reactor accepts on: TCP (plain or TLS) and unix-domain
+//! listeners, bound here or passed by systemd, and what accepting one
+//! gives.
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use mio::event::Source;
+use mio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+
+use crate::config::TcpKeepalive;
+use crate::transport::{Stream, Tcp, Unix};
+
+/// A listening socket: plain HTTP, or HTTPS with the shared TLS setup.
+pub(super) struct Listener {
+    pub socket: ListenSocket,
+    /// Its TCP address; for a unix socket, [`UNIX_PEER`].
+    pub local: SocketAddr,
+    pub tls: bool,
+}
+
+/// What a listener accepts on.
+pub(super) enum ListenSocket {
+    Tcp(TcpListener),
+    /// `--listen unix:PATH` (its path, removed at shutdown by worker 0), or
+    /// a unix socket systemd passed (no path: systemd owns the file).
+    Unix(UnixListener, Option<PathBuf>),
+}
+
+/// A connection just accepted.
+pub(super) enum Accepted {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+/// The address logs and counters show for a unix-socket peer (it has no
+/// IP address: the proxy in front knows who the client is).
+pub const UNIX_PEER: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0);
+
+impl ListenSocket {
+    pub fn accept(&self) -> io::Result<(Accepted, SocketAddr)> {
+        match self {
+            ListenSocket::Tcp(l) => l.accept().map(|(s, peer)| (Accepted::Tcp(s), peer)),
+            ListenSocket::Unix(l, _) => l.accept().map(|(s, _)| (Accepted::Unix(s), UNIX_PEER)),
+        }
+    }
+
+    pub fn source(&mut self) -> &mut dyn Source {
+        match self {
+            ListenSocket::Tcp(l) => l,
+            ListenSocket::Unix(l, _) => l,
+        }
+    }
+}
+
+impl Accepted {
+    pub fn source(&mut self) -> &mut dyn Source {
+        match self {
+            Accepted::Tcp(s) => s,
+            Accepted::Unix(s) => s,
+        }
+    }
+}
+
+/// Binds and listens on a unix socket at `path`. A socket file left by a
+/// server that is gone (nothing accepts on it) is replaced; one a live
+/// server accepts on is an error (EADDRINUSE), as is any other file.
+pub(super) fn bind_unix(path: &std::path::Path, backlog: i32) -> io::Result<socket2::Socket> {
+    use socket2::{Domain, SockAddr, Socket, Type};
+    use std::os::unix::fs::FileTypeExt;
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        let live = std::os::unix::net::UnixStream::connect(path).is_ok();
+        if !meta.file_type().is_socket() || live {
+            return Err(io::ErrorKind::AddrInUse.into());
+        }
+        log::info!("removing the stale socket file {}", path.display());
+        std::fs::remove_file(path)?;
+    }
+    let socket = Socket::new(Domain::UNIX, Type::STREAM.nonblocking().cloexec(), None)?;
+    socket.bind(&SockAddr::unix(path)?)?;
+    socket.listen(backlog)?;
+    Ok(socket)
+}
+
+/// Binds and listens on a TCP address, with the options every accepted
+/// socket inherits.
+pub(super) fn bind_listener(
+    addr: SocketAddr,
+    backlog: i32,
+    reuse_port: bool,
+    keepalive: Option<TcpKeepalive>,
+) -> io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(
+        Domain::for_address(addr),
+        Type::STREAM.nonblocking().cloexec(),
+        Some(Protocol::TCP),
+    )?;
+    socket.set_reuse_address(true)?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    // Inherited by accepted sockets. Responses are written whole: Nagle
+    // would only delay the last segment of each.
+    socket.set_tcp_nodelay(true)?;
+    if let Some(ka) = keepalive {
+        socket.set_tcp_keepalive(
+            &socket2::TcpKeepalive::new()
+                .with_time(ka.time)
+                .with_interval(ka.interval)
+                .with_retries(ka.probes),
+        )?;
+    }
+    socket.bind(&addr.into())?;
+    socket.listen(backlog)?;
+    Ok(TcpListener::from_std(socket.into()))
+}
+
+impl Accepted {
+    /// The connection as a plain (not TLS) transport.
+    pub fn plain(self) -> Stream {
+        match self {
+            Accepted::Tcp(s) => Stream::Tcp(Tcp::new(s)),
+            Accepted::Unix(s) => Stream::Unix(Unix::new(s)),
+        }
+    }
+}

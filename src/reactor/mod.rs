@@ -1,0 +1,335 @@
+//! The reactor: one thread, one `mio::Poll`, everything else is data.
+//!
+//! It owns the listeners, the slab of connections, the timer wheel and the
+//! counters, and it is the only code that waits on readiness. One turn of
+//! the loop ([`Server::run`], this file):
+//!
+//! 1. sleep in `epoll_wait` until an event, the next due wheel tick, or
+//!    the time blocked admission may resume; then set the responder's
+//!    clock;
+//! 2. for each event: accept (a listener: `admission.rs`), drive a
+//!    connection, take a signal or a wake-up (`lifecycle.rs`); each
+//!    connection driven files its new deadline in the wheel and its
+//!    eviction class at once (`Server::step`);
+//! 3. advance the wheel and hand each expired connection its deadline
+//!    (through the same `step`);
+//! 4. housekeeping: retry blocked admission, sweep unused cached file fds,
+//!    publish counters for other workers, follow a graceful shutdown.
+//!
+//! The folder: this file is the loop; `admission.rs` lets connections in
+//! (accept, the fd budget, eviction, answering without a slot);
+//! `lifecycle.rs` is SIGHUP reloads and graceful shutdown; `startup.rs`
+//! builds the reactors ([`start`], [`run_workers`]); `listeners.rs` is
+//! the sockets accepted on.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use mio::{Events, Poll, Token};
+use slab::Slab;
+
+use crate::budget::Budget;
+use crate::config::Config;
+use crate::conn::{Conn, Next, Pool};
+use crate::evict::EvictionQueues;
+use crate::http::session::{Phase, Timeouts};
+use crate::serve::{Responder, ServerView};
+use crate::signals::SignalFd;
+use crate::stats::{CloseReason, CompressOutcome, Gauges, Shared, Stats};
+use crate::tls::TlsSetup;
+use crate::wake::{Alarm, Wake};
+use crate::wheel::TimerWheel;
+
+mod admission;
+mod lifecycle;
+mod listeners;
+mod startup;
+
+use admission::Admission;
+use lifecycle::Reconfig;
+pub use listeners::UNIX_PEER;
+use listeners::{ListenSocket, Listener};
+pub use startup::{StartError, run_workers, start};
+
+/// The wheel's tick: deadlines fire at most this late.
+pub const TIMER_TICK: Duration = Duration::from_millis(100);
+
+/// The signalfd's token: SIGTERM, SIGINT, SIGHUP, SIGUSR1.
+const SIGNAL: Token = Token(usize::MAX);
+/// The alarm's token: another thread woke this reactor (see [`Wake`]).
+const WAKE: Token = Token(usize::MAX - 1);
+/// Listener `i` is `Token(LISTENER_BASE + i)`; connections are their slab
+/// keys, below it.
+const LISTENER_BASE: usize = usize::MAX - 1024;
+
+/// One worker's reactor (see the module docs).
+pub struct Server {
+    poll: Poll,
+    listeners: Vec<Listener>,
+    signals: Option<SignalFd>,
+    conns: Slab<Conn>,
+    /// Certificates and rustls configuration, when a listener is TLS.
+    tls: Option<TlsSetup>,
+    wheel: TimerWheel,
+    /// What answers requests (settings, ROOT, caches, scratch).
+    responder: Responder,
+    /// The running configuration: its live half replaced by reloads.
+    config: Config,
+    /// One deadline per phase, from the configuration.
+    timeouts: Timeouts,
+    /// What is counted, and what may be spent.
+    ledger: Ledger,
+    pool: Pool,
+    expired: Vec<usize>,
+    evict: EvictionQueues,
+    admission: Admission,
+    /// When cached file fds that nobody uses are next closed.
+    next_sweep: Instant,
+    /// Graceful shutdown has begun and ends by then: every response says
+    /// close, listeners are closed.
+    shutdown_deadline: Option<Instant>,
+    /// This worker's alarm (its compressor and worker 0 wake it).
+    alarm: Arc<Alarm>,
+    /// The other workers' alarms (worker 0, which takes the signals,
+    /// wakes them to shut down or reload); empty for the others.
+    peers: Vec<Arc<Alarm>>,
+    /// Configurations published by SIGHUP reloads.
+    reconfig: Arc<Reconfig>,
+    /// The reload this worker last applied (0: none).
+    config_generation: u64,
+}
+
+/// What a reactor counts and what it may spend: the part of its state a
+/// response may see, lent through [`Ledger::view`].
+struct Ledger {
+    /// What was accepted, served and closed, and why.
+    stats: Stats,
+    /// Connections by phase, kept as they move.
+    gauges: Gauges,
+    /// This worker's share of the fd budget.
+    budget: Budget,
+    /// Counters published by every worker, and the shutdown state.
+    shared: Arc<Shared>,
+    /// This reactor's index among `--workers`.
+    worker: usize,
+}
+
+impl Ledger {
+    /// The view a response gets of the reactor: the one place it is made.
+    fn view<'a>(
+        &'a mut self,
+        wheel: &'a TimerWheel,
+        closing: Option<CloseReason>,
+    ) -> ServerView<'a> {
+        ServerView {
+            stats: &mut self.stats,
+            gauges: self.gauges,
+            budget: &self.budget,
+            shared: &self.shared,
+            worker: self.worker,
+            wheel,
+            closing,
+        }
+    }
+
+    /// Adds (`delta` 1) or removes (-1) a connection's phase to or from
+    /// the gauges.
+    fn count(&mut self, phase: Phase, delta: isize) {
+        let g = &mut self.gauges;
+        let slot = match phase {
+            Phase::Reading => &mut g.reading,
+            Phase::Writing => &mut g.writing,
+            Phase::Idle => &mut g.idle,
+            Phase::Closing => &mut g.closing,
+        };
+        *slot = slot.wrapping_add_signed(delta);
+    }
+}
+
+/// What moves a connection: readiness, or its deadline.
+enum Step {
+    Ready { readable: bool, writable: bool },
+    Deadline,
+}
+
+impl Server {
+    /// One reactor with one worker: [`start`] with `--workers 1`.
+    pub fn bind(mut config: Config) -> Result<Server, StartError> {
+        config.fixed.workers = 1;
+        let mut servers = start(config)?;
+        Ok(servers.remove(0))
+    }
+
+    /// The addresses actually bound (useful with port 0).
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners
+            .iter()
+            .filter(|l| matches!(l.socket, ListenSocket::Tcp(_)))
+            .map(|l| l.local)
+            .collect()
+    }
+
+    /// Runs until a graceful shutdown completes or a second signal.
+    pub fn run(&mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(1024);
+        loop {
+            let now = Instant::now();
+            let timeout = self.poll_timeout(now);
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            let now = Instant::now();
+            self.responder.set_clock(now, SystemTime::now());
+
+            for event in events.iter() {
+                match event.token() {
+                    SIGNAL => {
+                        if self.take_signals(now) {
+                            return Ok(());
+                        }
+                    }
+                    WAKE => {
+                        let reasons = self.alarm.take();
+                        if reasons.has(Wake::Reload) {
+                            self.follow_reload();
+                        }
+                        if reasons.has(Wake::Compressed) {
+                            let done = self.responder.take_compressed() as u64;
+                            let stats = &mut self.ledger.stats;
+                            stats.count_compression(CompressOutcome::Compressed, done);
+                        }
+                        if reasons.has(Wake::Shutdown) && self.follow_shutdown(now) {
+                            return Ok(());
+                        }
+                    }
+                    Token(t) if t >= LISTENER_BASE => self.accept(t - LISTENER_BASE, now),
+                    Token(key) => {
+                        let readable =
+                            event.is_readable() || event.is_read_closed() || event.is_error();
+                        let writable =
+                            event.is_writable() || event.is_write_closed() || event.is_error();
+                        self.step(key, now, Step::Ready { readable, writable });
+                    }
+                }
+            }
+
+            self.expire(now);
+            self.resume_admission(now);
+            self.responder.flush_access_log();
+            if now >= self.next_sweep {
+                self.responder.sweep_open_files();
+                self.next_sweep = now + self.config.fixed.file_cache_valid.max(TIMER_TICK);
+            }
+            let ledger = &self.ledger;
+            if ledger.shared.workers() > 1 {
+                let gauges = Gauges {
+                    open_files: self.responder.open_files(),
+                    ..ledger.gauges
+                };
+                ledger.shared.publish(ledger.worker, &ledger.stats, &gauges);
+            }
+            if self.shutdown_done(now) {
+                return Ok(());
+            }
+        }
+    }
+
+    fn poll_timeout(&self, now: Instant) -> Option<Duration> {
+        let until = |t: Instant| t.saturating_duration_since(now);
+        [
+            self.wheel.timeout(now),
+            self.admission
+                .resumes_at(&self.evict, &self.config)
+                .map(until),
+            self.shutdown_deadline.map(until),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    fn expire(&mut self, now: Instant) {
+        let mut expired = std::mem::take(&mut self.expired);
+        self.wheel.advance(now, &mut expired);
+        for &key in &expired {
+            self.step(key, now, Step::Deadline);
+        }
+        expired.clear();
+        self.expired = expired;
+    }
+
+    /// Lets connection `key` move bytes (or meet its deadline), then
+    /// files what changed: the gauges, its eviction queue, its deadline,
+    /// or its close.
+    fn step(&mut self, key: usize, now: Instant, step: Step) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        let before = conn.phase();
+        let closing = self.shutdown_deadline.map(|_| CloseReason::Shutdown);
+        let mut responder = (&mut self.responder, self.ledger.view(&self.wheel, closing));
+        let next = match step {
+            Step::Ready { readable, writable } => {
+                conn.ready(readable, writable);
+                conn.drive(&mut responder, &mut self.pool, now)
+            }
+            Step::Deadline => conn.on_deadline(&self.timeouts, &mut responder, &mut self.pool, now),
+        };
+        if let Some(handshake) = conn.take_handshake() {
+            self.ledger.stats.count_handshake(handshake);
+        }
+        let after = conn.phase();
+        let deadline = conn.deadline(&self.timeouts);
+        let (class, since) = conn.eviction_class();
+        if before != after {
+            self.ledger.count(before, -1);
+            self.ledger.count(after, 1);
+        }
+        match next {
+            Next::Close(reason) => self.close(key, reason),
+            Next::Open if closing.is_some() && after == Phase::Idle => {
+                self.close(key, CloseReason::Shutdown)
+            }
+            Next::Open => {
+                self.wheel.schedule(key, deadline);
+                self.evict.set(key, Some(class), since);
+            }
+        }
+    }
+
+    fn close(&mut self, key: usize, reason: CloseReason) {
+        let Some(mut conn) = self.conns.try_remove(key) else {
+            return;
+        };
+        if conn.phase() == Phase::Writing
+            && matches!(reason, CloseReason::SendTimeout | CloseReason::Evicted)
+        {
+            conn.abort_on_close();
+        }
+        self.ledger.count(conn.phase(), -1);
+        self.wheel.cancel(key);
+        self.evict.remove(key);
+        self.ledger.stats.count_close(reason);
+        self.ledger
+            .stats
+            .count_requests_per_connection(conn.requests());
+        log::debug!(
+            "{}: closed ({reason}) while {} after {} requests",
+            conn.peer(),
+            conn.phase(),
+            conn.requests()
+        );
+        // Dropping the stream closes the fd, which also removes it from
+        // the epoll set: no EPOLL_CTL_DEL syscall needed.
+        conn.release(&mut self.pool);
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}

@@ -1,0 +1,522 @@
+//! Start-up: from a configuration to running reactors. The fd budget is
+//! computed (and the soft RLIMIT_NOFILE raised), the listeners bound (or
+//! taken from systemd), the certificates loaded, signals taken into a
+//! signalfd, the access log's writer started, one reactor built per
+//! worker, and root given up; then `READY=1`.
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use mio::net::{TcpListener, UnixListener};
+use mio::unix::SourceFd;
+use mio::{Interest, Poll, Token};
+use slab::Slab;
+
+use super::admission::Admission;
+use super::lifecycle::Reconfig;
+use super::listeners::{ListenSocket, Listener, UNIX_PEER, bind_listener, bind_unix};
+use super::{LISTENER_BASE, Ledger, SIGNAL, Server, TIMER_TICK, WAKE, plural};
+use crate::accesslog::Sink;
+use crate::budget::{self, Budget, BudgetError, Reserve};
+use crate::config::Config;
+use crate::conn::Pool;
+use crate::evict::EvictionQueues;
+use crate::files::Root;
+use crate::memory::MemoryBound;
+use crate::serve::Responder;
+use crate::signals::SignalFd;
+use crate::stats::{Gauges, Shared, Stats};
+use crate::systemd::Passed;
+use crate::tls::TlsSetup;
+use crate::wake::Alarm;
+use crate::wheel::TimerWheel;
+
+/// Why the server could not start; `Display` gives it as one line.
+#[derive(Debug)]
+pub enum StartError {
+    /// The fd limits asked for cannot be met.
+    Budget(BudgetError),
+    /// RLIMIT_NOFILE could not be read, or set to this.
+    Rlimit {
+        set_to: Option<u64>,
+        source: io::Error,
+    },
+    /// ROOT is not a readable directory.
+    Root { path: PathBuf, source: io::Error },
+    /// An address could not be bound and listened on.
+    Listen { addr: SocketAddr, source: io::Error },
+    /// The reactor's own machinery: epoll, a registration, a waker.
+    Reactor { what: String, source: io::Error },
+    /// A unix socket could not be bound and listened on.
+    ListenUnix { path: PathBuf, source: io::Error },
+    /// A TLS certificate or key could not be loaded.
+    Tls(crate::tls::CertError),
+    /// `--user` could not be applied.
+    User(crate::privileges::DropError),
+    /// The `--access-log` file could not be opened.
+    AccessLog { path: PathBuf, source: io::Error },
+}
+
+impl StartError {
+    fn reactor(what: impl Into<String>) -> impl FnOnce(io::Error) -> StartError {
+        let what = what.into();
+        move |source| StartError::Reactor { what, source }
+    }
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::Budget(e) => write!(f, "{e}"),
+            StartError::Rlimit {
+                set_to: None,
+                source,
+            } => write!(f, "cannot read RLIMIT_NOFILE: {source}"),
+            StartError::Rlimit {
+                set_to: Some(n),
+                source,
+            } => write!(f, "cannot set RLIMIT_NOFILE to {n}: {source}"),
+            StartError::Root { path, source } => {
+                write!(f, "cannot serve {}: {source}", path.display())
+            }
+            StartError::Listen { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
+            StartError::Reactor { what, source } => write!(f, "cannot {what}: {source}"),
+            StartError::ListenUnix { path, source } => {
+                write!(f, "cannot listen on unix:{}: {source}", path.display())
+            }
+            StartError::Tls(e) => write!(f, "cannot load TLS certificates: {e}"),
+            StartError::User(e) => write!(f, "{e}"),
+            StartError::AccessLog { path, source } => {
+                write!(f, "cannot open the access log {}: {source}", path.display())
+            }
+        }
+    }
+}
+
+impl std::error::Error for StartError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StartError::Budget(e) => Some(e),
+            StartError::Tls(e) => Some(e),
+            StartError::User(e) => Some(e),
+            StartError::Rlimit { source, .. }
+            | StartError::Root { source, .. }
+            | StartError::Listen { source, .. }
+            | StartError::ListenUnix { source, .. }
+            | StartError::AccessLog { source, .. }
+            | StartError::Reactor { source, .. } => Some(source),
+        }
+    }
+}
+
+/// What one worker's reactor is built from.
+struct Parts {
+    worker: usize,
+    poll: Poll,
+    sockets: Vec<Listener>,
+    tls: Option<TlsSetup>,
+    signals: Option<SignalFd>,
+    budget: Budget,
+    shared: Arc<Shared>,
+    peers: Vec<Arc<Alarm>>,
+    reconfig: Arc<Reconfig>,
+    access_log: Arc<Sink>,
+    /// This worker's own alarm (its compressor wakes it too).
+    alarm: Arc<Alarm>,
+}
+
+impl Server {
+    /// A worker's reactor over already-bound listeners.
+    fn new(config: Config, parts: Parts) -> Result<Server, StartError> {
+        let Parts {
+            worker,
+            poll,
+            sockets,
+            tls,
+            signals,
+            budget,
+            shared,
+            peers,
+            reconfig,
+            access_log,
+            alarm,
+        } = parts;
+        let fixed = &config.fixed;
+        let root =
+            Root::open(&fixed.root, fixed.follow_symlinks).map_err(|source| StartError::Root {
+                path: fixed.root.clone(),
+                source,
+            })?;
+        let mut listeners = Vec::new();
+        for (i, mut listener) in sockets.into_iter().enumerate() {
+            poll.registry()
+                .register(
+                    listener.socket.source(),
+                    Token(LISTENER_BASE + i),
+                    Interest::READABLE,
+                )
+                .map_err(StartError::reactor(format!("register {}", listener.local)))?;
+            listeners.push(listener);
+        }
+        if let Some(signals) = &signals {
+            poll.registry()
+                .register(
+                    &mut SourceFd(&std::os::fd::AsRawFd::as_raw_fd(signals)),
+                    SIGNAL,
+                    Interest::READABLE,
+                )
+                .map_err(StartError::reactor("register the signalfd"))?;
+        }
+        let now = Instant::now();
+        let max = budget.max_connections;
+        let responder = Responder::new(
+            &config,
+            root,
+            access_log,
+            now,
+            SystemTime::now(),
+            Some(Arc::clone(&alarm)),
+        );
+        Ok(Server {
+            poll,
+            listeners,
+            signals,
+            // Sized for the budget up front: the memory is only reserved,
+            // and pages are touched as connections arrive, so RSS grows
+            // per connection without the doubling copies of a growing Vec.
+            conns: Slab::with_capacity(max),
+            tls,
+            wheel: TimerWheel::with_capacity(now, TIMER_TICK, max),
+            responder,
+            timeouts: config.live.timeouts(),
+            pool: Pool::new(fixed.max_header_bytes, 1024),
+            evict: EvictionQueues::with_capacity(max, config.live.evict_stalled_after),
+            ledger: Ledger {
+                stats: Stats::default(),
+                gauges: Gauges::default(),
+                budget,
+                shared,
+                worker,
+            },
+            config,
+            expired: Vec::new(),
+            admission: Admission::default(),
+            next_sweep: now,
+            shutdown_deadline: None,
+            alarm,
+            peers,
+            reconfig,
+            config_generation: 0,
+        })
+    }
+}
+
+/// Computes the fd budget, binds every listener (one socket per worker
+/// with SO_REUSEPORT when `--workers` > 1, so the kernel spreads new
+/// connections across them), takes the signals, and builds one reactor per
+/// worker. Logs where it listens and what it serves.
+pub fn start(mut config: Config) -> Result<Vec<Server>, StartError> {
+    let started = config.clone();
+    let workers = config.fixed.workers.max(1);
+    // Socket activation: systemd bound the listeners; ours are not used.
+    let passed = crate::systemd::listen_fds();
+    if !passed.is_empty() {
+        log::info!(
+            "socket activation: {} listener{} passed by systemd (--listen and --tls-listen are not bound)",
+            passed.len(),
+            plural(passed.len())
+        );
+        config.fixed.listen.clear();
+        config.fixed.listen_unix.clear();
+        config.fixed.tls_listen.clear();
+    }
+    let budget = setup_fd_budget(&config, passed.len())?;
+    let tls = load_tls(&config, passed.iter().any(|p| p.tls))?;
+    let mut sockets = bind_all(&config, workers)?;
+    adopt_passed(passed, &mut sockets)?;
+    // Blocks SIGINT/SIGTERM in this thread; the worker threads spawned
+    // from it inherit the mask, so only the signalfd ever sees them.
+    let mut signals = match SignalFd::new() {
+        Ok(signals) => Some(signals),
+        Err(e) => {
+            log::warn!("no signalfd ({e}): SIGTERM will not shut down gracefully");
+            None
+        }
+    };
+    // The addresses as bound (a port 0 became a real one): the responder
+    // names the TLS port in --redirect-to-https's Location.
+    config.fixed.tls_listen = sockets[0]
+        .iter()
+        .filter(|l| l.tls)
+        .map(|l| l.local)
+        .collect();
+    let share = budget.share(workers);
+    // Every worker's epoll and alarm first: worker 0 (which takes the
+    // signals) gets the others' alarms when it is built; each worker's
+    // own is also its compressor's.
+    let polls = (0..workers)
+        .map(|_| Poll::new().map_err(StartError::reactor("create epoll")))
+        .collect::<Result<Vec<Poll>, StartError>>()?;
+    let alarms = polls
+        .iter()
+        .map(|poll| {
+            Alarm::new(poll.registry(), WAKE)
+                .map(Arc::new)
+                .map_err(StartError::reactor("create a waker"))
+        })
+        .collect::<Result<Vec<Arc<Alarm>>, StartError>>()?;
+    let shared = Arc::new(Shared::new(workers));
+    let reconfig = Arc::new(Reconfig::new(started, budget.max_connections));
+    // Opened before privileges are dropped, as nginx's master opens its
+    // logs; the writer thread starts here.
+    let access_log = Sink::start(config.live.access_log.as_deref()).map_err(|source| {
+        let path = config.live.access_log.clone().unwrap_or_default();
+        StartError::AccessLog { path, source }
+    })?;
+    let mut servers = Vec::with_capacity(workers);
+    for (worker, (poll, worker_sockets)) in polls.into_iter().zip(sockets).enumerate() {
+        let parts = Parts {
+            worker,
+            poll,
+            sockets: worker_sockets,
+            tls: tls.clone(),
+            signals: if worker == 0 { signals.take() } else { None },
+            budget: share,
+            shared: Arc::clone(&shared),
+            peers: if worker == 0 {
+                alarms[1..].to_vec()
+            } else {
+                Vec::new()
+            },
+            reconfig: Arc::clone(&reconfig),
+            access_log: Arc::clone(&access_log),
+            alarm: Arc::clone(&alarms[worker]),
+        };
+        servers.push(Server::new(config.clone(), parts)?);
+    }
+    // Everything that may need root is done: listeners, ROOT, keys. The
+    // "listening" line below then means: serving, as the final user.
+    crate::privileges::drop_to(config.fixed.user.as_deref()).map_err(StartError::User)?;
+    log_listening(&servers[0], &config, workers);
+    crate::systemd::notify("READY=1");
+    Ok(servers)
+}
+
+/// The certificates, when a listener (bound or passed) is TLS.
+fn load_tls(config: &Config, passed_tls: bool) -> Result<Option<TlsSetup>, StartError> {
+    let fixed = &config.fixed;
+    if passed_tls && fixed.tls_certs.is_empty() {
+        return Err(StartError::Tls(crate::tls::CertError {
+            path: PathBuf::new(),
+            reason: "systemd passed a TLS socket, but no --tls-cert and --tls-key".into(),
+        }));
+    }
+    if fixed.tls_listen.is_empty() && !passed_tls {
+        return Ok(None);
+    }
+    TlsSetup::load(&fixed.tls_certs, fixed.tls_session_cache, fixed.tls_tickets)
+        .map(Some)
+        .map_err(StartError::Tls)
+}
+
+/// Binds every `--listen` and `--tls-listen` address, once per worker
+/// (SO_REUSEPORT when there are several), and every unix socket once
+/// (each worker gets its own fd for it).
+fn bind_all(config: &Config, workers: usize) -> Result<Vec<Vec<Listener>>, StartError> {
+    let fixed = &config.fixed;
+    let mut sockets: Vec<Vec<Listener>> = (0..workers).map(|_| Vec::new()).collect();
+    let addrs = fixed.listen.iter().map(|a| (*a, false));
+    let tls_addrs = fixed.tls_listen.iter().map(|a| (*a, true));
+    let reuse_port = workers > 1;
+    let bind = |addr: SocketAddr| {
+        bind_listener(addr, fixed.backlog, reuse_port, fixed.tcp_keepalive)
+            .map_err(|source| StartError::Listen { addr, source })
+    };
+    for (addr, tls) in addrs.chain(tls_addrs) {
+        let first = bind(addr)?;
+        // With port 0 the kernel picked a port: the other workers join it.
+        let local = first.local_addr().unwrap_or(addr);
+        sockets[0].push(Listener {
+            socket: ListenSocket::Tcp(first),
+            local,
+            tls,
+        });
+        for worker_sockets in sockets.iter_mut().skip(1) {
+            worker_sockets.push(Listener {
+                socket: ListenSocket::Tcp(bind(local)?),
+                local,
+                tls,
+            });
+        }
+    }
+    for path in &fixed.listen_unix {
+        let listen_error = |source| StartError::ListenUnix {
+            path: path.clone(),
+            source,
+        };
+        let socket = bind_unix(path, fixed.backlog).map_err(listen_error)?;
+        // One socket, shared by every worker (no SO_REUSEPORT for unix
+        // sockets): each gets its own fd for it.
+        for worker_sockets in sockets.iter_mut() {
+            let fd = socket.try_clone().map_err(listen_error)?;
+            worker_sockets.push(Listener {
+                socket: ListenSocket::Unix(UnixListener::from_std(fd.into()), Some(path.clone())),
+                local: UNIX_PEER,
+                tls: false,
+            });
+        }
+    }
+    Ok(sockets)
+}
+
+/// Sockets systemd passed (socket activation): every worker gets its own
+/// fd for each.
+fn adopt_passed(passed: Vec<Passed>, sockets: &mut [Vec<Listener>]) -> Result<(), StartError> {
+    for Passed { fd, tls } in passed {
+        let socket = socket2::Socket::from(fd);
+        let reactor_error = StartError::reactor("use a socket passed by systemd");
+        socket.set_nonblocking(true).map_err(reactor_error)?;
+        let local = socket
+            .local_addr()
+            .map_err(StartError::reactor("read a passed socket's address"))?;
+        for worker_sockets in sockets.iter_mut() {
+            let fd = socket
+                .try_clone()
+                .map_err(StartError::reactor("dup a passed socket"))?;
+            let listener = match local.as_socket() {
+                Some(addr) => Listener {
+                    socket: ListenSocket::Tcp(TcpListener::from_std(fd.into())),
+                    local: addr,
+                    tls,
+                },
+                None => Listener {
+                    socket: ListenSocket::Unix(UnixListener::from_std(fd.into()), None),
+                    local: UNIX_PEER,
+                    tls: false,
+                },
+            };
+            worker_sockets.push(listener);
+        }
+    }
+    Ok(())
+}
+
+/// The one line that says the server is up: where it listens, what it
+/// serves, how.
+fn log_listening(first: &Server, config: &Config, workers: usize) {
+    let addrs: Vec<String> = first
+        .listeners
+        .iter()
+        .map(|l| match (&l.socket, l.tls) {
+            (ListenSocket::Unix(_, Some(path)), _) => format!("unix:{}", path.display()),
+            (ListenSocket::Unix(_, None), _) => "unix:(passed by systemd)".to_string(),
+            (_, true) => format!("https://{}/", l.local),
+            (_, false) => format!("http://{}/", l.local),
+        })
+        .collect();
+    log::info!(
+        "holdline {} listening on {} serving {} with {} worker{} (keep-alive {:?}, max {} requests per connection)",
+        env!("CARGO_PKG_VERSION"),
+        addrs.join(" "),
+        first.responder.root_path().display(),
+        workers,
+        plural(workers),
+        config.live.keepalive_timeout,
+        config.live.max_requests,
+    );
+}
+
+/// Runs every worker: the first on this thread, the others on their own,
+/// and waits for all of them.
+pub fn run_workers(servers: Vec<Server>) -> io::Result<()> {
+    let mut servers = servers.into_iter();
+    let Some(mut first) = servers.next() else {
+        return Ok(());
+    };
+    let mut handles = Vec::new();
+    for mut server in servers {
+        let name = format!("holdline-w{}", server.ledger.worker);
+        let handle = std::thread::Builder::new()
+            .name(name)
+            .spawn(move || server.run())?;
+        handles.push(handle);
+    }
+    let mut result = first.run();
+    for handle in handles {
+        match handle.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => result = result.and(Err(e)),
+            Err(_) => result = result.and(Err(io::Error::other("a worker panicked"))),
+        }
+    }
+    result
+}
+
+/// Reads RLIMIT_NOFILE, raises the soft limit, computes the budget, and
+/// logs the figures in one line.
+fn setup_fd_budget(config: &Config, passed: usize) -> Result<Budget, StartError> {
+    let (soft, hard) = budget::nofile_limit().map_err(|source| StartError::Rlimit {
+        set_to: None,
+        source,
+    })?;
+    let budget = Budget::compute(
+        soft,
+        hard,
+        config.fixed.max_fds,
+        config.fixed.max_connections,
+        Reserve::new(
+            config.fixed.listen.len()
+                + config.fixed.tls_listen.len()
+                + config.fixed.listen_unix.len()
+                + passed,
+            config.fixed.workers,
+        ),
+    )
+    .map_err(StartError::Budget)?;
+    if budget.limit != soft {
+        budget::set_soft_nofile(budget.limit, hard).map_err(|e| StartError::Rlimit {
+            set_to: Some(budget.limit),
+            source: e,
+        })?;
+    }
+    log::info!(
+        "fd limit {} -> {} (hard {}), reserve {}, file headroom {}, max connections {}",
+        budget.limit_before,
+        budget.limit,
+        budget.hard_limit,
+        budget.reserve,
+        budget.file_headroom,
+        budget.max_connections
+    );
+    let memory = MemoryBound::compute(config, budget.max_connections);
+    const MIB: f64 = 1024.0 * 1024.0;
+    let tls = if memory.tls_per_connection > 0 {
+        format!(
+            " (TLS: {:.0} KiB of it per connection, + sessions {:.0} MiB)",
+            memory.tls_per_connection as f64 / 1024.0,
+            memory.tls_sessions as f64 / MIB
+        )
+    } else {
+        String::new()
+    };
+    log::info!(
+        "heap bound {:.0} MiB: {} connections x {:.0} KiB working{tls} + file cache {:.0} MiB + scratch {:.1} MiB + compression {:.0} MiB{}",
+        memory.total() as f64 / MIB,
+        memory.connections,
+        (memory.tables_per_connection + memory.work_per_connection + memory.tls_per_connection)
+            as f64
+            / 1024.0,
+        memory.file_cache as f64 / MIB,
+        memory.fixed as f64 / MIB,
+        (memory.compress_cache + memory.compressors) as f64 / MIB,
+        if memory.access_log > 0 {
+            format!(" + access log {:.1} MiB", memory.access_log as f64 / MIB)
+        } else {
+            String::new()
+        },
+    );
+    Ok(budget)
+}

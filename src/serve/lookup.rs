@@ -1,0 +1,418 @@
+//! Finding the file a request names: decoding its path, the small-file
+//! and fd cache in front of the filesystem (revalidated like nginx's
+//! `open_file_cache`), `index.html` and listings for directories,
+//! precompressed siblings (`FILE.br`, `FILE.gz`), and the choice of a
+//! representation compressed on the fly. Every open goes through
+//! [`Root::open_beneath`] (`openat2` with RESOLVE_BENEATH): neither `..`
+//! nor a symlink leaves ROOT.
+
+use std::fs::File;
+use std::io;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::ServerView;
+use super::body::{FileMeta, FileRoute, FileSource};
+use super::cache::{Content, FileCache, Lookup};
+use super::compress::{self, OnTheFly};
+use super::route::Route;
+use super::settings::Settings;
+use crate::files::{OpenFiles, Root, content_type};
+use crate::http::Status;
+use crate::http::request::RequestHead;
+use crate::http::target::decode_path;
+use crate::http::validators::accepts_encoding;
+
+/// ROOT and what stands in front of it: the file cache, the shared file
+/// fds, on-the-fly compression. The scratch buffers are one lookup's own:
+/// filled and read within [`Files::lookup`], never between calls.
+pub struct Files {
+    root: Root,
+    cache: FileCache,
+    /// On-the-fly compression; `None` with `--no-compress`.
+    compression: Option<OnTheFly>,
+    /// File fds held for bodies (by responses in flight and the cache):
+    /// what the fd budget charges for files.
+    pub open_files: OpenFiles,
+    /// The decoded path being looked up (beneath ROOT).
+    path: Vec<u8>,
+    /// `openat2`'s NUL-terminated copy of `path`.
+    name: Vec<u8>,
+    /// The file cache's key for this lookup.
+    cache_key: Vec<u8>,
+    /// The compression cache's key: the decoded path asked for and
+    /// whether it was asked for as a directory.
+    compress_key: Vec<u8>,
+}
+
+/// Whether a lookup may choose a representation compressed on the fly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// The request's own file (or its fallback): yes, by its
+    /// Accept-Encoding.
+    ByAcceptEncoding,
+    /// An error page: served as it is.
+    Never,
+}
+
+impl Files {
+    pub fn new(root: Root, cache: FileCache, compression: Option<OnTheFly>) -> Files {
+        Files {
+            root,
+            cache,
+            compression,
+            open_files: OpenFiles::default(),
+            path: Vec::with_capacity(1024),
+            name: Vec::with_capacity(1024),
+            cache_key: Vec::with_capacity(1024),
+            compress_key: Vec::with_capacity(1024),
+        }
+    }
+
+    /// The directory served.
+    pub fn root_path(&self) -> &std::path::Path {
+        self.root.path()
+    }
+
+    /// The route of a GET or HEAD for `target` (the request's, or a
+    /// fallback or error page): a file beneath ROOT, a redirect to add a
+    /// directory's slash, a listing, or an error.
+    pub fn lookup<'t>(
+        &mut self,
+        settings: &Settings,
+        head: &RequestHead<'_>,
+        target: &'t str,
+        compression: Compression,
+        server: &mut ServerView<'_>,
+        now: Instant,
+    ) -> Route<'t> {
+        let mut route = self.find(settings, head, target, server, now);
+        if let (Route::File(found), Compression::ByAcceptEncoding) = (&mut route, compression) {
+            self.choose_compressed(head.accept_encoding, found, server);
+        }
+        route
+    }
+
+    fn find<'t>(
+        &mut self,
+        settings: &Settings,
+        head: &RequestHead<'_>,
+        target: &'t str,
+        server: &ServerView<'_>,
+        now: Instant,
+    ) -> Route<'t> {
+        let info = match decode_path(target, &mut self.path) {
+            Ok(info) => info,
+            Err(status) => return Route::Error(status),
+        };
+        if info.has_dot_segment && !settings.live.dotfiles {
+            return Route::Error(Status::NotFound);
+        }
+        self.compress_key.clear();
+        self.compress_key.extend_from_slice(&self.path);
+        self.compress_key.push(0); // cannot occur in a decoded path
+        self.compress_key.push(u8::from(info.trailing_slash));
+        if self.cache.enabled() {
+            self.cache_key(settings, info.trailing_slash, head.accept_encoding);
+            if let Some(hit) = self.cached(now) {
+                return hit;
+            }
+        }
+        let (mut file, mut meta) = match self.open(true) {
+            Ok(found) => found,
+            Err(status) => return Route::Error(status),
+        };
+        let was_dir = meta.is_dir();
+        if was_dir {
+            if !info.trailing_slash {
+                // RFC 9110 §15.4.2; keep the query, as a browser would.
+                let query = target.find('?').map_or("", |i| &target[i..]);
+                return Route::AddSlash {
+                    path: info.raw_path,
+                    query,
+                };
+            }
+            let dir_len = self.path.len();
+            if !self.path.is_empty() {
+                self.path.push(b'/');
+            }
+            self.path.extend_from_slice(b"index.html");
+            (file, meta) = match self.open(false) {
+                Ok(found) => found,
+                Err(Status::NotFound) if settings.live.listing => {
+                    self.path.truncate(dir_len);
+                    return Route::Listing(file);
+                }
+                Err(status) => return Route::Error(status),
+            };
+        }
+        if !meta.is_file() {
+            return Route::Error(Status::Forbidden);
+        }
+        if info.trailing_slash && !was_dir {
+            // `/file.txt/` names a directory that does not exist (ENOTDIR).
+            return Route::Error(Status::NotFound);
+        }
+        let (content_type, charset) = content_type(&self.path);
+        let mut found = FileRoute {
+            source: FileSource::Open(file),
+            meta: FileMeta::from(&meta),
+            content_type,
+            charset,
+            encoding: None,
+            vary: false,
+            compressible: self.compression.is_some() && compress::compressible(content_type),
+        };
+        if settings.live.precompressed && charset {
+            // Text-like types may have precompressed siblings; caches must
+            // key on Accept-Encoding whether or not this client gets one.
+            found.vary = true;
+            if let Some(accept) = head.accept_encoding {
+                self.choose_precompressed(accept, &mut found);
+            }
+        }
+        self.remember(settings, found, server, now)
+    }
+
+    /// The cache key of a request: its decoded path, whether it ended in
+    /// `/` (an index), and which precompressed codings it accepts.
+    fn cache_key(
+        &mut self,
+        settings: &Settings,
+        trailing_slash: bool,
+        accept_encoding: Option<&[u8]>,
+    ) {
+        self.cache_key.clear();
+        self.cache_key.extend_from_slice(&self.path);
+        self.cache_key.push(0); // cannot occur in a decoded path
+        let accepts = |coding: &[u8]| {
+            settings.live.precompressed
+                && accept_encoding.is_some_and(|ae| accepts_encoding(ae, coding))
+        };
+        let class = u8::from(trailing_slash)
+            | u8::from(accepts(b"br")) << 1
+            | u8::from(accepts(b"gzip")) << 2;
+        self.cache_key.push(class);
+    }
+
+    /// A file just opened goes into the cache and is served from it: a
+    /// small one's bytes, or a large one's fd (when the fd budget has room
+    /// to keep it; otherwise it stays this request's own).
+    fn remember<'t>(
+        &mut self,
+        settings: &Settings,
+        mut found: FileRoute,
+        server: &ServerView<'_>,
+        now: Instant,
+    ) -> Route<'t> {
+        if !self.cache.enabled() {
+            return Route::File(found);
+        }
+        let FileSource::Open(file) = &found.source else {
+            return Route::File(found);
+        };
+        let content = if found.meta.len <= settings.small_file_bytes {
+            let mut bytes = vec![0u8; found.meta.len as usize];
+            if std::os::unix::fs::FileExt::read_exact_at(file, &mut bytes, 0).is_err() {
+                return Route::File(found);
+            }
+            Content::Bytes(bytes.into())
+        } else if self.file_room(server) {
+            match std::mem::replace(&mut found.source, FileSource::Memory(Arc::from(&[][..]))) {
+                FileSource::Open(file) => Content::Fd(self.open_files.adopt(file)),
+                other => {
+                    found.source = other;
+                    return Route::File(found);
+                }
+            }
+        } else {
+            return Route::File(found);
+        };
+        found.source = match &content {
+            Content::Bytes(bytes) => FileSource::Memory(Arc::clone(bytes)),
+            Content::Fd(open) => FileSource::Shared(Arc::clone(open)),
+        };
+        let plain_len = self.path.len();
+        match found.encoding {
+            Some("br") => self.path.extend_from_slice(b".br"),
+            Some(_) => self.path.extend_from_slice(b".gz"),
+            None => {}
+        }
+        self.cache.insert(
+            &self.cache_key,
+            content,
+            found.meta,
+            &self.path,
+            found.content_type,
+            found.charset,
+            found.encoding,
+            found.vary,
+            found.compressible,
+            now,
+        );
+        self.path.truncate(plain_len);
+        Route::File(found)
+    }
+
+    /// May one more file fd be held for a body? When the budget is full, a
+    /// cached fd that no response uses is closed first to make room.
+    pub fn file_room(&mut self, server: &ServerView<'_>) -> bool {
+        loop {
+            let open = self.open_files.count();
+            if server
+                .budget
+                .has_file_room(server.gauges.connections(), open)
+            {
+                return true;
+            }
+            if !self.cache.release_unused_fd() {
+                return false;
+            }
+        }
+    }
+
+    /// Closes one cached file fd that no response is using, for the
+    /// reactor's admission; returns whether one was closed.
+    pub fn release_unused_fd(&mut self) -> bool {
+        self.cache.release_unused_fd()
+    }
+
+    /// Closes cached file fds that no response has used for a while.
+    pub fn sweep_open_files(&mut self, now: Instant) {
+        if self.cache.fd_entries() > 0 {
+            self.cache.sweep(now);
+        }
+    }
+
+    /// A cache hit, revalidated first when its time is up.
+    fn cached<'t>(&mut self, now: Instant) -> Option<Route<'t>> {
+        let entry = match self.cache.lookup(&self.cache_key, now) {
+            Lookup::Miss => return None,
+            Lookup::Fresh(entry) => entry,
+            Lookup::Stale(entry) => {
+                let unchanged = self
+                    .root
+                    .open_beneath(&entry.served_path, &mut self.name)
+                    .and_then(|f| f.metadata())
+                    .is_ok_and(|m| m.is_file() && FileMeta::from(&m) == entry.meta);
+                if !unchanged {
+                    self.cache.remove(&self.cache_key);
+                    return None;
+                }
+                self.cache.revalidated(&self.cache_key, now);
+                entry
+            }
+        };
+        let source = match entry.content {
+            Content::Bytes(bytes) => FileSource::Memory(bytes),
+            Content::Fd(open) => FileSource::Shared(open),
+        };
+        Some(Route::File(FileRoute {
+            source,
+            meta: entry.meta,
+            content_type: entry.content_type,
+            charset: entry.charset,
+            encoding: entry.encoding,
+            vary: entry.vary,
+            compressible: entry.compressible,
+        }))
+    }
+
+    /// On-the-fly compression ([`compress`]): the compressed
+    /// representation when the cache has it in a coding the client
+    /// accepts; otherwise the file goes to the compressor and this
+    /// response is the identity one.
+    fn choose_compressed(
+        &mut self,
+        accept_encoding: Option<&[u8]>,
+        found: &mut FileRoute,
+        server: &mut ServerView<'_>,
+    ) {
+        if !self.compression.as_ref().is_some_and(|c| c.eligible(found)) {
+            return;
+        }
+        found.vary = true;
+        let Some(accept) = accept_encoding else {
+            return;
+        };
+        if matches!(found.source, FileSource::Open(_)) && self.file_room(server) {
+            // Not cached (the file cache is off or full): charge its fd,
+            // so that it can be shared with the compressor.
+            let empty = FileSource::Memory(Arc::from(&[][..]));
+            if let FileSource::Open(file) = std::mem::replace(&mut found.source, empty) {
+                found.source = FileSource::Shared(self.open_files.adopt(file));
+            }
+        }
+        let outcome = self
+            .compression
+            .as_mut()
+            .and_then(|c| c.select(&self.compress_key, accept, found));
+        if let Some(outcome) = outcome {
+            server.stats.count_compression(outcome, 1);
+        }
+    }
+
+    /// The compressor woke the reactor: its results go in the cache.
+    /// Returns how many files it finished.
+    pub fn take_compressed(&mut self) -> usize {
+        self.compression.as_mut().map_or(0, |c| c.take_done())
+    }
+
+    /// Swaps in FILE.br or FILE.gz when it exists as a regular file and the
+    /// client accepts its coding (brotli first: smaller).
+    fn choose_precompressed(&mut self, accept: &[u8], found: &mut FileRoute) {
+        let plain_len = self.path.len();
+        for (coding, suffix) in [("br", &b".br"[..]), ("gzip", b".gz")] {
+            if !accepts_encoding(accept, coding.as_bytes()) {
+                continue;
+            }
+            self.path.extend_from_slice(suffix);
+            let opened = self.open(false);
+            self.path.truncate(plain_len);
+            if let Ok((file, meta)) = opened
+                && meta.is_file()
+            {
+                found.source = FileSource::Open(file);
+                found.meta = FileMeta::from(&meta);
+                found.encoding = Some(coding);
+                return;
+            }
+        }
+    }
+
+    /// Opens `self.path` beneath ROOT and reads its metadata.
+    fn open(&mut self, allow_dir: bool) -> Result<(File, std::fs::Metadata), Status> {
+        let file = self
+            .root
+            .open_beneath(&self.path, &mut self.name)
+            .map_err(status_for)?;
+        let meta = file.metadata().map_err(|e| {
+            log::warn!("fstat failed: {e}");
+            Status::InternalServerError
+        })?;
+        if meta.is_dir() && !allow_dir {
+            return Err(Status::NotFound);
+        }
+        Ok((file, meta))
+    }
+}
+
+/// The status for a failed open beneath ROOT.
+fn status_for(e: io::Error) -> Status {
+    match e.raw_os_error() {
+        // EXDEV: openat2 refused to leave ROOT (a symlink pointing out).
+        Some(libc::ENOENT | libc::ENOTDIR | libc::ELOOP | libc::EXDEV | libc::ENAMETOOLONG) => {
+            Status::NotFound
+        }
+        Some(libc::EACCES | libc::EPERM) => Status::Forbidden,
+        // Out of file descriptors: a transient condition, say so.
+        Some(libc::EMFILE | libc::ENFILE) => {
+            log::warn!("open failed: {e}: answering 503");
+            Status::ServiceUnavailable
+        }
+        _ => {
+            log::warn!("open failed: {e}");
+            Status::InternalServerError
+        }
+    }
+}

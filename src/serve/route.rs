@@ -1,0 +1,149 @@
+//! Which response a request gets: a [`Route`], whose variant carries what
+//! its response needs (borrowed from the request, never left in a scratch
+//! buffer for a later step to find).
+
+use std::fs::File;
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+use super::ServerView;
+use super::body::FileRoute;
+use super::lookup::{Compression, Files};
+use super::settings::Settings;
+use crate::http::Status;
+use crate::http::request::{Method, RequestHead};
+use crate::status;
+
+/// What answers a request.
+// Lives on the stack for one request; boxing it would allocate per request.
+#[allow(clippy::large_enum_variant)]
+pub enum Route<'t> {
+    /// A file beneath ROOT (or its cached bytes, or a compressed
+    /// representation of it).
+    File(FileRoute),
+    /// An HTML listing of this directory (`--listing`).
+    Listing(File),
+    /// A directory asked for without its trailing slash: 301 to `path`
+    /// with one, the `query` kept (RFC 9110 §15.4.2).
+    AddSlash { path: &'t str, query: &'t str },
+    /// `--redirect-to-https`: 308 to the same target over TLS.
+    Https(HttpsUrl<'t>),
+    /// `OPTIONS`: 204 with `Allow`.
+    Options,
+    /// The status path (`--status-path`).
+    Status(status::Format),
+    /// An error status, with its `--error-page` if there is one.
+    Error(Status),
+}
+
+/// The https URL a plain request is redirected to.
+pub struct HttpsUrl<'t> {
+    host: HttpsHost<'t>,
+    /// The first TLS listener's port (omitted from the URL when 443).
+    port: u16,
+    /// The request target as sent.
+    target: &'t str,
+}
+
+enum HttpsHost<'t> {
+    /// The request's Host, without its port.
+    Name(&'t [u8]),
+    /// No Host: the TLS listener's address.
+    Addr(IpAddr),
+}
+
+impl HttpsUrl<'_> {
+    /// Writes the URL into `out` (cleared first).
+    pub fn write(&self, out: &mut Vec<u8>) {
+        out.clear();
+        out.extend_from_slice(b"https://");
+        match self.host {
+            HttpsHost::Name(name) => out.extend_from_slice(name),
+            HttpsHost::Addr(IpAddr::V4(ip)) => {
+                let _ = write!(out, "{ip}");
+            }
+            HttpsHost::Addr(IpAddr::V6(ip)) => {
+                let _ = write!(out, "[{ip}]");
+            }
+        }
+        if self.port != 443 {
+            let _ = write!(out, ":{}", self.port);
+        }
+        out.extend_from_slice(self.target.as_bytes());
+    }
+}
+
+/// Routes one request: `--redirect-to-https` first (the status path
+/// excepted), then the method, the status path, the file beneath ROOT,
+/// and `--fallback` for a path that names no file.
+pub fn route<'t>(
+    settings: &'t Settings,
+    files: &mut Files,
+    head: &RequestHead<'t>,
+    secure: bool,
+    server: &mut ServerView<'_>,
+    now: Instant,
+) -> Route<'t> {
+    let (path, query) = head.target.split_once('?').unwrap_or((head.target, ""));
+    let is_status = settings.live.status_path.as_deref() == Some(path);
+    if settings.live.redirect_to_https && !secure && !is_status {
+        return match https_url(head, &settings.tls_listen) {
+            Some(url) => Route::Https(url),
+            None => Route::Error(Status::BadRequest),
+        };
+    }
+    match head.method {
+        Method::Unknown => return Route::Error(Status::NotImplemented),
+        Method::OtherKnown => return Route::Error(Status::MethodNotAllowed),
+        Method::Options => return Route::Options,
+        Method::Get | Method::Head => {}
+    }
+    if is_status {
+        return Route::Status(status::Format::asked(query, head.accept));
+    }
+    let compression = Compression::ByAcceptEncoding;
+    let route = files.lookup(settings, head, head.target, compression, server, now);
+    match (&route, &settings.fallback) {
+        // --fallback: a path that names no file gets the fallback file
+        // (a single-page app's index), with its 200.
+        (Route::Error(Status::NotFound), Some(fallback)) => {
+            files.lookup(settings, head, fallback, compression, server, now)
+        }
+        _ => route,
+    }
+}
+
+/// The https URL of the request: its Host's name (or, without one, the
+/// TLS listener's address), the first TLS port unless 443, the target as
+/// sent. `None` when the Host is not a plain host name or address
+/// literal, which is not echoed into a header.
+fn https_url<'t>(head: &RequestHead<'t>, tls: &[SocketAddr]) -> Option<HttpsUrl<'t>> {
+    let listener = tls.first()?;
+    let host = match head.host {
+        Some(host) => {
+            // Strip the port: a name, an IPv4 literal or a bracketed IPv6.
+            let end = match host.iter().rposition(|&b| b == b':') {
+                Some(colon) if !host.ends_with(b"]") => colon,
+                _ => host.len(),
+            };
+            let name = &host[..end];
+            let plain = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_');
+            let literal = |b: &u8| b.is_ascii_hexdigit() || matches!(b, b':' | b'.' | b'[' | b']');
+            let ok = !name.is_empty()
+                && (name.iter().all(plain)
+                    || name.starts_with(b"[") && name.ends_with(b"]") && name.iter().all(literal));
+            if !ok {
+                return None;
+            }
+            HttpsHost::Name(name)
+        }
+        None if listener.ip().is_unspecified() => return None,
+        None => HttpsHost::Addr(listener.ip()),
+    };
+    Some(HttpsUrl {
+        host,
+        port: listener.port(),
+        target: head.target,
+    })
+}
