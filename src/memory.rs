@@ -23,7 +23,7 @@
 //!             for up to 16 ranges), a listing (--listing; capped), the
 //!             status page, whichever is largest
 //! file cache = --file-cache-entries x (--small-file-bytes + its keys)
-//! fixed   = one reactor's scratch buffers
+//! fixed   = one reactor's scratch buffers, and its timer wheel's slots
 //!
 //! with on-the-fly compression (the default), also:
 //!   --compress-cache-bytes  +  workers x compressor
@@ -155,7 +155,10 @@ impl MemoryBound {
         let file_cache = config.fixed.file_cache_entries * cache_entry;
         // The reactor's scratch: the generated-body buffer, paths and
         // names, the event list.
-        let fixed = generated.max(STATUS_PAGE_BYTES) + 4 * config.live.max_uri_bytes + 64 * 1024;
+        let fixed = generated.max(STATUS_PAGE_BYTES)
+            + 4 * config.live.max_uri_bytes
+            + 64 * 1024
+            + crate::wheel::PREALLOCATED_BYTES;
         let (tls_per_connection, tls_sessions) = if config.fixed.tls_listen.is_empty() {
             (0, 0)
         } else {
@@ -237,7 +240,8 @@ mod tests {
         assert_eq!(b.work_per_connection, work);
         assert_eq!(b.tables_per_connection, std::mem::size_of::<Conn>() + 128);
         assert_eq!(b.file_cache, 1024 * (16_384 + 4 * (8192 + 16) + 256));
-        assert_eq!(b.fixed, 16_384 + 4 * 8192 + 64 * 1024);
+        // The wheel: 2 levels x 256 slots x room for 4 keys.
+        assert_eq!(b.fixed, 16_384 + 4 * 8192 + 64 * 1024 + 2 * 256 * 4 * 8);
         // 16 MiB of compressed files; one compressor: 1 MiB read, its
         // output (1 MiB + 1 KiB), a result made and two waiting, brotli's
         // state for a 2 MiB window (12 x 2 MiB + 2 MiB), 32 queued small

@@ -16,9 +16,11 @@
 //!
 //! A cached fd is charged to the fd budget like any file body. One that no
 //! response is using is given back when the budget needs it
-//! ([`FileCache::release_unused_fd`]) and when it has gone unchecked for
-//! `--file-cache-valid` ([`FileCache::sweep`]), so a deleted file's space
-//! is not held for long.
+//! ([`FileCache::release_unused_fd`]) and when no request has asked for it
+//! for `--file-cache-valid` ([`FileCache::sweep`], nginx's `inactive`), so
+//! a deleted file's space is not held for long. A file asked for all the
+//! time keeps its fd: closing it at a sweep between two requests would
+//! only make the next one open it again (and allocate its entry anew).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -57,6 +59,8 @@ pub struct Cached {
     /// Its type is worth compressing on the fly.
     pub compressible: bool,
     checked: Instant,
+    /// The last lookup that found it.
+    used: Instant,
 }
 
 pub enum Lookup {
@@ -92,12 +96,15 @@ impl FileCache {
         self.max_entries > 0 && !self.valid.is_zero()
     }
 
-    pub fn lookup(&self, key: &[u8], now: Instant) -> Lookup {
-        match self.map.get(key) {
-            Some(c) if now.saturating_duration_since(c.checked) < self.valid => {
-                Lookup::Fresh(c.clone())
+    pub fn lookup(&mut self, key: &[u8], now: Instant) -> Lookup {
+        match self.map.get_mut(key) {
+            Some(c) => {
+                c.used = now;
+                match now.saturating_duration_since(c.checked) < self.valid {
+                    true => Lookup::Fresh(c.clone()),
+                    false => Lookup::Stale(c.clone()),
+                }
             }
-            Some(c) => Lookup::Stale(c.clone()),
             None => Lookup::Miss,
         }
     }
@@ -136,13 +143,13 @@ impl FileCache {
         true
     }
 
-    /// Closes the cached fds that no response uses and that have not been
-    /// checked for `--file-cache-valid`.
+    /// Closes the cached fds that no response uses and that no request
+    /// has asked for in `--file-cache-valid`.
     pub fn sweep(&mut self, now: Instant) {
         let (map, valid) = (&mut self.map, self.valid);
         self.fd_keys.retain(|key| {
             let expired = map.get(key).is_none_or(|c| {
-                c.content.is_unused_fd() && now.saturating_duration_since(c.checked) >= valid
+                c.content.is_unused_fd() && now.saturating_duration_since(c.used) >= valid
             });
             if expired {
                 map.remove(key);
@@ -197,6 +204,7 @@ impl FileCache {
             vary,
             compressible,
             checked: now,
+            used: now,
         };
         match self.map.insert(key.into(), entry) {
             None => self.order.push_back(key.into()),
@@ -324,11 +332,18 @@ mod tests {
         assert_eq!((cache.fd_entries(), open_files.count()), (1, 1));
         assert!(!cache.release_unused_fd());
         assert!(matches!(cache.lookup(b"busy", t0), Lookup::Fresh(_)));
-        // The response ends: still cached until stale, then swept.
+        // The response ends: still cached while asked for, however long
+        // ago it was checked (a sweep between two requests would only make
+        // the next one open it again)...
         drop(in_use);
         cache.sweep(t0);
         assert_eq!(cache.fd_entries(), 1);
-        cache.sweep(t0 + Duration::from_secs(1));
+        let asked = t0 + Duration::from_millis(1500);
+        assert!(matches!(cache.lookup(b"busy", asked), Lookup::Stale(_)));
+        cache.sweep(t0 + Duration::from_secs(2));
+        assert_eq!(cache.fd_entries(), 1, "asked for 0.5 s ago");
+        // ... and swept once nobody asked for it in --file-cache-valid.
+        cache.sweep(asked + Duration::from_secs(1));
         assert_eq!((cache.fd_entries(), open_files.count()), (0, 0));
         // Pushed out by newer entries, an fd entry leaves its list too.
         let mut small = FileCache::new(1, Duration::from_secs(1));

@@ -174,6 +174,49 @@ impl Files {
         self.remember(settings, found, server, now)
     }
 
+    /// Swaps in FILE.br or FILE.gz when it exists as a regular file and the
+    /// client accepts its coding (brotli first: smaller).
+    fn choose_precompressed(&mut self, accept: &[u8], found: &mut FileRoute) {
+        let plain_len = self.path.len();
+        for (coding, suffix) in [("br", &b".br"[..]), ("gzip", b".gz")] {
+            if !accepts_encoding(accept, coding.as_bytes()) {
+                continue;
+            }
+            self.path.extend_from_slice(suffix);
+            let opened = self.open(false);
+            self.path.truncate(plain_len);
+            if let Ok((file, meta)) = opened
+                && meta.is_file()
+            {
+                found.source = FileSource::Open(file);
+                found.meta = FileMeta::from(&meta);
+                found.encoding = Some(coding);
+                return;
+            }
+        }
+    }
+
+    /// Opens `self.path` beneath ROOT and reads its metadata.
+    fn open(&mut self, allow_dir: bool) -> Result<(File, std::fs::Metadata), Status> {
+        let file = self
+            .root
+            .open_beneath(&self.path, &mut self.name)
+            .map_err(status_for)?;
+        let meta = file.metadata().map_err(|e| {
+            log::warn!("fstat failed: {e}");
+            Status::InternalServerError
+        })?;
+        if meta.is_dir() && !allow_dir {
+            return Err(Status::NotFound);
+        }
+        Ok((file, meta))
+    }
+}
+
+/// The caches in front of ROOT: small files and fds kept between
+/// requests (revalidated once `--file-cache-valid` is up), the fd budget
+/// they are charged to, and the compressed representations.
+impl Files {
     /// The cache key of a request: its decoded path, whether it ended in
     /// `/` (an index), and which precompressed codings it accepts.
     fn cache_key(
@@ -356,44 +399,6 @@ impl Files {
     /// Returns how many files it finished.
     pub fn take_compressed(&mut self) -> usize {
         self.compression.as_mut().map_or(0, |c| c.take_done())
-    }
-
-    /// Swaps in FILE.br or FILE.gz when it exists as a regular file and the
-    /// client accepts its coding (brotli first: smaller).
-    fn choose_precompressed(&mut self, accept: &[u8], found: &mut FileRoute) {
-        let plain_len = self.path.len();
-        for (coding, suffix) in [("br", &b".br"[..]), ("gzip", b".gz")] {
-            if !accepts_encoding(accept, coding.as_bytes()) {
-                continue;
-            }
-            self.path.extend_from_slice(suffix);
-            let opened = self.open(false);
-            self.path.truncate(plain_len);
-            if let Ok((file, meta)) = opened
-                && meta.is_file()
-            {
-                found.source = FileSource::Open(file);
-                found.meta = FileMeta::from(&meta);
-                found.encoding = Some(coding);
-                return;
-            }
-        }
-    }
-
-    /// Opens `self.path` beneath ROOT and reads its metadata.
-    fn open(&mut self, allow_dir: bool) -> Result<(File, std::fs::Metadata), Status> {
-        let file = self
-            .root
-            .open_beneath(&self.path, &mut self.name)
-            .map_err(status_for)?;
-        let meta = file.metadata().map_err(|e| {
-            log::warn!("fstat failed: {e}");
-            Status::InternalServerError
-        })?;
-        if meta.is_dir() && !allow_dir {
-            return Err(Status::NotFound);
-        }
-        Ok((file, meta))
     }
 }
 

@@ -6,7 +6,7 @@
 //! for each call with a [`ServerView`] of the reactor's counters. A
 //! request goes through the folder in this order:
 //!
-//! 1. [`route`]: which response it gets, a [`route::Route`] whose
+//! 1. routing (`route`, here) to a [`route::Route`], whose
 //!    variant carries what its response needs;
 //! 2. [`lookup`]: for a file, its lookup beneath ROOT through the file
 //!    cache, `index.html`, precompressed siblings and the compressed
@@ -50,7 +50,7 @@ pub mod settings;
 
 pub use body::{BodySource, FileBody, FileRoute};
 use cache::FileCache;
-use lookup::Files;
+use lookup::{Compression, Files};
 use route::Route;
 use settings::Settings;
 
@@ -253,7 +253,7 @@ impl Responder {
             generated,
         } = self;
         let now = *now;
-        let route = route::route(settings, files, head, facts.secure, server, now);
+        let route = route(settings, files, head, facts.secure, server, now);
         if matches!(route, Route::Error(Status::ServiceUnavailable)) {
             // A file open failed with EMFILE/ENFILE.
             server.stats.open_emfile += 1;
@@ -418,6 +418,46 @@ impl Responder {
             let entry = Entry::for_refusal(version, &facts, status.code(), bytes);
             self.access.log(&entry, times(&self.date));
         }
+    }
+}
+
+/// Routes one request: `--redirect-to-https` first (the status path
+/// excepted), then the method, the status path, the file beneath ROOT,
+/// and `--fallback` for a path that names no file.
+pub fn route<'t>(
+    settings: &'t Settings,
+    files: &mut Files,
+    head: &RequestHead<'t>,
+    secure: bool,
+    server: &mut ServerView<'_>,
+    now: Instant,
+) -> Route<'t> {
+    let (path, query) = head.target.split_once('?').unwrap_or((head.target, ""));
+    let is_status = settings.live.status_path.as_deref() == Some(path);
+    if settings.live.redirect_to_https && !secure && !is_status {
+        return match route::https_url(head, &settings.tls_listen) {
+            Some(url) => Route::Https(url),
+            None => Route::Error(Status::BadRequest),
+        };
+    }
+    match head.method {
+        Method::Unknown => return Route::Error(Status::NotImplemented),
+        Method::OtherKnown => return Route::Error(Status::MethodNotAllowed),
+        Method::Options => return Route::Options,
+        Method::Get | Method::Head => {}
+    }
+    if is_status {
+        return Route::Status(status::Format::asked(query, head.accept));
+    }
+    let compression = Compression::ByAcceptEncoding;
+    let route = files.lookup(settings, head, head.target, compression, server, now);
+    match (&route, &settings.fallback) {
+        // --fallback: a path that names no file gets the fallback file
+        // (a single-page app's index), with its 200.
+        (Route::Error(Status::NotFound), Some(fallback)) => {
+            files.lookup(settings, head, fallback, compression, server, now)
+        }
+        _ => route,
     }
 }
 

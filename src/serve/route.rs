@@ -1,18 +1,15 @@
 //! Which response a request gets: a [`Route`], whose variant carries what
 //! its response needs (borrowed from the request, never left in a scratch
-//! buffer for a later step to find).
+//! buffer for a later step to find). The routing itself is
+//! `Responder::respond`'s first step (`route` in `serve/mod.rs`).
 
 use std::fs::File;
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
-use std::time::Instant;
 
-use super::ServerView;
 use super::body::FileRoute;
-use super::lookup::{Compression, Files};
-use super::settings::Settings;
 use crate::http::Status;
-use crate::http::request::{Method, RequestHead};
+use crate::http::request::RequestHead;
 use crate::status;
 
 /// What answers a request.
@@ -74,51 +71,11 @@ impl HttpsUrl<'_> {
     }
 }
 
-/// Routes one request: `--redirect-to-https` first (the status path
-/// excepted), then the method, the status path, the file beneath ROOT,
-/// and `--fallback` for a path that names no file.
-pub fn route<'t>(
-    settings: &'t Settings,
-    files: &mut Files,
-    head: &RequestHead<'t>,
-    secure: bool,
-    server: &mut ServerView<'_>,
-    now: Instant,
-) -> Route<'t> {
-    let (path, query) = head.target.split_once('?').unwrap_or((head.target, ""));
-    let is_status = settings.live.status_path.as_deref() == Some(path);
-    if settings.live.redirect_to_https && !secure && !is_status {
-        return match https_url(head, &settings.tls_listen) {
-            Some(url) => Route::Https(url),
-            None => Route::Error(Status::BadRequest),
-        };
-    }
-    match head.method {
-        Method::Unknown => return Route::Error(Status::NotImplemented),
-        Method::OtherKnown => return Route::Error(Status::MethodNotAllowed),
-        Method::Options => return Route::Options,
-        Method::Get | Method::Head => {}
-    }
-    if is_status {
-        return Route::Status(status::Format::asked(query, head.accept));
-    }
-    let compression = Compression::ByAcceptEncoding;
-    let route = files.lookup(settings, head, head.target, compression, server, now);
-    match (&route, &settings.fallback) {
-        // --fallback: a path that names no file gets the fallback file
-        // (a single-page app's index), with its 200.
-        (Route::Error(Status::NotFound), Some(fallback)) => {
-            files.lookup(settings, head, fallback, compression, server, now)
-        }
-        _ => route,
-    }
-}
-
 /// The https URL of the request: its Host's name (or, without one, the
 /// TLS listener's address), the first TLS port unless 443, the target as
 /// sent. `None` when the Host is not a plain host name or address
 /// literal, which is not echoed into a header.
-fn https_url<'t>(head: &RequestHead<'t>, tls: &[SocketAddr]) -> Option<HttpsUrl<'t>> {
+pub(super) fn https_url<'t>(head: &RequestHead<'t>, tls: &[SocketAddr]) -> Option<HttpsUrl<'t>> {
     let listener = tls.first()?;
     let host = match head.host {
         Some(host) => {
