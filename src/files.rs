@@ -1,6 +1,6 @@
 //! Opening files beneath ROOT, safely and without allocating.
 //!
-//! ROOT is opened once as a directory fd. A request's path (already
+//! ROOT is held as a directory fd. A request's path (already
 //! decoded and normalized by [`crate::http::target`]) is opened relative to
 //! it with `openat2(RESOLVE_BENEATH)`: the kernel itself refuses any
 //! resolution, `..` or symlink, that would leave ROOT (EXDEV), so a symlink
@@ -8,12 +8,20 @@
 //! (and on kernels without openat2, before 5.6) holdline uses plain
 //! `openat`, which follows symlinks anywhere; the path itself still cannot
 //! contain `..`.
+//!
+//! Deploys that flip a symlink (`ln -sfn release-2 current`) or rename a
+//! new release into place change what ROOT's *path* names, not the
+//! directory held open: [`Root::follow`] looks at the path again (one
+//! `stat`) and, when it names another directory, holds that one. Files
+//! already open (downloads running) keep their old inode, so a response
+//! never mixes two releases.
 
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -22,7 +30,13 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 #[derive(Debug)]
 pub struct Root {
     dir: OwnedFd,
+    /// ROOT as configured (perhaps a symlink): what [`Root::follow`]
+    /// resolves again.
+    given: PathBuf,
+    /// The directory held, as its canonical path.
     path: PathBuf,
+    /// Its device and inode, to tell when the given path names another.
+    id: (u64, u64),
     /// `--follow-symlinks`: plain openat, symlinks may lead anywhere.
     follow_outside: bool,
 }
@@ -38,16 +52,34 @@ impl Root {
             .open(path)?;
         // Reading the directory proves the permission, not just the open.
         std::fs::read_dir(path)?;
-        let path = std::fs::canonicalize(path)?;
+        let meta = file.metadata()?;
+        let canonical = std::fs::canonicalize(path)?;
         Ok(Root {
             dir: OwnedFd::from(file),
-            path,
+            given: path.to_path_buf(),
+            path: canonical,
+            id: (meta.dev(), meta.ino()),
             follow_outside,
         })
     }
 
+    /// The directory served (canonical: where a symlinked ROOT points).
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Looks at ROOT's path again: when it names another directory than
+    /// the one held (a deploy flipped its symlink or renamed a release
+    /// into place), holds that one and returns true. A path that cannot
+    /// be resolved now (a flip half done, a missing mount) keeps the
+    /// directory held, with the error.
+    pub fn follow(&mut self) -> io::Result<bool> {
+        let meta = std::fs::metadata(&self.given)?;
+        if (meta.dev(), meta.ino()) == self.id {
+            return Ok(false);
+        }
+        *self = Root::open(&self.given, self.follow_outside)?;
+        Ok(true)
     }
 
     /// Opens `rel` (relative, normalized; empty is ROOT itself) read-only
@@ -230,6 +262,40 @@ mod tests {
         drop(again);
         assert_eq!(open_files.count(), 0);
         assert!(anywhere.open_beneath(b"escape", &mut scratch).is_ok());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn root_follows_a_flipped_symlink_and_files_open_keep_their_release() {
+        let dir = std::env::temp_dir().join(format!("holdline-flip-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        for (release, text) in [("r1", "one"), ("r2", "two")] {
+            std::fs::create_dir_all(dir.join(release)).unwrap();
+            std::fs::write(dir.join(release).join("f.txt"), text).unwrap();
+        }
+        std::os::unix::fs::symlink("r1", dir.join("current")).unwrap();
+        let mut root = Root::open(&dir.join("current"), false).unwrap();
+        assert_eq!(root.path(), std::fs::canonicalize(dir.join("r1")).unwrap());
+        let mut scratch = Vec::new();
+        let read = |f: File| std::io::read_to_string(f).unwrap();
+        let open_before = root.open_beneath(b"f.txt", &mut scratch).unwrap();
+        assert!(!root.follow().unwrap(), "nothing moved");
+        // ln -sfn r2 current: a new symlink renamed over the old one.
+        std::os::unix::fs::symlink("r2", dir.join("next")).unwrap();
+        std::fs::rename(dir.join("next"), dir.join("current")).unwrap();
+        assert!(root.follow().unwrap());
+        assert_eq!(
+            read(root.open_beneath(b"f.txt", &mut scratch).unwrap()),
+            "two"
+        );
+        assert_eq!(read(open_before), "one", "an open file keeps its release");
+        // A path that vanishes keeps the directory held.
+        std::fs::remove_file(dir.join("current")).unwrap();
+        assert!(root.follow().is_err());
+        assert_eq!(
+            read(root.open_beneath(b"f.txt", &mut scratch).unwrap()),
+            "two"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

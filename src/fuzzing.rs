@@ -85,16 +85,57 @@ pub fn pipeline(data: &[u8]) {
         .iter()
         .map(|&b| b as usize * input.len() / 256)
         .collect();
-    let whole = answer_pieces(input, &[]);
+    split_independent(input, &cuts, &[]);
+}
+
+/// The pipeline again, with SIGHUP reloads at two points of the input:
+/// the first changes `--max-uri-bytes` and `--max-body-bytes` (tightens
+/// or loosens them), the second puts them back. Whatever is held across a
+/// reload (a head waiting for its chunked body, a body being read, a
+/// partial head) keeps the limits it was accepted under or is judged
+/// afresh under the new ones: never a panic, never a spin, and the
+/// answers still do not depend on how the bytes were split. Bytes 4 to 7
+/// choose the reload points and the new limits.
+pub fn pipeline_with_reloads(data: &[u8]) {
+    if data.len() < 8 {
+        return;
+    }
+    let (seed, rest) = data.split_at(4);
+    let (plan, input) = rest.split_at(4);
+    let at = |b: u8| b as usize * input.len() / 256;
+    let (first, second) = (at(plan[0]).min(at(plan[1])), at(plan[0]).max(at(plan[1])));
+    let reloads = [
+        Reload {
+            at: first,
+            max_uri_bytes: 16 + plan[2] as usize * 4,
+            max_body_bytes: u64::from(plan[3]) * 64,
+        },
+        Reload {
+            at: second,
+            max_uri_bytes: LIMITS.max_uri_bytes,
+            max_body_bytes: MAX_BODY_BYTES,
+        },
+    ];
+    let cuts: Vec<usize> = seed
+        .iter()
+        .map(|&b| b as usize * input.len() / 256)
+        .collect();
+    split_independent(input, &cuts, &reloads);
+}
+
+/// Asserts that `input` is answered the same whole, cut at `cuts`, and
+/// (when short) byte by byte, with the same reloads.
+fn split_independent(input: &[u8], cuts: &[usize], reloads: &[Reload]) {
+    let whole = answer_pieces(input, &[], reloads);
     assert_eq!(
-        answer_pieces(input, &cuts),
+        answer_pieces(input, cuts, reloads),
         whole,
         "splitting changed the answers"
     );
     if input.len() < 512 {
         let every_byte: Vec<usize> = (0..input.len()).collect();
         assert_eq!(
-            answer_pieces(input, &every_byte),
+            answer_pieces(input, &every_byte, reloads),
             whole,
             "byte-by-byte changed the answers"
         );
@@ -111,25 +152,53 @@ enum Event {
     Refused(u16, CloseReason),
     /// The session closed without an answer (broken body framing).
     Closed(CloseReason),
+    /// A reload changed the limits: (`--max-uri-bytes`,
+    /// `--max-body-bytes`).
+    Reloaded(usize, u64),
 }
 
-/// Records what the session asks of a responder.
+/// A reload at an input offset: the limits from then on.
+#[derive(Debug, Clone, Copy)]
+struct Reload {
+    at: usize,
+    max_uri_bytes: usize,
+    max_body_bytes: u64,
+}
+
+/// Records what the session asks of a responder, under limits a reload
+/// may change.
 struct Recorder {
     events: Vec<Event>,
+    limits: HeadLimits,
+    max_body_bytes: u64,
+}
+
+/// The limits the pipeline targets start under.
+const LIMITS: HeadLimits = HeadLimits {
+    max_header_bytes: 2048,
+    max_uri_bytes: 512,
+};
+const MAX_BODY_BYTES: u64 = 1 << 16;
+
+impl Recorder {
+    fn new() -> Recorder {
+        Recorder {
+            events: Vec::new(),
+            limits: LIMITS,
+            max_body_bytes: MAX_BODY_BYTES,
+        }
+    }
 }
 
 impl Respond for Recorder {
     type Body = ();
 
     fn limits(&self) -> HeadLimits {
-        HeadLimits {
-            max_header_bytes: 2048,
-            max_uri_bytes: 512,
-        }
+        self.limits
     }
 
     fn max_body_bytes(&self) -> u64 {
-        1 << 16
+        self.max_body_bytes
     }
 
     fn respond(&mut self, head: &RequestHead<'_>, _: ConnFacts, _: &mut Vec<u8>) -> Reply<()> {
@@ -160,18 +229,27 @@ impl Respond for Recorder {
 
 /// Feeds `data`, cut at `cuts`, to a session as the connection would
 /// (reading only while the session wants input), answering after every
-/// piece and sending every answer at once.
-fn answer_pieces(data: &[u8], cuts: &[usize]) -> Vec<Event> {
+/// piece and sending every answer at once; each reload is applied once
+/// the bytes before its offset are in and answered.
+fn answer_pieces(data: &[u8], cuts: &[usize], reloads: &[Reload]) -> Vec<Event> {
     let now = Instant::now();
     let peer = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9);
     let mut session: Session<()> = Session::new(now, false);
-    let mut recorder = Recorder { events: Vec::new() };
-    let lend = || Box::new(Exchange::new(2048));
+    let mut recorder = Recorder::new();
+    let lend = || Box::new(Exchange::new(LIMITS.max_header_bytes));
     let mut ends: Vec<usize> = cuts.iter().map(|&c| c.min(data.len())).collect();
+    ends.extend(reloads.iter().map(|r| r.at.min(data.len())));
     ends.push(data.len());
     ends.sort_unstable();
+    let mut pending = reloads.iter().peekable();
     let mut delivered = 0;
     for end in ends {
+        while let Some(reload) = pending.next_if(|r| r.at <= delivered) {
+            recorder.limits.max_uri_bytes = reload.max_uri_bytes;
+            recorder.max_body_bytes = reload.max_body_bytes;
+            let event = Event::Reloaded(reload.max_uri_bytes, reload.max_body_bytes);
+            recorder.events.push(event);
+        }
         while delivered < end {
             let Some(spare) = session.input_room(lend, now) else {
                 return recorder.events;
@@ -216,7 +294,48 @@ mod tests {
               GET /c HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nGET /never HTTP/1.1\r\n\r\n",
         );
         super::pipeline(&data);
-        let events = super::answer_pieces(&data[4..], &[]);
+        let events = super::answer_pieces(&data[4..], &[], &[]);
         assert_eq!(events.len(), 3, "{events:?}");
+    }
+
+    /// A chunked request whose head is held while its body trickles in,
+    /// and a reload that tightens --max-uri-bytes below its target in
+    /// between: it is answered under the limits it was accepted under
+    /// (this was a panic, `unreachable!`, taking the worker down).
+    #[test]
+    fn a_held_head_keeps_its_limits_across_a_reload() {
+        let target = format!("/{}", "a".repeat(100));
+        let head =
+            format!("POST {target} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
+        let mut input = head.into_bytes();
+        let body_at = input.len() + 3;
+        input.extend_from_slice(b"3\r\nabc\r\n0\r\n\r\nGET /next HTTP/1.1\r\nHost: x\r\n\r\n");
+        let tighter = super::Reload {
+            at: body_at,
+            max_uri_bytes: 16,
+            max_body_bytes: 1 << 16,
+        };
+        let events = super::answer_pieces(&input, &[], &[tighter]);
+        assert_eq!(
+            events,
+            [
+                super::Event::Reloaded(16, 1 << 16),
+                super::Event::Answered {
+                    target,
+                    close: false
+                },
+                // Parsed after the reload: judged under the new limit.
+                super::Event::Answered {
+                    target: "/next".into(),
+                    close: false
+                },
+            ]
+        );
+        // And through the target's own entry, with cuts.
+        let mut data = vec![0x10, 0x40, 0x80, 0xc0];
+        let plan = [(body_at * 256 / input.len()) as u8 + 1, 255, 0, 255];
+        data.extend_from_slice(&plan);
+        data.extend_from_slice(&input);
+        super::pipeline_with_reloads(&data);
     }
 }

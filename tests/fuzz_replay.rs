@@ -42,3 +42,11 @@ fn pipeline_seeds_and_regressions_replay() {
 fn request_head_seeds_replay() {
     replay("request_head", holdline::fuzzing::request_head);
 }
+
+#[test]
+fn pipeline_with_reloads_seeds_replay() {
+    replay(
+        "pipeline_with_reloads",
+        holdline::fuzzing::pipeline_with_reloads,
+    );
+}

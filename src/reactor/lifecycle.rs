@@ -110,6 +110,8 @@ impl Server {
     /// stops on a reload.
     fn reload(&mut self) {
         crate::systemd::notify("RELOADING=1");
+        // A deploy that flipped ROOT is seen at once.
+        self.responder.follow_root();
         if let Some(file) = self.config.source.file.clone() {
             match crate::config::reload(&self.config) {
                 Err(e) => log::error!("SIGHUP: {e}; keeping the running configuration"),
@@ -127,11 +129,12 @@ impl Server {
                     let live = Arc::new(update.config.live);
                     self.config_generation = self.reconfig.publish(Arc::clone(&live));
                     self.reconfigure(&live);
-                    for peer in &self.peers {
-                        peer.wake(Wake::Reload);
-                    }
                 }
             }
+        }
+        // The other workers follow ROOT, and take what was published.
+        for peer in &self.peers {
+            peer.wake(Wake::Reload);
         }
         match &self.tls {
             None if self.config.source.file.is_none() => {
@@ -184,8 +187,10 @@ impl Server {
         }
     }
 
-    /// A worker woken by worker 0: takes the live options it published.
+    /// A worker woken by worker 0's reload: looks at ROOT again, and
+    /// takes the live options it published.
     pub(super) fn follow_reload(&mut self) {
+        self.responder.follow_root();
         if let Some((generation, live)) = self.reconfig.since(self.config_generation) {
             self.config_generation = generation;
             self.reconfigure(&live);

@@ -222,6 +222,9 @@ impl Server {
             self.resume_admission(now);
             self.responder.flush_access_log();
             if now >= self.next_sweep {
+                // Once per --file-cache-valid: a deploy that flipped ROOT
+                // is seen within that time, as a changed file is.
+                self.responder.follow_root();
                 self.responder.sweep_open_files();
                 self.next_sweep = now + self.config.fixed.file_cache_valid.max(TIMER_TICK);
             }

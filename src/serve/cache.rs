@@ -158,6 +158,14 @@ impl FileCache {
         });
     }
 
+    /// Forgets every entry (ROOT now names another directory). Fds that
+    /// responses hold stay open until those responses end.
+    pub fn clear(&mut self) {
+        self.map.clear();
+        self.order.clear();
+        self.fd_keys.clear();
+    }
+
     /// Entries holding an fd.
     pub fn fd_entries(&self) -> usize {
         self.fd_keys.len()

@@ -43,6 +43,9 @@ pub struct Files {
     /// The compression cache's key: the decoded path asked for and
     /// whether it was asked for as a directory.
     compress_key: Vec<u8>,
+    /// ROOT's path could not be resolved at the last look (logged once
+    /// until it can).
+    root_lost: bool,
 }
 
 /// Whether a lookup may choose a representation compressed on the fly.
@@ -66,7 +69,36 @@ impl Files {
             name: Vec::with_capacity(1024),
             cache_key: Vec::with_capacity(1024),
             compress_key: Vec::with_capacity(1024),
+            root_lost: false,
         }
+    }
+
+    /// Looks at ROOT's path again (see [`Root::follow`]): after a deploy
+    /// flipped it, new requests are served from the new directory and the
+    /// file cache starts empty; responses under way finish from the files
+    /// they hold.
+    pub fn follow_root(&mut self) {
+        let result = self.root.follow();
+        let lost = result.is_err();
+        match result {
+            Ok(false) => {}
+            Ok(true) => {
+                self.cache.clear();
+                log::info!(
+                    "ROOT now names {}: serving it (the file cache starts again)",
+                    self.root.path().display()
+                );
+            }
+            Err(e) if !self.root_lost => log::warn!(
+                "ROOT cannot be resolved ({e}): still serving {}",
+                self.root.path().display()
+            ),
+            Err(_) => {}
+        }
+        if self.root_lost && !lost {
+            log::info!("ROOT resolves again");
+        }
+        self.root_lost = lost;
     }
 
     /// The directory served.

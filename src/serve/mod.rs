@@ -217,6 +217,11 @@ impl Responder {
         self.files.sweep_open_files(self.now);
     }
 
+    /// Looks at ROOT's path again, to follow a deploy that flipped it.
+    pub fn follow_root(&mut self) {
+        self.files.follow_root();
+    }
+
     /// The compressor woke the reactor: its results go in the cache.
     /// Returns how many files it finished.
     pub fn take_compressed(&mut self) -> usize {
