@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{
-    Listening, Server, Site, TempDir, assert_closes, get, get_with, peer_program, status_json,
-    wait_until,
+    Listening, Server, Site, TempDir, assert_closes, get, get_with, peer_program, read_framed,
+    status_json, wait_until,
 };
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use rustls::pki_types::{CertificateDer, ServerName};
@@ -160,24 +160,7 @@ fn connect(config: &Arc<ClientConfig>, addr: SocketAddr, name: &str) -> TlsStrea
 fn exchange(stream: &mut TlsStream, request: &str) -> (String, Vec<u8>) {
     stream.write_all(request.as_bytes()).unwrap();
     stream.flush().unwrap();
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 65536];
-    loop {
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..end + 4]).into_owned();
-            let length: usize = head
-                .lines()
-                .find_map(|l| l.strip_prefix("Content-Length: "))
-                .map_or(0, |v| v.trim().parse().unwrap());
-            if buf.len() >= end + 4 + length {
-                let body = buf[end + 4..end + 4 + length].to_vec();
-                return (head, body);
-            }
-        }
-        let n = stream.read(&mut chunk).expect("read a response");
-        assert!(n > 0, "EOF before a full response: {buf:?}");
-        buf.extend_from_slice(&chunk[..n]);
-    }
+    read_framed(stream, &mut Vec::new())
 }
 
 #[test]
