@@ -10,12 +10,6 @@ use std::time::Duration;
 
 use common::*;
 
-/// (connections handled, requests answered) from stub_status.
-fn counters(server: &Server) -> (u64, u64) {
-    let (_, handled, requests) = stub_counters(server);
-    (handled, requests)
-}
-
 /// The page of 100 stylesheets, written into `site`.
 fn write_page(site: &Site) {
     let mut page = String::from("<!DOCTYPE html><html><head><title>100 assets</title>\n");
@@ -36,7 +30,7 @@ fn write_page(site: &Site) {
 /// flags; returns (requests, connections) the server counted for it.
 fn load(server: &Server, url: &str, extra: &[String]) -> (u64, u64) {
     let chromium = peer_program("chromium").expect("checked by the caller");
-    let (handled_before, requests_before) = counters(server);
+    let before = stub_status(server);
     let profile = TempDir::new("chromium-profile");
     let child = Command::new(chromium)
         .args([
@@ -64,11 +58,11 @@ fn load(server: &Server, url: &str, extra: &[String]) -> (u64, u64) {
         "chromium did not load the page: {dom} {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let (handled_after, requests_after) = counters(server);
-    // Each counters() call is one connection and one request of its own.
+    let after = stub_status(server);
+    // Each stub_status() call is one connection and one request of its own.
     (
-        requests_after - requests_before - 1,
-        handled_after - handled_before - 1,
+        after.requests - before.requests - 1,
+        after.handled - before.handled - 1,
     )
 }
 

@@ -10,10 +10,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-fn fd_count(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
-}
-
 fn holdline(args: &[&str]) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_holdline"))
         .args(args)
@@ -95,19 +91,12 @@ enum Storm {
 }
 
 fn storm_connection(addr: SocketAddr, kind: Storm) -> Option<TcpStream> {
-    let socket = socket2::Socket::new(
-        socket2::Domain::IPV4,
-        socket2::Type::STREAM,
-        Some(socket2::Protocol::TCP),
-    )
-    .ok()?;
-    if kind == Storm::SlowReader {
-        socket.set_recv_buffer_size(4096).ok()?;
-    }
-    socket
-        .connect_timeout(&addr.into(), Duration::from_millis(500))
-        .ok()?;
-    let mut s: TcpStream = socket.into();
+    let within = Duration::from_millis(500);
+    let mut s = if kind == Storm::SlowReader {
+        connect_small_window(addr, within).ok()?
+    } else {
+        TcpStream::connect_timeout(&addr, within).ok()?
+    };
     let _ = match kind {
         Storm::Idle => Ok(()),
         Storm::PartialHead => s.write_all(b"GET /a.txt HTTP/1.1\r\nHost: storm\r\nX-Slow: "),
@@ -124,19 +113,16 @@ fn storm(server: &Server, storm_size: usize, kind: Storm, duration: Duration) ->
     let mut existing = server.connect();
     assert_eq!(exchange(&mut existing, &get("/a.txt")).status, 200);
 
-    let stormer = {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            let mut held = Vec::new();
-            for _ in 0..storm_size {
-                held.extend(storm_connection(addr, kind));
-            }
-            while !stop.load(Ordering::Relaxed) {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            held.len()
-        })
-    };
+    // The storm's connections are held until this is dropped.
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let stormer = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for _ in 0..storm_size {
+            held.extend(storm_connection(addr, kind));
+        }
+        let _ = released.recv();
+        held.len()
+    });
     let fresh = {
         let stop = stop.clone();
         std::thread::spawn(move || {
@@ -146,6 +132,8 @@ fn storm(server: &Server, storm_size: usize, kind: Storm, duration: Duration) ->
                 if fresh_request(addr) {
                     ok += 1;
                 }
+                // The pace of arrivals, not a wait: a fresh client every
+                // 20 ms during the storm.
                 std::thread::sleep(Duration::from_millis(20));
             }
             (ok, tried)
@@ -166,9 +154,11 @@ fn storm(server: &Server, storm_size: usize, kind: Storm, duration: Duration) ->
                 existing_ok += 1;
             }
         }
+        // The existing client's pace, not a wait: a request every 20 ms.
         std::thread::sleep(Duration::from_millis(20));
     }
     stop.store(true, Ordering::Relaxed);
+    drop(release);
     let (fresh_ok, fresh_tried) = fresh.join().unwrap();
     let stormed = stormer.join().unwrap();
     eprintln!(
@@ -210,11 +200,6 @@ fn storm_target(site: &Site) -> Server {
     Server::start(&site.root(), &args)
 }
 
-fn status(server: &Server, query: &str) -> String {
-    let mut s = server.connect();
-    exchange(&mut s, &get(&format!("/status{query}"))).body_text()
-}
-
 #[test]
 fn idle_storm_is_shed_and_real_clients_are_served() {
     let site = Site::new();
@@ -230,7 +215,7 @@ fn idle_storm_is_shed_and_real_clients_are_served() {
         r.fresh_ok,
         r.fresh_tried
     );
-    let prom = status(&server, "?format=prometheus");
+    let prom = status_prometheus(&server);
     assert_never_out_of_fds(&prom);
     // The storm's connections were shed as fresh; the existing client,
     // idle between its requests, never.
@@ -263,18 +248,20 @@ fn fresh_connections_go_before_partial_heads() {
         .filter_map(|_| storm_connection(server.addr, Storm::PartialHead))
         .collect();
     assert!(wait_until(Duration::from_secs(5), || {
-        status(&server, "?format=json").contains("\"reading\":48")
+        status(&server, "?format=json")
+            .body_text()
+            .contains("\"reading\":48")
     }));
     let newcomers: Vec<TcpStream> = (0..40)
         .filter_map(|_| storm_connection(server.addr, Storm::Idle))
         .collect();
     assert!(wait_until(Duration::from_secs(5), || {
-        let prom = status(&server, "?format=prometheus");
+        let prom = status_prometheus(&server);
         metric(&prom, "holdline_evictions_total{class=\"fresh\"}")
             + metric(&prom, "holdline_evictions_total{class=\"partial_head\"}")
             >= 35
     }));
-    let prom = status(&server, "?format=prometheus");
+    let prom = status_prometheus(&server);
     let fresh = metric(&prom, "holdline_evictions_total{class=\"fresh\"}");
     let heads_lost = metric(&prom, "holdline_evictions_total{class=\"partial_head\"}");
     // The first newcomer (and each status request) may find no fresh
@@ -304,7 +291,7 @@ fn slowloris_storm_is_shed_and_real_clients_are_served() {
         r.fresh_ok,
         r.fresh_tried
     );
-    let prom = status(&server, "?format=prometheus");
+    let prom = status_prometheus(&server);
     assert_never_out_of_fds(&prom);
     let heads = metric(&prom, "holdline_evictions_total{class=\"partial_head\"}");
     assert!(heads >= 100, "{heads} partial-head evictions\n{prom}");
@@ -350,7 +337,7 @@ fn slow_reader_storm(extra: &[&str]) -> String {
         r.fresh_ok,
         r.fresh_tried
     );
-    let prom = status(&server, "?format=prometheus");
+    let prom = status_prometheus(&server);
     // Nobody was refused for want of an fd: the file's one fd was shared.
     assert_eq!(metric(&prom, "holdline_open_emfile_total"), 0);
     assert_eq!(metric(&prom, "holdline_accept_emfile_total"), 0);
@@ -436,7 +423,7 @@ fn at_a_full_budget_newcomers_are_answered_without_a_slot() {
     assert_eq!(r.header("Retry-After"), Some("1"));
     assert_eq!(r.header("Connection"), Some("close"));
     // The status request itself gets no slot either.
-    let prom = status(&server, "?format=prometheus");
+    let prom = status_prometheus(&server);
     assert_eq!(
         metric(&prom, "holdline_closes_total{reason=\"overflow\"}"),
         2
@@ -514,7 +501,7 @@ fn with_nothing_to_evict_accepting_pauses_and_resumes_when_a_slot_frees() {
     drop(downloads);
     // Every socket closed; the file's fd stays cached (unused) for a while.
     assert!(wait_until(Duration::from_secs(5), || fd_count(pid) <= baseline + 1));
-    let prom = status(&server, "?format=prometheus");
+    let prom = status_prometheus(&server);
     // Two pauses: for the waiting client, and again right after it was
     // admitted and answered (the budget full once more, and a client idle
     // for less than a second is never evicted).
@@ -651,45 +638,64 @@ fn tcp_keepalive_probes_are_set_on_accepted_sockets() {
 /// Finds, in process `pid`, the accepted socket whose peer is `client`,
 /// and returns a duplicate of it in this process.
 fn server_side_socket(pid: u32, client: &TcpStream) -> Option<libc::c_int> {
-    let want = client.local_addr().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(2);
+    let port = client.local_addr().unwrap().port();
     let pidfd =
         unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) } as libc::c_int;
     if pidfd < 0 {
         return None;
     }
-    while Instant::now() < deadline {
-        for entry in std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.flatten() {
-            let Ok(target_fd) = entry.file_name().to_string_lossy().parse::<libc::c_int>() else {
-                continue;
-            };
-            let fd =
-                unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd, target_fd, 0) } as libc::c_int;
-            if fd < 0 {
-                if std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM) {
-                    unsafe { libc::close(pidfd) };
-                    return None;
-                }
-                continue;
-            }
-            let mut addr: libc::sockaddr_in = unsafe { std::mem::zeroed() };
-            let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
-            let rc = unsafe {
-                libc::getpeername(fd, (&mut addr as *mut libc::sockaddr_in).cast(), &mut len)
-            };
-            if rc == 0
-                && addr.sin_family as i32 == libc::AF_INET
-                && u16::from_be(addr.sin_port) == want.port()
-            {
-                unsafe { libc::close(pidfd) };
-                return Some(fd);
-            }
-            unsafe { libc::close(fd) };
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    // The server accepts the connection on a turn of its own: look until
+    // it has.
+    let mut look = Look::NotYet;
+    wait_until(Duration::from_secs(2), || {
+        look = look_for_peer(pid, pidfd, port);
+        !matches!(look, Look::NotYet)
+    });
     unsafe { libc::close(pidfd) };
-    None
+    match look {
+        Look::Found(fd) => Some(fd),
+        Look::Denied | Look::NotYet => None,
+    }
+}
+
+/// What one pass over a process's fds found.
+enum Look {
+    /// A duplicate of the socket.
+    Found(libc::c_int),
+    /// pidfd_getfd(2) is not permitted here.
+    Denied,
+    NotYet,
+}
+
+/// One pass over `pid`'s fds for a TCP socket whose peer has `port`.
+fn look_for_peer(pid: u32, pidfd: libc::c_int, port: u16) -> Look {
+    let Ok(entries) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return Look::NotYet;
+    };
+    for entry in entries.flatten() {
+        let Ok(target_fd) = entry.file_name().to_string_lossy().parse::<libc::c_int>() else {
+            continue;
+        };
+        let fd =
+            unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd, target_fd, 0) } as libc::c_int;
+        if fd < 0 {
+            if std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM) {
+                return Look::Denied;
+            }
+            continue;
+        }
+        let mut addr: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        let rc = unsafe {
+            libc::getpeername(fd, (&mut addr as *mut libc::sockaddr_in).cast(), &mut len)
+        };
+        if rc == 0 && addr.sin_family as i32 == libc::AF_INET && u16::from_be(addr.sin_port) == port
+        {
+            return Look::Found(fd);
+        }
+        unsafe { libc::close(fd) };
+    }
+    Look::NotYet
 }
 
 fn cpu_ticks(pid: u32) -> u64 {
@@ -756,6 +762,8 @@ fn emfile_at_accept_pauses_instead_of_spinning_and_recovers() {
     assert!(wait_until(Duration::from_secs(2), || server
         .log_text()
         .contains("pausing accept")));
+    // The measurement window, not a wait: CPU time is counted over 1.5 s
+    // of failing accepts.
     std::thread::sleep(Duration::from_millis(1500));
     let ticks = cpu_ticks(pid) - cpu_before;
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
@@ -770,7 +778,7 @@ fn emfile_at_accept_pauses_instead_of_spinning_and_recovers() {
     set_soft_nofile(pid, 20_000.min(holdline::budget::nofile_limit().unwrap().1));
     let r = read_response(&mut client);
     assert_eq!(r.body, b"a\n");
-    let prom = status(&server, "?format=prometheus");
+    let prom = status_prometheus(&server);
     let emfile: u64 = prom
         .lines()
         .find_map(|l| l.strip_prefix("holdline_accept_emfile_total "))
@@ -799,7 +807,7 @@ fn two_workers_both_serve_and_shut_down_together() {
             200
         );
     }
-    let prom = status(&server, "?format=prometheus");
+    let prom = status_prometheus(&server);
     let per_worker: Vec<u64> = prom
         .lines()
         .filter(|l| l.starts_with("holdline_worker_connections_handled_total{"))
@@ -813,21 +821,11 @@ fn two_workers_both_serve_and_shut_down_together() {
     // The totals add up across workers (published once per loop turn):
     // the 200 connections, the status requests, all handled.
     assert!(wait_until(std::time::Duration::from_secs(2), || {
-        let stub = status(&server, "");
-        let numbers: Vec<u64> = stub
-            .lines()
-            .nth(2)
-            .unwrap()
-            .split_whitespace()
-            .map(|n| n.parse().unwrap())
-            .collect();
-        let [accepted, handled, requests] = numbers[..] else {
-            panic!("{stub}")
-        };
-        accepted == handled
-            && accepted >= 201
-            && requests >= 201
-            && stub.starts_with("Active connections: 1 ")
+        let stub = stub_status(&server);
+        stub.accepted == stub.handled
+            && stub.accepted >= 201
+            && stub.requests >= 201
+            && stub.active == 1
     }));
     server.signal(libc::SIGTERM);
     assert_eq!(server.wait_exit(std::time::Duration::from_secs(5)), Some(0));
@@ -863,6 +861,8 @@ fn keepalive_hogs_cannot_lock_newcomers_out() {
             std::thread::spawn(move || {
                 let mut served = 0;
                 while !stop.load(Ordering::Relaxed) {
+                    // A hog's pace, not a wait: a request every 200 ms
+                    // keeps it under the 1 s idle grace.
                     std::thread::sleep(Duration::from_millis(200));
                     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
                     let mut buf = [0u8; 512];
@@ -893,7 +893,7 @@ fn keepalive_hogs_cannot_lock_newcomers_out() {
     let outcomes: Vec<(u32, bool)> = hogs.into_iter().map(|h| h.join().unwrap()).collect();
     let lost = outcomes.iter().filter(|(_, lost)| *lost).count();
     assert_eq!(lost, 1, "exactly one hog made room: {outcomes:?}");
-    let prom = status(&server, "?format=prometheus");
+    let prom = status_prometheus(&server);
     assert_eq!(metric(&prom, "holdline_evictions_total{class=\"idle\"}"), 1);
 }
 
@@ -911,7 +911,7 @@ fn an_abandoned_response_is_reset() {
     let mut s = storm_connection(server.addr, Storm::SlowReader).unwrap();
     // The server fills the socket buffers, then gives up on the reader.
     assert!(wait_until(Duration::from_secs(5), || {
-        let prom = status(&server, "?format=prometheus");
+        let prom = status_prometheus(&server);
         metric(&prom, "holdline_closes_total{reason=\"send_timeout\"}") == 1
     }));
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();

@@ -6,10 +6,6 @@ mod common;
 use common::*;
 use std::io::Write;
 
-fn req(path: &str, headers: &str) -> String {
-    format!("GET {path} HTTP/1.1\r\nHost: x\r\n{headers}\r\n")
-}
-
 fn site_with_data() -> (Site, Vec<u8>) {
     let site = Site::new();
     let data: Vec<u8> = (0..1000u32).map(|i| b'a' + (i % 26) as u8).collect();
@@ -31,7 +27,7 @@ fn validators_and_304() {
         ],
     );
     let mut s = server.connect();
-    let r = exchange(&mut s, &req("/alpha.txt", ""));
+    let r = exchange(&mut s, &get_with("/alpha.txt", ""));
     let etag = r.header("ETag").unwrap().to_string();
     let lm = r.header("Last-Modified").unwrap().to_string();
     assert!(etag.starts_with('"') && etag.ends_with('"'));
@@ -40,7 +36,7 @@ fn validators_and_304() {
 
     let r = exchange(
         &mut s,
-        &req("/alpha.txt", &format!("If-None-Match: \"x\", {etag}\r\n")),
+        &get_with("/alpha.txt", &format!("If-None-Match: \"x\", {etag}\r\n")),
     );
     assert_eq!(
         r.head,
@@ -50,13 +46,13 @@ fn validators_and_304() {
     );
     assert!(r.body.is_empty());
     assert_eq!(
-        exchange(&mut s, &req("/alpha.txt", "If-None-Match: *\r\n")).status,
+        exchange(&mut s, &get_with("/alpha.txt", "If-None-Match: *\r\n")).status,
         304
     );
     assert_eq!(
         exchange(
             &mut s,
-            &req("/alpha.txt", &format!("If-None-Match: W/{etag}\r\n"))
+            &get_with("/alpha.txt", &format!("If-None-Match: W/{etag}\r\n"))
         )
         .status,
         304
@@ -66,7 +62,7 @@ fn validators_and_304() {
     assert_eq!(
         exchange(
             &mut s,
-            &req("/alpha.txt", &format!("If-Modified-Since: {lm}\r\n"))
+            &get_with("/alpha.txt", &format!("If-Modified-Since: {lm}\r\n"))
         )
         .status,
         304
@@ -75,36 +71,39 @@ fn validators_and_304() {
     assert_eq!(
         exchange(
             &mut s,
-            &req("/alpha.txt", &format!("If-Modified-Since: {old}\r\n"))
+            &get_with("/alpha.txt", &format!("If-Modified-Since: {old}\r\n"))
         )
         .status,
         200
     );
     // If-Modified-Since is ignored when If-None-Match is present.
     let both = format!("If-None-Match: \"other\"\r\nIf-Modified-Since: {lm}\r\n");
-    assert_eq!(exchange(&mut s, &req("/alpha.txt", &both)).status, 200);
+    assert_eq!(exchange(&mut s, &get_with("/alpha.txt", &both)).status, 200);
     assert_eq!(
-        exchange(&mut s, &req("/alpha.txt", "If-Match: \"other\"\r\n")).status,
+        exchange(&mut s, &get_with("/alpha.txt", "If-Match: \"other\"\r\n")).status,
         412
     );
     assert_eq!(
-        exchange(&mut s, &req("/alpha.txt", &format!("If-Match: {etag}\r\n"))).status,
+        exchange(
+            &mut s,
+            &get_with("/alpha.txt", &format!("If-Match: {etag}\r\n"))
+        )
+        .status,
         200
     );
     assert_eq!(
         exchange(
             &mut s,
-            &req("/alpha.txt", &format!("If-Unmodified-Since: {old}\r\n"))
+            &get_with("/alpha.txt", &format!("If-Unmodified-Since: {old}\r\n"))
         )
         .status,
         412
     );
     // Changing the file changes the ETag.
-    std::thread::sleep(std::time::Duration::from_millis(20));
-    site.dir.write("www/alpha.txt", "changed");
+    site.dir.rewrite("www/alpha.txt", "changed");
     let r = exchange(
         &mut s,
-        &req("/alpha.txt", &format!("If-None-Match: {etag}\r\n")),
+        &get_with("/alpha.txt", &format!("If-None-Match: {etag}\r\n")),
     );
     assert_eq!(r.status, 200);
     assert_ne!(r.header("ETag").unwrap(), etag);
@@ -122,7 +121,10 @@ fn single_ranges() {
         ("bytes=995-5000", 995, 999),
     ];
     for (range, first, last) in cases {
-        let r = exchange(&mut s, &req("/alpha.txt", &format!("Range: {range}\r\n")));
+        let r = exchange(
+            &mut s,
+            &get_with("/alpha.txt", &format!("Range: {range}\r\n")),
+        );
         assert_eq!(r.status, 206, "{range}");
         assert_eq!(
             r.header("Content-Range"),
@@ -134,12 +136,12 @@ fn single_ranges() {
         );
         assert_eq!(r.body, &data[first..=last]);
     }
-    let r = exchange(&mut s, &req("/alpha.txt", "Range: bytes=1000-\r\n"));
+    let r = exchange(&mut s, &get_with("/alpha.txt", "Range: bytes=1000-\r\n"));
     assert_eq!(r.status, 416);
     assert_eq!(r.header("Content-Range"), Some("bytes */1000"));
     // Syntax it does not understand: the whole file.
     assert_eq!(
-        exchange(&mut s, &req("/alpha.txt", "Range: lines=1-2\r\n")).status,
+        exchange(&mut s, &get_with("/alpha.txt", "Range: lines=1-2\r\n")).status,
         200
     );
 }
@@ -151,10 +153,13 @@ fn ranges_of_a_large_file_go_out_with_sendfile_from_the_offset() {
     site.dir.write("www/big.bin", &data);
     let server = Server::start(&site.root(), &[]);
     let mut s = server.connect();
-    let r = exchange(&mut s, &req("/big.bin", "Range: bytes=100000-2499999\r\n"));
+    let r = exchange(
+        &mut s,
+        &get_with("/big.bin", "Range: bytes=100000-2499999\r\n"),
+    );
     assert_eq!(r.status, 206);
     assert!(r.body == data[100_000..2_500_000], "body differs");
-    assert_eq!(exchange(&mut s, &req("/alpha.txt", "")).status, 404);
+    assert_eq!(exchange(&mut s, &get_with("/alpha.txt", "")).status, 404);
 }
 
 #[test]
@@ -164,7 +169,7 @@ fn multipart_byteranges() {
     let mut s = server.connect();
     let r = exchange(
         &mut s,
-        &req("/alpha.txt", "Range: bytes=200-299,0-99,50-149\r\n"),
+        &get_with("/alpha.txt", "Range: bytes=200-299,0-99,50-149\r\n"),
     );
     assert_eq!(r.status, 206);
     let ct = r.header("Content-Type").unwrap();
@@ -199,7 +204,7 @@ fn multipart_byteranges() {
         .collect();
     let r = exchange(
         &mut s,
-        &req(
+        &get_with(
             "/alpha.txt",
             &format!("Range: bytes={}\r\n", many.join(",")),
         ),
@@ -212,14 +217,14 @@ fn if_range() {
     let (site, data) = site_with_data();
     let server = Server::start(&site.root(), &[]);
     let mut s = server.connect();
-    let r = exchange(&mut s, &req("/alpha.txt", ""));
+    let r = exchange(&mut s, &get_with("/alpha.txt", ""));
     let (etag, lm) = (
         r.header("ETag").unwrap().to_string(),
         r.header("Last-Modified").unwrap().to_string(),
     );
     let r = exchange(
         &mut s,
-        &req(
+        &get_with(
             "/alpha.txt",
             &format!("Range: bytes=0-9\r\nIf-Range: {etag}\r\n"),
         ),
@@ -227,12 +232,12 @@ fn if_range() {
     assert_eq!((r.status, r.body.as_slice()), (206, &data[..10]));
     let r = exchange(
         &mut s,
-        &req("/alpha.txt", "Range: bytes=0-9\r\nIf-Range: \"stale\"\r\n"),
+        &get_with("/alpha.txt", "Range: bytes=0-9\r\nIf-Range: \"stale\"\r\n"),
     );
     assert_eq!((r.status, r.body.len()), (200, 1000));
     let r = exchange(
         &mut s,
-        &req(
+        &get_with(
             "/alpha.txt",
             &format!("Range: bytes=0-9\r\nIf-Range: {lm}\r\n"),
         ),
@@ -240,7 +245,7 @@ fn if_range() {
     assert_eq!(r.status, 206);
     let r = exchange(
         &mut s,
-        &req(
+        &get_with(
             "/alpha.txt",
             "Range: bytes=0-9\r\nIf-Range: Sat, 01 Jan 2000 00:00:00 GMT\r\n",
         ),
@@ -257,18 +262,18 @@ fn precompressed_variants() {
     site.dir.write("www/only.css", "body{}\n");
     let server = Server::start(&site.root(), &[]);
     let mut s = server.connect();
-    let plain = exchange(&mut s, &req("/app.js", ""));
+    let plain = exchange(&mut s, &get_with("/app.js", ""));
     let br = exchange(
         &mut s,
-        &req("/app.js", "Accept-Encoding: gzip, deflate, br\r\n"),
+        &get_with("/app.js", "Accept-Encoding: gzip, deflate, br\r\n"),
     );
     let gz = exchange(
         &mut s,
-        &req("/app.js", "Accept-Encoding: gzip;q=0.8, br;q=0\r\n"),
+        &get_with("/app.js", "Accept-Encoding: gzip;q=0.8, br;q=0\r\n"),
     );
     let none = exchange(
         &mut s,
-        &req("/app.js", "Accept-Encoding: gzip;q=0, br;q=0\r\n"),
+        &get_with("/app.js", "Accept-Encoding: gzip;q=0, br;q=0\r\n"),
     );
     assert_eq!(br.header("Content-Encoding"), Some("br"));
     assert_eq!(br.body, b"BROTLI");
@@ -290,7 +295,7 @@ fn precompressed_variants() {
     );
     assert_ne!(br.header("ETag"), gz.header("ETag"));
     // A file without variants still says Vary (caches must key on it).
-    let css = exchange(&mut s, &req("/only.css", "Accept-Encoding: br\r\n"));
+    let css = exchange(&mut s, &get_with("/only.css", "Accept-Encoding: br\r\n"));
     assert_eq!(
         (css.header("Content-Encoding"), css.header("Vary")),
         (None, Some("Accept-Encoding"))
@@ -298,7 +303,7 @@ fn precompressed_variants() {
     // Without variants and without on-the-fly compression, nothing varies.
     let off = Server::start(&site.root(), &["--no-precompressed", "--no-compress"]);
     let mut s = off.connect();
-    let r = exchange(&mut s, &req("/app.js", "Accept-Encoding: br\r\n"));
+    let r = exchange(&mut s, &get_with("/app.js", "Accept-Encoding: br\r\n"));
     assert_eq!(
         (r.header("Content-Encoding"), r.header("Vary")),
         (None, None)
@@ -312,10 +317,10 @@ fn listing_when_asked() {
     site.dir.write("www/docs/sub/z.txt", "y");
     let server = Server::start(&site.root(), &[]);
     let mut s = server.connect();
-    assert_eq!(exchange(&mut s, &req("/docs/", "")).status, 404);
+    assert_eq!(exchange(&mut s, &get_with("/docs/", "")).status, 404);
     let server = Server::start(&site.root(), &["--listing"]);
     let mut s = server.connect();
-    let r = exchange(&mut s, &req("/docs/", ""));
+    let r = exchange(&mut s, &get_with("/docs/", ""));
     assert_eq!(r.status, 200);
     assert_eq!(r.header("Content-Type"), Some("text/html; charset=utf-8"));
     let html = r.body_text();
@@ -325,7 +330,7 @@ fn listing_when_asked() {
     );
     assert!(html.contains("<a href=\"sub/\">sub/</a>"), "{html}");
     // A directory with an index still serves it.
-    assert_eq!(exchange(&mut s, &req("/sub/", "")).body, b"sub\n");
+    assert_eq!(exchange(&mut s, &get_with("/sub/", "")).body, b"sub\n");
 }
 
 #[test]
@@ -334,12 +339,18 @@ fn symlinks_outside_root_only_with_follow_symlinks() {
     std::os::unix::fs::symlink("../secret.txt", site.root().join("out")).unwrap();
     let server = Server::start(&site.root(), &[]);
     let mut s = server.connect();
-    assert_eq!(exchange(&mut s, &req("/out", "")).status, 404);
+    assert_eq!(exchange(&mut s, &get_with("/out", "")).status, 404);
     let server = Server::start(&site.root(), &["--follow-symlinks"]);
     let mut s = server.connect();
-    assert_eq!(exchange(&mut s, &req("/out", "")).body, b"TOP SECRET\n");
+    assert_eq!(
+        exchange(&mut s, &get_with("/out", "")).body,
+        b"TOP SECRET\n"
+    );
     // Even so, the request path itself cannot climb out.
-    assert_eq!(exchange(&mut s, &req("/../secret.txt", "")).status, 400);
+    assert_eq!(
+        exchange(&mut s, &get_with("/../secret.txt", "")).status,
+        400
+    );
 }
 
 #[test]
@@ -347,9 +358,9 @@ fn nosniff_on_every_response() {
     let site = Site::new();
     let server = Server::start(&site.root(), &[]);
     for request in [
-        req("/a.txt", ""),
-        req("/nope", ""),
-        req("/sub", ""),
+        get_with("/a.txt", ""),
+        get_with("/nope", ""),
+        get_with("/sub", ""),
         "BREW / HTTP/1.1\r\nHost: x\r\n\r\n".into(),
     ] {
         let mut s = server.connect();
@@ -416,29 +427,33 @@ fn cached_small_file_is_rechecked_after_file_cache_valid() {
     let (site, data) = site_with_data();
     let server = Server::start(&site.root(), &["--file-cache-valid", "0.5"]);
     let mut s = server.connect();
-    let first = exchange(&mut s, &req("/alpha.txt", ""));
+    let first = exchange(&mut s, &get_with("/alpha.txt", ""));
     assert_eq!(first.body, data);
-    std::thread::sleep(std::time::Duration::from_millis(20));
-    site.dir.write("www/alpha.txt", "changed\n");
+    site.dir.rewrite("www/alpha.txt", "changed\n");
     let changed_at = std::time::Instant::now();
     // Within the window the cached copy may be served; after it, never.
-    loop {
-        let r = exchange(&mut s, &req("/alpha.txt", ""));
+    let window = std::time::Duration::from_millis(600);
+    assert!(wait_until(2 * window, || {
+        let r = exchange(&mut s, &get_with("/alpha.txt", ""));
         if r.body == b"changed\n" {
             assert_ne!(r.header("ETag"), first.header("ETag"));
             assert_eq!(r.header("Content-Length"), Some("8"));
-            break;
+            return true;
         }
         assert_eq!(r.body, data, "either the old file whole, or the new one");
         assert_eq!(r.header("ETag"), first.header("ETag"));
-        assert!(
-            changed_at.elapsed() < std::time::Duration::from_millis(600),
-            "stale past the window"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    // A removed file is noticed too.
+        assert!(changed_at.elapsed() < window, "stale past the window");
+        false
+    }));
+    // A removed file is noticed too, within the window.
     std::fs::remove_file(site.root().join("alpha.txt")).unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(600));
-    assert_eq!(exchange(&mut s, &req("/alpha.txt", "")).status, 404);
+    let removed_at = std::time::Instant::now();
+    assert!(wait_until(2 * window, || {
+        let gone = exchange(&mut s, &get_with("/alpha.txt", "")).status == 404;
+        assert!(
+            gone || removed_at.elapsed() < window,
+            "served past the window"
+        );
+        gone
+    }));
 }

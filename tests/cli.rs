@@ -361,7 +361,7 @@ fn nginx_proxies_to_a_unix_socket_with_upstream_keep_alive() {
         "nginx did not start: {}",
         std::fs::read_to_string(prefix.join("error.log")).unwrap_or_default()
     );
-    let handled = || common::stub_counters(&server).1;
+    let handled = || common::stub_status(&server).handled;
     let before = handled();
     // 40 requests, each on a new client connection to nginx.
     for i in 0..40 {

@@ -64,10 +64,6 @@ fn assert_same(got: &[u8], want: &[u8]) {
     }
 }
 
-fn request(path: &str, headers: &str) -> String {
-    format!("GET {path} HTTP/1.1\r\nHost: test\r\n{headers}\r\n")
-}
-
 /// The body as the client means it: decoded per `Content-Encoding`.
 fn decoded(r: &Response) -> Vec<u8> {
     let mut out = Vec::new();
@@ -93,7 +89,10 @@ fn decoded(r: &Response) -> Vec<u8> {
 fn compressed(s: &mut TcpStream, path: &str, accept: &str) -> Response {
     let mut last = None;
     let done = wait_until(COMPRESSED_WITHIN, || {
-        let r = exchange(s, &request(path, &format!("Accept-Encoding: {accept}\r\n")));
+        let r = exchange(
+            s,
+            &get_with(path, &format!("Accept-Encoding: {accept}\r\n")),
+        );
         let coded = r.header("Content-Encoding").is_some();
         last = Some(r);
         coded
@@ -117,7 +116,10 @@ fn a_client_gets_br_or_gzip_that_decodes_to_the_file() {
 
     // The first request is answered at once, uncompressed, and says that
     // the response varies.
-    let first = exchange(&mut s, &request("/app.js", "Accept-Encoding: gzip, br\r\n"));
+    let first = exchange(
+        &mut s,
+        &get_with("/app.js", "Accept-Encoding: gzip, br\r\n"),
+    );
     assert_eq!(first.header("Content-Encoding"), None);
     assert_eq!(first.header("Vary"), Some("Accept-Encoding"));
     assert_same(&first.body, &big);
@@ -160,7 +162,7 @@ fn a_client_gets_br_or_gzip_that_decodes_to_the_file() {
         "Accept-Encoding: identity\r\n",
         "Accept-Encoding: *;q=0\r\n",
     ] {
-        let r = exchange(&mut s, &request("/app.js", accept));
+        let r = exchange(&mut s, &get_with("/app.js", accept));
         assert_eq!(
             (r.header("Content-Encoding"), r.header("Vary")),
             (None, Some("Accept-Encoding")),
@@ -286,7 +288,7 @@ fn a_changed_file_is_compressed_again_and_never_served_stale_past_the_cache_vali
         // Read before the request is sent: an answer made before the
         // deadline may arrive after it.
         let asked_at = changed.elapsed();
-        let r = exchange(&mut s, &request("/app.js", "Accept-Encoding: br\r\n"));
+        let r = exchange(&mut s, &get_with("/app.js", "Accept-Encoding: br\r\n"));
         let body = decoded(&r);
         if asked_at > valid {
             assert!(body == new, "stale past --file-cache-valid: {}", r.head);
@@ -315,27 +317,27 @@ fn binary_large_and_precompressed_files_are_not_compressed() {
     // Ask for each first, then once a file has been compressed (so the
     // compressor had its chance at all of them), again.
     for path in ["/image.png", "/large.js", "/pre.js"] {
-        exchange(&mut s, &request(path, all));
+        exchange(&mut s, &get_with(path, all));
     }
     compressed(&mut s, "/app.js", "br, gzip");
-    let png = exchange(&mut s, &request("/image.png", all));
+    let png = exchange(&mut s, &get_with("/image.png", all));
     assert_eq!(
         (png.header("Content-Encoding"), png.header("Vary")),
         (None, None)
     );
     assert_same(&png.body, &[0u8; 20_000]);
-    let large = exchange(&mut s, &request("/large.js", all));
+    let large = exchange(&mut s, &get_with("/large.js", all));
     assert_eq!(large.header("Content-Encoding"), None);
     assert_eq!(large.body.len(), 30_000);
     // The operator's variant wins.
-    let pre = exchange(&mut s, &request("/pre.js", all));
+    let pre = exchange(&mut s, &get_with("/pre.js", all));
     assert_eq!(pre.header("Content-Encoding"), Some("gzip"));
     assert_eq!(pre.body, b"PRECOMPRESSED");
 
     let off = start(&site, &["--no-compress"]);
     let mut s = off.connect();
     for _ in 0..3 {
-        let r = exchange(&mut s, &request("/app.js", all));
+        let r = exchange(&mut s, &get_with("/app.js", all));
         assert_eq!(r.header("Content-Encoding"), None);
         assert_same(&r.body, &text);
     }
@@ -360,11 +362,11 @@ fn the_cache_holds_at_most_its_bytes() {
     assert_same(&decoded(&compressed(&mut s, "/a.js", "br")), &a);
     assert_same(&decoded(&compressed(&mut s, "/b.js", "br")), &b);
     // b took a's place: a is sent as it is, and compressed again.
-    let r = exchange(&mut s, &request("/a.js", "Accept-Encoding: br\r\n"));
+    let r = exchange(&mut s, &get_with("/a.js", "Accept-Encoding: br\r\n"));
     assert_eq!(r.header("Content-Encoding"), None);
     assert_same(&r.body, &a);
     assert_same(&decoded(&compressed(&mut s, "/a.js", "br")), &a);
-    let r = exchange(&mut s, &request("/b.js", "Accept-Encoding: br\r\n"));
+    let r = exchange(&mut s, &get_with("/b.js", "Accept-Encoding: br\r\n"));
     assert_eq!(r.header("Content-Encoding"), None);
 }
 
@@ -413,7 +415,7 @@ fn compressing_a_file_at_the_limit_does_not_pause_other_clients() {
     }
     let mut first = server.connect();
     let started = Instant::now();
-    let r = exchange(&mut first, &request("/big.js", "Accept-Encoding: br\r\n"));
+    let r = exchange(&mut first, &get_with("/big.js", "Accept-Encoding: br\r\n"));
     let first_took = started.elapsed();
     assert_eq!((r.header("Content-Encoding"), r.body.len()), (None, limit));
     // While brotli works on the file (1.5 s in a release build), time

@@ -21,10 +21,6 @@ fn assert_in_window(since: Instant, closed_at: Instant, t: Duration) {
     );
 }
 
-fn fd_count(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
-}
-
 #[test]
 fn idle_connection_closes_after_keepalive_timeout() {
     let site = Site::new();
@@ -53,6 +49,7 @@ fn keepalive_timeout_is_reset_by_each_request() {
     let mut s = server.connect();
     for _ in 0..4 {
         assert_eq!(exchange(&mut s, &get("/a.txt")).status, 200);
+        // Idle for most of the timeout, not a wait: each request resets it.
         std::thread::sleep(secs(0.35));
     }
     let idle_since = Instant::now() - secs(0.35);
@@ -88,6 +85,7 @@ fn keepalive_timeout_never_closes_a_response_in_progress() {
     let start = Instant::now();
     while start.elapsed() < secs(1.2) {
         total += s.read(&mut chunk).unwrap();
+        // A slow reader's pace, not a wait.
         std::thread::sleep(Duration::from_millis(50));
     }
     s.set_read_timeout(Some(secs(10.0))).unwrap();
@@ -124,6 +122,7 @@ fn slowloris_gets_408_at_header_timeout_however_it_trickles() {
             if writer.write_all(&[*b]).is_err() {
                 return;
             }
+            // The trickle itself, not a wait: a byte every 100 ms.
             std::thread::sleep(Duration::from_millis(100));
         }
     });
@@ -150,7 +149,8 @@ fn header_timeout_of_a_later_request_counts_from_its_first_byte() {
     );
     let mut s = server.connect();
     assert_eq!(exchange(&mut s, &get("/a.txt")).status, 200);
-    std::thread::sleep(secs(1.2)); // idle longer than the header timeout: fine
+    // Idle longer than the header timeout, not a wait: that is fine.
+    std::thread::sleep(secs(1.2));
     let first_byte = Instant::now();
     s.write_all(b"GET /b.txt HTTP/1.1\r\n").unwrap();
     let (closed, got) = wait_closed(&mut s, secs(4.0));
@@ -218,7 +218,8 @@ fn send_timeout_does_not_fire_while_the_client_reads() {
         let n = s.read(&mut chunk).unwrap();
         assert!(n > 0, "closed after {total} bytes");
         total += n;
-        std::thread::sleep(Duration::from_millis(30)); // slow, but progressing
+        // Slow, but progressing: the reader's pace, not a wait.
+        std::thread::sleep(Duration::from_millis(30));
     }
 }
 
@@ -287,6 +288,7 @@ fn linger_gives_up_at_linger_timeout() {
             if writer.write_all(b"more junk\r\n").is_err() {
                 return;
             }
+            // The client's chatter, not a wait: more junk every 50 ms.
             std::thread::sleep(Duration::from_millis(50));
         }
     });

@@ -185,6 +185,7 @@ fn request_written_one_byte_at_a_time_is_served() {
     let mut s = server.connect();
     for b in get("/hello.txt").bytes() {
         s.write_all(&[b]).unwrap();
+        // Apart, not a wait: each byte a read of its own.
         std::thread::sleep(Duration::from_millis(2));
     }
     let r = read_response(&mut s);
@@ -283,11 +284,7 @@ fn connection_close_with_nothing_unread_closes_without_lingering() {
     // instead of lingering for --linger-timeout (5 s), as nginx does.
     let site = Site::new();
     let server = Server::start(&site.root(), &[]);
-    let fds = || {
-        std::fs::read_dir(format!("/proc/{}/fd", server.pid()))
-            .unwrap()
-            .count()
-    };
+    let fds = || fd_count(server.pid());
     let baseline = fds();
     let mut s = server.connect();
     let r = exchange(

@@ -4,13 +4,16 @@
 //! readers, pipeliners, listing readers) try to make it hold more than
 //! `holdline::memory::MemoryBound` allows.
 
+mod common;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::{Duration, Instant};
 
+use common::*;
 use holdline::memory::MemoryBound;
 
 struct Counting;
@@ -56,56 +59,17 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-/// A client socket with a 4 KiB receive buffer, so that what it does not
-/// read stays in the server.
-fn small_window(addr: SocketAddr) -> TcpStream {
-    let socket = socket2::Socket::new(
-        socket2::Domain::IPV4,
-        socket2::Type::STREAM,
-        Some(socket2::Protocol::TCP),
-    )
-    .unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    socket
-        .connect_timeout(&addr.into(), Duration::from_secs(5))
-        .unwrap();
-    socket.into()
-}
-
-/// The stub_status `Writing:` figure.
-fn writing(addr: SocketAddr) -> usize {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    s.write_all(b"GET /status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    let mut text = String::new();
-    let _ = s.read_to_string(&mut text);
-    text.split("Writing: ")
-        .nth(1)
-        .and_then(|rest| rest.split(' ').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
-}
-
 /// The tests here read one process-wide counter: one at a time.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-/// Starts a server on its own thread, counting its heap; returns its
-/// address.
-fn start_counted(config: holdline::config::Config) -> SocketAddr {
-    start_counted_all(config)[0]
+/// Starts a server on its own thread, counting its heap.
+fn start_counted(config: holdline::config::Config) -> InProcess {
+    InProcess::start(config, || ON_SERVER.with(|c| c.set(true)))
 }
 
-/// [`start_counted`], with every listener's address (plain, then TLS).
-fn start_counted_all(config: holdline::config::Config) -> Vec<SocketAddr> {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut server = holdline::reactor::Server::bind(config).unwrap();
-        tx.send(server.local_addrs()).unwrap();
-        ON_SERVER.with(|c| c.set(true));
-        let _ = server.run();
-    });
-    rx.recv().unwrap()
+/// A slow reader of the server at `addr`.
+fn small_window(addr: std::net::SocketAddr) -> TcpStream {
+    connect_small_window(addr, Duration::from_secs(5)).unwrap()
 }
 
 /// An idle keep-alive connection holds no buffers: they go back to the
@@ -115,28 +79,20 @@ fn start_counted_all(config: holdline::config::Config) -> Vec<SocketAddr> {
 #[test]
 fn idle_connections_hold_no_buffers() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = std::env::temp_dir().join(format!("holdline-idle-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("a.txt"), "a\n").unwrap();
-    let addr = start_counted(holdline::config::Config::with(|c| {
-        c.fixed.root = dir.clone();
+    let dir = TempDir::new("idle");
+    dir.write("a.txt", "a\n");
+    let server = start_counted(holdline::config::Config::with(|c| {
+        c.fixed.root = dir.path().to_path_buf();
         c.fixed.listen = vec!["127.0.0.1:0".parse().unwrap()];
     }));
-    let request = b"GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n";
-    let ask = |s: &mut TcpStream| {
-        s.write_all(request).unwrap();
-        let mut buf = [0u8; 512];
-        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        let n = s.read(&mut buf).unwrap();
-        assert!(buf[..n].ends_with(b"a\n"));
-    };
+    let ask = |s: &mut TcpStream| assert_eq!(exchange(s, &get("/a.txt")).body, b"a\n");
     // Warm up: the pool's first set, the cache, the date.
-    let mut first = TcpStream::connect(addr).unwrap();
+    let mut first = server.connect();
     ask(&mut first);
     let baseline = LIVE.load(Ordering::Relaxed);
     let idle: Vec<TcpStream> = (0..100)
         .map(|_| {
-            let mut s = TcpStream::connect(addr).unwrap();
+            let mut s = server.connect();
             ask(&mut s);
             s
         })
@@ -152,49 +108,27 @@ fn idle_connections_hold_no_buffers() {
         "{per_connection} bytes of heap per idle connection"
     );
     drop(idle);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn hostile_clients_cannot_push_the_heap_past_its_bound() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = std::env::temp_dir().join(format!("holdline-memory-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("many")).unwrap();
-    std::fs::File::create(dir.join("big.bin"))
-        .unwrap()
-        .set_len(16 << 20)
-        .unwrap();
-    std::fs::write(dir.join("small.txt"), vec![b's'; 16 * 1024]).unwrap();
+    let dir = TempDir::new("memory");
+    sparse_file(&dir, "big.bin", 16 << 20);
+    dir.write("small.txt", vec![b's'; 16 * 1024]);
     // A directory whose listing would be megabytes if it were not capped.
     for i in 0..1500 {
-        std::fs::write(
-            dir.join("many").join(format!("{i:04}-{}", "x".repeat(200))),
-            "",
-        )
-        .unwrap();
+        dir.write(&format!("many/{i:04}-{}", "x".repeat(200)), "");
     }
-    let config = holdline::config::Config::with(|c| {
-        c.fixed.root = dir.clone();
-        c.fixed.listen = vec!["127.0.0.1:0".parse().unwrap()];
-        c.fixed.max_connections = Some(64);
-        // Pipeliners keep going (no in-band close after 100 requests).
-        c.live.max_requests = 0;
-        c.fixed.file_cache_entries = 16;
-        c.live.listing = true;
-        c.live.status_path = Some("/status".into());
-        c.live.send_timeout = Duration::from_secs(60);
-        c.live.evict_stalled_after = Duration::from_secs(60);
-    });
+    let mut config = hostile_config(&dir);
+    config.live.listing = true;
     let bound = MemoryBound::compute(&config, 64);
-    let addr = start_counted(config);
+    let server = start_counted(config);
+    let addr = server.http_addr();
     // Warm up (pool, cache, date), then take the baseline.
     for path in ["/small.txt", "/many/", "/big.bin"] {
-        let mut s = TcpStream::connect(addr).unwrap();
-        let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nRange: bytes=0-9\r\n\r\n");
-        s.write_all(req.as_bytes()).unwrap();
-        let mut buf = [0u8; 512];
-        let _ = s.read(&mut buf).unwrap();
+        let mut s = server.connect();
+        exchange(&mut s, &get_with(path, "Range: bytes=0-9\r\n"));
     }
     let baseline = LIVE.load(Ordering::Relaxed);
     PEAK.store(baseline, Ordering::Relaxed);
@@ -203,31 +137,26 @@ fn hostile_clients_cannot_push_the_heap_past_its_bound() {
     // 24 slow readers of four 1 MiB ranges each (a 4 MiB multipart body).
     for _ in 0..24 {
         let mut s = small_window(addr);
-        s.write_all(
-            b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\
-              Range: bytes=0-1048575,2097152-3145727,4194304-5242879,6291456-7340031\r\n\r\n",
-        )
-        .unwrap();
+        s.write_all(four_ranges().as_bytes()).unwrap();
         held.push(s);
     }
     // 12 listing readers that never read (a capped listing fits in the
     // kernel's socket buffers: these pass through Writing to Idle).
     for _ in 0..12 {
         let mut s = small_window(addr);
-        s.write_all(b"GET /many/ HTTP/1.1\r\nHost: x\r\n\r\n")
-            .unwrap();
+        s.write_all(get("/many/").as_bytes()).unwrap();
         held.push(s);
     }
     // 12 pipeliners of 16 KiB files, writing until the server stops
     // reading them.
-    let request = b"GET /small.txt HTTP/1.1\r\nHost: x\r\n\r\n";
+    let request = get("/small.txt");
     for _ in 0..12 {
         let mut s = small_window(addr);
         s.set_nonblocking(true).unwrap();
         let deadline = Instant::now() + Duration::from_secs(5);
         let mut sent = 0usize;
         while Instant::now() < deadline && sent < 10_000 {
-            match s.write(request) {
+            match s.write(request.as_bytes()) {
                 Ok(_) => sent += 1,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(e) => panic!("{e}"),
@@ -235,32 +164,78 @@ fn hostile_clients_cannot_push_the_heap_past_its_bound() {
         }
         held.push(s);
     }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while writing(addr) < 36 {
-        assert!(
-            Instant::now() < deadline,
-            "the multi-range readers and pipeliners should be stuck in Writing"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let grown = peak_growth_within_bound(&server, baseline, &bound, 48, "clients");
+    // And per connection, well under what whole multipart bodies (4 MiB
+    // each) or whole listings would cost.
+    assert!(grown / 48 <= bound.tables_per_connection + bound.work_per_connection);
+    drop(held);
+}
+
+/// What the hostile clients face: 64 connections at most, a small file
+/// cache, nothing timed out or evicted for a minute, and the status page
+/// to watch them on.
+fn hostile_config(dir: &TempDir) -> holdline::config::Config {
+    holdline::config::Config::with(|c| {
+        c.fixed.root = dir.path().to_path_buf();
+        c.fixed.listen = vec!["127.0.0.1:0".parse().unwrap()];
+        c.fixed.max_connections = Some(64);
+        // Pipeliners keep going (no in-band close after 100 requests).
+        c.live.max_requests = 0;
+        c.fixed.file_cache_entries = 16;
+        c.live.status_path = Some("/status".into());
+        c.live.send_timeout = Duration::from_secs(60);
+        c.live.evict_stalled_after = Duration::from_secs(60);
+    })
+}
+
+/// Once 36 of `clients` hostile clients are stuck in Writing: how far
+/// the heap grew at its peak past `baseline`, asserted to be what working
+/// connections hold (16 KiB each at least) and no more than `bound`.
+fn peak_growth_within_bound(
+    server: &InProcess,
+    baseline: isize,
+    bound: &MemoryBound,
+    clients: usize,
+    kind: &str,
+) -> usize {
+    let mut writing = 0;
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            writing = stub_status(server).writing;
+            writing >= 36
+        }),
+        "the hostile {kind} should be stuck in Writing ({writing})"
+    );
     let grown = (PEAK.load(Ordering::Relaxed) - baseline) as usize;
     eprintln!(
-        "heap grew by {} KiB under 48 hostile clients; bound for 64 connections: {} KiB",
+        "heap grew by {} KiB under {clients} hostile {kind}; bound for 64 connections: {} KiB",
         grown / 1024,
         bound.total() / 1024
     );
-    // The counter counts: 48 working connections hold their buffers.
-    assert!(grown >= 48 * 16 * 1024, "only {grown} bytes counted");
+    // The counter counts: working connections hold their buffers.
+    assert!(grown >= clients * 16 * 1024, "only {grown} bytes counted");
     assert!(
         grown <= bound.total(),
         "the heap grew by {grown} bytes, past the bound of {} ({bound:?})",
         bound.total()
     );
-    // And per connection, well under what whole multipart bodies (4 MiB
-    // each) or whole listings would cost.
-    assert!(grown / 48 <= bound.tables_per_connection + bound.work_per_connection);
-    drop(held);
-    let _ = std::fs::remove_dir_all(&dir);
+    grown
+}
+
+/// A file of `len` zero bytes that takes no disk space.
+fn sparse_file(dir: &TempDir, rel: &str, len: u64) {
+    std::fs::File::create(dir.path().join(rel))
+        .unwrap()
+        .set_len(len)
+        .unwrap();
+}
+
+/// A slow reader's request: four 1 MiB ranges, a 4 MiB multipart body.
+fn four_ranges() -> String {
+    get_with(
+        "/big.bin",
+        "Range: bytes=0-1048575,2097152-3145727,4194304-5242879,6291456-7340031\r\n",
+    )
 }
 
 /// A self-signed certificate for localhost in `dir` (cert.pem, key.pem),
@@ -297,30 +272,16 @@ fn tls_pair(
 fn hostile_tls_clients_cannot_push_the_heap_past_its_bound() {
     use std::sync::Arc;
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = std::env::temp_dir().join(format!("holdline-memory-tls-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::File::create(dir.join("big.bin"))
-        .unwrap()
-        .set_len(16 << 20)
-        .unwrap();
-    std::fs::write(dir.join("small.txt"), vec![b's'; 16 * 1024]).unwrap();
-    let (tls_certs, client) = tls_pair(&dir);
-    let config = holdline::config::Config::with(|c| {
-        c.fixed.root = dir.clone();
-        c.fixed.listen = vec!["127.0.0.1:0".parse().unwrap()];
-        c.fixed.tls_listen = vec!["127.0.0.1:0".parse().unwrap()];
-        c.fixed.tls_certs = tls_certs;
-        c.fixed.max_connections = Some(64);
-        c.live.max_requests = 0;
-        c.fixed.file_cache_entries = 16;
-        c.live.status_path = Some("/status".into());
-        c.live.send_timeout = Duration::from_secs(60);
-        c.live.evict_stalled_after = Duration::from_secs(60);
-    });
+    let dir = TempDir::new("memory-tls");
+    sparse_file(&dir, "big.bin", 16 << 20);
+    dir.write("small.txt", vec![b's'; 16 * 1024]);
+    let (tls_certs, client) = tls_pair(dir.path());
+    let mut config = hostile_config(&dir);
+    config.fixed.tls_listen = vec!["127.0.0.1:0".parse().unwrap()];
+    config.fixed.tls_certs = tls_certs;
     let bound = MemoryBound::compute(&config, 64);
-    let addrs = start_counted_all(config);
-    let (plain, tls) = (addrs[0], addrs[1]);
+    let server = start_counted(config);
+    let tls = server.addrs[1];
     // A TLS client over a small-window socket, handshake done.
     let connect = || {
         let mut sock = small_window(tls);
@@ -336,7 +297,7 @@ fn hostile_tls_clients_cannot_push_the_heap_past_its_bound() {
     {
         let (mut conn, mut sock) = connect();
         conn.writer()
-            .write_all(b"GET /small.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .write_all(get_with("/small.txt", "Connection: close\r\n").as_bytes())
             .unwrap();
         let mut stream = rustls::Stream::new(&mut conn, &mut sock);
         let mut all = Vec::new();
@@ -348,12 +309,7 @@ fn hostile_tls_clients_cannot_push_the_heap_past_its_bound() {
     // 24 slow TLS readers of four 1 MiB ranges each.
     for _ in 0..24 {
         let (mut conn, mut sock) = connect();
-        conn.writer()
-            .write_all(
-                b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\
-                  Range: bytes=0-1048575,2097152-3145727,4194304-5242879,6291456-7340031\r\n\r\n",
-            )
-            .unwrap();
+        conn.writer().write_all(four_ranges().as_bytes()).unwrap();
         while conn.wants_write() {
             conn.write_tls(&mut sock).unwrap();
         }
@@ -361,14 +317,13 @@ fn hostile_tls_clients_cannot_push_the_heap_past_its_bound() {
     }
     // 12 TLS pipeliners of 16 KiB files, writing until the server stops
     // reading them.
+    let request = get("/small.txt");
     for _ in 0..12 {
         let (mut conn, mut sock) = connect();
         sock.set_nonblocking(true).unwrap();
         let deadline = Instant::now() + Duration::from_secs(5);
         'fill: while Instant::now() < deadline {
-            conn.writer()
-                .write_all(b"GET /small.txt HTTP/1.1\r\nHost: x\r\n\r\n")
-                .unwrap();
+            conn.writer().write_all(request.as_bytes()).unwrap();
             while conn.wants_write() {
                 match conn.write_tls(&mut sock) {
                     Ok(_) => {}
@@ -379,33 +334,12 @@ fn hostile_tls_clients_cannot_push_the_heap_past_its_bound() {
         }
         held.push((conn, sock));
     }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while writing(plain) < 36 {
-        assert!(
-            Instant::now() < deadline,
-            "the TLS readers and pipeliners should be stuck in Writing ({})",
-            writing(plain)
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let grown = (PEAK.load(Ordering::Relaxed) - baseline) as usize;
-    eprintln!(
-        "heap grew by {} KiB under 36 hostile TLS clients; bound for 64 connections: {} KiB",
-        grown / 1024,
-        bound.total() / 1024
-    );
-    assert!(grown >= 36 * 16 * 1024, "only {grown} bytes counted");
-    assert!(
-        grown <= bound.total(),
-        "the heap grew by {grown} bytes, past the bound of {} ({bound:?})",
-        bound.total()
-    );
+    let grown = peak_growth_within_bound(&server, baseline, &bound, 36, "TLS clients");
     assert!(
         grown / 36
             <= bound.tables_per_connection + bound.work_per_connection + bound.tls_per_connection
     );
     drop(held);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// What an idle TLS keep-alive connection keeps on the heap: rustls's
@@ -415,26 +349,23 @@ fn hostile_tls_clients_cannot_push_the_heap_past_its_bound() {
 fn idle_tls_connections_hold_their_rustls_state_only() {
     use std::sync::Arc;
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = std::env::temp_dir().join(format!("holdline-idle-tls-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("a.txt"), "a\n").unwrap();
-    let (tls_certs, client) = tls_pair(&dir);
-    let addrs = start_counted_all(holdline::config::Config::with(|c| {
-        c.fixed.root = dir.clone();
+    let dir = TempDir::new("idle-tls");
+    dir.write("a.txt", "a\n");
+    let (tls_certs, client) = tls_pair(dir.path());
+    let server = start_counted(holdline::config::Config::with(|c| {
+        c.fixed.root = dir.path().to_path_buf();
         c.fixed.listen = vec!["127.0.0.1:0".parse().unwrap()];
         c.fixed.tls_listen = vec!["127.0.0.1:0".parse().unwrap()];
         c.fixed.tls_certs = tls_certs;
     }));
     let open = || {
-        let mut sock = TcpStream::connect(addrs[1]).unwrap();
+        let mut sock = TcpStream::connect(server.addrs[1]).unwrap();
         sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
         let mut conn = rustls::ClientConnection::new(Arc::clone(&client), name).unwrap();
         {
             let mut stream = rustls::Stream::new(&mut conn, &mut sock);
-            stream
-                .write_all(b"GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n")
-                .unwrap();
+            stream.write_all(get("/a.txt").as_bytes()).unwrap();
             let mut got = Vec::new();
             let mut buf = [0u8; 4096];
             while !got.ends_with(b"\r\n\r\na\n") {
@@ -459,5 +390,4 @@ fn idle_tls_connections_hold_their_rustls_state_only() {
         "{per_connection} bytes of heap per idle TLS connection"
     );
     drop((first, idle, last));
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -534,6 +534,7 @@ fn request_time_counts_from_the_first_byte() {
     s.write_all(b"GET /hello.txt HTTP/1.1\r\nHo").unwrap();
     wait_server_read_all(&s);
     let sent = std::time::Instant::now();
+    // The pause being measured, not a wait.
     std::thread::sleep(Duration::from_millis(150));
     s.write_all(b"st: x\r\n\r\n").unwrap();
     assert_eq!(read_response(&mut s).status, 200);

@@ -78,6 +78,7 @@ fn responses(server: &Server, chunks: &[&[u8]], methods: &[&str]) -> Vec<String>
     let send = std::thread::spawn(move || {
         for chunk in writer_chunks {
             writer.write_all(&chunk).unwrap();
+            // Apart, not a wait: each chunk likely a read of its own.
             std::thread::sleep(Duration::from_micros(300));
         }
     });

@@ -39,6 +39,8 @@ fn sigterm_lets_a_download_finish_refuses_new_connections_and_exits_0() {
             break;
         }
         total += n;
+        // A slow reader, not a wait: the download is still under way
+        // while the server shuts down around it.
         std::thread::sleep(Duration::from_millis(1));
     }
     assert!(total > size, "the whole body ({total} bytes with the head)");

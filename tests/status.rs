@@ -6,19 +6,6 @@ mod common;
 use common::*;
 use std::io::Write;
 
-fn json(server: &Server) -> serde_json::Value {
-    // Connection: close, so that these requests' own closes are counted as
-    // response_close, apart from what the test watches.
-    let mut s = server.connect();
-    let r = exchange(
-        &mut s,
-        "GET /status?format=json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-    );
-    assert_eq!(r.status, 200);
-    assert_eq!(r.header("Content-Type"), Some("application/json"));
-    serde_json::from_slice(&r.body).expect("the status JSON parses")
-}
-
 #[test]
 fn json_has_every_counter_and_gauge() {
     let site = Site::new();
@@ -27,7 +14,7 @@ fn json_has_every_counter_and_gauge() {
     // for the file and the status.
     let mut idle = server.connect();
     assert_eq!(exchange(&mut idle, &get("/a.txt")).status, 200);
-    let v = json(&server);
+    let v = status_json(&server);
     assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(v["workers"], 1);
     let c = &v["connections"];
@@ -67,11 +54,11 @@ fn json_has_every_counter_and_gauge() {
     // Counters move: the idle connection closes, and is counted.
     drop(idle);
     assert!(wait_until(std::time::Duration::from_secs(5), || {
-        json(&server)["closes"]["client"] == 1
+        status_json(&server)["closes"]["client"] == 1
     }));
     // Two connections closed with one request each: the first status
     // request's and the idle one.
-    assert!(json(&server)["requests_per_connection"]["<=1"].as_u64() >= Some(2));
+    assert!(status_json(&server)["requests_per_connection"]["<=1"].as_u64() >= Some(2));
 }
 
 #[test]

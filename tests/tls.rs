@@ -12,7 +12,10 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Server, Site, TempDir, assert_closes, peer_program, wait_until};
+use common::{
+    Listening, Server, Site, TempDir, assert_closes, get, get_with, peer_program, read_framed,
+    status_json, wait_until,
+};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, HandshakeKind, RootCertStore, StreamOwned};
@@ -157,38 +160,7 @@ fn connect(config: &Arc<ClientConfig>, addr: SocketAddr, name: &str) -> TlsStrea
 fn exchange(stream: &mut TlsStream, request: &str) -> (String, Vec<u8>) {
     stream.write_all(request.as_bytes()).unwrap();
     stream.flush().unwrap();
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 65536];
-    loop {
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..end + 4]).into_owned();
-            let length: usize = head
-                .lines()
-                .find_map(|l| l.strip_prefix("Content-Length: "))
-                .map_or(0, |v| v.trim().parse().unwrap());
-            if buf.len() >= end + 4 + length {
-                let body = buf[end + 4..end + 4 + length].to_vec();
-                return (head, body);
-            }
-        }
-        let n = stream.read(&mut chunk).expect("read a response");
-        assert!(n > 0, "EOF before a full response: {buf:?}");
-        buf.extend_from_slice(&chunk[..n]);
-    }
-}
-
-fn get(path: &str) -> String {
-    format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n")
-}
-
-/// The status endpoint's JSON, over plain HTTP.
-fn status(server: &Server) -> serde_json::Value {
-    let mut stream = server.connect();
-    let response = common::exchange(
-        &mut stream,
-        "GET /status?format=json HTTP/1.1\r\nHost: t\r\n\r\n",
-    );
-    serde_json::from_slice(&response.body).expect("status JSON")
+    read_framed(stream, &mut Vec::new())
 }
 
 #[test]
@@ -213,13 +185,13 @@ fn keep_alive_over_tls_serves_many_requests_on_one_handshake() {
     // A range and a multi-range body, on the same connection.
     let (head, body) = exchange(
         &mut stream,
-        "GET /big.bin HTTP/1.1\r\nHost: localhost\r\nRange: bytes=100000-100009\r\n\r\n",
+        &get_with("/big.bin", "Range: bytes=100000-100009\r\n"),
     );
     assert!(head.starts_with("HTTP/1.1 206 "), "{head}");
     assert_eq!(body, &big_file()[100000..100010]);
     let (head, body) = exchange(
         &mut stream,
-        "GET /big.bin HTTP/1.1\r\nHost: localhost\r\nRange: bytes=0-0,2000000-2000001\r\n\r\n",
+        &get_with("/big.bin", "Range: bytes=0-0,2000000-2000001\r\n"),
     );
     assert!(head.contains("multipart/byteranges"), "{head}");
     let text = String::from_utf8_lossy(&body);
@@ -228,7 +200,7 @@ fn keep_alive_over_tls_serves_many_requests_on_one_handshake() {
         text.contains("Content-Range: bytes 2000000-2000001/3000000"),
         "{text}"
     );
-    let counters = status(&server);
+    let counters = status_json(&server);
     assert_eq!(counters["tls_handshakes"]["full"], 1, "{counters}");
     assert_eq!(counters["tls_handshakes"]["tls1_3"], 1, "{counters}");
 }
@@ -279,7 +251,7 @@ fn resumption_works_for_tls12_and_tls13() {
         let (_, body) = exchange(&mut second, &get("/hello.txt"));
         assert_eq!(body, b"hello\n");
     }
-    let counters = status(&server);
+    let counters = status_json(&server);
     let tls = &counters["tls_handshakes"];
     assert_eq!(
         (&tls["full"], &tls["resumed"]),
@@ -309,7 +281,7 @@ fn without_tickets_and_cache_nothing_resumes() {
             "{version:?}"
         );
     }
-    assert_eq!(status(&server)["tls_handshakes"]["resumed"], 0);
+    assert_eq!(status_json(&server)["tls_handshakes"]["resumed"], 0);
 }
 
 #[test]
@@ -432,7 +404,7 @@ fn plain_http_on_the_tls_port_gets_400_and_close() {
         "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: 47\r\n\
          Connection: close\r\n\r\nThe plain HTTP request was sent to HTTPS port.\n"
     );
-    assert_eq!(status(&server)["tls_handshakes"]["failed"], 1);
+    assert_eq!(status_json(&server)["tls_handshakes"]["failed"], 1);
 }
 
 #[test]
@@ -448,7 +420,7 @@ fn a_bad_client_hello_gets_an_alert_and_a_clean_close() {
     let got = assert_closes(&mut raw, Duration::from_secs(5));
     // A TLS alert record (content type 21), then the close.
     assert_eq!(got.first(), Some(&21), "{got:?}");
-    assert_eq!(status(&server)["closes"]["tls_error"], 1);
+    assert_eq!(status_json(&server)["closes"]["tls_error"], 1);
     // The server goes on.
     let mut stream = connect(&pki.client(), addr, "localhost");
     assert_eq!(exchange(&mut stream, &get("/hello.txt")).1, b"hello\n");
@@ -470,7 +442,7 @@ fn a_stalled_handshake_ends_at_the_header_deadline() {
         after >= Duration::from_secs(1) && after <= Duration::from_secs(1) + common::SLACK,
         "{after:?}"
     );
-    assert_eq!(status(&server)["closes"]["header_timeout"], 1);
+    assert_eq!(status_json(&server)["closes"]["header_timeout"], 1);
 }
 
 /// Sends `request` through `openssl s_client` with `args`; returns what
@@ -714,7 +686,7 @@ fn oversized_and_endless_client_hellos_are_refused_cleanly() {
         sent += 1000;
     }
     assert_closes(&mut raw, Duration::from_secs(5));
-    let closes = &status(&server)["closes"];
+    let closes = &status_json(&server)["closes"];
     assert!(closes["tls_error"].as_u64().unwrap() >= 2, "{closes}");
     // The server goes on serving.
     let mut stream = connect(&pki.client(), addr, "localhost");
@@ -758,7 +730,7 @@ fn tiny_records_and_key_updates_keep_alive_and_a_key_update_storm_is_refused() {
         }
     }
     assert_closes(&mut stream.sock, Duration::from_secs(5));
-    let closes = &status(&server)["closes"];
+    let closes = &status_json(&server)["closes"];
     assert_eq!(closes["tls_error"], 1, "{closes}");
     let mut again = connect(&pki.client(), addr, "localhost");
     assert_eq!(exchange(&mut again, &get("/hello.txt")).1, b"hello\n");
