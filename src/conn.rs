@@ -22,11 +22,11 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use crate::close::CloseReason;
 use crate::evict::Class;
 use crate::http::session::{Expired, Phase, Respond, Session, Timeouts};
 use crate::pool::{BufPool, Work};
 use crate::serve::{BodySource, FileBody};
-use crate::stats::CloseReason;
 use crate::tls::Handshake;
 use crate::transport::{Stream, Transport, close_reason, interrupted, would_block};
 

@@ -55,7 +55,7 @@
 //!    [`Idle`](http::session::Phase::Idle) between requests,
 //!    [`Closing`](http::session::Phase::Closing)), its one deadline, the
 //!    requests answered, and the close decision with its
-//!    [`CloseReason`](stats::CloseReason). It takes bytes and an `Instant`
+//!    [`CloseReason`](close::CloseReason). It takes bytes and an `Instant`
 //!    and never sees a socket: its tests run on made-up time, and the
 //!    pipeline fuzz target ([`fuzzing`]) drives it directly.
 //!
@@ -135,6 +135,7 @@
 
 pub mod accesslog;
 pub mod budget;
+pub mod close;
 pub mod config;
 pub mod conn;
 pub mod evict;

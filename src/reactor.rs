@@ -29,6 +29,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::accesslog::Sink;
 use crate::budget::{self, Budget, BudgetError, Reserve};
+use crate::close::CloseReason;
 use crate::config::{Config, TcpKeepalive};
 use crate::conn::{Conn, Next};
 use crate::evict::{Class, EvictionQueues};
@@ -38,7 +39,7 @@ use crate::memory::MemoryBound;
 use crate::pool::BufPool;
 use crate::serve::{Answerer, Responder, ServerView};
 use crate::signals::SignalFd;
-use crate::stats::{CloseReason, CompressOutcome, Shared};
+use crate::stats::{CompressOutcome, Shared};
 use crate::stats::{Gauges, Stats};
 use crate::systemd::Passed;
 use crate::tls::TlsSetup;

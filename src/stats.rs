@@ -4,91 +4,10 @@
 //! its loop into its own slot of [`Shared`] (relaxed atomic stores, never
 //! contended), which the status page sums.
 
-use std::fmt;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
+use crate::close::CloseReason;
 use crate::evict::CLASSES;
-
-/// Why a connection was closed. Every close carries exactly one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CloseReason {
-    /// The client closed (EOF) or reset the connection.
-    Client,
-    /// Idle in keep-alive past `--keepalive-timeout`.
-    IdleTimeout,
-    /// No complete request head within `--header-timeout`.
-    HeaderTimeout,
-    /// No write progress within `--send-timeout`.
-    SendTimeout,
-    /// The lingering close ran out its `--linger-timeout`.
-    LingerTimeout,
-    /// The response said `Connection: close` (client asked, HTTP/1.0,
-    /// keep-alive disabled) and is complete.
-    ResponseClose,
-    /// `--max-requests` reached.
-    MaxRequests,
-    /// An error response after which framing could not continue.
-    ProtocolError,
-    /// A socket error other than a reset.
-    Error,
-    /// Graceful shutdown closed it.
-    Shutdown,
-    /// Closed to make room under the fd budget.
-    Evicted,
-    /// Accepted with the fd budget full and nothing to evict: answered
-    /// once (if its request was there and needed no file body) and closed,
-    /// without taking a slot.
-    Overflow,
-    /// TLS failed: a bad or unsupported ClientHello, a bad record, a
-    /// non-TLS client on a TLS port.
-    TlsError,
-}
-
-impl CloseReason {
-    pub const ALL: [CloseReason; 13] = [
-        CloseReason::Client,
-        CloseReason::IdleTimeout,
-        CloseReason::HeaderTimeout,
-        CloseReason::SendTimeout,
-        CloseReason::LingerTimeout,
-        CloseReason::ResponseClose,
-        CloseReason::MaxRequests,
-        CloseReason::ProtocolError,
-        CloseReason::Error,
-        CloseReason::Shutdown,
-        CloseReason::Evicted,
-        CloseReason::Overflow,
-        CloseReason::TlsError,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CloseReason::Client => "client",
-            CloseReason::IdleTimeout => "idle_timeout",
-            CloseReason::HeaderTimeout => "header_timeout",
-            CloseReason::SendTimeout => "send_timeout",
-            CloseReason::LingerTimeout => "linger_timeout",
-            CloseReason::ResponseClose => "response_close",
-            CloseReason::MaxRequests => "max_requests",
-            CloseReason::ProtocolError => "protocol_error",
-            CloseReason::Error => "error",
-            CloseReason::Shutdown => "shutdown",
-            CloseReason::Evicted => "evicted",
-            CloseReason::Overflow => "overflow",
-            CloseReason::TlsError => "tls_error",
-        }
-    }
-
-    fn index(self) -> usize {
-        self as usize
-    }
-}
-
-impl fmt::Display for CloseReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 #[derive(Debug, Default, Clone)]
 pub struct Stats {
@@ -171,11 +90,11 @@ impl Gauges {
 
 impl Stats {
     pub fn count_close(&mut self, reason: CloseReason) {
-        self.closes[reason.index()] += 1;
+        self.closes[reason as usize] += 1;
     }
 
     pub fn closes(&self, reason: CloseReason) -> u64 {
-        self.closes[reason.index()]
+        self.closes[reason as usize]
     }
 
     pub fn count_handshake(&mut self, handshake: crate::tls::Handshake) {
@@ -204,9 +123,8 @@ mod tests {
     #[test]
     fn reasons_index_their_own_counter() {
         let mut stats = Stats::default();
-        for (i, reason) in CloseReason::ALL.iter().enumerate() {
-            assert_eq!(reason.index(), i);
-            stats.count_close(*reason);
+        for reason in CloseReason::ALL {
+            stats.count_close(reason);
         }
         stats.count_close(CloseReason::IdleTimeout);
         assert_eq!(stats.closes(CloseReason::IdleTimeout), 2);

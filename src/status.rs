@@ -13,8 +13,9 @@
 use std::io::Write;
 
 use crate::budget::Budget;
+use crate::close::CloseReason;
 use crate::evict::Class;
-use crate::stats::{CloseReason, CompressOutcome, Gauges, REQUESTS_BUCKETS, Stats};
+use crate::stats::{CompressOutcome, Gauges, REQUESTS_BUCKETS, Stats};
 
 /// The live view: connections by phase, the fd budget in use, evictions
 /// and closes by reason, requests per connection, timer-wheel occupancy.

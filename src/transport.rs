@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use mio::net::{TcpStream, UnixStream};
 
-use crate::stats::CloseReason;
+use crate::close::CloseReason;
 use crate::tls::{Handshake, Tls};
 
 /// Moves bytes for one connection. Every call is non-blocking: it does

@@ -6,8 +6,8 @@
 use std::time::Instant;
 
 use super::{Conn, Next};
+use crate::close::CloseReason;
 use crate::pool::BufPool;
-use crate::stats::CloseReason;
 use crate::transport::{Transport, interrupted, would_block};
 
 /// The most bytes a lingering close discards per readiness event.

@@ -37,7 +37,7 @@ use super::body::{BodyDecoder, BodyError, Framing};
 use super::input::InBuf;
 use super::request::{HeadLimits, HeadOutcome, Method, RequestHead, Version, parse_head};
 use super::status::Status;
-use crate::stats::CloseReason;
+use crate::close::CloseReason;
 
 /// Stop answering pipelined requests (and reading) while this much output
 /// is buffered: with one more answer, the most a connection's output holds.

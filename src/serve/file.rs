@@ -4,6 +4,7 @@
 
 use super::body::{BodySink, FileBody, FileRoute, FileSource, PartHead};
 use super::{Responder, ServerView};
+use crate::close::CloseReason;
 use crate::http::Status;
 use crate::http::date::imf_fixdate;
 use crate::http::persist::Persistence;
@@ -12,7 +13,6 @@ use crate::http::response::{ContentRange, ResponseHead, encode_head};
 use crate::http::validators::{
     Condition, Etag, Preconditions, RangeRequest, evaluate, if_range_holds, parse_range,
 };
-use crate::stats::CloseReason;
 
 impl Responder {
     /// Encodes the response for `found` into `out`. `Err(status)` asks the

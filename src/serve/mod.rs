@@ -14,6 +14,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::accesslog::{AccessLog, Entry, Sink, Times};
 use crate::budget::Budget;
+use crate::close::CloseReason;
 use crate::config::Config;
 use crate::files::{Root, content_type};
 use crate::http::persist::{self, PersistContext, Persistence};
@@ -23,7 +24,7 @@ use crate::http::session::{ConnFacts, Reply, Respond};
 use crate::http::target::decode_path;
 use crate::http::validators::accepts_encoding;
 use crate::http::{DateCache, HeadLimits, Status};
-use crate::stats::{CloseReason, Gauges, Shared, Stats};
+use crate::stats::{Gauges, Shared, Stats};
 use crate::status;
 use crate::wheel::TimerWheel;
 use std::sync::Arc;
