@@ -27,8 +27,8 @@ use crate::evict::Class;
 use crate::http::session::{Expired, Phase, Respond, Session, Timeouts};
 use crate::pool::{BufPool, Work};
 use crate::serve::{BodySource, FileBody};
-use crate::tls::Handshake;
-use crate::transport::{Stream, Transport, close_reason, interrupted, would_block};
+use crate::stream::Stream;
+use crate::transport::{Handshake, Transport, close_reason, interrupted, would_block};
 
 mod linger;
 

@@ -43,7 +43,7 @@
 //!    through one small interface, the [`transport::Transport`]: plain TCP
 //!    ([`transport::Tcp`]) or TLS ([`tls::Tls`]: rustls records over the
 //!    same socket, file bodies read in 16 KiB chunks and encrypted), as a
-//!    [`transport::Stream`], without touching the session, admission or
+//!    [`stream::Stream`], without touching the session, admission or
 //!    the wheel. A TLS handshake runs under the header deadline and counts
 //!    as "fresh" for eviction; [`tls::TlsSetup`] holds the certificates
 //!    (chosen by SNI, reloaded on SIGHUP) and the resumption state.
@@ -150,6 +150,7 @@ pub mod serve;
 pub mod signals;
 pub mod stats;
 pub mod status;
+pub mod stream;
 pub mod systemd;
 pub mod tls;
 pub mod transport;

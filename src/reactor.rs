@@ -41,9 +41,10 @@ use crate::serve::{Answerer, Responder, ServerView};
 use crate::signals::SignalFd;
 use crate::stats::{CompressOutcome, Shared};
 use crate::stats::{Gauges, Stats};
+use crate::stream::Stream;
 use crate::systemd::Passed;
 use crate::tls::TlsSetup;
-use crate::transport::{Stream, Tcp, Unix};
+use crate::transport::{Tcp, Unix};
 use crate::wheel::TimerWheel;
 use std::path::PathBuf;
 

@@ -97,7 +97,7 @@ impl Stats {
         self.closes[reason as usize]
     }
 
-    pub fn count_handshake(&mut self, handshake: crate::tls::Handshake) {
+    pub fn count_handshake(&mut self, handshake: crate::transport::Handshake) {
         self.tls_handshakes[usize::from(handshake.resumed)] += 1;
         self.tls_handshakes[2 + usize::from(handshake.tls13)] += 1;
     }

@@ -344,15 +344,15 @@ mod tests {
             stats.count_requests_per_connection(n);
         }
         stats.count_close(CloseReason::IdleTimeout);
-        stats.count_handshake(crate::tls::Handshake {
+        stats.count_handshake(crate::transport::Handshake {
             resumed: true,
             tls13: true,
         });
-        stats.count_handshake(crate::tls::Handshake {
+        stats.count_handshake(crate::transport::Handshake {
             resumed: false,
             tls13: false,
         });
-        stats.count_handshake(crate::tls::Handshake {
+        stats.count_handshake(crate::transport::Handshake {
             resumed: false,
             tls13: true,
         });

@@ -40,7 +40,7 @@ use crate::transport::Tcp;
 
 mod stream;
 
-pub use stream::{Handshake, Tls};
+pub use stream::Tls;
 
 /// A certificate chain and its key, as files.
 #[derive(Debug, Clone, PartialEq, Eq)]

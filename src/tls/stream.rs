@@ -33,7 +33,7 @@ use rustls::unbuffered::{ConnectionState, EncodeError, EncryptError, Insufficien
 use rustls::{HandshakeKind, ProtocolVersion};
 
 use super::SEND_BUFFER_LIMIT;
-use crate::transport::{Tcp, Transport, interrupted, would_block};
+use crate::transport::{Handshake, Tcp, Transport, interrupted, would_block};
 
 /// A record's worth of plaintext: the chunk a file body is read in.
 const FILE_CHUNK: usize = 16 * 1024;
@@ -228,13 +228,6 @@ Content-Length: 47\r\n\
 Connection: close\r\n\
 \r\n\
 The plain HTTP request was sent to HTTPS port.\n";
-
-/// A finished handshake, for the counters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Handshake {
-    pub resumed: bool,
-    pub tls13: bool,
-}
 
 pub struct Tls {
     tcp: Tcp,
