@@ -41,11 +41,13 @@ pub enum CloseReason {
     /// TLS failed: a bad or unsupported ClientHello, a bad record, a
     /// non-TLS client on a TLS port.
     TlsError,
+    /// A panic while driving this connection was contained.
+    InternalError,
 }
 
 impl CloseReason {
     /// Every reason, in the order the status formats list them.
-    pub const ALL: [CloseReason; 13] = [
+    pub const ALL: [CloseReason; 14] = [
         CloseReason::Client,
         CloseReason::IdleTimeout,
         CloseReason::HeaderTimeout,
@@ -59,6 +61,7 @@ impl CloseReason {
         CloseReason::Evicted,
         CloseReason::Overflow,
         CloseReason::TlsError,
+        CloseReason::InternalError,
     ];
 
     /// The name logs, Prometheus's `reason` label, the JSON's `closes`
@@ -78,6 +81,7 @@ impl CloseReason {
             CloseReason::Evicted => "evicted",
             CloseReason::Overflow => "overflow",
             CloseReason::TlsError => "tls_error",
+            CloseReason::InternalError => "internal_error",
         }
     }
 }
