@@ -629,7 +629,7 @@ impl Server {
     /// Closes connection `key`, the least valuable one (see
     /// [`crate::evict`]), to make room.
     fn shed(&mut self, key: usize, class: Class) {
-        self.stats.evictions[class as usize] += 1;
+        self.stats.evictions[class] += 1;
         log::debug!("evicting a {} connection to make room", class.as_str());
         self.close(key, CloseReason::Evicted);
     }
