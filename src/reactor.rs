@@ -39,7 +39,7 @@ use crate::memory::MemoryBound;
 use crate::pool::BufPool;
 use crate::serve::{Answerer, Responder, ServerView};
 use crate::signals::SignalFd;
-use crate::stats::{CompressOutcome, Shared};
+use crate::stats::{CompressOutcome, Shared, Shutdown};
 use crate::stats::{Gauges, Stats};
 use crate::stream::Stream;
 use crate::systemd::Passed;
@@ -424,9 +424,9 @@ impl Server {
                         }
                         if count > 0 {
                             let level = if self.shutdown_deadline.is_some() {
-                                2
+                                Shutdown::Immediate
                             } else {
-                                1
+                                Shutdown::Graceful
                             };
                             self.shared.request_shutdown(level);
                             for peer in &self.peers {
@@ -848,12 +848,12 @@ impl Server {
     /// Acts on the shared shutdown state; true means: exit now.
     fn follow_shutdown(&mut self, now: Instant) -> bool {
         match self.shared.shutdown_level() {
-            0 => false,
-            1 => {
+            Shutdown::Running => false,
+            Shutdown::Graceful => {
                 self.begin_shutdown(now);
                 false
             }
-            _ => {
+            Shutdown::Immediate => {
                 log::info!(
                     "second signal: exiting at once with {} connections open",
                     self.conns.len()

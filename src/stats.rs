@@ -415,6 +415,30 @@ impl Slot {
     }
 }
 
+/// How far shutdown has gone; it only moves forward, and every worker
+/// follows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum Shutdown {
+    /// Serving.
+    Running,
+    /// The first SIGTERM or SIGINT: stop accepting, let the connections
+    /// finish, up to `--shutdown-timeout`.
+    Graceful,
+    /// A signal during the graceful shutdown: exit at once.
+    Immediate,
+}
+
+impl Shutdown {
+    fn from_u8(level: u8) -> Shutdown {
+        match level {
+            0 => Shutdown::Running,
+            1 => Shutdown::Graceful,
+            _ => Shutdown::Immediate,
+        }
+    }
+}
+
 /// The workers' counters and the shutdown state: each worker's counters,
 /// published once per turn of its loop (relaxed stores to its own slot;
 /// nothing is contended), read and summed by whichever worker answers a
@@ -422,7 +446,7 @@ impl Slot {
 /// and the TLS setup are shared too, each by the part that owns it.)
 pub struct Shared {
     slots: Vec<Slot>,
-    /// 0 running, 1 graceful shutdown, 2 exit now.
+    /// A [`Shutdown`], as its `u8`.
     shutdown: AtomicU8,
 }
 
@@ -432,7 +456,7 @@ impl Shared {
             slots: (0..workers.max(1))
                 .map(|_| Slot(std::array::from_fn(|_| AtomicU64::new(0))))
                 .collect(),
-            shutdown: AtomicU8::new(0),
+            shutdown: AtomicU8::new(Shutdown::Running as u8),
         }
     }
 
@@ -480,12 +504,13 @@ impl Shared {
             .collect()
     }
 
-    pub fn request_shutdown(&self, level: u8) {
-        self.shutdown.fetch_max(level, Ordering::SeqCst);
+    /// Moves shutdown forward to `level` (never back).
+    pub fn request_shutdown(&self, level: Shutdown) {
+        self.shutdown.fetch_max(level as u8, Ordering::SeqCst);
     }
 
-    pub fn shutdown_level(&self) -> u8 {
-        self.shutdown.load(Ordering::SeqCst)
+    pub fn shutdown_level(&self) -> Shutdown {
+        Shutdown::from_u8(self.shutdown.load(Ordering::SeqCst))
     }
 }
 
@@ -570,5 +595,14 @@ mod tests {
         stats.handled = 2;
         shared.publish(1, &stats, &gauges);
         assert_eq!(shared.handled_by_worker(0, &Stats::default()), [0, 2]);
+    }
+
+    #[test]
+    fn shutdown_only_moves_forward() {
+        let shared = Shared::new(1);
+        assert_eq!(shared.shutdown_level(), Shutdown::Running);
+        shared.request_shutdown(Shutdown::Immediate);
+        shared.request_shutdown(Shutdown::Graceful);
+        assert_eq!(shared.shutdown_level(), Shutdown::Immediate);
     }
 }
