@@ -1,7 +1,9 @@
 //! # holdline: a tour
 //!
 //! holdline serves static files over HTTP/1.1 from **one thread** running
-//! **one epoll reactor**. No async runtime: every piece of state is a plain
+//! **one epoll reactor** (one per worker with `--workers`, 9. below; the
+//! access log's writer and the compressors have threads of their own, off
+//! the request path). No async runtime: every piece of state is a plain
 //! struct, every wait is explicit, and every deadline lives in one place.
 //! Follow one request from `accept` to its last byte:
 //!
@@ -115,9 +117,9 @@
 //!
 //! 9. **Workers**: `--workers N` runs N such reactors on N threads, each
 //!    with its own SO_REUSEPORT listeners, slab, wheel and share of the fd
-//!    budget; they share only atomic counters ([`stats::Shared`]), the
-//!    shutdown state, a reloaded configuration and the access log's
-//!    writer. [`reactor::start`] builds them, [`reactor::run_workers`]
+//!    budget; they share only atomic counters and the shutdown state
+//!    ([`stats::Shared`]), a reloaded configuration, the TLS setup and the
+//!    access log's writer. [`reactor::start`] builds them, [`reactor::run_workers`]
 //!    runs them.
 //!
 //! Configuration ([`config`]) has one table of options, [`config::OPTIONS`]:
