@@ -22,13 +22,13 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use crate::close::CloseReason;
 use crate::evict::Class;
 use crate::http::session::{Expired, Out, Phase, Respond, Session, Timeouts};
 use crate::pool::BufPool;
 use crate::serve::{BodySource, FileBody};
-use crate::stats::CloseReason;
-use crate::tls::Handshake;
-use crate::transport::{Stream, Transport, close_reason, interrupted, would_block};
+use crate::stream::Stream;
+use crate::transport::{Handshake, Transport, close_reason, interrupted, would_block};
 
 mod linger;
 

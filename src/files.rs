@@ -162,6 +162,9 @@ impl OpenFiles {
 }
 
 fn openat2(dir: libc::c_int, name: &[u8], flags: libc::c_int) -> io::Result<libc::c_int> {
+    // SAFETY: open_how is plain integers (flags, mode, resolve): all zeros
+    // is a valid value, and what the kernel requires of `mode` without
+    // O_CREAT.
     let mut how: libc::open_how = unsafe { std::mem::zeroed() };
     how.flags = flags as u64;
     how.resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS;

@@ -10,6 +10,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Instant;
 
+use crate::close::CloseReason;
 use crate::http::body::BodyDecoder;
 use crate::http::persist::{self, PersistContext};
 use crate::http::request::{RequestHead, Version};
@@ -17,7 +18,6 @@ use crate::http::response::{ResponseHead, encode_head};
 use crate::http::session::{ConnFacts, Exchange, Reply, Respond, Session};
 use crate::http::target::decode_path;
 use crate::http::{HeadLimits, HeadOutcome, Status, parse_head};
-use crate::stats::CloseReason;
 
 /// Arbitrary bytes through the whole sans-IO request path: head parsing,
 /// body framing, the persistence decision, target decoding and response

@@ -1,7 +1,9 @@
 //! # holdline: a tour
 //!
 //! holdline serves static files over HTTP/1.1 from **one thread** running
-//! **one epoll reactor**. No async runtime: every piece of state is a plain
+//! **one epoll reactor** (one per worker with `--workers`, 9. below; the
+//! access log's writer and the compressors have threads of their own, off
+//! the request path). No async runtime: every piece of state is a plain
 //! struct, every wait is explicit, and every deadline lives in one place.
 //! Follow one request from `accept` to its last byte:
 //!
@@ -43,7 +45,7 @@
 //!    through one small interface, the [`transport::Transport`]: plain TCP
 //!    ([`transport::Tcp`]) or TLS ([`tls::Tls`]: rustls records over the
 //!    same socket, file bodies read in 16 KiB chunks and encrypted), as a
-//!    [`transport::Stream`], without touching the session, admission or
+//!    [`stream::Stream`], without touching the session, admission or
 //!    the wheel. A TLS handshake runs under the header deadline and counts
 //!    as "fresh" for eviction; [`tls::TlsSetup`] holds the certificates
 //!    (chosen by SNI, reloaded on SIGHUP) and the resumption state.
@@ -55,7 +57,7 @@
 //!    [`Idle`](http::session::Phase::Idle) between requests,
 //!    [`Closing`](http::session::Phase::Closing)), its one deadline, the
 //!    requests answered, and the close decision with its
-//!    [`CloseReason`](stats::CloseReason). It takes bytes and an `Instant`
+//!    [`CloseReason`](close::CloseReason). It takes bytes and an `Instant`
 //!    and never sees a socket: its tests run on made-up time, and the
 //!    pipeline fuzz target ([`fuzzing`]) drives it directly.
 //!
@@ -115,9 +117,9 @@
 //!
 //! 9. **Workers**: `--workers N` runs N such reactors on N threads, each
 //!    with its own SO_REUSEPORT listeners, slab, wheel and share of the fd
-//!    budget; they share only atomic counters ([`stats::Shared`]), the
-//!    shutdown state, a reloaded configuration and the access log's
-//!    writer. [`reactor::start`] builds them, [`reactor::run_workers`]
+//!    budget; they share only atomic counters and the shutdown state
+//!    ([`stats::Shared`]), a reloaded configuration, the TLS setup and the
+//!    access log's writer. [`reactor::start`] builds them, [`reactor::run_workers`]
 //!    runs them.
 //!
 //! Configuration ([`config`]) has one table of options, [`config::OPTIONS`]:
@@ -135,6 +137,7 @@
 
 pub mod accesslog;
 pub mod budget;
+pub mod close;
 pub mod config;
 pub mod conn;
 pub mod evict;
@@ -149,6 +152,7 @@ pub mod serve;
 pub mod signals;
 pub mod stats;
 pub mod status;
+pub mod stream;
 pub mod systemd;
 pub mod tls;
 pub mod transport;

@@ -67,7 +67,11 @@ pub fn drop_to(spec: Option<&str>) -> Result<(), DropError> {
             Err(DropError::Call(call, io::Error::last_os_error()))
         }
     };
-    // SAFETY: plain syscalls with valid arguments; `&gid` outlives the call.
+    // libc's wrappers (glibc, musl) apply each change to every thread of
+    // the process, as POSIX requires: the access-log writer and the
+    // compressors, already running, give up root too (the raw syscalls
+    // would change only this thread).
+    // SAFETY: plain calls with valid arguments; `&gid` outlives the call.
     unsafe {
         check("setgroups", libc::setgroups(1, &gid))?;
         check("setgid", libc::setgid(gid))?;
@@ -81,8 +85,11 @@ fn lookup_user(name: &str) -> Result<(libc::uid_t, libc::gid_t), DropError> {
     let unknown = || DropError::Unknown(name.to_string());
     let cname = CString::new(name).map_err(|_| unknown())?;
     // SAFETY: getpwnam returns a pointer to static storage or null; it is
-    // read at once, before any other call that could overwrite it (start
-    // runs on one thread).
+    // read at once, before any other call that could overwrite it. Only
+    // another getpw* call could, and no other thread makes one: the
+    // access-log writer and the compressors (when compression is on)
+    // already run but never look up users, and the workers start after
+    // `start` returns.
     let pw = unsafe { libc::getpwnam(cname.as_ptr()) };
     if pw.is_null() {
         return Err(unknown());
@@ -94,7 +101,7 @@ fn lookup_user(name: &str) -> Result<(libc::uid_t, libc::gid_t), DropError> {
 fn lookup_group(name: &str) -> Result<libc::gid_t, DropError> {
     let unknown = || DropError::Unknown(name.to_string());
     let cname = CString::new(name).map_err(|_| unknown())?;
-    // SAFETY: as for getpwnam.
+    // SAFETY: as for getpwnam (with getgr* calls).
     let gr = unsafe { libc::getgrnam(cname.as_ptr()) };
     if gr.is_null() {
         return Err(unknown());

@@ -51,6 +51,8 @@ impl SignalFd {
     pub fn drain(&self) -> Taken {
         let mut taken = Taken::default();
         loop {
+            // SAFETY: signalfd_siginfo is plain integers: all zeros is a
+            // valid value.
             let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
             let size = std::mem::size_of::<libc::signalfd_siginfo>();
             // SAFETY: `info` is valid for `size` bytes.

@@ -1,4 +1,4 @@
-//! The status endpoint's two formats, as plain functions into a buffer.
+//! The status endpoint's formats, as plain functions into a buffer.
 //!
 //! - [`stub_status`]: nginx's `stub_status` text, byte for byte, so the
 //!   exporters and dashboards that read nginx can read holdline.
@@ -9,13 +9,19 @@
 //!   for [`PAGE`], the live view a browser gets (`Accept: text/html`): a
 //!   self-contained page (no external script, style or font) that polls
 //!   the JSON once a second.
+//!
+//! The plain counters are printed from [`Stats::TOTALS`] and the counters
+//! by kind from their [`ByKind`], in the kind's own order: a plain counter
+//! added to `Stats`, or a close reason, eviction class or compression
+//! outcome added to its enum, appears in JSON and Prometheus without an
+//! edit here.
 
 use std::io::Write;
 use std::time::{Duration, Instant};
 
 use crate::budget::Budget;
-use crate::evict::Class;
-use crate::stats::{CloseReason, CompressOutcome, Gauges, REQUESTS_BUCKETS, Shared, Stats};
+use crate::close::CloseReason;
+use crate::stats::{ByKind, Gauges, Kind, Shared, Stats, TlsHandshakes};
 use crate::wheel::TimerWheel;
 
 /// The live view: connections by phase, the fd budget in use, evictions
@@ -46,38 +52,26 @@ pub fn json(
         gauges.closing,
         gauges.connections()
     );
-    let _ = write!(
-        out,
-        "\"accepted\":{},\"handled\":{},\"requests\":{},\"accept_pauses\":{},\"accept_emfile\":{},\"open_emfile\":{},",
-        stats.accepted,
-        stats.handled,
-        stats.requests,
-        stats.accept_pauses,
-        stats.accept_emfile,
-        stats.open_emfile
-    );
-    out.extend_from_slice(b"\"closes\":{");
-    for (i, reason) in CloseReason::ALL.iter().enumerate() {
-        let comma = if i == 0 { "" } else { "," };
-        let _ = write!(out, "{comma}\"{reason}\":{}", stats.closes(*reason));
+    for total in Stats::TOTALS {
+        let _ = write!(out, "\"{}\":{},", total.name, (total.value)(stats));
     }
-    let [full, resumed, tls12, tls13] = stats.tls_handshakes;
+    out.extend_from_slice(b"\"closes\":{");
+    json_by_kind(out, &stats.closes);
+    let TlsHandshakes {
+        full,
+        resumed,
+        tls1_2,
+        tls1_3,
+    } = stats.tls_handshakes;
     let _ = write!(
         out,
-        "}},\"tls_handshakes\":{{\"full\":{full},\"resumed\":{resumed},\"failed\":{},\"tls1_2\":{tls12},\"tls1_3\":{tls13}",
+        "}},\"tls_handshakes\":{{\"full\":{full},\"resumed\":{resumed},\"failed\":{},\"tls1_2\":{tls1_2},\"tls1_3\":{tls1_3}",
         stats.closes(CloseReason::TlsError)
     );
     out.extend_from_slice(b"},\"compression\":{");
-    for (i, outcome) in CompressOutcome::ALL.iter().enumerate() {
-        let comma = if i == 0 { "" } else { "," };
-        let n = stats.compression[*outcome as usize];
-        let _ = write!(out, "{comma}\"{}\":{n}", outcome.as_str());
-    }
+    json_by_kind(out, &stats.compression);
     out.extend_from_slice(b"},\"evictions\":{");
-    for (i, (class, n)) in Class::ALL.iter().zip(stats.evictions).enumerate() {
-        let comma = if i == 0 { "" } else { "," };
-        let _ = write!(out, "{comma}\"{}\":{n}", class.as_str());
-    }
+    json_by_kind(out, &stats.evictions);
     let in_use = gauges.connections() + gauges.open_files;
     let _ = write!(
         out,
@@ -90,23 +84,24 @@ pub fn json(
         gauges.open_files
     );
     out.extend_from_slice(b"\"requests_per_connection\":{");
-    for (i, n) in stats.requests_per_connection.iter().enumerate() {
-        let comma = if i == 0 { "" } else { "," };
-        match REQUESTS_BUCKETS.get(i) {
-            Some(le) => {
-                let _ = write!(out, "{comma}\"<={le}\":{n}");
-            }
-            None => {
-                let _ = write!(out, "{comma}\"more\":{n}");
-            }
-        }
+    let histogram = &stats.requests_per_connection;
+    for (le, n) in histogram.buckets() {
+        let _ = write!(out, "\"<={le}\":{n},");
     }
     let [within_1s, within_10s, later] = deadlines;
     let _ = write!(
         out,
-        ",\"sum\":{}}},\"deadlines\":{{\"within_1s\":{within_1s},\"within_10s\":{within_10s},\"later\":{later}}}}}",
-        stats.requests_per_connection_sum
+        "\"more\":{},\"sum\":{}}},\"deadlines\":{{\"within_1s\":{within_1s},\"within_10s\":{within_10s},\"later\":{later}}}}}",
+        histogram.more, histogram.sum
     );
+}
+
+/// `"name":n` for every kind, comma-separated, in the kind's order.
+fn json_by_kind<K: Kind, const N: usize>(out: &mut Vec<u8>, counts: &ByKind<K, N>) {
+    for (i, (kind, n)) in counts.iter().enumerate() {
+        let comma = if i == 0 { "" } else { "," };
+        let _ = write!(out, "{comma}\"{}\":{n}", kind.name());
+    }
 }
 
 /// nginx's format (ngx_http_stub_status_module.c), trailing spaces
@@ -135,37 +130,9 @@ fn metric(out: &mut Vec<u8>, name: &str, kind: &str, help: &str) {
 
 /// The Prometheus text format.
 pub fn prometheus(out: &mut Vec<u8>, stats: &Stats, gauges: &Gauges, budget: &Budget) {
-    let counters: [(&str, &str, u64); 6] = [
-        (
-            "connections_accepted_total",
-            "Connections accepted.",
-            stats.accepted,
-        ),
-        (
-            "connections_handled_total",
-            "Connections admitted and served.",
-            stats.handled,
-        ),
-        ("requests_total", "Requests answered.", stats.requests),
-        (
-            "accept_pauses_total",
-            "Times accepting stopped because the fd budget was full and nothing could be evicted.",
-            stats.accept_pauses,
-        ),
-        (
-            "accept_emfile_total",
-            "accept(2) failures with EMFILE or ENFILE.",
-            stats.accept_emfile,
-        ),
-        (
-            "open_emfile_total",
-            "File opens refused for lack of file descriptors (answered 503).",
-            stats.open_emfile,
-        ),
-    ];
-    for (name, help, value) in counters {
-        metric(out, name, "counter", help);
-        let _ = writeln!(out, "holdline_{name} {value}");
+    for total in Stats::TOTALS {
+        metric(out, total.family, "counter", total.help);
+        let _ = writeln!(out, "holdline_{} {}", total.family, (total.value)(stats));
     }
     metric(
         out,
@@ -173,14 +140,13 @@ pub fn prometheus(out: &mut Vec<u8>, stats: &Stats, gauges: &Gauges, budget: &Bu
         "counter",
         "Connections closed, by reason.",
     );
-    for reason in CloseReason::ALL {
-        let _ = writeln!(
-            out,
-            "holdline_closes_total{{reason=\"{reason}\"}} {}",
-            stats.closes(reason)
-        );
-    }
-    let [full, resumed, tls12, tls13] = stats.tls_handshakes;
+    prometheus_by_kind(out, "closes_total", "reason", &stats.closes);
+    let TlsHandshakes {
+        full,
+        resumed,
+        tls1_2,
+        tls1_3,
+    } = stats.tls_handshakes;
     metric(
         out,
         "tls_handshakes_total",
@@ -198,14 +164,7 @@ pub fn prometheus(out: &mut Vec<u8>, stats: &Stats, gauges: &Gauges, budget: &Bu
         "counter",
         "On-the-fly compression: responses served compressed (hit), files sent to the compressor (queued) or not, its queue full (skipped), files it finished (compressed).",
     );
-    for outcome in CompressOutcome::ALL {
-        let n = stats.compression[outcome as usize];
-        let _ = writeln!(
-            out,
-            "holdline_compression_total{{outcome=\"{}\"}} {n}",
-            outcome.as_str()
-        );
-    }
+    prometheus_by_kind(out, "compression_total", "outcome", &stats.compression);
     metric(
         out,
         "tls_versions_total",
@@ -214,11 +173,11 @@ pub fn prometheus(out: &mut Vec<u8>, stats: &Stats, gauges: &Gauges, budget: &Bu
     );
     let _ = writeln!(
         out,
-        "holdline_tls_versions_total{{version=\"1.2\"}} {tls12}"
+        "holdline_tls_versions_total{{version=\"1.2\"}} {tls1_2}"
     );
     let _ = writeln!(
         out,
-        "holdline_tls_versions_total{{version=\"1.3\"}} {tls13}"
+        "holdline_tls_versions_total{{version=\"1.3\"}} {tls1_3}"
     );
     metric(
         out,
@@ -226,10 +185,7 @@ pub fn prometheus(out: &mut Vec<u8>, stats: &Stats, gauges: &Gauges, budget: &Bu
         "counter",
         "Connections evicted to make room, by class.",
     );
-    for (class, n) in Class::ALL.iter().zip(stats.evictions) {
-        let class = class.as_str();
-        let _ = writeln!(out, "holdline_evictions_total{{class=\"{class}\"}} {n}");
-    }
+    prometheus_by_kind(out, "evictions_total", "class", &stats.evictions);
     metric(out, "connections", "gauge", "Open connections, by state.");
     for (state, n) in [
         ("reading", gauges.reading),
@@ -272,15 +228,16 @@ pub fn prometheus(out: &mut Vec<u8>, stats: &Stats, gauges: &Gauges, budget: &Bu
         "histogram",
         "Requests served per closed connection.",
     );
+    let histogram = &stats.requests_per_connection;
     let mut cumulative = 0;
-    for (i, le) in REQUESTS_BUCKETS.iter().enumerate() {
-        cumulative += stats.requests_per_connection[i];
+    for (le, n) in histogram.buckets() {
+        cumulative += n;
         let _ = writeln!(
             out,
             "holdline_requests_per_connection_bucket{{le=\"{le}\"}} {cumulative}"
         );
     }
-    cumulative += stats.requests_per_connection[REQUESTS_BUCKETS.len()];
+    cumulative += histogram.more;
     let _ = writeln!(
         out,
         "holdline_requests_per_connection_bucket{{le=\"+Inf\"}} {cumulative}"
@@ -288,9 +245,21 @@ pub fn prometheus(out: &mut Vec<u8>, stats: &Stats, gauges: &Gauges, budget: &Bu
     let _ = writeln!(
         out,
         "holdline_requests_per_connection_sum {}",
-        stats.requests_per_connection_sum
+        histogram.sum
     );
     let _ = writeln!(out, "holdline_requests_per_connection_count {cumulative}");
+}
+
+/// One sample of `family` per kind, labelled `label="name"`.
+fn prometheus_by_kind<K: Kind, const N: usize>(
+    out: &mut Vec<u8>,
+    family: &str,
+    label: &str,
+    counts: &ByKind<K, N>,
+) {
+    for (kind, n) in counts.iter() {
+        let _ = writeln!(out, "holdline_{family}{{{label}=\"{}\"}} {n}", kind.name());
+    }
 }
 
 /// Connections handled by each worker (`--workers`): how SO_REUSEPORT
@@ -395,10 +364,12 @@ mod tests {
 
     #[test]
     fn stub_status_is_nginx_byte_for_byte() {
-        let mut stats = Stats::default();
-        stats.accepted = 16630948;
-        stats.handled = 16630948;
-        stats.requests = 31070465;
+        let stats = Stats {
+            accepted: 16630948,
+            handled: 16630948,
+            requests: 31070465,
+            ..Stats::default()
+        };
         let gauges = Gauges {
             reading: 6,
             writing: 170,
@@ -423,15 +394,15 @@ mod tests {
             stats.count_requests_per_connection(n);
         }
         stats.count_close(CloseReason::IdleTimeout);
-        stats.count_handshake(crate::tls::Handshake {
+        stats.count_handshake(crate::transport::Handshake {
             resumed: true,
             tls13: true,
         });
-        stats.count_handshake(crate::tls::Handshake {
+        stats.count_handshake(crate::transport::Handshake {
             resumed: false,
             tls13: false,
         });
-        stats.count_handshake(crate::tls::Handshake {
+        stats.count_handshake(crate::transport::Handshake {
             resumed: false,
             tls13: true,
         });

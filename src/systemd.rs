@@ -67,12 +67,18 @@ pub fn listen_fds() -> Vec<Passed> {
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
     let names = std::env::var("LISTEN_FDNAMES").unwrap_or_default();
-    // SAFETY: start-up is single-threaded; nothing else reads the
-    // environment concurrently.
-    unsafe {
-        std::env::remove_var("LISTEN_PID");
-        std::env::remove_var("LISTEN_FDS");
-        std::env::remove_var("LISTEN_FDNAMES");
+    // Only those systemd set: a caller of `start` without socket
+    // activation (the in-process tests) never writes the environment.
+    for name in ["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"] {
+        if std::env::var_os(name).is_some() {
+            // SAFETY: std serializes its own reads and writes of the
+            // environment; what could race is a C `getenv` on another
+            // thread, and there is none: `reactor::start` calls this
+            // first, before holdline starts any thread (the access-log
+            // writer, the compressors and the workers come later), and the
+            // binary calls `start` from `main`, its only thread then.
+            unsafe { std::env::remove_var(name) };
+        }
     }
     if !pid_matches || count <= 0 {
         return Vec::new();

@@ -4,9 +4,12 @@
 //! shared by every worker: the rustls `ServerConfig` (TLS 1.2 and 1.3,
 //! ALPN `http/1.1`, resumption on, 0-RTT off) and [`Certificates`], the
 //! certificate resolver that picks a pair by SNI and that SIGHUP reloads
-//! in place. [`Tls`] (in `tls/stream.rs`) is the [`Transport`] that
-//! carries one connection's records: the reactor, the session and the
-//! timer wheel never see a difference between it and plain TCP.
+//! in place. [`Tls`] is the [`Transport`] that carries one connection's
+//! records: the reactor, the session and the timer wheel never see a
+//! difference between it and plain TCP. It is built in three files, by
+//! job: `tls/buffers.rs` (the record buffers and their per-thread pool),
+//! `tls/records.rs` (rustls's unbuffered state machine over those
+//! buffers), `tls/stream.rs` (the `Transport` on top, over the socket).
 //!
 //! Resumption: TLS 1.3 tickets from rustls's rotating ticketer (a new key
 //! every 6 hours, the previous one still accepted), which survive a
@@ -38,9 +41,12 @@ use rustls::sign::CertifiedKey;
 
 use crate::transport::Tcp;
 
+mod buffers;
+mod records;
 mod stream;
 
-pub use stream::{Handshake, Tls};
+pub use records::SEND_BUFFER_LIMIT;
+pub use stream::Tls;
 
 /// A certificate chain and its key, as files.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,11 +161,6 @@ pub struct TlsSetup {
     config: Arc<ServerConfig>,
     certs: Arc<Certificates>,
 }
-
-/// The most plaintext encrypted at once per connection while earlier
-/// records wait for the socket: two full records, so a stalled reader
-/// costs at most this much (encrypted) beside its socket buffer.
-pub const SEND_BUFFER_LIMIT: usize = 32 * 1024;
 
 impl TlsSetup {
     /// Loads every pair (the first is the default) and builds the rustls

@@ -6,8 +6,9 @@
 //! sit between the socket and the HTTP session without touching the
 //! session, the reactor's admission or the timer wheel. [`Tcp`] is the
 //! plain one: `recv`/`send`, `sendfile(2)` for file bodies, TCP_CORK;
-//! [`crate::tls::Tls`] carries TLS records. [`Stream`] is either, as the
-//! reactor's slab holds them.
+//! [`crate::tls::Tls`] carries TLS records; [`Unix`] is a unix-domain
+//! socket. [`crate::stream::Stream`] is any of them, as the reactor's slab
+//! holds them.
 
 use std::fs::File;
 use std::io::{self, IoSlice, Read, Write};
@@ -17,8 +18,18 @@ use std::time::Duration;
 
 use mio::net::{TcpStream, UnixStream};
 
-use crate::stats::CloseReason;
-use crate::tls::{Handshake, Tls};
+use crate::close::CloseReason;
+
+/// A finished TLS handshake, as [`Transport::take_handshake`] reports it
+/// for the counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Handshake {
+    /// An abbreviated handshake: the client resumed an earlier session
+    /// (a ticket or a session id).
+    pub resumed: bool,
+    /// TLS 1.3 (else TLS 1.2).
+    pub tls13: bool,
+}
 
 /// Moves bytes for one connection. Every call is non-blocking: it does
 /// what it can now and says `WouldBlock` when it can do nothing.
@@ -241,73 +252,4 @@ impl Transport for Unix {
     }
 
     fn abort_on_close(&mut self) {}
-}
-
-/// A connection's transport as the reactor's slab holds it: plain TCP, a
-/// unix socket, or TLS (boxed: rustls's state is large, and an idle plain
-/// connection should not pay for it).
-pub enum Stream {
-    Tcp(Tcp),
-    Unix(Unix),
-    Tls(Box<Tls>),
-}
-
-macro_rules! each {
-    ($self:ident, $s:ident => $e:expr) => {
-        match $self {
-            Stream::Tcp($s) => $e,
-            Stream::Unix($s) => $e,
-            Stream::Tls($s) => $e,
-        }
-    };
-}
-
-impl Transport for Stream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Stream::Tcp(s) => Transport::read(s, buf),
-            Stream::Unix(s) => s.read(buf),
-            Stream::Tls(s) => s.read(buf),
-        }
-    }
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Stream::Tcp(s) => Transport::write(s, buf),
-            Stream::Unix(s) => s.write(buf),
-            Stream::Tls(s) => s.write(buf),
-        }
-    }
-    fn send_file(&mut self, file: &File, offset: u64, count: usize) -> io::Result<usize> {
-        each!(self, s => s.send_file(file, offset, count))
-    }
-    fn cork(&mut self, on: bool) {
-        each!(self, s => s.cork(on))
-    }
-    fn shutdown_write(&mut self) -> io::Result<()> {
-        each!(self, s => s.shutdown_write())
-    }
-    fn abort_on_close(&mut self) {
-        each!(self, s => s.abort_on_close())
-    }
-    fn notify_close(&mut self) {
-        each!(self, s => s.notify_close())
-    }
-    fn pending_output(&self) -> bool {
-        each!(self, s => s.pending_output())
-    }
-    fn flush_pending(&mut self) -> io::Result<usize> {
-        each!(self, s => s.flush_pending())
-    }
-    fn release(&mut self) {
-        each!(self, s => s.release())
-    }
-    fn is_secure(&self) -> bool {
-        each!(self, s => s.is_secure())
-    }
-    fn in_handshake(&self) -> bool {
-        each!(self, s => s.in_handshake())
-    }
-    fn take_handshake(&mut self) -> Option<Handshake> {
-        each!(self, s => s.take_handshake())
-    }
 }

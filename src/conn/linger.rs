@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use super::{Conn, Next, Pool};
-use crate::stats::CloseReason;
+use crate::close::CloseReason;
 use crate::transport::{Transport, interrupted, would_block};
 
 /// The most bytes a lingering close discards per readiness event.

@@ -35,11 +35,8 @@ impl DateCache {
         self.iso = iso_time(secs);
     }
 
-    /// `Sun, 06 Nov 1994 08:49:37 GMT`
-    pub fn http_date(&self) -> &[u8] {
-        &self.http
-    }
-
+    /// `Sun, 06 Nov 1994 08:49:37 GMT`, by value: the caller's borrow of
+    /// the cache (and of the responder that holds it) ends at once.
     pub fn http_date_copy(&self) -> [u8; 29] {
         self.http
     }
@@ -148,7 +145,6 @@ mod tests {
     fn formats_both() {
         let mut cache = DateCache::new(SystemTime::now());
         cache.refresh(UNIX_EPOCH + Duration::from_secs(784_111_777));
-        assert_eq!(cache.http_date(), b"Sun, 06 Nov 1994 08:49:37 GMT");
         assert_eq!(&cache.http_date_copy(), b"Sun, 06 Nov 1994 08:49:37 GMT");
         assert_eq!(cache.clf_time(), "06/Nov/1994:08:49:37 +0000");
         assert_eq!(cache.iso_time(), "1994-11-06T08:49:37+00:00");

@@ -2,7 +2,7 @@
 //! connection stay open? One function, so everyone can find it.
 
 use super::request::{ConnectionTokens, Version};
-use crate::stats::CloseReason;
+use crate::close::CloseReason;
 
 /// What the response announces and what the connection does after it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -258,7 +258,7 @@ mod tests {
         let mut head = ResponseHead::new(
             Status::MethodNotAllowed,
             DATE,
-            Persistence::Close(crate::stats::CloseReason::ResponseClose),
+            Persistence::Close(crate::close::CloseReason::ResponseClose),
         );
         head.allow = true;
         head.content_length = 0;

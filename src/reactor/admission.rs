@@ -12,11 +12,12 @@ use mio::{Interest, Token};
 
 use super::listeners::Accepted;
 use super::{Server, Step};
+use crate::close::CloseReason;
 use crate::config::Config;
 use crate::conn::Conn;
 use crate::evict::{Class, EvictionQueues};
-use crate::stats::CloseReason;
-use crate::transport::{Stream, Tcp};
+use crate::stream::Stream;
+use crate::transport::Tcp;
 
 /// After accept fails with EMFILE/ENFILE, wait this long before trying
 /// again, rather than spin on a listener that stays readable.
@@ -76,7 +77,7 @@ impl Server {
     /// Closes connection `key`, the least valuable one (see
     /// [`crate::evict`]), to make room.
     fn shed(&mut self, key: usize, class: Class) {
-        self.ledger.stats.evictions[class as usize] += 1;
+        self.ledger.stats.evictions[class] += 1;
         log::debug!("evicting a {} connection to make room", class.as_str());
         self.close(key, CloseReason::Evicted);
     }

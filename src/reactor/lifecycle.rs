@@ -9,10 +9,11 @@ use std::time::Instant;
 
 use super::listeners::ListenSocket;
 use super::{Server, plural};
+use crate::close::CloseReason;
 use crate::config::{Config, Live, LiveUpdate};
 use crate::memory::MemoryBound;
 use crate::signals::SignalFd;
-use crate::stats::CloseReason;
+use crate::stats::Shutdown;
 use crate::wake::Wake;
 
 /// What a SIGHUP reload hands every worker: worker 0 reads the file,
@@ -71,10 +72,9 @@ impl Server {
             self.reload();
         }
         if taken.stop > 0 {
-            let level = if self.shutdown_deadline.is_some() {
-                2
-            } else {
-                1
+            let level = match self.shutdown_deadline {
+                Some(_) => Shutdown::Immediate,
+                None => Shutdown::Graceful,
             };
             self.ledger.shared.request_shutdown(level);
             for peer in &self.peers {
@@ -87,12 +87,12 @@ impl Server {
     /// Acts on the shared shutdown state; true means: exit now.
     pub(super) fn follow_shutdown(&mut self, now: Instant) -> bool {
         match self.ledger.shared.shutdown_level() {
-            0 => false,
-            1 => {
+            Shutdown::Running => false,
+            Shutdown::Graceful => {
                 self.begin_shutdown(now);
                 false
             }
-            _ => {
+            Shutdown::Immediate => {
                 log::info!(
                     "second signal: exiting at once with {} connections open",
                     self.conns.len()

@@ -10,7 +10,8 @@ use mio::event::Source;
 use mio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 
 use crate::config::TcpKeepalive;
-use crate::transport::{Stream, Tcp, Unix};
+use crate::stream::Stream;
+use crate::transport::{Tcp, Unix};
 
 /// A listening socket: plain HTTP, or HTTPS with the shared TLS setup.
 pub(super) struct Listener {

@@ -31,13 +31,14 @@ use mio::{Events, Poll, Token};
 use slab::Slab;
 
 use crate::budget::Budget;
+use crate::close::CloseReason;
 use crate::config::Config;
 use crate::conn::{Conn, Next, Pool};
 use crate::evict::EvictionQueues;
 use crate::http::session::{Phase, Timeouts};
 use crate::serve::{Responder, ServerView};
 use crate::signals::SignalFd;
-use crate::stats::{CloseReason, CompressOutcome, Gauges, Shared, Stats};
+use crate::stats::{CompressOutcome, Gauges, Shared, Stats};
 use crate::tls::TlsSetup;
 use crate::wake::{Alarm, Wake};
 use crate::wheel::TimerWheel;

@@ -50,7 +50,7 @@ use crate::wake::Alarm;
 use slab::Slab;
 
 use super::body::{FileMeta, FileRoute, FileSource};
-use super::compressor::{Compressor, Done, Input};
+use super::compressor::{Coding, Compressor, Done, Input};
 use crate::http::validators::accepts_encoding;
 use crate::stats::CompressOutcome;
 
@@ -170,28 +170,6 @@ impl OnTheFly {
     /// Bytes the cache charges now.
     pub fn cache_bytes(&self) -> usize {
         self.cache.charged()
-    }
-}
-
-/// A content coding holdline produces (RFC 9110 §8.4.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Coding {
-    /// Brotli (RFC 7932), quality 11.
-    Br,
-    /// gzip (RFC 1952), level 9.
-    Gzip,
-}
-
-impl Coding {
-    /// In the order offered: brotli is smaller.
-    pub const PREFERRED: [Coding; 2] = [Coding::Br, Coding::Gzip];
-
-    /// The token in `Accept-Encoding` and `Content-Encoding`.
-    pub fn token(self) -> &'static str {
-        match self {
-            Coding::Br => "br",
-            Coding::Gzip => "gzip",
-        }
     }
 }
 

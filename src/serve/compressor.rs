@@ -28,8 +28,29 @@ use std::time::{Duration, Instant};
 use crate::wake::{Alarm, Wake};
 
 use super::body::FileMeta;
-use super::compress::Coding;
 use crate::files::OpenFile;
+
+/// A content coding holdline produces (RFC 9110 §8.4.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Coding {
+    /// Brotli (RFC 7932), quality 11.
+    Br,
+    /// gzip (RFC 1952), level 9.
+    Gzip,
+}
+
+impl Coding {
+    /// In the order offered: brotli is smaller.
+    pub const PREFERRED: [Coding; 2] = [Coding::Br, Coding::Gzip];
+
+    /// The token in `Accept-Encoding` and `Content-Encoding`.
+    pub fn token(self) -> &'static str {
+        match self {
+            Coding::Br => "br",
+            Coding::Gzip => "gzip",
+        }
+    }
+}
 
 /// Jobs waiting for the thread at most: enough for a page's worth of
 /// scripts and styles at once; the rest are answered uncompressed and

@@ -11,10 +11,10 @@ use super::body::FileBody;
 use super::lookup::{Compression, Files};
 use super::route::Route;
 use super::settings::Settings;
+use crate::close::CloseReason;
 use crate::http::Status;
 use crate::http::request::{Method, RequestHead};
 use crate::http::response::{ResponseHead, encode_head};
-use crate::stats::CloseReason;
 
 /// Encodes `rh` (its status an error) with the `--error-page` for it when
 /// there is one and it can be read, else with the status's short text

@@ -7,6 +7,7 @@ use super::body::{BodySink, FileBody, FileRoute, FileSource, PartHead};
 use super::errors::encode_error_body;
 use super::lookup::Files;
 use super::settings::Settings;
+use crate::close::CloseReason;
 use crate::http::Status;
 use crate::http::date::imf_fixdate;
 use crate::http::persist::Persistence;
@@ -15,7 +16,6 @@ use crate::http::response::{ContentRange, ResponseHead, encode_head};
 use crate::http::validators::{
     Condition, Etag, Preconditions, RangeRequest, evaluate, if_range_holds, parse_range,
 };
-use crate::stats::CloseReason;
 
 /// Encodes the response for `found` into `out`. `Err(status)` asks the
 /// caller for a plain error response instead (nothing was written).

@@ -26,6 +26,7 @@ use std::time::{Instant, SystemTime};
 
 use crate::accesslog::{self, AccessLog, Entry, Sink, Times};
 use crate::budget::Budget;
+use crate::close::CloseReason;
 use crate::config::{Config, Live};
 use crate::files::Root;
 use crate::http::persist::{self, PersistContext, Persistence};
@@ -33,7 +34,7 @@ use crate::http::request::{ConnectionTokens, Method, RequestHead, Version};
 use crate::http::response::{ResponseHead, encode_continue, encode_head};
 use crate::http::session::{ConnFacts, Reply, Respond};
 use crate::http::{DateCache, HeadLimits, Status};
-use crate::stats::{CloseReason, Gauges, Shared, Stats};
+use crate::stats::{Gauges, Shared, Stats};
 use crate::status;
 use crate::wheel::TimerWheel;
 

@@ -10,7 +10,7 @@ use super::super::request::{HeadOutcome, Method, parse_head};
 use super::super::status::Status;
 use super::exchange::{Exchange, HeldHead, Reading};
 use super::{ConnFacts, OUTPUT_CAP, Respond, Session, State};
-use crate::stats::CloseReason;
+use crate::close::CloseReason;
 
 impl<B> Session<B> {
     /// Answers every complete request in the input, in order, appending

@@ -12,7 +12,7 @@ use std::time::Instant;
 use super::super::body::BodyDecoder;
 use super::super::input::InBuf;
 use super::super::request::HeadLimits;
-use crate::stats::CloseReason;
+use crate::close::CloseReason;
 
 /// The buffers and in-flight state of one working connection.
 pub struct Exchange<B> {

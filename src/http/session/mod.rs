@@ -49,7 +49,7 @@ use std::time::{Duration, Instant};
 
 use super::request::{HeadLimits, RequestHead, Version};
 use super::status::Status;
-use crate::stats::CloseReason;
+use crate::close::CloseReason;
 
 mod answer;
 pub mod exchange;

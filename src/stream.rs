@@ -1,0 +1,82 @@
+//! [`Stream`]: a connection's transport as the reactor's slab holds it,
+//! one type for plain TCP, a unix socket or TLS, itself a [`Transport`]
+//! that hands each call to the one it holds.
+//!
+//! It sits apart from [`crate::transport`] because it names every
+//! transport, TLS included, while TLS is built on the plain ones: the
+//! trait and TCP below, TLS above them, this enum on top.
+
+use std::fs::File;
+use std::io;
+
+use crate::tls::Tls;
+use crate::transport::{Handshake, Tcp, Transport, Unix};
+
+/// A connection's transport as the reactor's slab holds it: plain TCP, a
+/// unix socket, or TLS (boxed: rustls's state is large, and an idle plain
+/// connection should not pay for it).
+pub enum Stream {
+    Tcp(Tcp),
+    Unix(Unix),
+    Tls(Box<Tls>),
+}
+
+macro_rules! each {
+    ($self:ident, $s:ident => $e:expr) => {
+        match $self {
+            Stream::Tcp($s) => $e,
+            Stream::Unix($s) => $e,
+            Stream::Tls($s) => $e,
+        }
+    };
+}
+
+impl Transport for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => Transport::read(s, buf),
+            Stream::Unix(s) => s.read(buf),
+            Stream::Tls(s) => s.read(buf),
+        }
+    }
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => Transport::write(s, buf),
+            Stream::Unix(s) => s.write(buf),
+            Stream::Tls(s) => s.write(buf),
+        }
+    }
+    fn send_file(&mut self, file: &File, offset: u64, count: usize) -> io::Result<usize> {
+        each!(self, s => s.send_file(file, offset, count))
+    }
+    fn cork(&mut self, on: bool) {
+        each!(self, s => s.cork(on))
+    }
+    fn shutdown_write(&mut self) -> io::Result<()> {
+        each!(self, s => s.shutdown_write())
+    }
+    fn abort_on_close(&mut self) {
+        each!(self, s => s.abort_on_close())
+    }
+    fn notify_close(&mut self) {
+        each!(self, s => s.notify_close())
+    }
+    fn pending_output(&self) -> bool {
+        each!(self, s => s.pending_output())
+    }
+    fn flush_pending(&mut self) -> io::Result<usize> {
+        each!(self, s => s.flush_pending())
+    }
+    fn release(&mut self) {
+        each!(self, s => s.release())
+    }
+    fn is_secure(&self) -> bool {
+        each!(self, s => s.is_secure())
+    }
+    fn in_handshake(&self) -> bool {
+        each!(self, s => s.in_handshake())
+    }
+    fn take_handshake(&mut self) -> Option<Handshake> {
+        each!(self, s => s.take_handshake())
+    }
+}
