@@ -56,6 +56,10 @@ pub struct Conn<T = Stream> {
     peer_closed: bool,
     readable: bool,
     writable: bool,
+    /// An event said the peer shut its side (EPOLLRDHUP, nginx's
+    /// `pending_eof`): a short read no longer means the socket is
+    /// drained, since the EOF behind the data brings no new edge.
+    fin_pending: bool,
 }
 
 impl<T> fmt::Debug for Conn<T> {
@@ -74,6 +78,7 @@ impl<T: Transport> Conn<T> {
             peer_closed: false,
             readable: false,
             writable: true,
+            fin_pending: false,
         }
     }
 
@@ -105,8 +110,10 @@ impl<T: Transport> Conn<T> {
         (class, s.since())
     }
 
-    /// Records readiness from an event.
-    pub fn ready(&mut self, readable: bool, writable: bool) {
+    /// Records readiness from an event; `read_closed`: it said the peer
+    /// shut its side.
+    pub fn ready(&mut self, readable: bool, writable: bool, read_closed: bool) {
+        self.fin_pending |= read_closed;
         self.readable |= readable;
         self.writable |= writable;
     }
@@ -239,6 +246,10 @@ impl<T: Transport> Conn<T> {
         if room == 0 {
             return Ok(false);
         }
+        // With the peer's FIN known to be queued, one more read after a
+        // short one (or after the transport's own WouldBlock: TLS stops
+        // at a short read too) finds the EOF.
+        let mut one_more = self.fin_pending;
         loop {
             match self.transport.read(spare) {
                 Ok(0) => {
@@ -249,12 +260,13 @@ impl<T: Transport> Conn<T> {
                 Ok(n) => {
                     // A short read drained the socket; the next arrival
                     // brings a new edge. Saves a read that says WouldBlock.
-                    if n < room {
+                    if n < room && !self.fin_pending {
                         self.readable = false;
                     }
                     self.session.received(n, now);
                     return Ok(true);
                 }
+                Err(e) if would_block(&e) && one_more => one_more = false,
                 Err(e) if would_block(&e) => {
                     self.readable = false;
                     return Ok(false);

@@ -298,3 +298,26 @@ fn connection_close_with_nothing_unread_closes_without_lingering() {
     );
     drop(s);
 }
+
+/// A keep-alive request and the client's FIN in one go (`printf ... |
+/// nc -q0`, a load balancer's last request): the answer is sent whole and
+/// the connection closes at once, not after the keep-alive timeout. The
+/// FIN came with the data's readiness event (EPOLLRDHUP), so a short read
+/// is not taken to mean the socket is drained.
+#[test]
+fn a_request_with_the_clients_fin_is_answered_and_closed_at_once() {
+    let site = Site::new();
+    let server = Server::start(&site.root(), &["--keepalive-timeout", "30"]);
+    for _ in 0..20 {
+        let mut s = server.connect();
+        // Idle first, so the request and the FIN arrive at a registered,
+        // idle connection.
+        assert_eq!(exchange(&mut s, &get("/a.txt")).status, 200);
+        s.write_all(get("/hello.txt").as_bytes()).unwrap();
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        let rest = assert_closes(&mut s, Duration::from_secs(2));
+        let text = String::from_utf8_lossy(&rest);
+        assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+        assert!(text.ends_with("\r\n\r\nhello\n"), "{text}");
+    }
+}

@@ -217,7 +217,7 @@ impl Server {
     /// next accept. A newcomer that sent nothing yet is closed unanswered.
     fn answer_without_slot(&mut self, stream: Accepted, peer: SocketAddr, now: Instant) {
         let mut conn = Conn::new(stream.plain(), peer, now);
-        conn.ready(true, true);
+        conn.ready(true, true, false);
         let closing = Some(CloseReason::Overflow);
         let mut responder = (&mut self.responder, self.ledger.view(&self.wheel, closing));
         // Whatever it says next, the connection goes: it has no slot.
@@ -275,6 +275,7 @@ impl Server {
             Step::Ready {
                 readable: true,
                 writable: true,
+                read_closed: false,
             },
         );
     }

@@ -151,7 +151,12 @@ impl Ledger {
 
 /// What moves a connection: readiness, or its deadline.
 enum Step {
-    Ready { readable: bool, writable: bool },
+    Ready {
+        readable: bool,
+        writable: bool,
+        /// The peer shut its side (EPOLLRDHUP).
+        read_closed: bool,
+    },
     Deadline,
 }
 
@@ -214,7 +219,13 @@ impl Server {
                             event.is_readable() || event.is_read_closed() || event.is_error();
                         let writable =
                             event.is_writable() || event.is_write_closed() || event.is_error();
-                        self.step(key, now, Step::Ready { readable, writable });
+                        let read_closed = event.is_read_closed();
+                        let ready = Step::Ready {
+                            readable,
+                            writable,
+                            read_closed,
+                        };
+                        self.step(key, now, ready);
                     }
                 }
             }
@@ -278,8 +289,12 @@ impl Server {
         let closing = self.shutdown_deadline.map(|_| CloseReason::Shutdown);
         let mut responder = (&mut self.responder, self.ledger.view(&self.wheel, closing));
         let next = match step {
-            Step::Ready { readable, writable } => {
-                conn.ready(readable, writable);
+            Step::Ready {
+                readable,
+                writable,
+                read_closed,
+            } => {
+                conn.ready(readable, writable, read_closed);
                 conn.drive(&mut responder, &mut self.pool, now)
             }
             Step::Deadline => conn.on_deadline(&self.timeouts, &mut responder, &mut self.pool, now),
