@@ -94,6 +94,15 @@ impl<T: Transport> Conn<T> {
         self.session.requests()
     }
 
+    /// The request line being answered, escaped for a log line ("-" when
+    /// there is none).
+    pub fn request_line(&self) -> String {
+        match self.session.request_line() {
+            Some(line) => line.escape_ascii().to_string(),
+            None => "-".into(),
+        }
+    }
+
     /// Its eviction queue and the instant it joined it: idle since its
     /// last response, fresh since accept, partial head since the head
     /// began, stalled since the response's last write progress, lingering

@@ -68,6 +68,22 @@ impl Root {
         &self.path
     }
 
+    /// ROOT itself may be searched by this process (its files can be
+    /// opened at all); asked only after an open failed with EACCES.
+    pub fn searchable(&self) -> bool {
+        // SAFETY: a valid directory fd and a NUL-terminated literal; no
+        // memory is handed to the kernel but the name.
+        let rc = unsafe {
+            libc::faccessat(
+                self.dir.as_raw_fd(),
+                c".".as_ptr(),
+                libc::X_OK,
+                libc::AT_EACCESS,
+            )
+        };
+        rc == 0
+    }
+
     /// Looks at ROOT's path again: when it names another directory than
     /// the one held (a deploy flipped its symlink or renamed a release
     /// into place), holds that one and returns true. A path that cannot

@@ -103,6 +103,17 @@ fn tls_addr(server: &Server) -> SocketAddr {
 /// A server with a TLS listener for the leaf files `pairs` (made with
 /// [`Pki::leaf`]; the first is the default), the status page, and `extra`.
 fn start_with(site: &Site, pki: &Pki, pairs: &[&str], extra: &[&str]) -> (Server, SocketAddr) {
+    start_with_env(site, pki, pairs, extra, &[])
+}
+
+/// [`start_with`], with variables in the server's environment.
+fn start_with_env(
+    site: &Site,
+    pki: &Pki,
+    pairs: &[&str],
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> (Server, SocketAddr) {
     let mut args: Vec<String> = ["--tls-listen", "127.0.0.1:0", "--status-path", "/status"]
         .map(String::from)
         .to_vec();
@@ -116,7 +127,7 @@ fn start_with(site: &Site, pki: &Pki, pairs: &[&str], extra: &[&str]) -> (Server
     }
     args.extend(extra.iter().map(|a| a.to_string()));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let server = Server::start(&site.root(), &args);
+    let server = Server::start_env(&site.root(), &args, env);
     let addr = tls_addr(&server);
     (server, addr)
 }
@@ -785,4 +796,43 @@ fn garbage_after_a_real_client_hello_never_takes_the_server_down() {
         common::exchange(&mut plain, "GET /a.txt HTTP/1.1\r\nHost: t\r\n\r\n").status,
         200
     );
+}
+
+/// A panic while the TLS transport decrypts a request (the debug build's
+/// fault injector) closes that connection only, as `internal_error`: a
+/// keep-alive TLS connection opened before it, and new handshakes after
+/// it, are served.
+#[test]
+fn a_panic_in_the_tls_transport_closes_that_connection_only() {
+    let site = Site::new();
+    let pki = Pki::new();
+    pki.leaf("leaf", "localhost", &["localhost", "127.0.0.1"]);
+    let faults = [("HOLDLINE_FAULTS", "panic@tls=/boom-tls")];
+    let (server, addr) = start_with_env(&site, &pki, &["leaf"], &[], &faults);
+    let client = pki.client();
+    let mut before = connect(&client, addr, "localhost");
+    assert_eq!(exchange(&mut before, &get("/a.txt")).1, b"a\n");
+    for _ in 0..3 {
+        let mut doomed = connect(&client, addr, "localhost");
+        doomed.write_all(get("/boom-tls").as_bytes()).unwrap();
+        doomed.flush().unwrap();
+        let mut got = Vec::new();
+        // Closed without an answer (abortively: a reset, or an EOF
+        // without close_notify, whichever the client sees first).
+        let _ = doomed.read_to_end(&mut got);
+        assert!(got.is_empty(), "{}", String::from_utf8_lossy(&got));
+    }
+    assert_eq!(exchange(&mut before, &get("/hello.txt")).1, b"hello\n");
+    let mut after = connect(&client, addr, "localhost");
+    assert_eq!(exchange(&mut after, &get("/b.txt")).1, b"bb\n");
+    assert_eq!(status_json(&server)["closes"]["internal_error"], 3);
+    // The panic came before the request reached the session: the log
+    // line names the place, not a request line.
+    let log = server.log_text();
+    assert_eq!(
+        log.matches("internal error, connection closed").count(),
+        3,
+        "{log}"
+    );
+    assert!(log.contains("injected fault at Tls"), "{log}");
 }

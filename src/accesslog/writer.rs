@@ -6,12 +6,13 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use super::{BUF_CAPACITY, BUF_KEEP, SLOTS};
+use crate::contain;
 
 /// What the writer thread is told besides lines, through
 /// [`Queue::control`].
@@ -74,6 +75,9 @@ struct Queue {
     dropped: AtomicU64,
     /// Reopen and open requests, taken by the writer after each buffer.
     control: Mutex<Vec<Control>>,
+    /// The writer thread is gone: said once, then lines are dropped and
+    /// counted like those of a full queue.
+    dead: AtomicBool,
 }
 
 /// The writer thread, as the workers hold it. One per server; when the
@@ -111,7 +115,13 @@ impl Sink {
             return full;
         };
         if let Err(mut back) = self.send(full) {
-            // The writer is gone (the server is stopping).
+            // The writer is gone: the server is stopping, or the thread
+            // ended (which is said once).
+            if !queue.dead.swap(true, Ordering::Relaxed) && lock(&self.thread).is_some() {
+                log::error!(
+                    "access log: the writer thread is gone; lines are dropped (and counted) from now on"
+                );
+            }
             queue
                 .dropped
                 .fetch_add(back.len() as u64, Ordering::Relaxed);
@@ -189,20 +199,40 @@ impl Drop for Sink {
 fn write_loop(queue: &Queue, mut output: Output, receiver: Receiver<Vec<u8>>) {
     let mut failing = false;
     let mut dropped_told = 0;
-    while let Ok(mut lines) = receiver.recv() {
+    while let Ok(lines) = receiver.recv() {
+        // A panic here loses this buffer's lines, not the writer.
+        let turn = contain::guarded(|| {
+            write_turn(queue, &mut output, lines, &mut failing, &mut dropped_told)
+        });
+        if let Err(panic) = turn {
+            log::error!("access log: {panic}; a buffer of lines is lost");
+        }
+    }
+}
+
+/// Writes one buffer of lines, then acts on the reopen and open requests
+/// that came meanwhile.
+fn write_turn(
+    queue: &Queue,
+    output: &mut Output,
+    mut lines: Vec<u8>,
+    failing: &mut bool,
+    dropped_told: &mut u64,
+) {
+    {
         if !lines.is_empty() {
             match output.write_all(&lines) {
-                Ok(()) if failing => {
+                Ok(()) if *failing => {
                     log::warn!("access log {}: writing again", output.name());
-                    failing = false;
+                    *failing = false;
                 }
                 Ok(()) => {}
-                Err(e) if !failing => {
+                Err(e) if !*failing => {
                     log::error!(
                         "access log {}: {e}; lines are lost until a write succeeds",
                         output.name()
                     );
-                    failing = true;
+                    *failing = true;
                 }
                 Err(_) => {}
             }
@@ -217,14 +247,14 @@ fn write_loop(queue: &Queue, mut output: Output, receiver: Receiver<Vec<u8>>) {
         for control in controls {
             match control {
                 Control::Reopen => {
-                    let Output::File(path, _) = &output else {
+                    let Output::File(path, _) = &*output else {
                         continue;
                     };
                     match Output::open(Some(path)) {
                         Ok(reopened) => {
                             log::info!("SIGUSR1: reopened the access log {}", path.display());
-                            output = reopened;
-                            failing = false;
+                            *output = reopened;
+                            *failing = false;
                         }
                         Err(e) => log::error!(
                             "SIGUSR1: cannot reopen the access log {}: {e}; still writing to the old file",
@@ -234,8 +264,8 @@ fn write_loop(queue: &Queue, mut output: Output, receiver: Receiver<Vec<u8>>) {
                 }
                 Control::Open(path) => match Output::open(path.as_deref()) {
                     Ok(opened) => {
-                        output = opened;
-                        failing = false;
+                        *output = opened;
+                        *failing = false;
                     }
                     Err(e) => log::error!(
                         "access log {}: {e}; still writing to {}",
@@ -246,13 +276,13 @@ fn write_loop(queue: &Queue, mut output: Output, receiver: Receiver<Vec<u8>>) {
             }
         }
         let dropped = queue.dropped.load(Ordering::Relaxed);
-        if dropped != dropped_told {
+        if dropped != *dropped_told {
             log::warn!(
                 "access log {}: {} bytes of lines dropped: the disk is slower than the requests",
                 output.name(),
-                dropped - dropped_told
+                dropped - *dropped_told
             );
-            dropped_told = dropped;
+            *dropped_told = dropped;
         }
     }
 }

@@ -15,6 +15,7 @@ use super::{Server, Step};
 use crate::close::CloseReason;
 use crate::config::Config;
 use crate::conn::Conn;
+use crate::contain;
 use crate::evict::{Class, EvictionQueues};
 use crate::stream::Stream;
 use crate::transport::Tcp;
@@ -221,8 +222,18 @@ impl Server {
         let closing = Some(CloseReason::Overflow);
         let mut responder = (&mut self.responder, self.ledger.view(&self.wheel, closing));
         // Whatever it says next, the connection goes: it has no slot.
-        let _ = conn.drive(&mut responder, &mut self.pool, now);
+        let pool = &mut self.pool;
+        let drove = contain::guarded(|| conn.drive(&mut responder, pool, now));
         let stats = &mut self.ledger.stats;
+        if let Err(panic) = drove {
+            stats.count_close(CloseReason::InternalError);
+            log::error!(
+                "{peer}: internal error answering without a slot \"{}\": {panic}",
+                conn.request_line()
+            );
+            conn.abort_on_close();
+            return;
+        }
         stats.count_close(CloseReason::Overflow);
         stats.count_requests_per_connection(conn.requests());
         log::debug!(

@@ -34,6 +34,7 @@ use crate::budget::Budget;
 use crate::close::CloseReason;
 use crate::config::Config;
 use crate::conn::{Conn, Next, Pool};
+use crate::contain;
 use crate::evict::EvictionQueues;
 use crate::http::session::{Phase, Timeouts};
 use crate::serve::{Responder, ServerView};
@@ -230,6 +231,7 @@ impl Server {
                 }
             }
 
+            crate::fault::worker_fault();
             self.expire(now);
             self.resume_admission(now);
             self.responder.flush_access_log();
@@ -288,16 +290,24 @@ impl Server {
         let before = conn.phase();
         let closing = self.shutdown_deadline.map(|_| CloseReason::Shutdown);
         let mut responder = (&mut self.responder, self.ledger.view(&self.wheel, closing));
-        let next = match step {
+        let (pool, timeouts) = (&mut self.pool, &self.timeouts);
+        // A panic while this connection moves closes this connection only
+        // (see crate::contain): nothing of the reactor's is updated until
+        // the drive returned.
+        let moved = contain::guarded(|| match step {
             Step::Ready {
                 readable,
                 writable,
                 read_closed,
             } => {
                 conn.ready(readable, writable, read_closed);
-                conn.drive(&mut responder, &mut self.pool, now)
+                conn.drive(&mut responder, pool, now)
             }
-            Step::Deadline => conn.on_deadline(&self.timeouts, &mut responder, &mut self.pool, now),
+            Step::Deadline => conn.on_deadline(timeouts, &mut responder, pool, now),
+        });
+        let next = match moved {
+            Ok(next) => next,
+            Err(panic) => return self.contained(key, before, panic),
         };
         if let Some(handshake) = conn.take_handshake() {
             self.ledger.stats.count_handshake(handshake);
@@ -319,6 +329,29 @@ impl Server {
                 self.evict.set(key, Some(class), since);
             }
         }
+    }
+
+    /// Connection `key` panicked while it moved (it was `before`, as the
+    /// gauges still count it): it closes, abortively (what it was sending
+    /// may be cut short), as `internal_error`, and goes without being
+    /// driven again or lending its buffers back; the tables read as if it
+    /// had closed normally. One log line says what and where.
+    fn contained(&mut self, key: usize, before: Phase, panic: contain::Panic) {
+        let Some(mut conn) = self.conns.try_remove(key) else {
+            return;
+        };
+        self.ledger.count(before, -1);
+        self.wheel.cancel(key);
+        self.evict.remove(key);
+        let stats = &mut self.ledger.stats;
+        stats.count_close(CloseReason::InternalError);
+        stats.count_requests_per_connection(conn.requests());
+        log::error!(
+            "{}: internal error, connection closed (internal_error) while answering \"{}\": {panic}",
+            conn.peer(),
+            conn.request_line()
+        );
+        conn.abort_on_close();
     }
 
     fn close(&mut self, key: usize, reason: CloseReason) {

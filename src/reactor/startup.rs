@@ -23,15 +23,17 @@ use crate::accesslog::Sink;
 use crate::budget::{self, Budget, BudgetError, Reserve};
 use crate::config::Config;
 use crate::conn::Pool;
+use crate::contain;
 use crate::evict::EvictionQueues;
 use crate::files::Root;
 use crate::memory::MemoryBound;
 use crate::serve::Responder;
 use crate::signals::SignalFd;
+use crate::stats::Shutdown;
 use crate::stats::{Gauges, Shared, Stats};
 use crate::systemd::Passed;
 use crate::tls::TlsSetup;
-use crate::wake::Alarm;
+use crate::wake::{Alarm, Wake};
 use crate::wheel::TimerWheel;
 
 /// Why the server could not start; `Display` gives it as one line.
@@ -430,21 +432,52 @@ fn log_listening(first: &Server, config: &Config, workers: usize) {
 }
 
 /// Runs every worker: the first on this thread, the others on their own,
-/// and waits for all of them.
+/// and waits for all of them. A worker that dies (a panic no connection
+/// contained, or an error of its poll) takes the whole server down
+/// gracefully and makes this an error, so that the process exits
+/// non-zero and its supervisor (systemd's `Restart=on-failure`) starts it
+/// again, rather than serving on with fewer workers.
 pub fn run_workers(servers: Vec<Server>) -> io::Result<()> {
+    let shared = match servers.first() {
+        Some(first) => Arc::clone(&first.ledger.shared),
+        None => return Ok(()),
+    };
+    let alarms: Vec<Arc<Alarm>> = servers.iter().map(|s| Arc::clone(&s.alarm)).collect();
+    let stop_all = move |worker: usize, why: &dyn std::fmt::Display| {
+        log::error!("worker {worker} died: {why}; shutting the server down");
+        shared.request_shutdown(Shutdown::Graceful);
+        for alarm in &alarms {
+            alarm.wake(Wake::Shutdown);
+        }
+    };
+    let run = move |mut server: Server| -> io::Result<()> {
+        let worker = server.ledger.worker;
+        match contain::guarded(|| server.run()) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => {
+                stop_all(worker, &e);
+                Err(e)
+            }
+            Err(panic) => {
+                stop_all(worker, &panic);
+                Err(io::Error::other(format!("worker {worker} panicked")))
+            }
+        }
+    };
     let mut servers = servers.into_iter();
-    let Some(mut first) = servers.next() else {
+    let Some(first) = servers.next() else {
         return Ok(());
     };
     let mut handles = Vec::new();
-    for mut server in servers {
+    for server in servers {
         let name = format!("holdline-w{}", server.ledger.worker);
+        let run = run.clone();
         let handle = std::thread::Builder::new()
             .name(name)
-            .spawn(move || server.run())?;
+            .spawn(move || run(server))?;
         handles.push(handle);
     }
-    let mut result = first.run();
+    let mut result = run(first);
     for handle in handles {
         match handle.join() {
             Ok(Ok(())) => {}

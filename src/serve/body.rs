@@ -286,10 +286,10 @@ impl BodySink<'_> {
         let body_start = out.len();
         out.resize(body_start + count as usize, 0);
         if let Err(e) = source.read_at(&mut out[body_start..], offset) {
-            log::warn!("reading {count} bytes of a file failed: {e}");
             out.truncate(head_start);
-            return Err(Status::InternalServerError);
+            return Err(super::disk::read_failed(&e));
         }
+        super::disk::read();
         Ok((rh.status, None))
     }
 
@@ -356,9 +356,8 @@ impl BodySink<'_> {
             let start = out.len();
             out.resize(start + (last - first + 1) as usize, 0);
             if let Err(e) = source.read_at(&mut out[start..], first) {
-                log::warn!("reading a byte range failed: {e}");
                 out.truncate(head_start);
-                return Err(Status::InternalServerError);
+                return Err(super::disk::read_failed(&e));
             }
         }
         push_close_delimiter(out);

@@ -25,6 +25,7 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError};
 use std::time::{Duration, Instant};
 
+use crate::contain;
 use crate::wake::{Alarm, Wake};
 
 use super::body::FileMeta;
@@ -93,6 +94,9 @@ pub struct Compressor {
     done: Receiver<Done>,
     /// Keys submitted and not done yet.
     pending: HashSet<Box<[u8]>>,
+    /// The thread is gone (it ended outside a job): compression is off,
+    /// said once.
+    gone: bool,
 }
 
 impl Compressor {
@@ -105,7 +109,20 @@ impl Compressor {
             .spawn(move || {
                 lower_priority();
                 for job in queued {
-                    let result = run(job);
+                    // A job that panics is dropped, its file left
+                    // uncompressed for this version (as one not worth
+                    // compressing): the thread goes on with the next.
+                    let (key, meta) = (job.key.clone(), job.meta);
+                    let result = contain::guarded(|| run(job)).unwrap_or_else(|panic| {
+                        let name = String::from_utf8_lossy(&key).into_owned();
+                        log::error!("compressor: {panic}; {name:?} stays uncompressed");
+                        Done {
+                            key,
+                            meta,
+                            body: None,
+                            took: Duration::ZERO,
+                        }
+                    });
                     if finished.send(result).is_err() {
                         break;
                     }
@@ -116,7 +133,22 @@ impl Compressor {
             jobs,
             done,
             pending: HashSet::new(),
+            gone: false,
         })
+    }
+
+    /// The thread is gone: nothing more will be compressed.
+    pub fn is_gone(&self) -> bool {
+        self.gone
+    }
+
+    fn lost(&mut self) {
+        if !self.gone {
+            self.gone = true;
+            log::error!(
+                "compressor: its thread is gone; files are served uncompressed from now on"
+            );
+        }
     }
 
     /// Whether `key` is queued or being compressed.
@@ -139,7 +171,7 @@ impl Compressor {
             }
             Err(TrySendError::Full(_)) => false,
             Err(TrySendError::Disconnected(_)) => {
-                log::warn!("compressor: the thread is gone");
+                self.lost();
                 false
             }
         }
@@ -152,7 +184,11 @@ impl Compressor {
                 self.pending.remove(&done.key);
                 Some(done)
             }
-            Err(TryRecvError::Empty | TryRecvError::Disconnected) => None,
+            Err(TryRecvError::Empty) => None,
+            Err(TryRecvError::Disconnected) => {
+                self.lost();
+                None
+            }
         }
     }
 }
@@ -176,6 +212,7 @@ fn lower_priority() {
 }
 
 fn run(job: Job) -> Done {
+    crate::fault::panic_at(crate::fault::Point::Compress, &job.key);
     let started = Instant::now();
     let body = read(&job).and_then(|bytes| {
         let compressed = compress(&bytes, job.coding);

@@ -7,7 +7,6 @@
 //! nor a symlink leaves ROOT.
 
 use std::fs::File;
-use std::io;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -15,8 +14,10 @@ use super::ServerView;
 use super::body::{FileMeta, FileRoute, FileSource};
 use super::cache::{Content, FileCache, Lookup};
 use super::compress::{self, OnTheFly};
+use super::disk;
 use super::route::Route;
 use super::settings::Settings;
+use crate::fault;
 use crate::files::{OpenFiles, Root, content_type};
 use crate::http::Status;
 use crate::http::request::RequestHead;
@@ -46,6 +47,9 @@ pub struct Files {
     /// ROOT's path could not be resolved at the last look (logged once
     /// until it can).
     root_lost: bool,
+    /// Opens refused for want of an fd since [`Files::take_fd_shortages`]
+    /// last took them, for the reactor's `open_emfile` counter.
+    fd_shortages: u64,
 }
 
 /// Whether a lookup may choose a representation compressed on the fly.
@@ -70,7 +74,14 @@ impl Files {
             cache_key: Vec::with_capacity(1024),
             compress_key: Vec::with_capacity(1024),
             root_lost: false,
+            fd_shortages: 0,
         }
+    }
+
+    /// Opens refused for want of an fd (EMFILE, ENFILE) since the last
+    /// call.
+    pub fn take_fd_shortages(&mut self) -> u64 {
+        std::mem::take(&mut self.fd_shortages)
     }
 
     /// Looks at ROOT's path again (see [`Root::follow`]): after a deploy
@@ -230,14 +241,17 @@ impl Files {
 
     /// Opens `self.path` beneath ROOT and reads its metadata.
     fn open(&mut self, allow_dir: bool) -> Result<(File, std::fs::Metadata), Status> {
-        let file = self
-            .root
-            .open_beneath(&self.path, &mut self.name)
-            .map_err(status_for)?;
-        let meta = file.metadata().map_err(|e| {
-            log::warn!("fstat failed: {e}");
-            Status::InternalServerError
-        })?;
+        fault::eio_at(fault::Point::Open, &self.path)
+            .map_err(|e| disk::open_failed(&e, &self.root))?;
+        let file = match self.root.open_beneath(&self.path, &mut self.name) {
+            Ok(file) => file,
+            Err(e) => {
+                self.fd_shortages += u64::from(disk::out_of_fds(&e));
+                return Err(disk::open_failed(&e, &self.root));
+            }
+        };
+        let meta = file.metadata().map_err(|e| disk::read_failed(&e))?;
+        disk::opened();
         if meta.is_dir() && !allow_dir {
             return Err(Status::NotFound);
         }
@@ -288,8 +302,11 @@ impl Files {
         };
         let content = if found.meta.len <= settings.small_file_bytes {
             let mut bytes = vec![0u8; found.meta.len as usize];
-            if std::os::unix::fs::FileExt::read_exact_at(file, &mut bytes, 0).is_err() {
-                return Route::File(found);
+            let read = fault::eio_at(fault::Point::Read, &self.path)
+                .and_then(|()| std::os::unix::fs::FileExt::read_exact_at(file, &mut bytes, 0));
+            match read {
+                Ok(()) => disk::read(),
+                Err(e) => return Route::Error(disk::read_failed(&e)),
             }
             Content::Bytes(bytes.into())
         } else if self.file_room(server) {
@@ -431,25 +448,5 @@ impl Files {
     /// Returns how many files it finished.
     pub fn take_compressed(&mut self) -> usize {
         self.compression.as_mut().map_or(0, |c| c.take_done())
-    }
-}
-
-/// The status for a failed open beneath ROOT.
-fn status_for(e: io::Error) -> Status {
-    match e.raw_os_error() {
-        // EXDEV: openat2 refused to leave ROOT (a symlink pointing out).
-        Some(libc::ENOENT | libc::ENOTDIR | libc::ELOOP | libc::EXDEV | libc::ENAMETOOLONG) => {
-            Status::NotFound
-        }
-        Some(libc::EACCES | libc::EPERM) => Status::Forbidden,
-        // Out of file descriptors: a transient condition, say so.
-        Some(libc::EMFILE | libc::ENFILE) => {
-            log::warn!("open failed: {e}: answering 503");
-            Status::ServiceUnavailable
-        }
-        _ => {
-            log::warn!("open failed: {e}");
-            Status::InternalServerError
-        }
     }
 }

@@ -42,6 +42,7 @@ mod body;
 mod cache;
 pub mod compress;
 pub mod compressor;
+mod disk;
 pub mod errors;
 mod file;
 mod listing;
@@ -248,6 +249,8 @@ impl Responder {
         server: &mut ServerView<'_>,
     ) -> Reply<FileBody> {
         server.stats.requests += 1;
+        crate::fault::panic_at(crate::fault::Point::Respond, head.target.as_bytes());
+        crate::fault::note_worker_fault(head.target.as_bytes());
         let reply_start = out.len();
         let Responder {
             settings,
@@ -260,10 +263,8 @@ impl Responder {
         } = self;
         let now = *now;
         let route = route(settings, files, head, facts.secure, server, now);
-        if matches!(route, Route::Error(Status::ServiceUnavailable)) {
-            // A file open failed with EMFILE/ENFILE.
-            server.stats.open_emfile += 1;
-        }
+        // File opens that failed with EMFILE/ENFILE (answered 503).
+        server.stats.open_emfile += files.take_fd_shortages();
         let success = !matches!(route, Route::Error(_));
         // RFC 9110 §10.1.1: ask for the body only when we will read it; a
         // refused request gets its final status and the connection closes,

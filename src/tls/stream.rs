@@ -46,6 +46,7 @@ impl Transport for Tls {
         let mut drained = false;
         loop {
             filled += self.records.take_plain(&mut buf[filled..]);
+            crate::fault::panic_at(crate::fault::Point::Tls, &buf[..filled]);
             if filled == buf.len() {
                 return Ok(filled);
             }

@@ -54,8 +54,23 @@ impl Server {
     }
 
     pub fn try_start(root: &Path, args: &[&str]) -> Result<Server, String> {
+        Server::try_start_env(root, args, &[])
+    }
+
+    /// [`Server::start`] with variables set in its environment (such as
+    /// `HOLDLINE_FAULTS`, the debug build's fault injector).
+    pub fn start_env(root: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
+        Server::try_start_env(root, args, env).expect("server should start")
+    }
+
+    pub fn try_start_env(
+        root: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Server, String> {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_holdline"));
         cmd.args(["--listen", "127.0.0.1:0"]).args(args).arg(root);
+        cmd.envs(env.iter().copied());
         Server::spawn(cmd)
     }
 

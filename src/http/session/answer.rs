@@ -131,6 +131,7 @@ impl<B> Answering<'_, B> {
         let (consumed, reading) = match parse_head(ex.input.bytes(), &limits) {
             HeadOutcome::Partial => return false,
             HeadOutcome::Complete(head) => {
+                crate::fault::panic_at(crate::fault::Point::Session, head.target.as_bytes());
                 let facts = |has_body| ConnFacts {
                     requests_before: requests,
                     has_body,

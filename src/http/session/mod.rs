@@ -277,6 +277,26 @@ impl<B> Session<B> {
         }
     }
 
+    /// The request line of what is being answered, as it came (at most
+    /// 256 bytes): the held head's, or the front of the input (a request
+    /// is consumed only once it is answered). For logging what a
+    /// contained panic interrupted.
+    pub fn request_line(&self) -> Option<&[u8]> {
+        let State::Busy(ex) = &self.state else {
+            return None;
+        };
+        let bytes = match &ex.reading {
+            Reading::HeldBody { head, .. } => &head.bytes[..],
+            _ => ex.input.bytes(),
+        };
+        let end = bytes
+            .iter()
+            .position(|&b| b == b'\r' || b == b'\n')
+            .unwrap_or(bytes.len())
+            .min(256);
+        (end > 0).then(|| &bytes[..end])
+    }
+
     /// The answer that said close, once its output is sent.
     pub fn close_after_output(&self) -> Option<CloseReason> {
         match &self.state {
