@@ -7,98 +7,18 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{
-    Listening, Server, Site, TempDir, assert_closes, get, get_with, peer_program, read_framed,
-    status_json, wait_until,
+    Listening, Pki, Server, Site, assert_closes, get, get_with, peer_program, read_framed,
+    status_json, tls_addr, wait_until,
 };
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+use rcgen::KeyPair;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, HandshakeKind, RootCertStore, StreamOwned};
-
-/// A test CA and the files of leaf certificates it signed.
-struct Pki {
-    dir: TempDir,
-    ca: CertifiedIssuer<'static, KeyPair>,
-}
-
-impl Pki {
-    fn new() -> Pki {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "holdline test CA");
-        let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
-        let dir = TempDir::new("pki");
-        dir.write("ca.pem", ca.pem());
-        Pki { dir, ca }
-    }
-
-    fn ca_path(&self) -> PathBuf {
-        self.dir.path().join("ca.pem")
-    }
-
-    /// Writes `NAME.crt` and `NAME.key` for a leaf valid for `names` with
-    /// common name `cn` (an ECDSA P-256 key); returns its DER.
-    fn leaf(&self, file: &str, cn: &str, names: &[&str]) -> CertificateDer<'static> {
-        self.leaf_with(file, cn, names, KeyPair::generate().unwrap())
-    }
-
-    /// [`Pki::leaf`] with the given key.
-    fn leaf_with(
-        &self,
-        file: &str,
-        cn: &str,
-        names: &[&str],
-        key: KeyPair,
-    ) -> CertificateDer<'static> {
-        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-        let mut params = CertificateParams::new(names).unwrap();
-        params.distinguished_name.push(DnType::CommonName, cn);
-        let cert = params.signed_by(&key, &self.ca).unwrap();
-        self.dir.write(&format!("{file}.crt"), cert.pem());
-        self.dir.write(&format!("{file}.key"), key.serialize_pem());
-        cert.der().clone()
-    }
-
-    fn cert(&self, file: &str) -> String {
-        self.path(&format!("{file}.crt"))
-    }
-
-    fn key(&self, file: &str) -> String {
-        self.path(&format!("{file}.key"))
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.dir.path().join(name).to_string_lossy().into_owned()
-    }
-
-    /// A rustls client that trusts the test CA and remembers sessions.
-    fn client(&self) -> Arc<ClientConfig> {
-        let mut roots = RootCertStore::empty();
-        roots.add(self.ca.der().clone()).unwrap();
-        let mut config = ClientConfig::builder()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        Arc::new(config)
-    }
-}
-
-/// The HTTPS address from the server's "listening on" line.
-fn tls_addr(server: &Server) -> SocketAddr {
-    let log = server.log_text();
-    log.split("https://")
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .and_then(|a| a.parse().ok())
-        .expect("an https:// listener in the log")
-}
 
 /// A server with a TLS listener for the leaf files `pairs` (made with
 /// [`Pki::leaf`]; the first is the default), the status page, and `extra`.

@@ -1,7 +1,8 @@
 //! The integration tests' one harness: start holdline on 127.0.0.1 with a
 //! port chosen by the kernel, as a child process or in this process
 //! (`server`); talk to it with raw sockets (`http`); read its counters
-//! from the status page (`status`); serve temp directories that are
+//! from the status page (`status`); make certificates (`pki`); serve
+//! temp directories that are
 //! removed afterwards; and wait on conditions with deadlines, never fixed
 //! sleeps.
 //!
@@ -10,10 +11,12 @@
 #![allow(dead_code, unused_imports)]
 
 mod http;
+mod pki;
 mod server;
 mod status;
 
 pub use http::*;
+pub use pki::*;
 pub use server::*;
 pub use status::*;
 
