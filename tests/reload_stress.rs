@@ -46,7 +46,7 @@ fn generation(k: u64, logs: &TempDir) -> String {
         [0, 1000][k as usize % 2],
         ["combined", "json", "common"][k as usize % 3],
     );
-    if k % 2 == 0 {
+    if k.is_multiple_of(2) {
         text.push_str("error-page = [\"404=/404.html\"]\n");
     }
     if k % 2 == 1 {
