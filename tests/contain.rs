@@ -236,3 +236,32 @@ fn a_worker_that_dies_ends_the_process_with_a_failure_status() {
         );
     }
 }
+
+/// ROOT made unreadable under the running server (a wrong `chmod`, a
+/// mount gone bad): 503 with `Retry-After`, one log line, and served
+/// again as soon as it is readable. As root the server runs as `nobody`,
+/// since root reads anything.
+#[test]
+fn an_unreadable_root_is_unavailable_not_forbidden() {
+    use std::os::unix::fs::PermissionsExt;
+    let site = Site::new();
+    let root = site.root();
+    // SAFETY: geteuid has no preconditions.
+    let as_root = unsafe { libc::geteuid() } == 0;
+    let args: &[&str] = if as_root { &["--user", "nobody"] } else { &[] };
+    let server = Server::start(&root, args);
+    let ask = || {
+        let mut s = server.connect();
+        exchange(&mut s, &get("/a.txt"))
+    };
+    assert_eq!(ask().status, 200);
+    std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o000)).unwrap();
+    // Files the cache holds are served from it until revalidated.
+    assert!(wait_until(Duration::from_secs(3), || ask().status == 503));
+    let r = ask();
+    assert!(r.head.contains("Retry-After: 1\r\n"), "{}", r.head);
+    std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert_eq!(ask().status, 200);
+    let log = server.log_text();
+    assert_eq!(log.matches("ROOT cannot be searched").count(), 1, "{log}");
+}
