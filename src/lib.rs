@@ -1,65 +1,76 @@
 //! # holdline: a tour
 //!
 //! holdline serves static files over HTTP/1.1 from **one thread** running
-//! **one epoll reactor** (one per worker with `--workers`, 9. below; the
-//! access log's writer and the compressors have threads of their own, off
-//! the request path). No async runtime: every piece of state is a plain
-//! struct, every wait is explicit, and every deadline lives in one place.
-//! Follow one request from `accept` to its last byte:
+//! **one epoll reactor** (one per worker with `--workers`; the access
+//! log's writer and the compressors have threads of their own, off the
+//! request path). No async runtime: every piece of state is a plain value,
+//! every wait is explicit, and every deadline lives in one place. The tour
+//! follows the code in the order it runs: start-up, then one request from
+//! `accept` to its last byte, then what happens around it.
 //!
 //! ```text
 //!            ┌─────────────────────── reactor (one thread) ─────────────────────────┐
 //! listener ─▶│ accept ─▶ admission (budget, evict) ─▶ slab[Token] = Conn            │
 //! signalfd ─▶│ events ─▶ Conn::drive: write ▸ close? ▸ answer ▸ read   (transport)   │
-//!            │                          Session: phases, deadlines    (sans-IO)     │
-//!            │                          Answerer ─▶ Responder: route, file, head     │
+//! alarm    ─▶│                  Session: Fresh│Idle│Busy(Exchange)│Closing (sans-IO) │
+//!            │                  (Responder, ServerView): route ▸ lookup ▸ head      │
 //!            │ tick   ─▶ TimerWheel::advance ─▶ expired ─▶ Conn::on_deadline        │
 //!            └──────────────────────────────────────────────────────────────────────┘
 //! phases:  Reading ─▶ Writing ─▶ Idle ─▶ Reading ...
 //!                         └──▶ Closing (linger) ─▶ gone
 //! ```
 //!
-//! 1. **The reactor** ([`reactor`]). At start, [`reactor::start`] computes
-//!    the fd budget (7. below), binds the listeners and builds one reactor
-//!    per worker (9.). A reactor owns the listeners, a [`slab::Slab`] of
-//!    connections (a connection's slab key is its mio `Token` and its timer
-//!    key), the [timer wheel](wheel), the [eviction queues](evict), a
-//!    [buffer pool](pool), the [counters](stats) and the [`serve::Responder`].
-//!    It sleeps in `epoll_wait` until a socket is ready or the wheel's next
-//!    due tick, never longer, never busy. Readiness is edge-triggered:
-//!    accept until WouldBlock, read and write until WouldBlock (or a short
-//!    read or write), retry on EINTR. SIGTERM/SIGINT (stop), SIGHUP
-//!    (reload) and SIGUSR1 (reopen the access log) arrive through a
-//!    [signalfd](signals) as one more token. A new connection is admitted
-//!    against the budget and read at once.
+//! 0. **Start-up.** [`config`] parses the command line and the `--config`
+//!    file through one table, [`config::OPTIONS`], into a
+//!    [`config::Config`]: a [`config::Fixed`] half (listeners, workers,
+//!    budgets, sizes: a restart changes them) and a [`config::Live`] half
+//!    (timeouts, limits, what responses carry: a SIGHUP swaps it whole).
+//!    [`reactor::start`] computes the fd budget (7.), binds the listeners
+//!    (or takes systemd's, [`systemd`]), loads the certificates, takes the
+//!    signals into a [signalfd](signals), starts the access log's writer,
+//!    builds one reactor per worker, gives up root ([`privileges`]), and
+//!    [`reactor::run_workers`] runs them.
+//!
+//! 1. **The reactor** ([`reactor`]: the loop; admission, lifecycle,
+//!    start-up and listeners in files of their own). A reactor owns the
+//!    listeners, a [`slab::Slab`] of connections (a connection's slab key
+//!    is its mio `Token` and its timer key), the [timer wheel](wheel), the
+//!    [eviction queues](evict), a [`pool`] of exchanges, the
+//!    [counters](stats) and the [`serve::Responder`]. It sleeps in
+//!    `epoll_wait` until a socket is ready or the wheel's next due tick,
+//!    never longer, never busy. Readiness is edge-triggered: accept until
+//!    WouldBlock, read and write until WouldBlock (or a short read or
+//!    write), retry on EINTR. Signals arrive as one more token; another
+//!    thread wakes a reactor through its [alarm](wake), which says why
+//!    (reload, shutdown, compressed results). A new connection is admitted
+//!    against the budget (7.) and read at once.
 //!
 //! 2. **The connection** ([`conn::Conn`]) moves bytes. On each readiness
-//!    event [`conn::Conn::drive`] writes what is pending (buffered bytes,
+//!    event [`conn::Conn::drive`] writes what is pending (buffered answers,
 //!    then a file range with sendfile), closes if the last answer said so
 //!    and is out (a lingering close: write side shut, input drained), lets
 //!    the session answer every complete request already buffered, and reads
-//!    more only when the session wants input; then it returns
-//!    [`conn::Next`]: stay open, or close with a reason. The phase is
-//!    settled once, at the end of a drive (a request answered and sent in
-//!    one drive takes an idle connection from Idle to Idle). It does all IO
+//!    more only when the session has room and wants input; then it returns
+//!    [`conn::Next`]: stay open, or close with a reason. It does all IO
 //!    through one small interface, the [`transport::Transport`]: plain TCP
 //!    ([`transport::Tcp`]) or TLS ([`tls::Tls`]: rustls records over the
 //!    same socket, file bodies read in 16 KiB chunks and encrypted), as a
-//!    [`stream::Stream`], without touching the session, admission or
-//!    the wheel. A TLS handshake runs under the header deadline and counts
-//!    as "fresh" for eviction; [`tls::TlsSetup`] holds the certificates
-//!    (chosen by SNI, reloaded on SIGHUP) and the resumption state.
+//!    [`stream::Stream`]. A TLS handshake runs under the header deadline and
+//!    counts as "fresh" for eviction; [`tls::TlsSetup`] holds the
+//!    certificates (chosen by SNI, reloaded on SIGHUP) and resumption.
 //!
 //! 3. **The session** ([`http::session::Session`]) is the connection's
-//!    HTTP state machine, sans-IO: the phase
-//!    ([`Reading`](http::session::Phase::Reading) a head or discarding a
-//!    body, [`Writing`](http::session::Phase::Writing) a response,
-//!    [`Idle`](http::session::Phase::Idle) between requests,
-//!    [`Closing`](http::session::Phase::Closing)), its one deadline, the
-//!    requests answered, and the close decision with its
-//!    [`CloseReason`](close::CloseReason). It takes bytes and an `Instant`
-//!    and never sees a socket: its tests run on made-up time, and the
-//!    pipeline fuzz target ([`fuzzing`]) drives it directly.
+//!    HTTP state, one value, sans-IO: Fresh (accepted, nothing read), Idle
+//!    (between requests) and Closing hold an `Instant` and no buffer; Busy
+//!    holds an [`Exchange`](http::session::Exchange) lent by the pool, whose
+//!    reading side (a head, a body being discarded, a chunked body with its
+//!    held head and the limits it was parsed under) and writing side
+//!    (unsent answers, a file body) are typed apart. The
+//!    [`Phase`](http::session::Phase) the counters and deadlines use is
+//!    derived from it; a close carries one [`CloseReason`](close::CloseReason).
+//!    It takes bytes and an `Instant` and never sees a socket: its tests
+//!    run on made-up time, and the pipeline fuzz targets ([`fuzzing`])
+//!    drive it directly, reloads included.
 //!
 //! 4. **The HTTP core** ([`http`]) is plain functions over bytes, called
 //!    by the session ([parse a head](http::parse_head), frame a
@@ -70,19 +81,22 @@
 //!    path, and [encode a response head](http::response::encode_head).
 //!
 //! 5. **Responding** ([`serve`]): the session calls its
-//!    [`Respond`](http::session::Respond) seam, a
-//!    [`Responder`](serve::Responder) (settings, ROOT, caches) paired with
-//!    a [`ServerView`](serve::ServerView) of the reactor's counters lent
-//!    for the call. It routes the request to a file beneath ROOT ([`files`]:
-//!    `openat2(RESOLVE_BENEATH)`, so neither `..` nor a symlink leaves
-//!    ROOT) and writes the head, plus the body when it is small, into the
-//!    connection's output buffer; larger bodies leave with `sendfile(2)`.
-//!    Text is compressed on the fly ([`serve::compress`]): once per file
-//!    version and coding (br, gzip), never on the reactor thread but by a
-//!    [compressor](serve::compressor) thread whose results come back
-//!    through the worker's `mio::Waker`; meanwhile the file goes out as
-//!    it is, and afterwards every client that accepts the coding gets it
-//!    from a cache bounded in bytes.
+//!    [`Respond`](http::session::Respond) seam, implemented by the
+//!    [`Responder`](serve::Responder) paired with a
+//!    [`ServerView`](serve::ServerView) of the reactor's counters lent for
+//!    the call. A request is routed to a [`Route`](serve::route::Route)
+//!    whose variant carries its data; a file is looked up beneath ROOT
+//!    ([`serve::lookup`] and [`files`]: `openat2(RESOLVE_BENEATH)`, so
+//!    neither `..` nor a symlink leaves ROOT) through the file cache, and
+//!    its head, plus the body when it is small, is written into the
+//!    exchange's output; larger bodies leave with `sendfile(2)`. Text is
+//!    compressed once per file version and coding off the reactor
+//!    ([`serve::compress`], [`serve::compressor`]). What a configuration
+//!    says responses carry is one value ([`serve::settings`]), swapped
+//!    whole by a reload. [`status`] renders the counters (nginx's
+//!    stub_status, Prometheus, JSON, a live page); [`accesslog`] formats a
+//!    line per request into a per-worker buffer that a writer thread
+//!    writes, so the reactor never waits for a disk.
 //!
 //! 6. **Deadlines** ([`wheel`]): after each drive the reactor files the
 //!    connection's one deadline (header timeout while Reading, send
@@ -105,35 +119,34 @@
 //!    a slot and closed; EMFILE pauses accept instead of spinning. Memory
 //!    is bounded per connection, so the heap has a bound that is a formula
 //!    of the limits ([`memory::MemoryBound`], logged at start): no body
-//!    past `--small-file-bytes` is built in a connection's buffers (multipart ranges are
-//!    streamed part by part with sendfile, listings are capped). [`status`]
-//!    serves the counters (nginx stub_status text, or Prometheus).
+//!    past `--small-file-bytes` is built in a connection's buffers
+//!    (multipart ranges are streamed part by part, listings are capped).
 //!
-//! 8. **The hot path**: an idle connection is a 96-byte [`conn::Conn`]; its
-//!    buffers ([`http::session::Exchange`]) come from the [`pool`] while it works. Small
-//!    files are served from a cache revalidated like nginx's
-//!    `open_file_cache`, so a keep-alive request costs one `recv` and one
-//!    `send` and no heap allocation (`tests/alloc.rs` counts them).
+//! 8. **The hot path**: an idle connection is a 96-byte [`conn::Conn`];
+//!    its exchange comes from the [`pool`] while it works. Small files are
+//!    served from a cache revalidated like nginx's `open_file_cache`, so a
+//!    keep-alive request costs one `recv` and one `send` and no heap
+//!    allocation (`tests/alloc.rs` counts them).
 //!
 //! 9. **Workers**: `--workers N` runs N such reactors on N threads, each
 //!    with its own SO_REUSEPORT listeners, slab, wheel and share of the fd
 //!    budget; they share only atomic counters and the shutdown state
-//!    ([`stats::Shared`]), a reloaded configuration, the TLS setup and the
-//!    access log's writer. [`reactor::start`] builds them, [`reactor::run_workers`]
-//!    runs them.
+//!    ([`stats::Shared`]), the live configuration a reload publishes, the
+//!    TLS setup and the access log's writer.
 //!
-//! Configuration ([`config`]) has one table of options, [`config::OPTIONS`]:
-//! the command line and the `--config` TOML file are parsed through it,
-//! `--help` is printed from it, README's table is checked against it, and
-//! it says which options a SIGHUP reload may change. On SIGHUP worker 0
-//! reads the file again, merges it with [`config::Config::live_update`]
-//! (restart-only options keep their running values), and hands the result
-//! to every worker, which applies it to its timeouts and its responder;
-//! connections stay open. The [`accesslog`] formats a line per request
-//! into a per-worker buffer and hands it, once per loop turn, to a writer
-//! thread, so the reactor never waits for a disk. Operations: [`systemd`]
-//! (readiness notifications, socket activation) and [`privileges`]
-//! (`--user`, giving up root once bound).
+//! 10. **Around the requests** (`reactor/lifecycle.rs`): on SIGHUP worker 0
+//!     reads the file again, [`config::Config::live_update`] keeps the
+//!     running `Fixed` half and takes the file's `Live` one, and every
+//!     worker applies it to its timeouts and its responder; connections
+//!     stay open, and what one is in the middle of keeps the limits it was
+//!     accepted under. ROOT's path is looked at again then and once per
+//!     `--file-cache-valid`, to follow a deploy that flips it
+//!     ([`files::Root::follow`]). SIGTERM drains gracefully.
+//!
+//! 11. **When something fails**: a panic while a connection moves is
+//!     contained to it ([`contain`]: it closes as `internal_error`); a
+//!     failing disk is answered with a precise status and logged once per
+//!     episode ([`episode`]); debug builds can inject both ([`fault`]).
 
 pub mod accesslog;
 pub mod budget;

@@ -94,6 +94,7 @@ fn a_flipped_symlink_root_serves_the_new_release_and_downloads_keep_theirs() {
     );
     let seen_after = flipped.elapsed();
     assert!(seen_after < Duration::from_millis(1500), "{seen_after:?}");
+    eprintln!("deploy: the flip was served {seen_after:?} after it, 100 downloads under way");
     let mut s = server.connect();
     let r = exchange(&mut s, &get("/big.bin"));
     assert!(
