@@ -441,6 +441,27 @@ impl<B> Session<B> {
         }
     }
 
+    /// What a reply may need to know of this connection.
+    fn facts(&self, peer: SocketAddr, requests_before: u32, has_body: bool) -> ConnFacts {
+        let started = match &self.state {
+            State::Busy(ex) => match ex.reading {
+                Reading::Head { started } => started,
+                _ => ex.out.last_progress,
+            },
+            _ => self.since(),
+        };
+        ConnFacts {
+            requests_before,
+            has_body,
+            peer,
+            secure: self.secure,
+            started,
+        }
+    }
+}
+
+/// Deadlines: one per state, and what happens when it passes.
+impl<B> Session<B> {
     /// The instant the current state times out.
     pub fn deadline(&self, t: &Timeouts) -> Instant {
         match &self.state {
@@ -492,24 +513,6 @@ impl<B> Session<B> {
                 Reading::Done { .. } => Expired::Close(CloseReason::SendTimeout),
                 _ => Expired::Close(CloseReason::HeaderTimeout),
             },
-        }
-    }
-
-    /// What a reply may need to know of this connection.
-    fn facts(&self, peer: SocketAddr, requests_before: u32, has_body: bool) -> ConnFacts {
-        let started = match &self.state {
-            State::Busy(ex) => match ex.reading {
-                Reading::Head { started } => started,
-                _ => ex.out.last_progress,
-            },
-            _ => self.since(),
-        };
-        ConnFacts {
-            requests_before,
-            has_body,
-            peer,
-            secure: self.secure,
-            started,
         }
     }
 }
