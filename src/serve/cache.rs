@@ -234,6 +234,33 @@ impl FileCache {
 mod tests {
     use super::*;
 
+    /// Inserts `content` under `key`, served as `served`, of one
+    /// content type, without coding.
+    fn put(
+        cache: &mut FileCache,
+        key: &[u8],
+        content: Content,
+        served: &[u8],
+        content_type: &'static str,
+        charset: bool,
+        now: Instant,
+    ) {
+        let meta = meta(1);
+        let (encoding, vary, compressible) = (None, false, false);
+        cache.insert(
+            key,
+            content,
+            meta,
+            served,
+            content_type,
+            charset,
+            encoding,
+            vary,
+            compressible,
+            now,
+        );
+    }
+
     fn meta(len: u64) -> FileMeta {
         FileMeta {
             ino: 1,
@@ -247,16 +274,13 @@ mod tests {
     fn fresh_then_stale_then_revalidated() {
         let t0 = Instant::now();
         let mut cache = FileCache::new(2, Duration::from_secs(1));
-        cache.insert(
+        put(
+            &mut cache,
             b"a",
             Content::Bytes(Arc::from(&b"A"[..])),
-            meta(1),
             b"a",
             "text/plain",
             true,
-            None,
-            false,
-            false,
             t0,
         );
         assert!(matches!(cache.lookup(b"a", t0), Lookup::Fresh(_)));
@@ -272,16 +296,13 @@ mod tests {
         let t0 = Instant::now();
         let mut cache = FileCache::new(2, Duration::from_secs(1));
         for key in [&b"a"[..], b"b", b"c"] {
-            cache.insert(
+            put(
+                &mut cache,
                 key,
                 Content::Bytes(Arc::from(key)),
-                meta(1),
                 key,
                 "text/plain",
                 true,
-                None,
-                false,
-                false,
                 t0,
             );
         }
@@ -289,15 +310,12 @@ mod tests {
         assert!(matches!(cache.lookup(b"c", t0), Lookup::Fresh(_)));
         cache.remove(b"c");
         for i in 0..10u8 {
-            cache.insert(
+            put(
+                &mut cache,
                 &[i],
                 Content::Bytes(Arc::from(&[i][..])),
-                meta(1),
                 &[i],
                 "x",
-                false,
-                None,
-                false,
                 false,
                 t0,
             );
@@ -321,18 +339,7 @@ mod tests {
             (&b"busy"[..], Arc::clone(&in_use)),
             (b"free", open_files.adopt(open())),
         ] {
-            cache.insert(
-                key,
-                Content::Fd(file),
-                meta(1),
-                key,
-                "x",
-                false,
-                None,
-                false,
-                false,
-                t0,
-            );
+            put(&mut cache, key, Content::Fd(file), key, "x", false, t0);
         }
         assert_eq!((cache.fd_entries(), open_files.count()), (2, 2));
         // The unused one goes; the one a response holds stays.
@@ -355,27 +362,21 @@ mod tests {
         assert_eq!((cache.fd_entries(), open_files.count()), (0, 0));
         // Pushed out by newer entries, an fd entry leaves its list too.
         let mut small = FileCache::new(1, Duration::from_secs(1));
-        small.insert(
+        put(
+            &mut small,
             b"a",
             Content::Fd(open_files.adopt(open())),
-            meta(1),
             b"a",
             "x",
-            false,
-            None,
-            false,
             false,
             t0,
         );
-        small.insert(
+        put(
+            &mut small,
             b"b",
             Content::Bytes(Arc::from(&b"b"[..])),
-            meta(1),
             b"b",
             "x",
-            false,
-            None,
-            false,
             false,
             t0,
         );

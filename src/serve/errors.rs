@@ -108,6 +108,19 @@ pub(super) fn encode_generated<'a>(
     }
 }
 
+/// Encodes the redirect `rh` to `location` with the status's short text
+/// body; returns its status.
+pub(super) fn redirect<'a>(
+    out: &mut Vec<u8>,
+    mut rh: ResponseHead<'a>,
+    location: &'a [u8],
+    is_head: bool,
+) -> Status {
+    rh.location = Some(location);
+    encode_error_body(out, &mut rh, is_head);
+    rh.status
+}
+
 /// Encodes `rh` with the status's short text body (omitted for HEAD).
 pub(super) fn encode_error_body(out: &mut Vec<u8>, rh: &mut ResponseHead<'_>, is_head: bool) {
     let body = rh.status.error_body();

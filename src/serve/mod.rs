@@ -326,19 +326,23 @@ impl Responder {
                 location.extend_from_slice(path.as_bytes());
                 location.push(b'/');
                 location.extend_from_slice(query.as_bytes());
-                let status = Status::MovedPermanently;
-                let mut rh = ResponseHead::with_extra(status, date_now, extra, persistence);
-                rh.location = Some(location);
-                errors::encode_error_body(out, &mut rh, is_head);
-                (status, None)
+                let rh = ResponseHead::with_extra(
+                    Status::MovedPermanently,
+                    date_now,
+                    extra,
+                    persistence,
+                );
+                (errors::redirect(out, rh, location, is_head), None)
             }
             Route::Https(url) => {
                 url.write(location);
-                let status = Status::PermanentRedirect;
-                let mut rh = ResponseHead::with_extra(status, date_now, extra, persistence);
-                rh.location = Some(location);
-                errors::encode_error_body(out, &mut rh, is_head);
-                (status, None)
+                let rh = ResponseHead::with_extra(
+                    Status::PermanentRedirect,
+                    date_now,
+                    extra,
+                    persistence,
+                );
+                (errors::redirect(out, rh, location, is_head), None)
             }
             Route::Status(format) => {
                 let report = status::Report {
