@@ -1,6 +1,6 @@
 //! One connection: a [`Session`] (its HTTP state, sans-IO) over a
-//! [`Transport`] (its socket), with buffers from the [`BufPool`] while it
-//! works.
+//! [`Transport`] (its socket), with an exchange (buffers and the request
+//! in flight) from the [`ExchangePool`] while it works.
 //!
 //! [`Conn::drive`] is called after every readiness event. It runs the
 //! session's events in the order that keeps a connection moving: write
@@ -25,7 +25,7 @@ use std::time::Instant;
 use crate::close::CloseReason;
 use crate::evict::Class;
 use crate::http::session::{Expired, Out, Phase, Respond, Session, Timeouts};
-use crate::pool::BufPool;
+use crate::pool::ExchangePool;
 use crate::serve::{BodySource, FileBody};
 use crate::stream::Stream;
 use crate::transport::{Handshake, Transport, close_reason, interrupted, would_block};
@@ -43,7 +43,7 @@ pub enum Next {
 }
 
 /// The pool of exchanges a reactor lends its connections.
-pub type Pool = BufPool<FileBody>;
+pub type Pool = ExchangePool<FileBody>;
 
 pub struct Conn<T = Stream> {
     transport: T,
@@ -374,7 +374,7 @@ fn send_out<T: Transport>(
                 BodySource::File(open) => transport.send_file(open.file(), body.offset, wanted),
                 // Compressed bytes: the cache's, shared, never copied
                 // whole into the output buffer.
-                BodySource::Memory(bytes) => {
+                BodySource::Compressed(bytes) => {
                     let start = body.offset as usize;
                     match bytes.get(start..start + wanted) {
                         Some(range) => transport.write(range),

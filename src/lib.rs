@@ -55,9 +55,11 @@
 //!    through one small interface, the [`transport::Transport`]: plain TCP
 //!    ([`transport::Tcp`]) or TLS ([`tls::Tls`]: rustls records over the
 //!    same socket, file bodies read in 16 KiB chunks and encrypted), as a
-//!    [`stream::Stream`]. A TLS handshake runs under the header deadline and
-//!    counts as "fresh" for eviction; [`tls::TlsSetup`] holds the
-//!    certificates (chosen by SNI, reloaded on SIGHUP) and resumption.
+//!    [`stream::Stream`]. A TLS handshake runs inside the transport's
+//!    reads: the session stays Fresh (3.), under the header deadline and
+//!    "fresh" for eviction, until plaintext arrives; [`tls::TlsSetup`]
+//!    holds the certificates (chosen by SNI, reloaded on SIGHUP) and
+//!    resumption.
 //!
 //! 3. **The session** ([`http::session::Session`]) is the connection's
 //!    HTTP state, one value, sans-IO: Fresh (accepted, nothing read), Idle
@@ -138,8 +140,10 @@
 //!     reads the file again, [`config::Config::live_update`] keeps the
 //!     running `Fixed` half and takes the file's `Live` one, and every
 //!     worker applies it to its timeouts and its responder; connections
-//!     stay open, and what one is in the middle of keeps the limits it was
-//!     accepted under. ROOT's path is looked at again then and once per
+//!     stay open, deadlines take the new timeouts as they are filed, and
+//!     a request already parsed keeps the limits it was parsed under (a
+//!     head still arriving is judged by the new ones). ROOT's path is
+//!     looked at again then and once per
 //!     `--file-cache-valid`, to follow a deploy that flips it
 //!     ([`files::Root::follow`]). SIGTERM drains gracefully.
 //!

@@ -8,7 +8,7 @@ use crate::http::session::Exchange;
 /// Input buffers have one fixed size (`--max-header-bytes`): a request
 /// head must fit in one. Output buffers grow as needed; very large ones are
 /// dropped instead of kept, so one big pipelined burst does not pin memory.
-pub struct BufPool<B> {
+pub struct ExchangePool<B> {
     input_size: usize,
     // Boxed on purpose: a connection holds the Box, so lending and
     // returning moves one pointer, not the whole struct.
@@ -21,9 +21,9 @@ pub struct BufPool<B> {
 /// The largest output buffer returned to the pool.
 const MAX_POOLED_OUTPUT: usize = 256 * 1024;
 
-impl<B> BufPool<B> {
-    pub fn new(input_size: usize, keep: usize) -> BufPool<B> {
-        BufPool {
+impl<B> ExchangePool<B> {
+    pub fn new(input_size: usize, keep: usize) -> ExchangePool<B> {
+        ExchangePool {
             input_size,
             spare: Vec::new(),
             keep,
@@ -58,13 +58,13 @@ mod tests {
 
     #[test]
     fn the_pool_keeps_at_most_keep_sets_and_no_big_outputs() {
-        let mut pool = BufPool::<()>::new(8, 2);
+        let mut pool = ExchangePool::<()>::new(8, 2);
         let taken: Vec<_> = (0..3).map(|_| pool.take()).collect();
         for exchange in taken {
             pool.put(exchange);
         }
         assert_eq!(pool.spare(), 2, "at most `keep`");
-        let mut pool = BufPool::<()>::new(8, 2);
+        let mut pool = ExchangePool::<()>::new(8, 2);
         let mut big = pool.take();
         big.out.buf.reserve(MAX_POOLED_OUTPUT + 1);
         pool.put(big);
@@ -77,7 +77,7 @@ mod tests {
 
     #[test]
     fn a_returned_exchange_comes_back_empty() {
-        let mut pool = BufPool::<u8>::new(8, 4);
+        let mut pool = ExchangePool::<u8>::new(8, 4);
         let mut exchange = pool.take();
         exchange.out.buf.extend_from_slice(b"left over");
         exchange.out.pos = 4;

@@ -11,6 +11,16 @@
 //! `tls/records.rs` (rustls's unbuffered state machine over those
 //! buffers), `tls/stream.rs` (the `Transport` on top, over the socket).
 //!
+//! The handshake happens inside the transport's reads: the connection
+//! asks to read (the session lends it an exchange, see
+//! [`crate::http::session`]), `Tls::read` feeds the socket's bytes to
+//! rustls and queues its flights as pending output, and says WouldBlock
+//! until plaintext comes. The session, having received nothing, gives the
+//! exchange back and stays Fresh: the handshake runs under the header
+//! deadline from accept, and counts as "fresh" for eviction. Handshake
+//! flights waiting for the socket are not a response (`Conn::settle`
+//! leaves them out), so they do not move the connection to Writing.
+//!
 //! Resumption: TLS 1.3 tickets from rustls's rotating ticketer (a new key
 //! every 6 hours, the previous one still accepted), which survive a
 //! certificate reload because the ticketer is not replaced; TLS 1.2 clients

@@ -13,7 +13,9 @@ use std::sync::atomic::{AtomicU8, Ordering};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub enum Wake {
-    /// Worker 0 published a reloaded configuration.
+    /// Worker 0 took a SIGHUP: look at ROOT again, and take the live
+    /// options it published, if it published any (every SIGHUP wakes the
+    /// others, a failed reload or none without `--config` included).
     Reload = 1,
     /// Graceful (or immediate) shutdown was asked for.
     Shutdown = 2,

@@ -113,8 +113,9 @@ pub struct Fixed {
 
 /// The options a SIGHUP reload applies in every worker: deadlines from
 /// the next one filed, limits from the next request parsed, responses
-/// from the next one answered. What a connection was accepted under
-/// (a held head, a body being read) keeps the limits it was judged by.
+/// from the next one answered. A request already parsed keeps the limits
+/// it was parsed under (a chunked body's held head, a body being read);
+/// a head still arriving is judged, when complete, by the new ones.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Live {
     pub keepalive_timeout: Duration,

@@ -197,9 +197,14 @@ impl Server {
         }
     }
 
-    /// Applies reloaded live options: deadlines of connections from now
-    /// on, and what answers requests. Open connections stay open; what
-    /// one is in the middle of keeps the limits it was accepted under.
+    /// Applies reloaded live options: what answers requests, and the
+    /// timeouts of every deadline filed from now on (a connection's, at its
+    /// next step; an idle one whose keep-alive was shortened keeps its
+    /// longer deadline until the wheel reaches it, then is judged by the
+    /// new timeout). Open connections stay open; a request already parsed
+    /// keeps the limits it was parsed under (a chunked body's held head, a
+    /// body's `--max-body-bytes`), a head still arriving is judged, when
+    /// complete, under the limits then in force.
     fn reconfigure(&mut self, live: &Live) {
         self.config.live = live.clone();
         self.timeouts = live.timeouts();

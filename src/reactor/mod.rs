@@ -13,7 +13,9 @@
 //!    eviction class at once (`Server::step`);
 //! 3. advance the wheel and hand each expired connection its deadline
 //!    (through the same `step`);
-//! 4. housekeeping: retry blocked admission, sweep unused cached file fds,
+//! 4. housekeeping: retry blocked admission, hand the access-log lines to
+//!    the writer, once per `--file-cache-valid` look at ROOT's path again
+//!    (a deploy may have flipped it) and sweep unused cached file fds,
 //!    publish counters for other workers, follow a graceful shutdown.
 //!
 //! The folder: this file is the loop; `admission.rs` lets connections in
@@ -70,6 +72,7 @@ const LISTENER_BASE: usize = usize::MAX - 1024;
 pub struct Server {
     poll: Poll,
     listeners: Vec<Listener>,
+    /// The signalfd: worker 0's only (it wakes the others).
     signals: Option<SignalFd>,
     conns: Slab<Conn>,
     /// Certificates and rustls configuration, when a listener is TLS.

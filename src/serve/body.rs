@@ -56,7 +56,7 @@ pub enum BodySource {
     /// A shared fd, with sendfile(2).
     File(Arc<OpenFile>),
     /// Bytes compressed once and shared with the compression cache.
-    Memory(Arc<[u8]>),
+    Compressed(Arc<[u8]>),
 }
 
 #[derive(Debug)]
@@ -251,7 +251,7 @@ impl BodySink<'_> {
                 Some(open_files) => Ok(BodySource::File(open_files.adopt(file))),
                 None => Err(Status::ServiceUnavailable),
             },
-            FileSource::Compressed(bytes) => Ok(BodySource::Memory(bytes)),
+            FileSource::Compressed(bytes) => Ok(BodySource::Compressed(bytes)),
             FileSource::Memory(_) => unreachable!("memory sources are sent in memory"),
         }
     }

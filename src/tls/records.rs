@@ -19,8 +19,8 @@ use rustls::{HandshakeKind, ProtocolVersion};
 use super::buffers::{Buffers, Bufs, RECORD_BYTES};
 use crate::transport::{Handshake, interrupted, would_block};
 
-/// The most plaintext encrypted at once per connection while earlier
-/// records wait for the socket: two full records, so a stalled reader
+/// The most plaintext encrypted in one call: two full records. Writes
+/// encrypt only once the records before them are out, so a stalled reader
 /// costs at most this much (encrypted) beside its socket buffer.
 pub const SEND_BUFFER_LIMIT: usize = 32 * 1024;
 

@@ -6,16 +6,24 @@
 //!            accept
 //!              │
 //!              ▼
-//!            Fresh ──(first bytes)──┐
-//!                                   ▼
+//!            Fresh ◀──(nothing read yet: a TLS handshake's reads, an
+//!              │       empty read; buffers back to the pool)──┐
+//!              │ (room to read: an exchange is lent)          │
+//!              ▼                                              │
 //!   ┌──────▶ Busy(Exchange): reading a head or a body │ writing answers
 //!   │          │                      (both at once when a body arrives
 //!   │          │                       while its answer leaves)
 //!   │          └──(nothing in flight: buffers back to the pool)──▶ Idle
-//!   └──────────────────────(first byte of the next head)─────────── Idle
+//!   └───────────────────────────(room to read again)──────────────── Idle
 //!
 //!   Busy ──(an answer said close, its output sent)──▶ Closing (linger) ──▶ gone
 //! ```
+//!
+//! An exchange is lent when the connection is given room to read, before
+//! any byte arrives; a read that brings none of a request (a TLS
+//! handshake runs inside the transport's reads) gives it back, and the
+//! connection is Fresh again, still under the header deadline that ran
+//! from accept.
 //!
 //! The whole state is one value, a [`Session`]: its state carries
 //! what each phase needs and nothing else. A connection without a request
@@ -31,7 +39,7 @@
 //! `Instant` (smoltcp's sockets are the model): room to read into
 //! ([`input_room`]) and bytes [`received`], [`answer`] what is buffered,
 //! output [`progressed`], [`settle`] once the connection moved what it
-//! could, a [`deadline`] passed. The connection (`crate::conn`) moves the
+//! could, the [`deadline`] [passed](Session::on_deadline). The connection (`crate::conn`) moves the
 //! bytes between the socket and the exchange and reports what happened;
 //! the session never sees a socket, so its tests run on made-up time and
 //! the pipeline fuzz target drives this very code.
@@ -41,7 +49,7 @@
 //! [`answer`]: Session::answer
 //! [`progressed`]: Session::progressed
 //! [`settle`]: Session::settle
-//! [`deadline`]: Session::on_deadline
+//! [`deadline`]: Session::deadline
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -234,8 +242,9 @@ impl<B> Session<B> {
 
     /// When the current phase began or last made progress: accept or the
     /// head's first byte while reading a head, the end of its head while
-    /// reading a body, the last write progress while writing, the end of the last response while idle, the start of
-    /// the linger while closing.
+    /// reading a body, the last write progress while writing, the end of
+    /// the last response while idle, the start of the linger while
+    /// closing.
     pub fn since(&self) -> Instant {
         match &self.state {
             State::Fresh { accepted } => *accepted,
