@@ -374,7 +374,7 @@ fn send_out<T: Transport>(
                 BodySource::File(open) => transport.send_file(open.file(), body.offset, wanted),
                 // Compressed bytes: the cache's, shared, never copied
                 // whole into the output buffer.
-                BodySource::Compressed(bytes) => {
+                BodySource::Bytes(bytes) => {
                     let start = body.offset as usize;
                     match bytes.get(start..start + wanted) {
                         Some(range) => transport.write(range),

@@ -1,5 +1,10 @@
 //! The `holdline` binary: parse the command line, set up logging, run.
+//!
+//! What it prints goes through [`say`], which ignores a failed write:
+//! `print!` panics when standard output is a closed pipe
+//! (`holdline --help | head -1`).
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use holdline::config::{Command, help_text, parse_args};
@@ -9,15 +14,21 @@ fn main() -> ExitCode {
     let config = match parse_args(std::env::args_os().skip(1)) {
         Ok(Command::Serve(config)) => *config,
         Ok(Command::Help) => {
-            print!("{}", help_text());
+            say(std::io::stdout(), format_args!("{}", help_text()));
             return ExitCode::SUCCESS;
         }
         Ok(Command::Version) => {
-            println!("holdline {}", env!("CARGO_PKG_VERSION"));
+            say(
+                std::io::stdout(),
+                format_args!("holdline {}\n", env!("CARGO_PKG_VERSION")),
+            );
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            eprintln!("holdline: error: {e} (see --help)");
+            say(
+                std::io::stderr(),
+                format_args!("holdline: error: {e} (see --help)\n"),
+            );
             return ExitCode::from(2);
         }
     };
@@ -25,15 +36,21 @@ fn main() -> ExitCode {
     let servers = match start(config) {
         Ok(servers) => servers,
         Err(e) => {
-            eprintln!("holdline: error: {e}");
+            say(std::io::stderr(), format_args!("holdline: error: {e}\n"));
             return ExitCode::from(1);
         }
     };
     match run_workers(servers) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("holdline: error: {e}");
+            say(std::io::stderr(), format_args!("holdline: error: {e}\n"));
             ExitCode::from(1)
         }
     }
+}
+
+/// Writes `text` to `out`; a reader that went away is not an error worth
+/// more than the exit status.
+fn say(mut out: impl Write, text: std::fmt::Arguments<'_>) {
+    let _ = out.write_fmt(text);
 }

@@ -125,51 +125,60 @@ pub struct MemoryBound {
 
 impl MemoryBound {
     /// The bound for `config` with `connections` admitted at most.
+    ///
+    /// Every sum and product saturates: a limit no machine could meet
+    /// (`--max-uri-bytes 18446744073709551615` is a valid value) makes the
+    /// bound read as `usize::MAX`, not wrap to a small number or panic on
+    /// a reload that logs it.
     pub fn compute(config: &Config, connections: usize) -> MemoryBound {
-        let head = HEAD_BYTES
-            + config.live.max_uri_bytes
-            + config.live.cache_control.as_ref().map_or(0, String::len)
-            + config
-                .live
-                .headers
-                .iter()
-                .map(|h| h.len() + 2)
-                .sum::<usize>();
-        let file_reply =
-            config.fixed.small_file_bytes as usize + MAX_RANGES * PART_FRAMING_BYTES + 64;
-        let generated = if config.live.listing {
-            MAX_GENERATED_BYTES
-        } else {
-            0
-        };
-        let largest_reply = head + file_reply.max(generated).max(STATUS_PAGE_BYTES);
-        let output = (2 * (OUTPUT_CAP + largest_reply)).max(4096);
+        let (fixed, live) = (&config.fixed, &config.live);
+        let small_file_bytes = usize::try_from(fixed.small_file_bytes).unwrap_or(usize::MAX);
+        let workers = fixed.workers.max(1);
+        let head = sum([
+            HEAD_BYTES,
+            live.max_uri_bytes,
+            live.cache_control.as_ref().map_or(0, String::len),
+            live.headers.iter().map(|h| h.len() + 2).sum::<usize>(),
+        ]);
+        let file_reply = sum([small_file_bytes, MAX_RANGES * PART_FRAMING_BYTES, 64]);
+        let generated = if live.listing { MAX_GENERATED_BYTES } else { 0 };
+        let largest_reply = sum([head, file_reply.max(generated).max(STATUS_PAGE_BYTES)]);
+        let output = times(2, sum([OUTPUT_CAP, largest_reply])).max(4096);
         // Input, and a head held while its chunked body is read: each at
         // most --max-header-bytes.
-        let work = std::mem::size_of::<Work>() + 2 * config.fixed.max_header_bytes + output;
+        let work = sum([
+            std::mem::size_of::<Work>(),
+            times(2, fixed.max_header_bytes),
+            output,
+        ]);
         let tables = std::mem::size_of::<Conn>() + TABLE_LINK_BYTES;
         // A cached file: its bytes, its key and served path (each up to a
         // decoded target), and the key again in the eviction order.
-        let cache_entry =
-            config.fixed.small_file_bytes as usize + 4 * (config.live.max_uri_bytes + 16) + 256;
-        let file_cache = config.fixed.file_cache_entries * cache_entry;
+        let cache_entry = sum([
+            small_file_bytes,
+            times(4, sum([live.max_uri_bytes, 16])),
+            256,
+        ]);
+        let file_cache = times(fixed.file_cache_entries, cache_entry);
         // The reactor's scratch: the generated-body buffer, paths and
         // names, the event list.
-        let fixed = generated.max(STATUS_PAGE_BYTES)
-            + 4 * config.live.max_uri_bytes
-            + 64 * 1024
-            + crate::wheel::PREALLOCATED_BYTES;
-        let (tls_per_connection, tls_sessions) = if config.fixed.tls_listen.is_empty() {
+        let scratch = sum([
+            generated.max(STATUS_PAGE_BYTES),
+            times(4, live.max_uri_bytes),
+            64 * 1024,
+            crate::wheel::PREALLOCATED_BYTES,
+        ]);
+        let (tls_per_connection, tls_sessions) = if fixed.tls_listen.is_empty() {
             (0, 0)
         } else {
             let sending = 2 * (crate::tls::SEND_BUFFER_LIMIT + 1024);
             let buffers = 2 * (TLS_INCOMING_BYTES + TLS_PLAINTEXT_BYTES) + sending;
             (
                 std::mem::size_of::<crate::tls::Tls>() + TLS_STATE_BYTES + buffers,
-                config.fixed.tls_session_cache * TLS_SESSION_BYTES,
+                times(fixed.tls_session_cache, TLS_SESSION_BYTES),
             )
         };
-        let access_log = match config.live.access_log {
+        let access_log = match live.access_log {
             None => 0,
             // The buffers that travel to the writer (each kept at most
             // BUF_KEEP), and each worker's own: a flush's worth and one
@@ -177,31 +186,30 @@ impl MemoryBound {
             // escaped to at most 4 bytes a byte).
             Some(_) => {
                 use crate::accesslog::{BUF_KEEP, FLUSH_AT, SLOTS};
-                let line =
-                    4 * (config.live.max_uri_bytes + 2 * config.fixed.max_header_bytes) + 512;
-                SLOTS * (BUF_KEEP + line) + config.fixed.workers.max(1) * (FLUSH_AT + line)
+                let escaped = sum([live.max_uri_bytes, times(2, fixed.max_header_bytes)]);
+                let line = sum([times(4, escaped), 512]);
+                sum([
+                    times(SLOTS, sum([BUF_KEEP, line])),
+                    times(workers, sum([FLUSH_AT, line])),
+                ])
             }
         };
-        let (compress_cache, compressors) =
-            if config.fixed.compress && config.fixed.compress_cache_bytes > 0 {
-                let one = crate::serve::compressor::working_bytes(
-                    config.fixed.compress_max_bytes,
-                    config.fixed.small_file_bytes,
-                );
-                (
-                    config.fixed.compress_cache_bytes,
-                    config.fixed.workers.max(1) * one,
-                )
-            } else {
-                (0, 0)
-            };
+        let (compress_cache, compressors) = if fixed.compress && fixed.compress_cache_bytes > 0 {
+            let one = crate::serve::compressor::working_bytes(
+                fixed.compress_max_bytes,
+                fixed.small_file_bytes,
+            );
+            (fixed.compress_cache_bytes, times(workers, one))
+        } else {
+            (0, 0)
+        };
         MemoryBound {
             access_log,
             connections,
             tables_per_connection: tables,
             work_per_connection: work,
             file_cache,
-            fixed,
+            fixed: scratch,
             tls_per_connection,
             tls_sessions,
             compress_cache,
@@ -209,17 +217,34 @@ impl MemoryBound {
         }
     }
 
-    /// The most heap the connections, caches and scratch can hold.
+    /// The most heap the connections, caches and scratch can hold
+    /// (saturating, as [`MemoryBound::compute`]).
     pub fn total(&self) -> usize {
-        self.connections
-            * (self.tables_per_connection + self.work_per_connection + self.tls_per_connection)
-            + self.file_cache
-            + self.fixed
-            + self.tls_sessions
-            + self.access_log
-            + self.compress_cache
-            + self.compressors
+        let per_connection = sum([
+            self.tables_per_connection,
+            self.work_per_connection,
+            self.tls_per_connection,
+        ]);
+        sum([
+            times(self.connections, per_connection),
+            self.file_cache,
+            self.fixed,
+            self.tls_sessions,
+            self.access_log,
+            self.compress_cache,
+            self.compressors,
+        ])
     }
+}
+
+/// A saturating sum of byte counts (see [`MemoryBound::compute`]).
+fn sum<const N: usize>(terms: [usize; N]) -> usize {
+    terms.into_iter().fold(0, usize::saturating_add)
+}
+
+/// A saturating product: `n` things of `each` bytes.
+fn times(n: usize, each: usize) -> usize {
+    n.saturating_mul(each)
 }
 
 #[cfg(test)]
@@ -331,6 +356,27 @@ mod tests {
             64 * ((64 << 10) + line) + (32 << 10) + line
         );
         assert_eq!(logged.total() - plain.total(), logged.access_log);
+    }
+
+    #[test]
+    fn limits_no_machine_has_make_the_bound_unbounded() {
+        // Each a value the parser takes (or a reload hands over): the
+        // bound saturates, it neither wraps nor panics.
+        let config = Config::with(|c| {
+            c.live.max_uri_bytes = usize::MAX;
+            c.fixed.file_cache_entries = usize::MAX;
+            c.fixed.compress_cache_bytes = usize::MAX;
+            c.fixed.compress_max_bytes = u64::MAX;
+            c.fixed.small_file_bytes = u64::MAX;
+            c.fixed.tls_session_cache = usize::MAX;
+            c.fixed.tls_listen = vec!["127.0.0.1:0".parse().unwrap()];
+            c.live.access_log = Some("-".into());
+        });
+        let b = MemoryBound::compute(&config, usize::MAX);
+        assert_eq!(b.total(), usize::MAX);
+        assert_eq!(b.file_cache, usize::MAX);
+        let one_uri = Config::with(|c| c.live.max_uri_bytes = usize::MAX);
+        assert_eq!(MemoryBound::compute(&one_uri, 1).total(), usize::MAX);
     }
 
     #[test]

@@ -58,14 +58,11 @@ const FIRST_FD: i32 = 3;
 /// fds from 3 on, if `LISTEN_PID` is this process. The variables are
 /// removed so nothing started later mistakes them for its own.
 pub fn listen_fds() -> Vec<Passed> {
-    let pid_matches = std::env::var("LISTEN_PID")
-        .ok()
-        .and_then(|p| p.parse::<u32>().ok())
-        .is_some_and(|p| p == std::process::id());
-    let count: i32 = std::env::var("LISTEN_FDS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
+    let count = passed_count(
+        std::env::var("LISTEN_PID").ok().as_deref(),
+        std::env::var("LISTEN_FDS").ok().as_deref(),
+        std::process::id(),
+    );
     let names = std::env::var("LISTEN_FDNAMES").unwrap_or_default();
     // Only those systemd set: a caller of `start` without socket
     // activation (the in-process tests) never writes the environment.
@@ -80,28 +77,78 @@ pub fn listen_fds() -> Vec<Passed> {
             unsafe { std::env::remove_var(name) };
         }
     }
-    if !pid_matches || count <= 0 {
-        return Vec::new();
-    }
     let names: Vec<&str> = names.split(':').collect();
-    (0..count)
-        .map(|i| {
-            let fd = FIRST_FD + i;
+    // `passed_count` keeps `FIRST_FD + count` within an i32.
+    (FIRST_FD..FIRST_FD + count)
+        .zip(0..)
+        .map_while(|(fd, i): (i32, usize)| {
+            // SAFETY: fcntl on a number that may not be an open fd is
+            // sound: it fails with EBADF.
+            if unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } != 0 {
+                // LISTEN_FDS says more than was passed: owning fds past
+                // the last one would close what is not ours.
+                log::warn!("LISTEN_FDS is {count}, but fd {fd} is not open: {i} taken");
+                return None;
+            }
             // SAFETY: systemd passed this fd to us, open, for us to own.
             let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-            // SAFETY: fcntl on an fd we own.
-            unsafe {
-                libc::fcntl(
-                    std::os::fd::AsRawFd::as_raw_fd(&fd),
-                    libc::F_SETFD,
-                    libc::FD_CLOEXEC,
-                )
-            };
-            let name = names.get(i as usize).copied().unwrap_or("");
-            Passed {
+            let name = names.get(i).copied().unwrap_or("");
+            Some(Passed {
                 fd,
                 tls: matches!(name, "https" | "tls"),
-            }
+            })
         })
         .collect()
+}
+
+/// How many fds systemd passed: `LISTEN_FDS` when `LISTEN_PID` is this
+/// process (`me`), else 0. A count whose fds could not all be numbered
+/// (past `i32::MAX`) is 0, as libsystemd's `sd_listen_fds` refuses it.
+fn passed_count(listen_pid: Option<&str>, listen_fds: Option<&str>, me: u32) -> i32 {
+    let pid_matches = listen_pid
+        .and_then(|p| p.parse::<u32>().ok())
+        .is_some_and(|p| p == me);
+    let count = listen_fds.and_then(|n| n.parse::<i32>().ok()).unwrap_or(0);
+    if !pid_matches || count <= 0 {
+        return 0;
+    }
+    if count > i32::MAX - FIRST_FD {
+        log::warn!("LISTEN_FDS is {count}: more fds than a process can have; none taken");
+        return 0;
+    }
+    count
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_fds_counts_only_for_this_process_and_within_fd_numbers() {
+        let me = 4242;
+        assert_eq!(passed_count(Some("4242"), Some("2"), me), 2);
+        assert_eq!(passed_count(Some("4243"), Some("2"), me), 0, "another's");
+        assert_eq!(passed_count(None, Some("2"), me), 0);
+        assert_eq!(passed_count(Some("4242"), None, me), 0);
+        for hostile in [
+            "-1",
+            "0",
+            "x",
+            "",
+            "2147483647",
+            "2147483645",
+            "99999999999",
+        ] {
+            assert_eq!(
+                passed_count(Some("4242"), Some(hostile), me),
+                0,
+                "{hostile}"
+            );
+        }
+        // The last fd numbered is i32::MAX.
+        assert_eq!(
+            passed_count(Some("4242"), Some("2147483644"), me),
+            i32::MAX - 3
+        );
+    }
 }

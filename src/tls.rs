@@ -103,25 +103,23 @@ impl CertSet {
 
     /// The pair for `sni`: the first whose certificate is valid for the
     /// name (wildcards included, as webpki checks them for clients), else
-    /// the first pair (no SNI, an IP literal, an unknown name).
-    fn choose(&self, sni: Option<&str>) -> Arc<CertifiedKey> {
-        let default = &self.keys[0];
+    /// the first pair (no SNI, an IP literal, an unknown name). `None`
+    /// only for an empty set, which [`CertSet::load`] never makes.
+    fn choose(&self, sni: Option<&str>) -> Option<Arc<CertifiedKey>> {
+        let default = self.keys.first()?;
         let (Some(sni), true) = (sni, self.keys.len() > 1) else {
-            return Arc::clone(default);
+            return Some(Arc::clone(default));
         };
         let Ok(name) = ServerName::try_from(sni) else {
-            return Arc::clone(default);
+            return Some(Arc::clone(default));
         };
-        self.keys
-            .iter()
-            .find(|key| {
-                key.cert.first().is_some_and(|der| {
-                    webpki::EndEntityCert::try_from(der)
-                        .is_ok_and(|ee| ee.verify_is_valid_for_subject_name(&name).is_ok())
-                })
+        let chosen = self.keys.iter().find(|key| {
+            key.cert.first().is_some_and(|der| {
+                webpki::EndEntityCert::try_from(der)
+                    .is_ok_and(|ee| ee.verify_is_valid_for_subject_name(&name).is_ok())
             })
-            .unwrap_or(default)
-            .clone()
+        });
+        Some(Arc::clone(chosen.unwrap_or(default)))
     }
 }
 
@@ -161,7 +159,7 @@ impl Certificates {
 
 impl ResolvesServerCert for Certificates {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(self.current().choose(hello.server_name()))
+        self.current().choose(hello.server_name())
     }
 }
 

@@ -1,5 +1,8 @@
 //! One access-log line: what it says ([`Entry`]) and how each format
 //! writes it, with client bytes escaped so a line is always one line.
+//!
+//! Panics: `reply.len() - end - 4` in [`body_bytes`] cannot underflow:
+//! `end` is where a 4-byte window of `reply` starts.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -71,7 +74,7 @@ impl<'a> Entry<'a> {
             // The clock read now, not the loop's: the answer's own time
             // counts (one vDSO call, only with the log on).
             request_time: Instant::now().saturating_duration_since(facts.started),
-            connection_requests: facts.requests_before + 1,
+            connection_requests: facts.requests_before.saturating_add(1),
             secure: facts.secure,
         }
     }
@@ -219,6 +222,20 @@ pub(super) mod tests {
             body_bytes(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nX: y\r\n\r\nab"),
             2
         );
+    }
+
+    #[test]
+    fn the_request_number_stops_at_its_largest() {
+        // A connection past u32::MAX requests (`--max-requests 0`).
+        let facts = ConnFacts {
+            requests_before: u32::MAX,
+            has_body: false,
+            peer: "192.0.2.7:4000".parse().unwrap(),
+            secure: false,
+            started: Instant::now(),
+        };
+        let entry = Entry::for_refusal(None, &facts, 400, 0);
+        assert_eq!(entry.connection_requests, u32::MAX);
     }
 
     pub(in crate::accesslog) fn entry<'a>() -> Entry<'a> {

@@ -229,6 +229,81 @@ mod tests {
     }
 
     #[test]
+    fn hostile_values_are_refused_or_taken_without_a_panic() {
+        let max = u64::MAX.to_string();
+        // A size that would make one allocation fail: refused, in one line.
+        for flag in [
+            "--max-header-bytes",
+            "--small-file-bytes",
+            "--compress-max-bytes",
+        ] {
+            let err = serve(&[flag, "1073741825"]).unwrap_err().to_string();
+            assert_eq!(
+                err,
+                format!("'{flag}' must be at most 1073741824 (1 GiB)"),
+                "{flag}"
+            );
+            assert!(serve(&[flag, &max]).is_err(), "{flag}");
+            assert!(serve(&[flag, "1073741824"]).is_ok(), "{flag}");
+        }
+        let err = serve(&["--tls-session-cache", &max]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "'--tls-session-cache' must be at most 1048576"
+        );
+        // Limits that only count or compare: taken as given; the memory
+        // bound they enter saturates.
+        let c = serve(&[
+            "--max-uri-bytes",
+            &max,
+            "--max-body-bytes",
+            &max,
+            "--file-cache-entries",
+            &max,
+            "--compress-cache-bytes",
+            &max,
+            "--max-requests",
+            "0",
+        ])
+        .unwrap();
+        assert_eq!(c.live.max_uri_bytes, usize::MAX);
+        let bound = crate::memory::MemoryBound::compute(&c, 1000);
+        assert_eq!(bound.total(), usize::MAX);
+        // Out of range or not numbers at all: refused.
+        for args in [
+            ["--workers", "0"],
+            ["--workers", "257"],
+            ["--workers", &max],
+            ["--keepalive-timeout", "1e30"],
+            ["--linger-timeout", "inf"],
+            ["--send-timeout", "NaN"],
+            ["--shutdown-timeout", "-1"],
+            ["--admission-wait", "31536001"],
+            ["--max-fds", "99999999999999999999"],
+            ["--max-fds", "15"],
+            ["--max-connections", "0"],
+            ["--tcp-keepalive-probes", "0"],
+            ["--tcp-keepalive-probes", "4294967296"],
+            ["--backlog", "2147483648"],
+            ["--max-requests", "4294967296"],
+        ] {
+            assert!(serve(&args).is_err(), "{args:?}");
+        }
+    }
+
+    #[test]
+    fn every_flag_has_two_dashes_before_its_key() {
+        // `OptionSpec::key` (and the reload's log line) cut them off.
+        for opt in OPTIONS {
+            assert!(
+                opt.flag.starts_with("--") && opt.flag.len() > 2,
+                "{}",
+                opt.flag
+            );
+        }
+    }
+
+    #[test]
     fn help_lists_every_option_with_default() {
         let help = help_text();
         for opt in OPTIONS {

@@ -14,7 +14,11 @@ pub(super) fn file_entries(
     text: &str,
 ) -> Result<Vec<(&'static OptionSpec, String, usize)>, ConfigError> {
     use toml::de::{DeTable, DeValue};
-    let line_of = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
+    // Counted in bytes: a span need not fall on a character boundary.
+    let line_of = |offset: usize| {
+        let before = text.as_bytes().get(..offset).unwrap_or(text.as_bytes());
+        before.iter().filter(|&&b| b == b'\n').count() + 1
+    };
     let table = DeTable::parse(text).map_err(|e| {
         let line = e.span().map_or(0, |s| line_of(s.start));
         let message = e.message().lines().next().unwrap_or("").to_string();
@@ -184,6 +188,11 @@ mod tests {
                 "'max-header-bytes' must be at least 64",
             ),
             ("keepalive-timeout = \n", 1, "not valid TOML"),
+            (
+                "# caf\u{e9} \u{1F600}\nkeepalive-timeout = tr\u{e9}\n",
+                2,
+                "not valid TOML",
+            ),
         ];
         for (text, line, message) in cases {
             let path = file("mistakes", text);

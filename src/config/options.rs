@@ -5,12 +5,17 @@
 //! flag, help line, printer and setter, and splitting the list would
 //! only make an option harder to find. The setters' value checks that
 //! several options share live in `values.rs`.
+//!
+//! Panics: [`OptionSpec::key`] cuts the flag's two dashes off; every flag
+//! in the table has them (a test checks).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use super::error::ConfigError;
-use super::values::{duration, header_line, list, number, on_off, positive, secs, site_path};
+use super::values::{
+    buffer_bytes, duration, header_line, list, number, on_off, positive, secs, site_path,
+};
 use super::{Config, DEFAULT_TCP_KEEPALIVE, Fixed, Live, LogFormat, TcpKeepalive};
 
 /// One option: its flag, what `--help` says of it, and how a value sets
@@ -178,6 +183,13 @@ pub const OPTIONS: &[OptionSpec] = &[
         show: Show::Fixed(|c| c.tls_session_cache.to_string()),
         apply: |b, v| {
             b.config.fixed.tls_session_cache = number("tls-session-cache", v)?;
+            // rustls reserves room for every entry up front.
+            if b.config.fixed.tls_session_cache > 1 << 20 {
+                return Err(ConfigError::out_of_range(
+                    "tls-session-cache",
+                    "must be at most 1048576",
+                ));
+            }
             Ok(())
         },
         repeatable: false,
@@ -298,7 +310,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         help: "largest request head, request line included; beyond it 431",
         show: Show::Fixed(|c| c.max_header_bytes.to_string()),
         apply: |b, v| {
-            b.config.fixed.max_header_bytes = number("max-header-bytes", v)?;
+            b.config.fixed.max_header_bytes = buffer_bytes("max-header-bytes", v)?;
             if b.config.fixed.max_header_bytes < 64 {
                 return Err(ConfigError::out_of_range(
                     "max-header-bytes",
@@ -337,7 +349,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         help: "files up to this size are sent in the same write as the head; larger ones with sendfile",
         show: Show::Fixed(|c| c.small_file_bytes.to_string()),
         apply: |b, v| {
-            b.config.fixed.small_file_bytes = number("small-file-bytes", v)?;
+            b.config.fixed.small_file_bytes = buffer_bytes("small-file-bytes", v)?;
             Ok(())
         },
         repeatable: false,
@@ -518,7 +530,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         help: "files larger than this are not compressed on the fly",
         show: Show::Fixed(|c| c.compress_max_bytes.to_string()),
         apply: |b, v| {
-            b.config.fixed.compress_max_bytes = number("compress-max-bytes", v)?;
+            b.config.fixed.compress_max_bytes = buffer_bytes("compress-max-bytes", v)?;
             Ok(())
         },
         repeatable: false,

@@ -83,6 +83,22 @@ pub(super) fn number<T: std::str::FromStr>(name: &str, value: &str) -> Result<T,
         .map_err(|_| ConfigError::invalid(name, value, "a whole number"))
 }
 
+/// The most bytes an option may make one buffer (`--max-header-bytes`,
+/// every connection's input) or one file read whole into memory
+/// (`--small-file-bytes`, `--compress-max-bytes`): more is not a server
+/// configuration but a way to make an allocation fail, which aborts.
+pub(super) const MAX_BUFFER_BYTES: u64 = 1 << 30;
+
+/// A byte count of at most [`MAX_BUFFER_BYTES`].
+pub(super) fn buffer_bytes<T: TryFrom<u64>>(name: &str, value: &str) -> Result<T, ConfigError> {
+    let too_large = || ConfigError::out_of_range(name, "must be at most 1073741824 (1 GiB)");
+    let n: u64 = number(name, value)?;
+    if n > MAX_BUFFER_BYTES {
+        return Err(too_large());
+    }
+    T::try_from(n).map_err(|_| too_large())
+}
+
 /// Seconds, fractions allowed (tests use short timeouts), 0 allowed.
 pub(super) fn duration(name: &str, value: &str) -> Result<Duration, ConfigError> {
     value

@@ -63,17 +63,27 @@ enum Chunked {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BodyDecoder {
     state: DecoderState,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DecoderState {
+    /// Checked against the limit before the first byte.
+    Length {
+        remaining: u64,
+    },
+    Chunked(ChunkedDecoder),
+}
+
+/// A chunked body: where in its framing the next byte falls, and what
+/// it counts against its limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ChunkedDecoder {
+    state: Chunked,
     /// Body bytes (chunk data) seen so far, against `max_body_bytes`.
     seen: u64,
     /// Size-line and trailer bytes seen in the current line / section.
     line_bytes: usize,
     max_body_bytes: u64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum DecoderState {
-    Length { remaining: u64 },
-    Chunked(Chunked),
 }
 
 impl BodyDecoder {
@@ -83,20 +93,24 @@ impl BodyDecoder {
             Framing::None => return Ok(None),
             Framing::Length(n) if n > max_body_bytes => return Err(BodyError::TooLarge),
             Framing::Length(n) => DecoderState::Length { remaining: n },
-            Framing::Chunked => DecoderState::Chunked(Chunked::Size { size: 0, digits: 0 }),
+            Framing::Chunked => DecoderState::Chunked(ChunkedDecoder {
+                state: Chunked::Size { size: 0, digits: 0 },
+                seen: 0,
+                line_bytes: 0,
+                max_body_bytes,
+            }),
         };
-        Ok(Some(BodyDecoder {
-            state,
-            seen: 0,
-            line_bytes: 0,
-            max_body_bytes,
-        }))
+        Ok(Some(BodyDecoder { state }))
     }
 
     pub fn is_done(&self) -> bool {
         matches!(
             self.state,
-            DecoderState::Length { remaining: 0 } | DecoderState::Chunked(Chunked::Done)
+            DecoderState::Length { remaining: 0 }
+                | DecoderState::Chunked(ChunkedDecoder {
+                    state: Chunked::Done,
+                    ..
+                })
         )
     }
 
@@ -110,28 +124,26 @@ impl BodyDecoder {
                 *remaining -= n;
                 Ok(n as usize)
             }
-            DecoderState::Chunked(_) => self.consume_chunked(input),
+            DecoderState::Chunked(chunked) => chunked.consume(input),
         }
     }
+}
 
-    fn consume_chunked(&mut self, input: &[u8]) -> Result<usize, BodyError> {
+impl ChunkedDecoder {
+    fn consume(&mut self, input: &[u8]) -> Result<usize, BodyError> {
         let mut i = 0;
-        while i < input.len() {
-            let DecoderState::Chunked(state) = self.state else {
-                unreachable!("consume_chunked on a Length body")
-            };
-            let b = input[i];
-            let next = match state {
+        while let Some(&b) = input.get(i) {
+            let next = match self.state {
                 Chunked::Done => return Ok(i),
                 Chunked::Data { remaining } => {
                     let n = remaining.min((input.len() - i) as u64);
                     i += n as usize;
                     let remaining = remaining - n;
-                    self.state = DecoderState::Chunked(if remaining == 0 {
+                    self.state = if remaining == 0 {
                         Chunked::DataCr
                     } else {
                         Chunked::Data { remaining }
-                    });
+                    };
                     continue;
                 }
                 Chunked::Size { size, digits } => {
@@ -199,7 +211,7 @@ impl BodyDecoder {
                 Chunked::EndLf if b == b'\n' => Chunked::Done,
                 Chunked::EndLf => return Err(BodyError::Malformed),
             };
-            self.state = DecoderState::Chunked(next);
+            self.state = next;
             i += 1;
         }
         Ok(i)

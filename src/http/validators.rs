@@ -2,6 +2,12 @@
 //! negotiation of precompressed variants (§12.5.3), as plain functions over
 //! header values. The file's validators are inputs; nothing here touches
 //! the filesystem.
+//!
+//! Panics: none from a header or a file's metadata. [`Etag`]'s buffer
+//! holds the widest tag any field values make (74 bytes, with a coding of
+//! 4 letters at most: the codings are holdline's own `br` and `gzip`);
+//! [`parse_range`] takes `len - 1` only where `a < len` or `len > 0` was
+//! checked; `entity_tags` slices past a `W/` or a `"` it has just matched.
 
 /// A strong entity tag built from the file's identity and version: inode,
 /// size, and modification time to the nanosecond. Any change to the file
@@ -11,15 +17,15 @@
 #[derive(Clone, Copy)]
 pub struct Etag {
     /// The longest: 4 x 16 hex digits, 3 separators, 2 quotes, and a
-    /// coding (`-gzip`).
-    buf: [u8; 72],
+    /// coding (`-gzip`), whatever the file's metadata says.
+    buf: [u8; 74],
     len: usize,
 }
 
 impl Etag {
     pub fn new(inode: u64, size: u64, mtime_secs: i64, mtime_nsec: i64) -> Etag {
         let mut e = Etag {
-            buf: [0; 72],
+            buf: [0; 74],
             len: 0,
         };
         e.push(b'"');
@@ -368,6 +374,10 @@ mod tests {
         ));
         let longest = Etag::new(u64::MAX, u64::MAX, i64::MAX, 999_999_999).with_coding("gzip");
         assert_eq!(longest.as_bytes().len(), 66);
+        // Times before 1970 are negative; a nanosecond field out of its
+        // range is the filesystem's doing: either fits.
+        let widest = Etag::new(u64::MAX, u64::MAX, -1, -1).with_coding("gzip");
+        assert_eq!(widest.as_bytes().len(), 74);
     }
 
     #[test]

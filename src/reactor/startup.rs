@@ -3,6 +3,9 @@
 //! taken from systemd), the certificates loaded, signals taken into a
 //! signalfd, the access log's writer started, one reactor built per
 //! worker, and root given up; then `READY=1`.
+//!
+//! Panics: `sockets[0]`, `servers[0]`, `alarms[1..]` and `alarms[worker]`
+//! index lists of one entry per worker, and there is at least one.
 
 use std::io;
 use std::net::SocketAddr;
@@ -222,6 +225,7 @@ impl Server {
 /// worker. Logs where it listens and what it serves.
 pub fn start(mut config: Config) -> Result<Vec<Server>, StartError> {
     let started = config.clone();
+    // At least one: the per-worker lists below are indexed at 0.
     let workers = config.fixed.workers.max(1);
     // Socket activation: systemd bound the listeners; ours are not used.
     let passed = crate::systemd::listen_fds();

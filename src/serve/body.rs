@@ -5,6 +5,15 @@
 //! representation larger than a small file is written from the cache's
 //! shared bytes the same way, range by range, never copied whole into
 //! the connection's buffer.
+//!
+//! Panics: none from a request or a file. `parts[0]` in `multipart`: the
+//! ranges of a 206 hold at least one; `last - first + 1`: [`parse_range`]
+//! makes `first <= last < len`. A body built in the output buffer is at
+//! most `--small-file-bytes` (1 GiB at most, the parser checks) or a
+//! cached copy's own length. A file that shrinks is a read error (500)
+//! here, and a close while it is sent.
+//!
+//! [`parse_range`]: crate::http::validators::parse_range
 
 use std::fs::File;
 use std::os::unix::fs::{FileExt, MetadataExt};
@@ -55,8 +64,9 @@ pub struct FileBody {
 pub enum BodySource {
     /// A shared fd, with sendfile(2).
     File(Arc<OpenFile>),
-    /// Bytes compressed once and shared with the compression cache.
-    Compressed(Arc<[u8]>),
+    /// Bytes shared with a cache: a representation compressed once (or,
+    /// were one ever sent after its head, a small file's cached bytes).
+    Bytes(Arc<[u8]>),
 }
 
 #[derive(Debug)]
@@ -251,8 +261,11 @@ impl BodySink<'_> {
                 Some(open_files) => Ok(BodySource::File(open_files.adopt(file))),
                 None => Err(Status::ServiceUnavailable),
             },
-            FileSource::Compressed(bytes) => Ok(BodySource::Compressed(bytes)),
-            FileSource::Memory(_) => unreachable!("memory sources are sent in memory"),
+            // A cached small file goes with the head (`in_memory`); were
+            // one sent after it, its shared bytes would serve as well.
+            FileSource::Compressed(bytes) | FileSource::Memory(bytes) => {
+                Ok(BodySource::Bytes(bytes))
+            }
         }
     }
 

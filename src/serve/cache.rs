@@ -195,7 +195,7 @@ impl FileCache {
             self.remove(&oldest);
         }
         // Keys removed by `remove` may linger in `order`; bound it.
-        if self.order.len() >= 2 * self.max_entries {
+        if self.order.len() >= self.max_entries.saturating_mul(2) {
             let map = &self.map;
             self.order.retain(|k| map.contains_key(k));
         }
@@ -289,6 +289,18 @@ mod tests {
         cache.revalidated(b"a", later);
         assert!(matches!(cache.lookup(b"a", later), Lookup::Fresh(_)));
         assert!(matches!(cache.lookup(b"b", later), Lookup::Miss));
+    }
+
+    #[test]
+    fn the_largest_entry_count_is_no_limit() {
+        // `--file-cache-entries 18446744073709551615`.
+        let t0 = Instant::now();
+        let mut cache = FileCache::new(usize::MAX, Duration::from_secs(1));
+        for key in [&b"a"[..], b"b"] {
+            let bytes = Content::Bytes(Arc::from(key));
+            cache.insert(key, bytes, meta(1), key, "x", false, None, false, false, t0);
+        }
+        assert!(matches!(cache.lookup(b"a", t0), Lookup::Fresh(_)));
     }
 
     #[test]

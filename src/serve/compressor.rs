@@ -17,6 +17,11 @@
 //!
 //! The thread ends when its reactor drops the compressor (the job channel
 //! closes), finishing at most the job at hand.
+//!
+//! Panics: the one allocation a file sizes (its bytes, read whole) is at
+//! most `--compress-max-bytes` (1 GiB at most, the parser checks), and a
+//! job runs inside [`contain::guarded`]: a panic would cost that file its
+//! compression, not the thread.
 
 use std::collections::HashSet;
 use std::io::{self, Write};
@@ -290,13 +295,20 @@ const BROTLI_FIXED_BYTES: usize = 2 << 20;
 /// input), the results (each smaller than its input: the one being made
 /// and those waiting for the reactor), brotli's state, and the small
 /// files its queue holds (the file cache's bytes, kept alive by a job).
+/// Saturating, as the memory bound it is a term of.
 pub fn working_bytes(max_bytes: u64, small_file_bytes: u64) -> usize {
-    let max = max_bytes as usize;
+    let max = usize::try_from(max_bytes).unwrap_or(usize::MAX);
+    let small = usize::try_from(small_file_bytes).unwrap_or(usize::MAX);
     let window = 1usize << brotli_window_bits(max);
-    max + (max + OUTPUT_SLACK_BYTES)
-        + (MAX_WAITING_RESULTS + 1) * max
-        + (BROTLI_BYTES_PER_WINDOW_BYTE * window + BROTLI_FIXED_BYTES)
-        + MAX_QUEUED_JOBS * small_file_bytes as usize
+    [
+        max,
+        max.saturating_add(OUTPUT_SLACK_BYTES),
+        max.saturating_mul(MAX_WAITING_RESULTS + 1),
+        BROTLI_BYTES_PER_WINDOW_BYTE * window + BROTLI_FIXED_BYTES,
+        small.saturating_mul(MAX_QUEUED_JOBS),
+    ]
+    .into_iter()
+    .fold(0, usize::saturating_add)
 }
 
 /// What an output buffer has beyond its input's length, so that it never

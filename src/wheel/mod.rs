@@ -41,6 +41,11 @@
 //! remain: a lazily extended entry wakes the reactor once at its old due
 //! tick to be re-placed, and a far entry wakes it once per revolution it
 //! crosses in the farthest slot.
+//!
+//! # Panics
+//! [`TimerWheel::new`] asserts a non-zero tick (the server's is the
+//! constant [`crate::reactor::TIMER_TICK`]). Every index is a slot number
+//! masked to `0..256`, or a key the wheel stored itself.
 
 use std::time::{Duration, Instant};
 

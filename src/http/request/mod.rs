@@ -4,6 +4,11 @@
 //! things: the head is not complete yet, here is a validated head, or the
 //! request must be rejected with a precise status. It never touches a
 //! socket and never allocates: header values stay borrowed from the input.
+//!
+//! Panics: none from input. The slices left are bounded where they are
+//! taken: `&input[..line_limit]` only when `long_line` found the input
+//! longer than that, `leading_empty_lines` steps only past the line ends
+//! it matched, and a byte is a digit before `b - b'0'`.
 
 use super::body::Framing;
 use super::status::Status;
@@ -175,7 +180,8 @@ pub fn parse_head<'a>(buf: &'a [u8], limits: &HeadLimits) -> HeadOutcome<'a> {
     // end. To give the same answer however the bytes were split, such a
     // line is judged on its first `line_limit` bytes only: a syntax error
     // there is a 400, anything else a 414.
-    let line_limit = limits.max_uri_bytes + 64;
+    // Saturating: `--max-uri-bytes` may be any number (a reload sets it).
+    let line_limit = limits.max_uri_bytes.saturating_add(64);
     let long_line = match input.iter().position(|&b| b == b'\n') {
         Some(end) => end > line_limit,
         None => input.len() > line_limit,

@@ -329,3 +329,20 @@ fn expect() {
         Status::ExpectationFailed
     );
 }
+
+#[test]
+fn the_largest_uri_limit_parses_as_no_limit() {
+    // What `--max-uri-bytes 18446744073709551615` gives: the line limit
+    // saturates instead of wrapping to 63 (414 for every request) or
+    // panicking on overflow.
+    let limits = HeadLimits {
+        max_header_bytes: 16 * 1024,
+        max_uri_bytes: usize::MAX,
+    };
+    let target = format!("/{}", "a".repeat(200));
+    let request = format!("GET {target} HTTP/1.1\r\nHost: x\r\n\r\n");
+    match parse_head(request.as_bytes(), &limits) {
+        HeadOutcome::Complete(head) => assert_eq!(head.target, target),
+        other => panic!("{other:?}"),
+    }
+}

@@ -1,6 +1,9 @@
 //! Answering what is buffered: every complete request in the input, in
 //! order (pipelining: the answers go out together), and the bodies
 //! between them.
+//!
+//! Panics: `ex.input.bytes()[..head.head_len]` takes a head that
+//! `parse_head` found complete within those very bytes.
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -176,6 +179,7 @@ impl<B> Answering<'_, B> {
                                 bytes,
                                 limits,
                                 started,
+                                requests_before: requests,
                             },
                             began: self.now,
                             last_read: self.now,
@@ -223,7 +227,9 @@ impl<B> Answering<'_, B> {
         };
         ex.input.consume(consumed);
         ex.reading = reading;
-        *self.requests += 1;
+        // Saturating: with `--max-requests 0` a client may send more than
+        // u32::MAX requests on one connection.
+        *self.requests = self.requests.saturating_add(1);
         self.wrote(was_writing);
         true
     }
@@ -239,8 +245,7 @@ impl<B> Answering<'_, B> {
         responder: &mut R,
     ) {
         let was_writing = self.ex.is_writing();
-        // Counted when it was held.
-        let facts = self.facts(*self.requests - 1, false, held.started);
+        let facts = self.facts(held.requests_before, false, held.started);
         let out = &mut self.ex.out;
         let head = match parse_head(&held.bytes, &held.limits) {
             HeadOutcome::Complete(head) => head,

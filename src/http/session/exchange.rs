@@ -65,6 +65,9 @@ pub(super) struct HeldHead {
     pub limits: HeadLimits,
     /// When the head began: the request's time runs from it.
     pub started: Instant,
+    /// Requests answered on the connection before it (it is counted when
+    /// held).
+    pub requests_before: u32,
 }
 
 /// The writing side: bytes not yet sent, then a body that leaves after

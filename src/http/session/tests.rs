@@ -399,6 +399,21 @@ fn reading_a_chunked_body_holds_the_answer_until_it_is_in() {
 }
 
 #[test]
+fn reading_past_u32_max_requests_counts_no_further() {
+    // `--max-requests 0`: a connection may outlast the counter.
+    let mut h = Harness::new();
+    h.s.requests = u32::MAX - 1;
+    let out = h.recv(
+        b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n\
+          POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        1.0,
+    );
+    assert_eq!(out, "200 /a;200 /b;200 /c;");
+    assert_eq!(h.echo.befores, [u32::MAX - 1, u32::MAX, u32::MAX]);
+    assert_eq!(h.s.requests(), u32::MAX);
+}
+
+#[test]
 fn reading_a_chunked_head_request_past_the_limit_answers_413_without_a_body() {
     let mut h = Harness::new();
     let out = h.recv(
