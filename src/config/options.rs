@@ -179,7 +179,7 @@ pub const OPTIONS: &[OptionSpec] = &[
     OptionSpec {
         flag: "--tls-session-cache",
         value: Some("N"),
-        help: "TLS 1.2 sessions remembered for resumption by session id (TLS 1.3 and ticket-capable clients resume by ticket); 0 disables",
+        help: "TLS 1.2 sessions remembered for resumption by session id (TLS 1.3 and ticket-capable clients resume by ticket); 0 disables; at most 1048576",
         show: Show::Fixed(|c| c.tls_session_cache.to_string()),
         apply: |b, v| {
             b.config.fixed.tls_session_cache = number("tls-session-cache", v)?;
@@ -307,7 +307,7 @@ pub const OPTIONS: &[OptionSpec] = &[
     OptionSpec {
         flag: "--max-header-bytes",
         value: Some("N"),
-        help: "largest request head, request line included; beyond it 431",
+        help: "largest request head, request line included; beyond it 431; at most 1 GiB",
         show: Show::Fixed(|c| c.max_header_bytes.to_string()),
         apply: |b, v| {
             b.config.fixed.max_header_bytes = buffer_bytes("max-header-bytes", v)?;
@@ -346,7 +346,7 @@ pub const OPTIONS: &[OptionSpec] = &[
     OptionSpec {
         flag: "--small-file-bytes",
         value: Some("N"),
-        help: "files up to this size are sent in the same write as the head; larger ones with sendfile",
+        help: "files up to this size are sent in the same write as the head; larger ones with sendfile; at most 1 GiB",
         show: Show::Fixed(|c| c.small_file_bytes.to_string()),
         apply: |b, v| {
             b.config.fixed.small_file_bytes = buffer_bytes("small-file-bytes", v)?;
@@ -357,7 +357,7 @@ pub const OPTIONS: &[OptionSpec] = &[
     OptionSpec {
         flag: "--file-cache-entries",
         value: Some("N"),
-        help: "small files (up to --small-file-bytes) kept in memory with their validators; 0 disables",
+        help: "small files (up to --small-file-bytes) kept in memory with their validators; 0 disables; at most 1048576",
         show: Show::Fixed(|c| c.file_cache_entries.to_string()),
         apply: |b, v| {
             b.config.fixed.file_cache_entries = number("file-cache-entries", v)?;
@@ -527,7 +527,7 @@ pub const OPTIONS: &[OptionSpec] = &[
     OptionSpec {
         flag: "--compress-max-bytes",
         value: Some("N"),
-        help: "files larger than this are not compressed on the fly",
+        help: "files larger than this are not compressed on the fly; at most 1 GiB",
         show: Show::Fixed(|c| c.compress_max_bytes.to_string()),
         apply: |b, v| {
             b.config.fixed.compress_max_bytes = buffer_bytes("compress-max-bytes", v)?;
