@@ -357,7 +357,7 @@ pub const OPTIONS: &[OptionSpec] = &[
     OptionSpec {
         flag: "--file-cache-entries",
         value: Some("N"),
-        help: "small files (up to --small-file-bytes) kept in memory with their validators; 0 disables; at most 1048576",
+        help: "small files (up to --small-file-bytes) kept in memory with their validators; 0 disables",
         show: Show::Fixed(|c| c.file_cache_entries.to_string()),
         apply: |b, v| {
             b.config.fixed.file_cache_entries = number("file-cache-entries", v)?;
