@@ -457,3 +457,45 @@ fn cached_small_file_is_rechecked_after_file_cache_valid() {
         gone
     }));
 }
+
+/// Two instances behind one load balancer, serving copies of the same
+/// file with its mtime kept (rsync -t, a container image): the same ETag
+/// and Last-Modified from both, so a revalidation or a resumed download
+/// that lands on the other instance gets 304 or 206, not the whole file
+/// again. (With the inode in the tag, as before, it did not.)
+#[test]
+fn copies_on_two_instances_share_their_validators() {
+    let data: Vec<u8> = (0..50_000u32).map(|i| (i % 251) as u8).collect();
+    let (one, two) = (Site::new(), Site::new());
+    let when = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
+    for site in [&one, &two] {
+        site.dir.write("www/app.bin", &data);
+        let file = std::fs::File::options()
+            .write(true)
+            .open(site.root().join("app.bin"))
+            .unwrap();
+        file.set_modified(when).unwrap();
+    }
+    let (a, b) = (
+        Server::start(&one.root(), &[]),
+        Server::start(&two.root(), &[]),
+    );
+    let first = exchange(&mut a.connect(), &get("/app.bin"));
+    let etag = first.header("ETag").unwrap().to_string();
+    // nginx's formula: hex mtime, hex size.
+    assert_eq!(etag, format!("\"{:x}-{:x}\"", 1_700_000_000u64, data.len()));
+    let other = exchange(&mut b.connect(), &get("/app.bin"));
+    assert_eq!(other.header("ETag"), Some(etag.as_str()));
+    assert_eq!(other.header("Last-Modified"), first.header("Last-Modified"));
+    for server in [&a, &b] {
+        let revalidate = get_with("/app.bin", &format!("If-None-Match: {etag}\r\n"));
+        assert_eq!(exchange(&mut server.connect(), &revalidate).status, 304);
+        let resume = get_with(
+            "/app.bin",
+            &format!("Range: bytes=40000-\r\nIf-Range: {etag}\r\n"),
+        );
+        let r = exchange(&mut server.connect(), &resume);
+        assert_eq!(r.status, 206);
+        assert_eq!(r.body, &data[40_000..]);
+    }
+}

@@ -4,38 +4,42 @@
 //! the filesystem.
 //!
 //! Panics: none from a header or a file's metadata. [`Etag`]'s buffer
-//! holds the widest tag any field values make (74 bytes, with a coding of
+//! holds the widest tag any field values make (40 bytes, with a coding of
 //! 4 letters at most: the codings are holdline's own `br` and `gzip`);
 //! [`parse_range`] takes `len - 1` only where `a < len` or `len > 0` was
 //! checked; `entity_tags` slices past a `W/` or a `"` it has just matched.
 
-/// A strong entity tag built from the file's identity and version: inode,
-/// size, and modification time to the nanosecond. Any change to the file
-/// (or its replacement by rename) changes it. A representation holdline
+/// A strong entity tag from the file's version: its modification time
+/// (seconds) and size in hex, nginx's formula (`"mtime-size"`), so nginx
+/// and holdline give one file the same tag. Nothing local to one machine
+/// (the inode) goes in: copies of a file with their mtimes kept on other
+/// instances (rsync -t, a container image, a CDN's origin pool) get the
+/// same tag, so a revalidation or an `If-Range` works whichever instance
+/// answers; Apache 2.4 dropped the inode from its default `FileETag` for
+/// this. A file rewritten within the same second to the same size keeps
+/// its tag: nginx's trade-off, made here too. A representation holdline
 /// compressed itself gets the file's tag with its coding appended
 /// ([`Etag::with_coding`]).
 #[derive(Clone, Copy)]
 pub struct Etag {
-    /// The longest: 4 x 16 hex digits, 3 separators, 2 quotes, and a
+    /// The longest: 2 x 16 hex digits, a separator, 2 quotes, and a
     /// coding (`-gzip`), whatever the file's metadata says.
-    buf: [u8; 74],
+    buf: [u8; 40],
     len: usize,
 }
 
 impl Etag {
-    pub fn new(inode: u64, size: u64, mtime_secs: i64, mtime_nsec: i64) -> Etag {
+    pub fn new(size: u64, mtime_secs: i64) -> Etag {
         let mut e = Etag {
-            buf: [0; 74],
+            buf: [0; 40],
             len: 0,
         };
         e.push(b'"');
-        e.hex(inode);
+        // A time before 1970 prints as its two's complement, as nginx's
+        // `%xT` of a negative time_t does.
+        e.hex(mtime_secs as u64);
         e.push(b'-');
         e.hex(size);
-        e.push(b'-');
-        e.hex(mtime_secs as u64);
-        e.push(b'.');
-        e.hex(mtime_nsec as u64);
         e.push(b'"');
         e
     }
@@ -354,30 +358,28 @@ mod tests {
     const TAG: &[u8] = b"\"1a-2b-3c.4d\"";
 
     #[test]
-    fn etag_is_quoted_hex_of_identity() {
-        assert_eq!(Etag::new(0x1a, 0x2b, 0x3c, 0x4d).as_bytes(), TAG);
+    fn etag_is_nginx_s_hex_mtime_and_size() {
+        // nginx 1.22 on a 1,234-byte file last changed at 1700000000:
+        // ETag: "6553f100-4d2".
         assert_eq!(
-            Etag::new(u64::MAX, u64::MAX, i64::MAX, 999_999_999)
-                .as_bytes()
-                .len(),
-            61
+            Etag::new(1234, 1_700_000_000).as_bytes(),
+            b"\"6553f100-4d2\""
         );
+        assert_eq!(Etag::new(0, 0).as_bytes(), b"\"0-0\"");
+        assert_eq!(Etag::new(u64::MAX, i64::MAX).as_bytes().len(), 35);
     }
 
     #[test]
     fn a_coded_representation_has_its_own_tag() {
-        let plain = Etag::new(0x1a, 0x2b, 0x3c, 0x4d);
-        assert_eq!(plain.with_coding("br").as_bytes(), b"\"1a-2b-3c.4d-br\"");
+        let plain = Etag::new(0x2b, 0x3c);
+        assert_eq!(plain.with_coding("br").as_bytes(), b"\"3c-2b-br\"");
         assert!(!matches_weak(
             plain.as_bytes(),
             plain.with_coding("gzip").as_bytes()
         ));
-        let longest = Etag::new(u64::MAX, u64::MAX, i64::MAX, 999_999_999).with_coding("gzip");
-        assert_eq!(longest.as_bytes().len(), 66);
-        // Times before 1970 are negative; a nanosecond field out of its
-        // range is the filesystem's doing: either fits.
-        let widest = Etag::new(u64::MAX, u64::MAX, -1, -1).with_coding("gzip");
-        assert_eq!(widest.as_bytes().len(), 74);
+        // Times before 1970 are negative: they fit too.
+        let widest = Etag::new(u64::MAX, -1).with_coding("gzip");
+        assert_eq!(widest.as_bytes().len(), 40);
     }
 
     #[test]

@@ -38,7 +38,7 @@ pub(super) fn respond_file(
     // variant, or the bytes compressed here (whose tag names the
     // coding; its Last-Modified is the file's).
     let len = found.representation_len();
-    let mut etag = Etag::new(meta.ino, meta.len, meta.mtime, meta.mtime_nsec);
+    let mut etag = Etag::new(meta.len, meta.mtime);
     if let (FileSource::Compressed(_), Some(coding)) = (&found.source, found.encoding) {
         etag = etag.with_coding(coding);
     }
