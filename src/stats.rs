@@ -422,8 +422,13 @@ impl Slot {
 pub enum Shutdown {
     /// Serving.
     Running,
-    /// The first SIGTERM or SIGINT: stop accepting, let the connections
-    /// finish, up to `--shutdown-timeout`.
+    /// The first SIGTERM or SIGINT with a `--drain-delay`: still serving
+    /// and accepting, the health check failing and every response saying
+    /// close, so that a load balancer takes the instance out; then
+    /// [`Shutdown::Graceful`].
+    Draining,
+    /// The first SIGTERM or SIGINT (or the end of the drain): stop
+    /// accepting, let the connections finish, up to `--shutdown-timeout`.
     Graceful,
     /// A signal during the graceful shutdown: exit at once.
     Immediate,
@@ -433,7 +438,8 @@ impl Shutdown {
     fn from_u8(level: u8) -> Shutdown {
         match level {
             0 => Shutdown::Running,
-            1 => Shutdown::Graceful,
+            1 => Shutdown::Draining,
+            2 => Shutdown::Graceful,
             _ => Shutdown::Immediate,
         }
     }

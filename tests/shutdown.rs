@@ -113,3 +113,102 @@ fn responses_after_the_signal_say_close() {
     drop(busy);
     assert_eq!(server.wait_exit(Duration::from_secs(2)), Some(0));
 }
+
+/// The lame-duck drain a load balancer needs (Kubernetes' preStop,
+/// Envoy's drain): on SIGTERM with `--drain-delay`, holdline goes on
+/// accepting and serving while `--health-path` answers 503 and every
+/// response says `Connection: close`, so the balancer takes it out of its
+/// pool; then the graceful shutdown of before.
+#[test]
+fn a_drain_delay_fails_the_health_check_while_serving_then_shuts_down() {
+    let site = Site::new();
+    let args = [
+        "--health-path",
+        "/healthz",
+        "--drain-delay",
+        "1.5",
+        "--keepalive-timeout",
+        "30",
+    ];
+    let mut server = Server::start(&site.root(), &args);
+    let health = |server: &Server| exchange(&mut server.connect(), &get("/healthz"));
+    let ok = health(&server);
+    assert_eq!((ok.status, &ok.body[..]), (200, &b"ok\n"[..]));
+    assert_eq!(ok.header("Cache-Control"), Some("no-store"));
+    assert_eq!(ok.header("Connection"), Some("keep-alive"));
+    let mut kept = server.connect();
+    assert_eq!(exchange(&mut kept, &get("/a.txt")).status, 200);
+
+    server.signal(libc::SIGTERM);
+    let signalled = std::time::Instant::now();
+    assert!(wait_until(Duration::from_secs(1), || health(&server)
+        .status
+        == 503));
+    let draining = health(&server);
+    assert_eq!(draining.body, b"draining\n");
+    assert_eq!(draining.header("Connection"), Some("close"));
+    // Still accepting and serving, each answer saying close, the open
+    // keep-alive connection's next one too.
+    let fresh = exchange(&mut server.connect(), &get("/hello.txt"));
+    assert_eq!(
+        (fresh.status, fresh.header("Connection")),
+        (200, Some("close"))
+    );
+    let last = exchange(&mut kept, &get("/b.txt"));
+    assert_eq!(
+        (last.status, last.header("Connection")),
+        (200, Some("close"))
+    );
+    assert_closes(&mut kept, Duration::from_secs(1));
+    assert!(
+        signalled.elapsed() < Duration::from_millis(1500),
+        "still in the drain"
+    );
+    // Then the listeners close and the process exits 0.
+    assert!(wait_until(Duration::from_secs(3), || {
+        std::net::TcpStream::connect(server.addr).is_err()
+    }));
+    assert!(
+        signalled.elapsed() >= Duration::from_millis(1500),
+        "{:?}",
+        signalled.elapsed()
+    );
+    assert_eq!(server.wait_exit(Duration::from_secs(5)), Some(0));
+    assert!(
+        server.log_text().contains("draining for 1.5s"),
+        "{}",
+        server.log_text()
+    );
+}
+
+/// The health check is never redirected to https, nor written to the
+/// access log.
+#[test]
+fn the_health_check_is_neither_redirected_nor_logged() {
+    let site = Site::new();
+    let log = site.dir.path().join("access.log");
+    let pki = Pki::new();
+    pki.leaf("leaf", "localhost", &["localhost", "127.0.0.1"]);
+    let (cert, key) = (pki.cert("leaf"), pki.key("leaf"));
+    let args = [
+        "--health-path",
+        "/healthz",
+        "--access-log",
+        log.to_str().unwrap(),
+        "--tls-listen",
+        "127.0.0.1:0",
+        "--tls-cert",
+        &cert,
+        "--tls-key",
+        &key,
+        "--redirect-to-https",
+    ];
+    let server = Server::start(&site.root(), &args);
+    let mut s = server.connect();
+    assert_eq!(exchange(&mut s, &get("/healthz")).status, 200);
+    assert_eq!(exchange(&mut s, &get("/a.txt")).status, 308);
+    assert!(wait_until(Duration::from_secs(3), || {
+        std::fs::read_to_string(&log).is_ok_and(|t| t.contains("GET /a.txt"))
+    }));
+    assert!(!std::fs::read_to_string(&log).unwrap().contains("healthz"));
+}

@@ -131,10 +131,15 @@ pub struct Live {
     pub admission_wait: Duration,
     pub linger_timeout: Duration,
     pub shutdown_timeout: Duration,
+    /// On SIGTERM, keep serving this long with the health check failing
+    /// before the graceful shutdown begins.
+    pub drain_delay: Duration,
     pub max_uri_bytes: usize,
     pub max_body_bytes: u64,
     /// Serve counters at this path (GET); `None`: off.
     pub status_path: Option<String>,
+    /// Answer 200 here while serving, 503 once draining; `None`: off.
+    pub health_path: Option<String>,
     pub dotfiles: bool,
     /// Serve FILE.br / FILE.gz when the client accepts them.
     pub precompressed: bool,
@@ -221,9 +226,11 @@ impl Default for Live {
             admission_wait: Duration::from_millis(20),
             linger_timeout: Duration::from_secs(5),
             shutdown_timeout: Duration::from_secs(10),
+            drain_delay: Duration::ZERO,
             max_uri_bytes: 8 * 1024,
             max_body_bytes: 1024 * 1024,
             status_path: None,
+            health_path: None,
             dotfiles: false,
             precompressed: true,
             listing: false,

@@ -305,6 +305,17 @@ pub const OPTIONS: &[OptionSpec] = &[
         repeatable: false,
     },
     OptionSpec {
+        flag: "--drain-delay",
+        value: Some("SECS"),
+        help: "on SIGTERM/SIGINT, first keep serving and accepting this long while --health-path answers 503 and every response says Connection: close, so that a load balancer takes the instance out; then shut down gracefully",
+        show: Show::Live(|c| secs(c.drain_delay)),
+        apply: |b, v| {
+            b.config.live.drain_delay = duration("drain-delay", v)?;
+            Ok(())
+        },
+        repeatable: false,
+    },
+    OptionSpec {
         flag: "--max-header-bytes",
         value: Some("N"),
         help: "largest request head, request line included; beyond it 431; at most 1 GiB",
@@ -434,6 +445,21 @@ pub const OPTIONS: &[OptionSpec] = &[
                 return Err(ConfigError::invalid("status-path", v, expected));
             }
             b.config.live.status_path = Some(v.to_string());
+            Ok(())
+        },
+        repeatable: false,
+    },
+    OptionSpec {
+        flag: "--health-path",
+        value: Some("PATH"),
+        help: "answer a load balancer's health check at PATH: 200 while serving, 503 once a shutdown or --drain-delay has begun (never redirected, never logged)",
+        show: Show::Live(|c| c.health_path.clone().unwrap_or_else(|| "off".into())),
+        apply: |b, v| {
+            if !v.starts_with('/') || v.contains('?') {
+                let expected = "a path such as /healthz";
+                return Err(ConfigError::invalid("health-path", v, expected));
+            }
+            b.config.live.health_path = Some(v.to_string());
             Ok(())
         },
         repeatable: false,

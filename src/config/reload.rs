@@ -94,6 +94,7 @@ mod tests {
         ("--admission-wait", &["--admission-wait", "17"]),
         ("--linger-timeout", &["--linger-timeout", "17"]),
         ("--shutdown-timeout", &["--shutdown-timeout", "17"]),
+        ("--drain-delay", &["--drain-delay", "17"]),
         ("--max-header-bytes", &["--max-header-bytes", "1700"]),
         ("--max-uri-bytes", &["--max-uri-bytes", "1700"]),
         ("--max-body-bytes", &["--max-body-bytes", "1700"]),
@@ -104,6 +105,7 @@ mod tests {
         ("--max-fds", &["--max-fds", "1700"]),
         ("--max-connections", &["--max-connections", "17"]),
         ("--status-path", &["--status-path", "/s"]),
+        ("--health-path", &["--health-path", "/h"]),
         ("--tcp-keepalive-time", &["--tcp-keepalive-time", "17"]),
         (
             "--tcp-keepalive-interval",

@@ -72,9 +72,12 @@ impl Server {
             self.reload();
         }
         if taken.stop > 0 {
-            let level = match self.shutdown_deadline {
-                Some(_) => Shutdown::Immediate,
-                None => Shutdown::Graceful,
+            let level = if self.shutdown_deadline.is_some() || self.drain_until.is_some() {
+                Shutdown::Immediate
+            } else if self.config.live.drain_delay.is_zero() {
+                Shutdown::Graceful
+            } else {
+                Shutdown::Draining
             };
             self.ledger.shared.request_shutdown(level);
             for peer in &self.peers {
@@ -88,6 +91,10 @@ impl Server {
     pub(super) fn follow_shutdown(&mut self, now: Instant) -> bool {
         match self.ledger.shared.shutdown_level() {
             Shutdown::Running => false,
+            Shutdown::Draining => {
+                self.begin_drain(now);
+                false
+            }
             Shutdown::Graceful => {
                 self.begin_shutdown(now);
                 false
@@ -212,11 +219,39 @@ impl Server {
         self.responder.reconfigure(&self.config);
     }
 
+    /// The first SIGTERM with a `--drain-delay`: go on serving and
+    /// accepting for that long, the health check answering 503 and every
+    /// response saying close, so that a load balancer takes this instance
+    /// out of its pool before its listeners close; then the graceful
+    /// shutdown ([`Server::drain_done`]).
+    fn begin_drain(&mut self, now: Instant) {
+        if self.drain_until.is_some() || self.shutdown_deadline.is_some() {
+            return;
+        }
+        if self.ledger.worker == 0 {
+            crate::systemd::notify("STOPPING=1");
+        }
+        let delay = self.config.live.drain_delay;
+        log::info!(
+            "signal: draining for {delay:?} (health check failing, still serving {} connections), then shutting down",
+            self.conns.len()
+        );
+        self.drain_until = Some(now + delay);
+    }
+
+    /// At the end of a turn: a drain whose time is up becomes the graceful
+    /// shutdown.
+    pub(super) fn drain_done(&mut self, now: Instant) {
+        if self.drain_until.is_some_and(|until| now >= until) {
+            self.begin_shutdown(now);
+        }
+    }
+
     fn begin_shutdown(&mut self, now: Instant) {
         if self.shutdown_deadline.is_some() {
             return;
         }
-        if self.ledger.worker == 0 {
+        if self.ledger.worker == 0 && self.drain_until.is_none() {
             crate::systemd::notify("STOPPING=1");
         }
         let timeout = self.config.live.shutdown_timeout;

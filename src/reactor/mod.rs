@@ -92,6 +92,9 @@ pub struct Server {
     admission: Admission,
     /// When cached file fds that nobody uses are next closed.
     next_sweep: Instant,
+    /// A `--drain-delay` has begun and ends then: still serving and
+    /// accepting, the health check failing, every response saying close.
+    drain_until: Option<Instant>,
     /// Graceful shutdown has begun and ends by then: every response says
     /// close, listeners are closed.
     shutdown_deadline: Option<Instant>,
@@ -253,6 +256,7 @@ impl Server {
                 };
                 ledger.shared.publish(ledger.worker, &ledger.stats, &gauges);
             }
+            self.drain_done(now);
             if self.shutdown_done(now) {
                 return Ok(());
             }
@@ -267,6 +271,7 @@ impl Server {
                 .resumes_at(&self.evict, &self.config)
                 .map(until),
             self.shutdown_deadline.map(until),
+            self.drain_until.map(until),
         ]
         .into_iter()
         .flatten()
@@ -291,7 +296,8 @@ impl Server {
             return;
         };
         let before = conn.phase();
-        let closing = self.shutdown_deadline.map(|_| CloseReason::Shutdown);
+        let stopping = self.drain_until.is_some() || self.shutdown_deadline.is_some();
+        let closing = stopping.then_some(CloseReason::Shutdown);
         let mut responder = (&mut self.responder, self.ledger.view(&self.wheel, closing));
         let (pool, timeouts) = (&mut self.pool, &self.timeouts);
         // A panic while this connection moves closes this connection only

@@ -210,6 +210,7 @@ impl Server {
             expired: Vec::new(),
             admission: Admission::default(),
             next_sweep: now,
+            drain_until: None,
             shutdown_deadline: None,
             alarm,
             peers,

@@ -266,6 +266,7 @@ impl Responder {
         // File opens that failed with EMFILE/ENFILE (answered 503).
         server.stats.open_emfile += files.take_fd_shortages();
         let success = !matches!(route, Route::Error(_));
+        let health = matches!(route, Route::Health);
         // RFC 9110 §10.1.1: ask for the body only when we will read it; a
         // refused request gets its final status and the connection closes,
         // since the client may or may not send the body anyway.
@@ -362,6 +363,17 @@ impl Responder {
                 errors::encode_generated(out, rh, content_type, generated, is_head);
                 (Status::Ok, None)
             }
+            Route::Health => {
+                let draining = server.closing == Some(CloseReason::Shutdown);
+                let (status, body) = match draining {
+                    false => (Status::Ok, &b"ok\n"[..]),
+                    true => (Status::ServiceUnavailable, &b"draining\n"[..]),
+                };
+                let mut rh = ResponseHead::with_extra(status, date_now, extra, persistence);
+                rh.cache_control = Some("no-store");
+                errors::encode_generated(out, rh, "text/plain", body, is_head);
+                (status, None)
+            }
             Route::Options => {
                 let status = Status::NoContent;
                 let mut rh = ResponseHead::with_extra(status, date_now, extra, persistence);
@@ -376,7 +388,9 @@ impl Responder {
                 errors::error_body(settings, files, head, &mut rh, server, out, now)
             }
         };
-        if access.enabled() {
+        // Health checks come every few seconds from every balancer: not
+        // worth a line each.
+        if access.enabled() && !health {
             let bytes = accesslog::body_bytes(&out[reply_start..]);
             let bytes = bytes + file.as_ref().map_or(0, FileBody::bytes_to_send);
             let entry = Entry::for_request(head, &facts, status.code(), bytes);
@@ -444,6 +458,11 @@ pub fn route<'t>(
     now: Instant,
 ) -> Route<'t> {
     let (path, query) = head.target.split_once('?').unwrap_or((head.target, ""));
+    // A load balancer's health check is answered before anything else
+    // (plain or TLS, whatever the method).
+    if settings.live.health_path.as_deref() == Some(path) {
+        return Route::Health;
+    }
     let is_status = settings.live.status_path.as_deref() == Some(path);
     if settings.live.redirect_to_https && !secure && !is_status {
         return match route::https_url(head, &settings.tls_listen) {

@@ -30,6 +30,9 @@ pub enum Route<'t> {
     Options,
     /// The status path (`--status-path`).
     Status(status::Format),
+    /// The health check (`--health-path`): 200 while serving, 503 once
+    /// draining or shutting down.
+    Health,
     /// An error status, with its `--error-page` if there is one.
     Error(Status),
 }
