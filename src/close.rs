@@ -43,11 +43,14 @@ pub enum CloseReason {
     TlsError,
     /// A panic while driving this connection was contained.
     InternalError,
+    /// Handed, open, to the new binary of an upgrade (SIGUSR2): closed
+    /// here only.
+    HandedOver,
 }
 
 impl CloseReason {
     /// Every reason, in the order the status formats list them.
-    pub const ALL: [CloseReason; 14] = [
+    pub const ALL: [CloseReason; 15] = [
         CloseReason::Client,
         CloseReason::IdleTimeout,
         CloseReason::HeaderTimeout,
@@ -62,6 +65,7 @@ impl CloseReason {
         CloseReason::Overflow,
         CloseReason::TlsError,
         CloseReason::InternalError,
+        CloseReason::HandedOver,
     ];
 
     /// The name logs, Prometheus's `reason` label, the JSON's `closes`
@@ -82,6 +86,7 @@ impl CloseReason {
             CloseReason::Overflow => "overflow",
             CloseReason::TlsError => "tls_error",
             CloseReason::InternalError => "internal_error",
+            CloseReason::HandedOver => "handed_over",
         }
     }
 }

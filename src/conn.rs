@@ -24,7 +24,7 @@ use std::time::Instant;
 
 use crate::close::CloseReason;
 use crate::evict::Class;
-use crate::http::session::{Expired, Out, Phase, Respond, Session, Timeouts};
+use crate::http::session::{Expired, Out, Parked, Phase, Respond, Session, Timeouts};
 use crate::pool::ExchangePool;
 use crate::serve::{BodySource, FileBody};
 use crate::stream::Stream;
@@ -80,6 +80,41 @@ impl<T: Transport> Conn<T> {
             writable: true,
             fin_pending: false,
         }
+    }
+
+    /// A connection another process handed over (a binary upgrade), in
+    /// the state it was parked in there.
+    pub fn from_parked(transport: T, peer: SocketAddr, parked: Parked, now: Instant) -> Conn<T> {
+        let session = Session::from_parked(parked, transport.is_secure(), now);
+        Conn {
+            transport,
+            peer,
+            session,
+            peer_closed: false,
+            readable: true,
+            writable: true,
+            fin_pending: false,
+        }
+    }
+
+    /// Its state, if it may be handed to another process now: nothing in
+    /// flight, not TLS, the peer still there.
+    pub fn parked(&self, now: Instant) -> Option<Parked> {
+        if self.transport.is_secure() || self.peer_closed || self.transport.pending_output() {
+            return None;
+        }
+        self.session.parked(now)
+    }
+
+    /// It is TLS.
+    pub fn is_secure(&self) -> bool {
+        self.transport.is_secure()
+    }
+
+    /// The transport, for what only the reactor does with a socket
+    /// (registering it, handing it over).
+    pub fn transport_mut(&mut self) -> &mut T {
+        &mut self.transport
     }
 
     pub fn peer(&self) -> SocketAddr {

@@ -176,5 +176,6 @@ pub mod stream;
 pub mod systemd;
 pub mod tls;
 pub mod transport;
+pub mod upgrade;
 pub mod wake;
 pub mod wheel;

@@ -11,6 +11,8 @@ use holdline::config::{Command, help_text, parse_args};
 use holdline::reactor::{run_workers, start};
 
 fn main() -> ExitCode {
+    // What a SIGUSR2 upgrade starts again: this binary's path and arguments.
+    holdline::upgrade::remember_command_line();
     let config = match parse_args(std::env::args_os().skip(1)) {
         Ok(Command::Serve(config)) => *config,
         Ok(Command::Help) => {

@@ -1,5 +1,5 @@
-//! SIGINT and SIGTERM (stop), SIGHUP (reload) and SIGUSR1 (reopen the
-//! access log) delivered into the
+//! SIGINT and SIGTERM (stop), SIGHUP (reload), SIGUSR1 (reopen the
+//! access log) and SIGUSR2 (upgrade the binary) delivered into the
 //! reactor through a signalfd, so a signal is just another readable token:
 //! no handler runs at an arbitrary point, and nothing is shared with one.
 
@@ -19,10 +19,13 @@ pub struct Taken {
     pub reload: usize,
     /// SIGUSR1: reopen the access log (logrotate's convention).
     pub reopen: usize,
+    /// SIGUSR2: start the binary again and hand it everything (nginx's
+    /// convention).
+    pub upgrade: usize,
 }
 
 impl SignalFd {
-    /// Blocks SIGINT, SIGTERM, SIGHUP and SIGUSR1 for this thread (and threads it starts
+    /// Blocks SIGINT, SIGTERM, SIGHUP, SIGUSR1 and SIGUSR2 for this thread (and threads it starts
     /// later) and opens a non-blocking signalfd for them.
     pub fn new() -> io::Result<SignalFd> {
         // SAFETY: plain libc calls on a zeroed, then initialized, sigset.
@@ -33,6 +36,7 @@ impl SignalFd {
             libc::sigaddset(&mut set, libc::SIGTERM);
             libc::sigaddset(&mut set, libc::SIGHUP);
             libc::sigaddset(&mut set, libc::SIGUSR1);
+            libc::sigaddset(&mut set, libc::SIGUSR2);
             let rc = libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
             if rc != 0 {
                 return Err(io::Error::from_raw_os_error(rc));
@@ -67,6 +71,7 @@ impl SignalFd {
                 match info.ssi_signo as i32 {
                     libc::SIGHUP => taken.reload += 1,
                     libc::SIGUSR1 => taken.reopen += 1,
+                    libc::SIGUSR2 => taken.upgrade += 1,
                     _ => taken.stop += 1,
                 }
                 continue;

@@ -31,6 +31,30 @@ macro_rules! each {
     };
 }
 
+impl Stream {
+    /// A plain socket's fd and mio source (to hand the connection to
+    /// another process); `None` for TLS, whose session keys stay here.
+    pub fn plain_socket(&mut self) -> Option<(std::os::fd::RawFd, &mut dyn mio::event::Source)> {
+        use std::os::fd::AsRawFd;
+        match self {
+            Stream::Tcp(s) => {
+                let socket = s.socket();
+                Some((socket.as_raw_fd(), socket))
+            }
+            Stream::Unix(s) => {
+                let socket = s.socket();
+                Some((socket.as_raw_fd(), socket))
+            }
+            Stream::Tls(_) => None,
+        }
+    }
+
+    /// A unix-socket connection (its peer has no address).
+    pub fn is_unix(&self) -> bool {
+        matches!(self, Stream::Unix(_))
+    }
+}
+
 impl Transport for Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {

@@ -116,6 +116,11 @@ impl Tcp {
     pub fn new(stream: TcpStream) -> Tcp {
         Tcp { stream }
     }
+
+    /// The socket (to register it, or hand it to another process).
+    pub fn socket(&mut self) -> &mut TcpStream {
+        &mut self.stream
+    }
 }
 
 /// What a write-like syscall's return value means.
@@ -229,6 +234,11 @@ pub struct Unix {
 impl Unix {
     pub fn new(stream: UnixStream) -> Unix {
         Unix { stream }
+    }
+
+    /// The socket (to register it, or hand it to another process).
+    pub fn socket(&mut self) -> &mut UnixStream {
+        &mut self.stream
     }
 }
 

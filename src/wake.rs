@@ -21,6 +21,9 @@ pub enum Wake {
     Shutdown = 2,
     /// The compressor finished files.
     Compressed = 4,
+    /// Worker 0's upgrade successor serves: stop accepting, hand the
+    /// connections over.
+    Handover = 8,
 }
 
 /// The reasons taken at one wake-up.

@@ -97,3 +97,34 @@ fn socket_activation_serves_on_the_passed_socket() {
     let mut s = server.connect();
     assert_eq!(exchange(&mut s, &get("/a.txt")).body_text(), "a\n");
 }
+
+/// An upgrade under systemd (NotifyAccess=all): the new process says
+/// `MAINPID=` (itself) with `READY=1`, so systemd follows the service to
+/// it; the old one exits when it handed over.
+#[test]
+fn an_upgrade_tells_systemd_the_new_main_pid() {
+    let site = Site::new();
+    let dir = TempDir::new("notify-upgrade");
+    let path = dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&path).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_holdline"));
+    cmd.args(["--listen", "127.0.0.1:0"])
+        .arg(site.root())
+        .env("NOTIFY_SOCKET", &path);
+    let mut server = Server::spawn(cmd).expect("server starts");
+    assert_eq!(next_state(&socket), "READY=1");
+    server.signal(libc::SIGUSR2);
+    let state = next_state(&socket);
+    let pid: u32 = state
+        .strip_prefix("MAINPID=")
+        .and_then(|rest| rest.strip_suffix("\nREADY=1"))
+        .and_then(|pid| pid.parse().ok())
+        .unwrap_or_else(|| panic!("{state:?}"));
+    assert_ne!(pid, server.pid());
+    assert_eq!(server.wait_exit(Duration::from_secs(10)), Some(0));
+    let mut s = TcpStream::connect(server.addr).unwrap();
+    assert_eq!(exchange(&mut s, &get("/hello.txt")).status, 200);
+    // SAFETY: plain kill(2) of the process this test's server started.
+    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    assert_eq!(next_state(&socket), "STOPPING=1");
+}

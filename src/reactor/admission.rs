@@ -70,7 +70,7 @@ impl Server {
     }
 
     /// The fd budget admits one more connection without evicting.
-    fn has_room(&self) -> bool {
+    pub(super) fn has_room(&self) -> bool {
         let open_files = self.responder.open_files();
         self.ledger.budget.admits(self.conns.len(), open_files)
     }
@@ -95,6 +95,12 @@ impl Server {
         if self.admission.paused_until.is_some() || self.shutdown_deadline.is_some() {
             return;
         }
+        self.accept_queued(index, now);
+    }
+
+    /// Accepts what listener `index` has queued (the shutdown's last
+    /// look too, before its listeners close).
+    pub(super) fn accept_queued(&mut self, index: usize, now: Instant) {
         loop {
             let mut full = !self.has_room();
             // A cached file fd that no response uses is the cheapest

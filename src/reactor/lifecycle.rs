@@ -71,6 +71,9 @@ impl Server {
         if taken.reload > 0 {
             self.reload();
         }
+        if taken.upgrade > 0 {
+            self.start_upgrade(now);
+        }
         if taken.stop > 0 {
             let level = if self.shutdown_deadline.is_some() || self.drain_until.is_some() {
                 Shutdown::Immediate
@@ -259,7 +262,15 @@ impl Server {
             "signal: shutting down gracefully ({} connections, up to {timeout:?})",
             self.conns.len(),
         );
+        // What the kernel already queued is taken first: closing a
+        // listener resets the connections in its backlog (with
+        // SO_REUSEPORT, each worker's socket has a backlog of its own),
+        // and these clients connected while the server still served.
+        // They are answered, with `Connection: close`.
         self.shutdown_deadline = Some(now + timeout);
+        for i in 0..self.listeners.len() {
+            self.accept_queued(i, now);
+        }
         // Closing the listeners makes new connections fail at once
         // instead of waiting in a backlog nobody will accept from.
         for mut listener in self.listeners.drain(..) {

@@ -40,6 +40,43 @@ pub(super) enum Accepted {
 pub const UNIX_PEER: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0);
 
+impl Listener {
+    /// What an upgrade's successor is told of it (its fd stays ours).
+    pub fn record(&self, worker: usize) -> crate::upgrade::ListenerRecord {
+        use std::os::fd::AsRawFd;
+        let (fd, unix) = match &self.socket {
+            ListenSocket::Tcp(l) => (l.as_raw_fd(), None),
+            ListenSocket::Unix(l, path) => (l.as_raw_fd(), Some(path.clone())),
+        };
+        crate::upgrade::ListenerRecord {
+            worker,
+            fd,
+            unix,
+            tls: self.tls,
+        }
+    }
+
+    /// Another fd for the same socket (for a second worker).
+    pub fn try_clone(&self) -> io::Result<Listener> {
+        use std::os::fd::{AsFd, OwnedFd};
+        let socket = match &self.socket {
+            ListenSocket::Tcp(l) => {
+                let fd: OwnedFd = l.as_fd().try_clone_to_owned()?;
+                ListenSocket::Tcp(TcpListener::from_std(fd.into()))
+            }
+            ListenSocket::Unix(l, path) => {
+                let fd: OwnedFd = l.as_fd().try_clone_to_owned()?;
+                ListenSocket::Unix(UnixListener::from_std(fd.into()), path.clone())
+            }
+        };
+        Ok(Listener {
+            socket,
+            local: self.local,
+            tls: self.tls,
+        })
+    }
+}
+
 impl ListenSocket {
     pub fn accept(&self) -> io::Result<(Accepted, SocketAddr)> {
         match self {

@@ -47,11 +47,13 @@ use crate::wake::{Alarm, Wake};
 use crate::wheel::TimerWheel;
 
 mod admission;
+mod handover;
 mod lifecycle;
 mod listeners;
 mod startup;
 
 use admission::Admission;
+use handover::{HandoverSlot, Upgrade};
 use lifecycle::Reconfig;
 pub use listeners::UNIX_PEER;
 use listeners::{ListenSocket, Listener};
@@ -64,6 +66,8 @@ pub const TIMER_TICK: Duration = Duration::from_millis(100);
 const SIGNAL: Token = Token(usize::MAX);
 /// The alarm's token: another thread woke this reactor (see [`Wake`]).
 const WAKE: Token = Token(usize::MAX - 1);
+/// The upgrade channel's token (worker 0, during a binary upgrade).
+const UPGRADE: Token = Token(usize::MAX - 2);
 /// Listener `i` is `Token(LISTENER_BASE + i)`; connections are their slab
 /// keys, below it.
 const LISTENER_BASE: usize = usize::MAX - 1024;
@@ -105,6 +109,13 @@ pub struct Server {
     peers: Vec<Arc<Alarm>>,
     /// Configurations published by SIGHUP reloads.
     reconfig: Arc<Reconfig>,
+    /// A binary upgrade under way (SIGUSR2).
+    upgrade: Option<Upgrade>,
+    /// Where worker 0 leaves the channel to the successor for the others.
+    handover: HandoverSlot,
+    /// Every worker's listeners, for worker 0 to hand to a successor
+    /// (their fds stay owned by their workers); empty for the others.
+    listener_records: Vec<crate::upgrade::ListenerRecord>,
     /// The reload this worker last applied (0: none).
     config_generation: u64,
 }
@@ -206,6 +217,7 @@ impl Server {
                             return Ok(());
                         }
                     }
+                    UPGRADE => self.upgrade_event(now),
                     WAKE => {
                         let reasons = self.alarm.take();
                         if reasons.has(Wake::Reload) {
@@ -215,6 +227,9 @@ impl Server {
                             let done = self.responder.take_compressed() as u64;
                             let stats = &mut self.ledger.stats;
                             stats.count_compression(CompressOutcome::Compressed, done);
+                        }
+                        if reasons.has(Wake::Handover) {
+                            self.follow_handover(now);
                         }
                         if reasons.has(Wake::Shutdown) && self.follow_shutdown(now) {
                             return Ok(());
@@ -257,7 +272,7 @@ impl Server {
                 ledger.shared.publish(ledger.worker, &ledger.stats, &gauges);
             }
             self.drain_done(now);
-            if self.shutdown_done(now) {
+            if self.shutdown_done(now) || self.upgrade_turn(now) {
                 return Ok(());
             }
         }
@@ -272,6 +287,7 @@ impl Server {
                 .map(until),
             self.shutdown_deadline.map(until),
             self.drain_until.map(until),
+            self.upgrade_deadline().map(until),
         ]
         .into_iter()
         .flatten()
@@ -292,11 +308,15 @@ impl Server {
     /// files what changed: the gauges, its eviction queue, its deadline,
     /// or its close.
     fn step(&mut self, key: usize, now: Instant, step: Step) {
+        let handing_over = self.handing_over();
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
         let before = conn.phase();
         let stopping = self.drain_until.is_some() || self.shutdown_deadline.is_some();
+        // A TLS connection's session cannot go to an upgrade's successor:
+        // its responses say close.
+        let stopping = stopping || (handing_over && conn.is_secure());
         let closing = stopping.then_some(CloseReason::Shutdown);
         let mut responder = (&mut self.responder, self.ledger.view(&self.wheel, closing));
         let (pool, timeouts) = (&mut self.pool, &self.timeouts);
@@ -333,6 +353,9 @@ impl Server {
             Next::Open if closing.is_some() && after == Phase::Idle => {
                 self.close(key, CloseReason::Shutdown)
             }
+            // During an upgrade, a connection that comes to rest goes to
+            // the successor.
+            Next::Open if self.handing_over() && self.hand_over_or_close(key, now) => {}
             Next::Open => {
                 self.wheel.schedule(key, deadline);
                 self.evict.set(key, Some(class), since);

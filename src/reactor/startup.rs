@@ -19,6 +19,7 @@ use mio::{Interest, Poll, Token};
 use slab::Slab;
 
 use super::admission::Admission;
+use super::handover::HandoverSlot;
 use super::lifecycle::Reconfig;
 use super::listeners::{ListenSocket, Listener, UNIX_PEER, bind_listener, bind_unix};
 use super::{LISTENER_BASE, Ledger, SIGNAL, Server, TIMER_TICK, WAKE, plural};
@@ -131,6 +132,8 @@ struct Parts {
     access_log: Arc<Sink>,
     /// This worker's own alarm (its compressor wakes it too).
     alarm: Arc<Alarm>,
+    /// Where worker 0 leaves an upgrade's channel for the others.
+    handover: HandoverSlot,
 }
 
 impl Server {
@@ -148,6 +151,7 @@ impl Server {
             reconfig,
             access_log,
             alarm,
+            handover,
         } = parts;
         let fixed = &config.fixed;
         let root =
@@ -216,6 +220,9 @@ impl Server {
             peers,
             reconfig,
             config_generation: 0,
+            upgrade: None,
+            handover,
+            listener_records: Vec::new(),
         })
     }
 }
@@ -228,6 +235,27 @@ pub fn start(mut config: Config) -> Result<Vec<Server>, StartError> {
     let started = config.clone();
     // At least one: the per-worker lists below are indexed at 0.
     let workers = config.fixed.workers.max(1);
+    // A binary upgrade: the predecessor hands over its listeners (the
+    // same sockets); ours are not bound.
+    let (predecessor, handed) = match crate::upgrade::predecessor() {
+        None => (None, Vec::new()),
+        Some(channel) => {
+            let fail = StartError::reactor("take the listeners of the process upgraded");
+            let channel = channel.map_err(fail)?;
+            let handed = crate::upgrade::receive_listeners(&channel).map_err(
+                StartError::reactor("receive the listeners of the process upgraded"),
+            )?;
+            log::info!(
+                "upgrade: {} listener{} taken over (--listen and --tls-listen are not bound)",
+                handed.len(),
+                plural(handed.len())
+            );
+            config.fixed.listen.clear();
+            config.fixed.listen_unix.clear();
+            config.fixed.tls_listen.clear();
+            (Some(channel), handed)
+        }
+    };
     // Socket activation: systemd bound the listeners; ours are not used.
     let passed = crate::systemd::listen_fds();
     if !passed.is_empty() {
@@ -240,10 +268,12 @@ pub fn start(mut config: Config) -> Result<Vec<Server>, StartError> {
         config.fixed.listen_unix.clear();
         config.fixed.tls_listen.clear();
     }
-    let budget = setup_fd_budget(&config, passed.len())?;
-    let tls = load_tls(&config, passed.iter().any(|p| p.tls))?;
+    let budget = setup_fd_budget(&config, passed.len() + handed.len())?;
+    let passed_tls = passed.iter().any(|p| p.tls) || handed.iter().any(|h| h.tls);
+    let tls = load_tls(&config, passed_tls)?;
     let mut sockets = bind_all(&config, workers)?;
     adopt_passed(passed, &mut sockets)?;
+    adopt_handed(handed, &mut sockets)?;
     // Blocks SIGINT/SIGTERM in this thread; the worker threads spawned
     // from it inherit the mask, so only the signalfd ever sees them.
     let mut signals = match SignalFd::new() {
@@ -277,6 +307,7 @@ pub fn start(mut config: Config) -> Result<Vec<Server>, StartError> {
         .collect::<Result<Vec<Arc<Alarm>>, StartError>>()?;
     let shared = Arc::new(Shared::new(workers));
     let reconfig = Arc::new(Reconfig::new(started, budget.max_connections));
+    let handover: HandoverSlot = Arc::default();
     // Opened before privileges are dropped, as nginx's master opens its
     // logs; the writer thread starts here.
     let access_log = Sink::start(config.live.access_log.as_deref()).map_err(|source| {
@@ -301,15 +332,88 @@ pub fn start(mut config: Config) -> Result<Vec<Server>, StartError> {
             reconfig: Arc::clone(&reconfig),
             access_log: Arc::clone(&access_log),
             alarm: Arc::clone(&alarms[worker]),
+            handover: Arc::clone(&handover),
         };
         servers.push(Server::new(config.clone(), parts)?);
     }
+    // What worker 0 hands a successor of its own (SIGUSR2): every
+    // worker's listeners, by fd.
+    let records = servers
+        .iter()
+        .flat_map(|server| {
+            let worker = server.ledger.worker;
+            server.listeners.iter().map(move |l| l.record(worker))
+        })
+        .collect();
+    servers[0].listener_records = records;
     // Everything that may need root is done: listeners, ROOT, keys. The
     // "listening" line below then means: serving, as the final user.
     crate::privileges::drop_to(config.fixed.user.as_deref()).map_err(StartError::User)?;
     log_listening(&servers[0], &config, workers);
-    crate::systemd::notify("READY=1");
+    match predecessor {
+        None => crate::systemd::notify("READY=1"),
+        Some(channel) => {
+            // systemd (NotifyAccess=all) follows the service to this
+            // process; the predecessor hands over once told.
+            crate::systemd::notify(&format!("MAINPID={}\nREADY=1", std::process::id()));
+            crate::upgrade::say_ready(&channel)
+                .map_err(StartError::reactor("tell the process upgraded"))?;
+            servers[0].receive_handover(channel);
+        }
+    }
     Ok(servers)
+}
+
+/// Listeners a predecessor handed over (an upgrade). Each worker here
+/// takes the sockets of the worker with its number there; with fewer
+/// workers than before the extra sets are shared out too (none may close:
+/// what is queued in a socket's backlog would be lost), with more the new
+/// workers share the first ones.
+fn adopt_handed(
+    handed: Vec<crate::upgrade::HandedListener>,
+    sockets: &mut [Vec<Listener>],
+) -> Result<(), StartError> {
+    if handed.is_empty() {
+        return Ok(());
+    }
+    let workers = sockets.len();
+    let mut by_old: Vec<Vec<Listener>> = Vec::new();
+    for h in handed {
+        let socket = socket2::Socket::from(h.fd);
+        let local = socket
+            .local_addr()
+            .map_err(StartError::reactor("read a handed-over socket's address"))?;
+        let listener = match (h.unix, local.as_socket()) {
+            (false, Some(addr)) => Listener {
+                socket: ListenSocket::Tcp(TcpListener::from_std(socket.into())),
+                local: addr,
+                tls: h.tls,
+            },
+            _ => Listener {
+                socket: ListenSocket::Unix(UnixListener::from_std(socket.into()), h.unix_path),
+                local: UNIX_PEER,
+                tls: false,
+            },
+        };
+        if by_old.len() <= h.worker {
+            by_old.resize_with(h.worker + 1, Vec::new);
+        }
+        by_old[h.worker].push(listener);
+    }
+    let old = by_old.len();
+    for (i, set) in by_old.into_iter().enumerate() {
+        sockets[i % workers].extend(set);
+    }
+    // More workers than before: the new ones share the first sets' sockets.
+    for w in old..workers {
+        let shared: Vec<Listener> = sockets[w % old]
+            .iter()
+            .map(|l| l.try_clone())
+            .collect::<std::io::Result<_>>()
+            .map_err(StartError::reactor("share a handed-over socket"))?;
+        sockets[w].extend(shared);
+    }
+    Ok(())
 }
 
 /// The certificates, when a listener (bound or passed) is TLS.

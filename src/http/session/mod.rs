@@ -173,6 +173,19 @@ pub enum Expired {
     Answered,
 }
 
+/// A connection with nothing in flight, as it travels: what the
+/// successor needs to go on with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Parked {
+    /// Requests answered on it so far (`--max-requests` counts on).
+    pub requests: u32,
+    /// How long it has been idle (or, fresh, since accept): its deadline
+    /// goes on from there.
+    pub idle: Duration,
+    /// It has not sent a request yet (the header deadline applies).
+    pub fresh: bool,
+}
+
 /// Where a connection is, with what that place needs.
 enum State<B> {
     /// Accepted, nothing received yet, no buffers: the header deadline
@@ -438,6 +451,37 @@ impl<B> Session<B> {
         match self.state {
             State::Busy(ex) => Some(ex),
             _ => None,
+        }
+    }
+
+    /// The state to hand this connection to another process with (a
+    /// binary upgrade): Fresh or Idle, with no buffer, only; `None` while
+    /// a request is under way or the close has begun.
+    pub fn parked(&self, now: Instant) -> Option<Parked> {
+        let (since, fresh) = match self.state {
+            State::Fresh { accepted } => (accepted, true),
+            State::Idle { since } => (since, false),
+            State::Busy(_) | State::Closing { .. } => return None,
+        };
+        Some(Parked {
+            requests: self.requests,
+            idle: now.saturating_duration_since(since),
+            fresh,
+        })
+    }
+
+    /// A connection another process handed over in `parked`'s state: its
+    /// deadline goes on where it was.
+    pub fn from_parked(parked: Parked, secure: bool, now: Instant) -> Session<B> {
+        let since = now.checked_sub(parked.idle).unwrap_or(now);
+        let state = match parked.fresh {
+            true => State::Fresh { accepted: since },
+            false => State::Idle { since },
+        };
+        Session {
+            state,
+            requests: parked.requests,
+            secure,
         }
     }
 

@@ -519,3 +519,33 @@ fn idle_then_first_byte_starts_the_head_deadline() {
     assert_eq!(h.s.phase(), Phase::Reading);
     assert_eq!(h.deadline(), 14.0);
 }
+
+#[test]
+fn idle_then_parked_and_taken_up_elsewhere_keeps_its_count_and_deadline() {
+    let mut h = Harness::new();
+    h.recv(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n", 1.0);
+    assert_eq!(h.s.parked(h.at(1.0)), None, "a request under way stays");
+    h.drain(2.0);
+    let parked = h.s.parked(h.at(4.0)).unwrap();
+    assert_eq!(
+        parked,
+        Parked {
+            requests: 1,
+            idle: Duration::from_secs(2),
+            fresh: false
+        }
+    );
+    // Another process takes it up at its own "now": Idle, 3 s left.
+    let later = h.at(100.0);
+    let taken: Session<u64> = Session::from_parked(parked, false, later);
+    assert_eq!(taken.phase(), Phase::Idle);
+    assert_eq!(taken.requests(), 1);
+    assert_eq!(taken.deadline(&T), later + Duration::from_secs(3));
+    // A fresh one keeps its header deadline from accept.
+    let fresh = Harness::new();
+    let parked = fresh.s.parked(fresh.at(4.0)).unwrap();
+    assert!(parked.fresh);
+    let taken: Session<u64> = Session::from_parked(parked, false, later);
+    assert_eq!(taken.phase(), Phase::Reading);
+    assert_eq!(taken.deadline(&T), later + Duration::from_secs(6));
+}
