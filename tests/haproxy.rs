@@ -179,9 +179,9 @@ fn rolling_restart_and_rolling_upgrade_behind_haproxy_lose_no_request() {
         let log = server.log_text();
         let pid: u32 = log
             .lines()
+            .rev()
             .filter_map(|l| l.split("upgrade: pid ").nth(1))
-            .filter_map(|rest| rest.split(' ').next()?.parse().ok())
-            .last()
+            .find_map(|rest| rest.split(' ').next()?.parse().ok())
             .expect("the successor's pid");
         successors.push(pid);
         through();
