@@ -275,3 +275,43 @@ fn a_unix_socket_listener_and_its_clients_are_handed_over() {
         .unwrap();
     assert_eq!(ask(&mut fresh, "/b.txt").1, b"bb\n");
 }
+
+/// A handed-over connection keeps its state: the requests it was allowed
+/// count on from where they were (`Keep-Alive: max=`), and the last one
+/// allowed still says close.
+#[test]
+fn a_handed_over_connection_keeps_its_request_count() {
+    let site = Site::new();
+    let mut server = Server::start(
+        &site.root(),
+        &["--keepalive-timeout", "30", "--max-requests", "4"],
+    );
+    let mut kept = server.connect();
+    let r = exchange(&mut kept, &get("/a.txt"));
+    assert_eq!(r.header("Keep-Alive"), Some("timeout=30, max=3"));
+    let r = exchange(&mut kept, &get("/a.txt"));
+    assert_eq!(r.header("Keep-Alive"), Some("timeout=30, max=2"));
+    server.signal(libc::SIGUSR2);
+    assert_eq!(
+        server.wait_exit(Duration::from_secs(20)),
+        Some(0),
+        "{}",
+        server.log_text()
+    );
+    let new = serving_pid(&server).expect("a successor serves");
+    let _reap = Reap(new);
+    assert!(alive(new));
+    let r = exchange(&mut kept, &get("/a.txt"));
+    assert_eq!(r.header("Keep-Alive"), Some("timeout=30, max=1"));
+    let r = exchange(&mut kept, &get("/b.txt"));
+    assert_eq!(
+        (r.body.as_slice(), r.header("Connection")),
+        (&b"bb\n"[..], Some("close"))
+    );
+    let mut rest = Vec::new();
+    assert_eq!(
+        kept.read_to_end(&mut rest).unwrap(),
+        0,
+        "the connection closes"
+    );
+}
