@@ -212,3 +212,39 @@ fn the_health_check_is_neither_redirected_nor_logged() {
     }));
     assert!(!std::fs::read_to_string(&log).unwrap().contains("healthz"));
 }
+
+/// Connections the kernel queued on the listeners (here while the server
+/// is stopped, spread over a SO_REUSEPORT group of two workers) when the
+/// shutdown begins are accepted and answered, not reset with the
+/// listener: closing a listener drops its backlog, so the shutdown takes
+/// what is queued first.
+#[test]
+fn connections_queued_at_shutdown_are_answered_not_reset() {
+    let site = Site::new();
+    let mut server = Server::start(&site.root(), &["--workers", "2"]);
+    server.signal(libc::SIGSTOP);
+    let queued: Vec<std::net::TcpStream> = (0..32)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(server.addr).unwrap();
+            s.write_all(get("/hello.txt").as_bytes()).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            s
+        })
+        .collect();
+    server.signal(libc::SIGTERM);
+    server.signal(libc::SIGCONT);
+    // Each dropped once read: the server's lingering close waits for it.
+    for (i, mut s) in queued.into_iter().enumerate() {
+        let mut answer = String::new();
+        s.read_to_string(&mut answer)
+            .unwrap_or_else(|e| panic!("queued connection {i}: {e}"));
+        assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{i}: {answer:?}");
+        assert!(answer.ends_with("\r\n\r\nhello\n"), "{i}: {answer:?}");
+    }
+    assert_eq!(
+        server.wait_exit(Duration::from_secs(5)),
+        Some(0),
+        "{}",
+        server.log_text()
+    );
+}

@@ -96,6 +96,35 @@ fn socket_activation_serves_on_the_passed_socket() {
     );
     let mut s = server.connect();
     assert_eq!(exchange(&mut s, &get("/a.txt")).body_text(), "a\n");
+    upgrade_keeps_the_passed_socket(server, s);
+}
+
+/// An upgrade of a socket-activated server: the successor takes the
+/// socket systemd passed (its `LISTEN_PID` names the old process, so the
+/// environment it inherits passes it nothing) and the connection open.
+fn upgrade_keeps_the_passed_socket(mut server: Server, mut kept: TcpStream) {
+    server.signal(libc::SIGUSR2);
+    assert_eq!(
+        server.wait_exit(Duration::from_secs(20)),
+        Some(0),
+        "{}",
+        server.log_text()
+    );
+    let new = server.successor_pid().expect("a successor serves");
+    let _reap = Reap(new);
+    let log = server.log_text();
+    assert!(log.contains("upgrade: 1 listener taken over"), "{log}");
+    assert_eq!(
+        log.matches("passed by systemd").count(),
+        1,
+        "the successor takes no socket from its environment: {log}"
+    );
+    assert_eq!(
+        exchange(&mut kept, &get("/hello.txt")).body_text(),
+        "hello\n"
+    );
+    let mut fresh = TcpStream::connect(server.addr).unwrap();
+    assert_eq!(exchange(&mut fresh, &get("/a.txt")).body_text(), "a\n");
 }
 
 /// An upgrade under systemd (NotifyAccess=all): the new process says

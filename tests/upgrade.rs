@@ -13,35 +13,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-/// The pid serving now: the one whose "listening on" line came last.
-fn serving_pid(server: &Server) -> Option<u32> {
-    let log = server.log_text();
-    let pids: Vec<u32> = log
-        .lines()
-        .filter_map(|l| l.split("upgrade: pid ").nth(1))
-        .filter_map(|rest| rest.split(' ').next()?.parse().ok())
-        .collect();
-    pids.last().copied()
-}
-
-fn alive(pid: u32) -> bool {
-    std::path::Path::new(&format!("/proc/{pid}")).exists()
-        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .unwrap_or_default()
-            .contains(") Z ")
-}
-
-/// Kills a successor the test started (the `Server` kills only the first
-/// process).
-struct Reap(u32);
-
-impl Drop for Reap {
-    fn drop(&mut self) {
-        // SAFETY: plain kill(2) of a pid this test started.
-        unsafe { libc::kill(self.0 as i32, libc::SIGKILL) };
-    }
-}
-
 /// Keep-alive clients request through an upgrade: every request is
 /// answered, none of their connections closes, new connections are
 /// served throughout, and the old process exits once it handed over.
@@ -111,11 +82,11 @@ fn upgrade_under_load(workers: &str) {
         > 100));
     server.signal(libc::SIGUSR2);
     assert!(
-        wait_until(Duration::from_secs(20), || serving_pid(&server).is_some()),
+        wait_until(Duration::from_secs(20), || server.successor_pid().is_some()),
         "{}",
         server.log_text()
     );
-    let new = serving_pid(&server).unwrap();
+    let new = server.successor_pid().unwrap();
     let _reap = Reap(new);
     assert_ne!(new, old);
     // The old process hands everything over and exits 0.
@@ -225,8 +196,10 @@ fn tls_connections_close_after_their_response_and_new_ones_reach_the_successor()
     let mut idle = connect();
     assert_eq!(ask(&mut idle).1, b"a\n");
     server.signal(libc::SIGUSR2);
-    assert!(wait_until(Duration::from_secs(20), || serving_pid(&server).is_some()));
-    let _reap = Reap(serving_pid(&server).unwrap());
+    assert!(wait_until(Duration::from_secs(20), || server
+        .successor_pid()
+        .is_some()));
+    let _reap = Reap(server.successor_pid().unwrap());
     // The idle TLS connection was closed (cleanly: close_notify).
     let mut rest = Vec::new();
     let _ = idle.read_to_end(&mut rest);
@@ -260,8 +233,10 @@ fn a_unix_socket_listener_and_its_clients_are_handed_over() {
     };
     assert_eq!(ask(&mut proxy, "/a.txt").1, b"a\n");
     server.signal(libc::SIGUSR2);
-    assert!(wait_until(Duration::from_secs(20), || serving_pid(&server).is_some()));
-    let _reap = Reap(serving_pid(&server).unwrap());
+    assert!(wait_until(Duration::from_secs(20), || server
+        .successor_pid()
+        .is_some()));
+    let _reap = Reap(server.successor_pid().unwrap());
     assert_eq!(server.wait_exit(Duration::from_secs(15)), Some(0));
     assert_eq!(
         ask(&mut proxy, "/hello.txt").1,
@@ -298,7 +273,7 @@ fn a_handed_over_connection_keeps_its_request_count() {
         "{}",
         server.log_text()
     );
-    let new = serving_pid(&server).expect("a successor serves");
+    let new = server.successor_pid().expect("a successor serves");
     let _reap = Reap(new);
     assert!(alive(new));
     let r = exchange(&mut kept, &get("/a.txt"));

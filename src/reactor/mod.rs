@@ -210,7 +210,11 @@ impl Server {
             let now = Instant::now();
             self.responder.set_clock(now, SystemTime::now());
 
-            for event in events.iter() {
+            // Signals and wake-ups first: a shutdown or a reload that came
+            // with connection events applies to them too (a response in
+            // the same batch as SIGTERM already says close).
+            let control = |t: Token| matches!(t, SIGNAL | UPGRADE | WAKE);
+            for event in events.iter().filter(|e| control(e.token())) {
                 match event.token() {
                     SIGNAL => {
                         if self.take_signals(now) {
@@ -235,6 +239,11 @@ impl Server {
                             return Ok(());
                         }
                     }
+                    _ => {}
+                }
+            }
+            for event in events.iter().filter(|e| !control(e.token())) {
+                match event.token() {
                     Token(t) if t >= LISTENER_BASE => self.accept(t - LISTENER_BASE, now),
                     Token(key) => {
                         let readable =

@@ -171,6 +171,38 @@ impl Server {
     pub fn log_text(&self) -> String {
         self.log.lock().unwrap().join("\n")
     }
+
+    /// After upgrades (SIGUSR2), the pid serving now: the last one the
+    /// log says serves. The successor is not this `Server`'s child: hold
+    /// a [`Reap`] for it.
+    pub fn successor_pid(&self) -> Option<u32> {
+        let log = self.log_text();
+        let pids: Vec<u32> = log
+            .lines()
+            .filter_map(|l| l.split("upgrade: pid ").nth(1))
+            .filter_map(|rest| rest.split(' ').next()?.parse().ok())
+            .collect();
+        pids.last().copied()
+    }
+}
+
+/// Whether `pid` runs (not gone, not a zombie).
+pub fn alive(pid: u32) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .unwrap_or_default()
+            .contains(") Z ")
+}
+
+/// Kills, when dropped, a process the test caused to start that is no
+/// child of its `Server` (an upgrade's successor).
+pub struct Reap(pub u32);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        // SAFETY: plain kill(2) of a pid this test caused to start.
+        unsafe { libc::kill(self.0 as i32, libc::SIGKILL) };
+    }
 }
 
 impl Listening for Server {
