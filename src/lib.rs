@@ -31,8 +31,8 @@
 //!    builds one reactor per worker, gives up root ([`privileges`]), and
 //!    [`reactor::run_workers`] runs them.
 //!
-//! 1. **The reactor** ([`reactor`]: the loop; admission, lifecycle,
-//!    start-up and listeners in files of their own). A reactor owns the
+//! 1. **The reactor** ([`reactor`]: the loop; admission, lifecycle, the
+//!    upgrade hand-over, start-up and listeners in files of their own). A reactor owns the
 //!    listeners, a [`slab::Slab`] of connections (a connection's slab key
 //!    is its mio `Token` and its timer key), the [timer wheel](wheel), the
 //!    [eviction queues](evict), a [`pool`] of exchanges, the

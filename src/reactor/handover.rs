@@ -44,6 +44,8 @@ pub(super) enum Upgrade {
 /// worker 0 says so.
 pub(super) type HandoverSlot = Arc<Mutex<Option<Arc<Channel>>>>;
 
+/// The predecessor's side: starting the successor, handing over,
+/// giving up on a successor that fails.
 impl Server {
     /// SIGUSR2 (worker 0): starts the successor, hands it the listeners,
     /// and goes on serving until it says it serves.
@@ -307,7 +309,11 @@ impl Server {
         log::error!("upgrade: the new binary (pid {pid}) {why}: {status}; still serving");
         self.upgrade = None;
     }
+}
 
+/// The successor's side: worker 0 takes up what the predecessor hands
+/// over (its messages arrive through `upgrade_event`).
+impl Server {
     /// The successor's worker 0, once it serves: listens for the
     /// predecessor's connections.
     pub fn receive_handover(&mut self, channel: Channel) {

@@ -7,10 +7,12 @@
 //! 1. sleep in `epoll_wait` until an event, the next due wheel tick, or
 //!    the time blocked admission may resume; then set the responder's
 //!    clock;
-//! 2. for each event: accept (a listener: `admission.rs`), drive a
-//!    connection, take a signal or a wake-up (`lifecycle.rs`); each
-//!    connection driven files its new deadline in the wheel and its
-//!    eviction class at once (`Server::step`);
+//! 2. the events: first signals and wake-ups (`lifecycle.rs`,
+//!    `handover.rs`), so that a shutdown or a reload that came with
+//!    connection events applies to them; then accept (a listener:
+//!    `admission.rs`) and drive each connection; each connection driven
+//!    files its new deadline in the wheel and its eviction class at once
+//!    (`Server::step`);
 //! 3. advance the wheel and hand each expired connection its deadline
 //!    (through the same `step`);
 //! 4. housekeeping: retry blocked admission, hand the access-log lines to
@@ -20,9 +22,12 @@
 //!
 //! The folder: this file is the loop; `admission.rs` lets connections in
 //! (accept, the fd budget, eviction, answering without a slot);
-//! `lifecycle.rs` is SIGHUP reloads and graceful shutdown; `startup.rs`
-//! builds the reactors ([`start`], [`run_workers`]); `listeners.rs` is
-//! the sockets accepted on.
+//! `lifecycle.rs` is SIGHUP reloads and graceful shutdown; `handover.rs`
+//! a binary upgrade (SIGUSR2), from either side; `startup.rs` builds the
+//! reactors ([`start`], [`run_workers`]) and `start_error.rs` says why it
+//! could not; `sockets.rs` is where the listening sockets come from
+//! (bound, passed by systemd, handed over); `listeners.rs` is the sockets
+//! accepted on.
 
 use std::io;
 use std::net::SocketAddr;
@@ -50,6 +55,8 @@ mod admission;
 mod handover;
 mod lifecycle;
 mod listeners;
+mod sockets;
+mod start_error;
 mod startup;
 
 use admission::Admission;
@@ -57,7 +64,8 @@ use handover::{HandoverSlot, Upgrade};
 use lifecycle::Reconfig;
 pub use listeners::UNIX_PEER;
 use listeners::{ListenSocket, Listener};
-pub use startup::{StartError, run_workers, start};
+pub use start_error::StartError;
+pub use startup::{run_workers, start};
 
 /// The wheel's tick: deadlines fire at most this late.
 pub const TIMER_TICK: Duration = Duration::from_millis(100);
@@ -215,31 +223,16 @@ impl Server {
             // the same batch as SIGTERM already says close).
             let control = |t: Token| matches!(t, SIGNAL | UPGRADE | WAKE);
             for event in events.iter().filter(|e| control(e.token())) {
-                match event.token() {
-                    SIGNAL => {
-                        if self.take_signals(now) {
-                            return Ok(());
-                        }
+                let exit = match event.token() {
+                    SIGNAL => self.take_signals(now),
+                    UPGRADE => {
+                        self.upgrade_event(now);
+                        false
                     }
-                    UPGRADE => self.upgrade_event(now),
-                    WAKE => {
-                        let reasons = self.alarm.take();
-                        if reasons.has(Wake::Reload) {
-                            self.follow_reload();
-                        }
-                        if reasons.has(Wake::Compressed) {
-                            let done = self.responder.take_compressed() as u64;
-                            let stats = &mut self.ledger.stats;
-                            stats.count_compression(CompressOutcome::Compressed, done);
-                        }
-                        if reasons.has(Wake::Handover) {
-                            self.follow_handover(now);
-                        }
-                        if reasons.has(Wake::Shutdown) && self.follow_shutdown(now) {
-                            return Ok(());
-                        }
-                    }
-                    _ => {}
+                    _ => self.wake_event(now),
+                };
+                if exit {
+                    return Ok(());
                 }
             }
             for event in events.iter().filter(|e| !control(e.token())) {
@@ -287,6 +280,24 @@ impl Server {
         }
     }
 
+    /// What the alarm was rung for (a reload, compressed files, a
+    /// hand-over, a shutdown); true when the reactor is done.
+    fn wake_event(&mut self, now: Instant) -> bool {
+        let reasons = self.alarm.take();
+        if reasons.has(Wake::Reload) {
+            self.follow_reload();
+        }
+        if reasons.has(Wake::Compressed) {
+            let done = self.responder.take_compressed() as u64;
+            let stats = &mut self.ledger.stats;
+            stats.count_compression(CompressOutcome::Compressed, done);
+        }
+        if reasons.has(Wake::Handover) {
+            self.follow_handover(now);
+        }
+        reasons.has(Wake::Shutdown) && self.follow_shutdown(now)
+    }
+
     fn poll_timeout(&self, now: Instant) -> Option<Duration> {
         let until = |t: Instant| t.saturating_duration_since(now);
         [
@@ -322,10 +333,13 @@ impl Server {
             return;
         };
         let before = conn.phase();
-        let stopping = self.drain_until.is_some() || self.shutdown_deadline.is_some();
-        // A TLS connection's session cannot go to an upgrade's successor:
-        // its responses say close.
-        let stopping = stopping || (handing_over && conn.is_secure());
+        // Shutting down, or a TLS connection during an upgrade (its
+        // session cannot go to the successor): one at rest closes.
+        let close_idle = self.shutdown_deadline.is_some() || (handing_over && conn.is_secure());
+        // Those and a drain: responses say close (a draining server
+        // closes no idle connection: its clients' next request is
+        // answered, and says close).
+        let stopping = close_idle || self.drain_until.is_some();
         let closing = stopping.then_some(CloseReason::Shutdown);
         let mut responder = (&mut self.responder, self.ledger.view(&self.wheel, closing));
         let (pool, timeouts) = (&mut self.pool, &self.timeouts);
@@ -359,7 +373,7 @@ impl Server {
         }
         match next {
             Next::Close(reason) => self.close(key, reason),
-            Next::Open if closing.is_some() && after == Phase::Idle => {
+            Next::Open if close_idle && after == Phase::Idle => {
                 self.close(key, CloseReason::Shutdown)
             }
             // During an upgrade, a connection that comes to rest goes to

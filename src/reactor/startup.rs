@@ -8,23 +8,23 @@
 //! index lists of one entry per worker, and there is at least one.
 
 use std::io;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use mio::net::{TcpListener, UnixListener};
 use mio::unix::SourceFd;
 use mio::{Interest, Poll, Token};
 use slab::Slab;
 
+use super::StartError;
 use super::admission::Admission;
 use super::handover::HandoverSlot;
 use super::lifecycle::Reconfig;
-use super::listeners::{ListenSocket, Listener, UNIX_PEER, bind_listener, bind_unix};
+use super::listeners::{ListenSocket, Listener};
+use super::sockets::{adopt_handed, adopt_passed, bind_all};
 use super::{LISTENER_BASE, Ledger, SIGNAL, Server, TIMER_TICK, WAKE, plural};
 use crate::accesslog::Sink;
-use crate::budget::{self, Budget, BudgetError, Reserve};
+use crate::budget::{self, Budget, Reserve};
 use crate::config::Config;
 use crate::conn::Pool;
 use crate::contain;
@@ -35,88 +35,9 @@ use crate::serve::Responder;
 use crate::signals::SignalFd;
 use crate::stats::Shutdown;
 use crate::stats::{Gauges, Shared, Stats};
-use crate::systemd::Passed;
 use crate::tls::TlsSetup;
 use crate::wake::{Alarm, Wake};
 use crate::wheel::TimerWheel;
-
-/// Why the server could not start; `Display` gives it as one line.
-#[derive(Debug)]
-pub enum StartError {
-    /// The fd limits asked for cannot be met.
-    Budget(BudgetError),
-    /// RLIMIT_NOFILE could not be read, or set to this.
-    Rlimit {
-        set_to: Option<u64>,
-        source: io::Error,
-    },
-    /// ROOT is not a readable directory.
-    Root { path: PathBuf, source: io::Error },
-    /// An address could not be bound and listened on.
-    Listen { addr: SocketAddr, source: io::Error },
-    /// The reactor's own machinery: epoll, a registration, a waker.
-    Reactor { what: String, source: io::Error },
-    /// A unix socket could not be bound and listened on.
-    ListenUnix { path: PathBuf, source: io::Error },
-    /// A TLS certificate or key could not be loaded.
-    Tls(crate::tls::CertError),
-    /// `--user` could not be applied.
-    User(crate::privileges::DropError),
-    /// The `--access-log` file could not be opened.
-    AccessLog { path: PathBuf, source: io::Error },
-}
-
-impl StartError {
-    fn reactor(what: impl Into<String>) -> impl FnOnce(io::Error) -> StartError {
-        let what = what.into();
-        move |source| StartError::Reactor { what, source }
-    }
-}
-
-impl std::fmt::Display for StartError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            StartError::Budget(e) => write!(f, "{e}"),
-            StartError::Rlimit {
-                set_to: None,
-                source,
-            } => write!(f, "cannot read RLIMIT_NOFILE: {source}"),
-            StartError::Rlimit {
-                set_to: Some(n),
-                source,
-            } => write!(f, "cannot set RLIMIT_NOFILE to {n}: {source}"),
-            StartError::Root { path, source } => {
-                write!(f, "cannot serve {}: {source}", path.display())
-            }
-            StartError::Listen { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
-            StartError::Reactor { what, source } => write!(f, "cannot {what}: {source}"),
-            StartError::ListenUnix { path, source } => {
-                write!(f, "cannot listen on unix:{}: {source}", path.display())
-            }
-            StartError::Tls(e) => write!(f, "cannot load TLS certificates: {e}"),
-            StartError::User(e) => write!(f, "{e}"),
-            StartError::AccessLog { path, source } => {
-                write!(f, "cannot open the access log {}: {source}", path.display())
-            }
-        }
-    }
-}
-
-impl std::error::Error for StartError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            StartError::Budget(e) => Some(e),
-            StartError::Tls(e) => Some(e),
-            StartError::User(e) => Some(e),
-            StartError::Rlimit { source, .. }
-            | StartError::Root { source, .. }
-            | StartError::Listen { source, .. }
-            | StartError::ListenUnix { source, .. }
-            | StartError::AccessLog { source, .. }
-            | StartError::Reactor { source, .. } => Some(source),
-        }
-    }
-}
 
 /// What one worker's reactor is built from.
 struct Parts {
@@ -364,58 +285,6 @@ pub fn start(mut config: Config) -> Result<Vec<Server>, StartError> {
     Ok(servers)
 }
 
-/// Listeners a predecessor handed over (an upgrade). Each worker here
-/// takes the sockets of the worker with its number there; with fewer
-/// workers than before the extra sets are shared out too (none may close:
-/// what is queued in a socket's backlog would be lost), with more the new
-/// workers share the first ones.
-fn adopt_handed(
-    handed: Vec<crate::upgrade::HandedListener>,
-    sockets: &mut [Vec<Listener>],
-) -> Result<(), StartError> {
-    if handed.is_empty() {
-        return Ok(());
-    }
-    let workers = sockets.len();
-    let mut by_old: Vec<Vec<Listener>> = Vec::new();
-    for h in handed {
-        let socket = socket2::Socket::from(h.fd);
-        let local = socket
-            .local_addr()
-            .map_err(StartError::reactor("read a handed-over socket's address"))?;
-        let listener = match (h.unix, local.as_socket()) {
-            (false, Some(addr)) => Listener {
-                socket: ListenSocket::Tcp(TcpListener::from_std(socket.into())),
-                local: addr,
-                tls: h.tls,
-            },
-            _ => Listener {
-                socket: ListenSocket::Unix(UnixListener::from_std(socket.into()), h.unix_path),
-                local: UNIX_PEER,
-                tls: false,
-            },
-        };
-        if by_old.len() <= h.worker {
-            by_old.resize_with(h.worker + 1, Vec::new);
-        }
-        by_old[h.worker].push(listener);
-    }
-    let old = by_old.len();
-    for (i, set) in by_old.into_iter().enumerate() {
-        sockets[i % workers].extend(set);
-    }
-    // More workers than before: the new ones share the first sets' sockets.
-    for w in old..workers {
-        let shared: Vec<Listener> = sockets[w % old]
-            .iter()
-            .map(|l| l.try_clone())
-            .collect::<std::io::Result<_>>()
-            .map_err(StartError::reactor("share a handed-over socket"))?;
-        sockets[w].extend(shared);
-    }
-    Ok(())
-}
-
 /// The certificates, when a listener (bound or passed) is TLS.
 fn load_tls(config: &Config, passed_tls: bool) -> Result<Option<TlsSetup>, StartError> {
     let fixed = &config.fixed;
@@ -431,88 +300,6 @@ fn load_tls(config: &Config, passed_tls: bool) -> Result<Option<TlsSetup>, Start
     TlsSetup::load(&fixed.tls_certs, fixed.tls_session_cache, fixed.tls_tickets)
         .map(Some)
         .map_err(StartError::Tls)
-}
-
-/// Binds every `--listen` and `--tls-listen` address, once per worker
-/// (SO_REUSEPORT when there are several), and every unix socket once
-/// (each worker gets its own fd for it).
-fn bind_all(config: &Config, workers: usize) -> Result<Vec<Vec<Listener>>, StartError> {
-    let fixed = &config.fixed;
-    let mut sockets: Vec<Vec<Listener>> = (0..workers).map(|_| Vec::new()).collect();
-    let addrs = fixed.listen.iter().map(|a| (*a, false));
-    let tls_addrs = fixed.tls_listen.iter().map(|a| (*a, true));
-    let reuse_port = workers > 1;
-    let bind = |addr: SocketAddr| {
-        bind_listener(addr, fixed.backlog, reuse_port, fixed.tcp_keepalive)
-            .map_err(|source| StartError::Listen { addr, source })
-    };
-    for (addr, tls) in addrs.chain(tls_addrs) {
-        let first = bind(addr)?;
-        // With port 0 the kernel picked a port: the other workers join it.
-        let local = first.local_addr().unwrap_or(addr);
-        sockets[0].push(Listener {
-            socket: ListenSocket::Tcp(first),
-            local,
-            tls,
-        });
-        for worker_sockets in sockets.iter_mut().skip(1) {
-            worker_sockets.push(Listener {
-                socket: ListenSocket::Tcp(bind(local)?),
-                local,
-                tls,
-            });
-        }
-    }
-    for path in &fixed.listen_unix {
-        let listen_error = |source| StartError::ListenUnix {
-            path: path.clone(),
-            source,
-        };
-        let socket = bind_unix(path, fixed.backlog).map_err(listen_error)?;
-        // One socket, shared by every worker (no SO_REUSEPORT for unix
-        // sockets): each gets its own fd for it.
-        for worker_sockets in sockets.iter_mut() {
-            let fd = socket.try_clone().map_err(listen_error)?;
-            worker_sockets.push(Listener {
-                socket: ListenSocket::Unix(UnixListener::from_std(fd.into()), Some(path.clone())),
-                local: UNIX_PEER,
-                tls: false,
-            });
-        }
-    }
-    Ok(sockets)
-}
-
-/// Sockets systemd passed (socket activation): every worker gets its own
-/// fd for each.
-fn adopt_passed(passed: Vec<Passed>, sockets: &mut [Vec<Listener>]) -> Result<(), StartError> {
-    for Passed { fd, tls } in passed {
-        let socket = socket2::Socket::from(fd);
-        let reactor_error = StartError::reactor("use a socket passed by systemd");
-        socket.set_nonblocking(true).map_err(reactor_error)?;
-        let local = socket
-            .local_addr()
-            .map_err(StartError::reactor("read a passed socket's address"))?;
-        for worker_sockets in sockets.iter_mut() {
-            let fd = socket
-                .try_clone()
-                .map_err(StartError::reactor("dup a passed socket"))?;
-            let listener = match local.as_socket() {
-                Some(addr) => Listener {
-                    socket: ListenSocket::Tcp(TcpListener::from_std(fd.into())),
-                    local: addr,
-                    tls,
-                },
-                None => Listener {
-                    socket: ListenSocket::Unix(UnixListener::from_std(fd.into()), None),
-                    local: UNIX_PEER,
-                    tls: false,
-                },
-            };
-            worker_sockets.push(listener);
-        }
-    }
-    Ok(())
 }
 
 /// The one line that says the server is up: where it listens, what it
