@@ -18,6 +18,34 @@
 //!
 //! The default panic hook's report to stderr is replaced, inside a guard
 //! only, by the caller's one log line.
+//!
+//! # What is left that could panic
+//!
+//! The guard is the second line; the first is that nothing a client, a
+//! reload, a file or the OS controls reaches a panic. Outside tests and
+//! `fuzzing`, the library has no `unwrap`, `expect` or `unreachable!`.
+//! What remains, and why none of it can fire from outside:
+//!
+//! - `TimerWheel::new` asserts a non-zero tick: the tick is a constant of
+//!   the reactor, not an option.
+//! - `upgrade::channel::Channel::send` asserts at most `MAX_FDS` fds a
+//!   message: every caller passes one listener or one connection.
+//! - `stats` checks at compile time that each counter family's array and
+//!   its enum agree (`const { assert!(..) }`).
+//! - Slice indexing in the parsers (`http::request`, `http::target`,
+//!   `http::validators`, `http::response`) and in the responders
+//!   (`serve::body`, `serve::mod`, `tls`) indexes by a position found in
+//!   the same buffer or bounded by its length just before; the fuzz targets
+//!   (`fuzzing`, replayed in `cargo test`) drive the parsers and the
+//!   session with arbitrary input and reconfiguration in between.
+//! - `debug_assert!`s state invariants and are compiled out of release.
+//! - Arithmetic on sizes a client sends (`Content-Length`, chunk sizes,
+//!   ranges) is checked (`checked_*` or compared against a limit first);
+//!   overflow is a 400 or a 416, never a wrap.
+//!
+//! A held request (a chunked body's head, a parked pipeline) keeps the
+//! limits it was parsed under across a reload: what used to reach an
+//! `unreachable!` in the session when a reload tightened a limit.
 
 use std::any::Any;
 use std::backtrace::Backtrace;
