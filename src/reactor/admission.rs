@@ -276,16 +276,28 @@ impl Server {
             (stream, _, _) => stream.plain(),
         };
         self.ledger.stats.handled += 1;
-        let conn = entry.insert(Conn::new(transport, peer, now));
+        entry.insert(Conn::new(transport, peer, now));
+        self.enroll(key, now);
+    }
+
+    /// Files a connection just put in the slab (accepted, or handed over
+    /// by the process before an upgrade) with the wheel, the eviction
+    /// queues and the phase gauges, and drives it once at once: most
+    /// clients send their request right behind the handshake, and a
+    /// handed-over one may have a request waiting. This saves an epoll
+    /// round trip, and under a storm it keeps a real client from being
+    /// evicted as "fresh" by the next connections of the same accept
+    /// burst before it is read.
+    pub(super) fn enroll(&mut self, key: usize, now: Instant) {
+        let Some(conn) = self.conns.get(key) else {
+            return;
+        };
         let deadline = conn.deadline(&self.timeouts);
+        let (class, since) = conn.eviction_class();
         let phase = conn.phase();
         self.wheel.schedule(key, deadline);
-        self.evict.set(key, Some(Class::Fresh), now);
+        self.evict.set(key, Some(class), since);
         self.ledger.count(phase, 1);
-        // Most clients send their request right behind the handshake:
-        // read it now. This saves an epoll round trip, and under a storm
-        // it keeps a real client from being evicted as "fresh" by the
-        // next connections of the same accept burst before it is read.
         self.step(
             key,
             now,

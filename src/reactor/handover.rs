@@ -11,7 +11,7 @@ use std::time::Instant;
 use mio::Interest;
 use mio::unix::SourceFd;
 
-use super::{Server, Step, UPGRADE};
+use super::{Server, UPGRADE};
 use crate::close::CloseReason;
 use crate::conn::Conn;
 use crate::http::session::Phase;
@@ -370,21 +370,7 @@ impl Server {
         }
         self.ledger.stats.handled += 1;
         let conn = entry.insert(Conn::from_parked(transport, peer, parked, now));
-        let deadline = conn.deadline(&self.timeouts);
-        let (class, since) = conn.eviction_class();
-        let phase = conn.phase();
-        debug_assert!(matches!(phase, Phase::Idle | Phase::Reading));
-        self.wheel.schedule(key, deadline);
-        self.evict.set(key, Some(class), since);
-        self.ledger.count(phase, 1);
-        self.step(
-            key,
-            now,
-            Step::Ready {
-                readable: true,
-                writable: true,
-                read_closed: false,
-            },
-        );
+        debug_assert!(matches!(conn.phase(), Phase::Idle | Phase::Reading));
+        self.enroll(key, now);
     }
 }
