@@ -103,15 +103,7 @@ fn socket_activation_serves_on_the_passed_socket() {
 /// socket systemd passed (its `LISTEN_PID` names the old process, so the
 /// environment it inherits passes it nothing) and the connection open.
 fn upgrade_keeps_the_passed_socket(mut server: Server, mut kept: TcpStream) {
-    server.signal(libc::SIGUSR2);
-    assert_eq!(
-        server.wait_exit(Duration::from_secs(20)),
-        Some(0),
-        "{}",
-        server.log_text()
-    );
-    let new = server.successor_pid().expect("a successor serves");
-    let _reap = Reap(new);
+    let _reap = server.upgrade();
     let log = server.log_text();
     assert!(log.contains("upgrade: 1 listener taken over"), "{log}");
     assert_eq!(

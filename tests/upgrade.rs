@@ -266,15 +266,8 @@ fn a_handed_over_connection_keeps_its_request_count() {
     assert_eq!(r.header("Keep-Alive"), Some("timeout=30, max=3"));
     let r = exchange(&mut kept, &get("/a.txt"));
     assert_eq!(r.header("Keep-Alive"), Some("timeout=30, max=2"));
-    server.signal(libc::SIGUSR2);
-    assert_eq!(
-        server.wait_exit(Duration::from_secs(20)),
-        Some(0),
-        "{}",
-        server.log_text()
-    );
-    let new = server.successor_pid().expect("a successor serves");
-    let _reap = Reap(new);
+    let reap = server.upgrade();
+    let new = reap.0;
     assert!(alive(new));
     let r = exchange(&mut kept, &get("/a.txt"));
     assert_eq!(r.header("Keep-Alive"), Some("timeout=30, max=1"));

@@ -186,6 +186,22 @@ impl Server {
     }
 }
 
+impl Server {
+    /// Upgrades with SIGUSR2 and waits for this process to hand over and
+    /// exit 0; the successor, which serves now, is killed when the
+    /// returned value drops.
+    pub fn upgrade(&mut self) -> Reap {
+        self.signal(libc::SIGUSR2);
+        assert_eq!(
+            self.wait_exit(Duration::from_secs(20)),
+            Some(0),
+            "{}",
+            self.log_text()
+        );
+        Reap(self.successor_pid().expect("a successor serves"))
+    }
+}
+
 /// Whether `pid` runs (not gone, not a zombie).
 pub fn alive(pid: u32) -> bool {
     std::path::Path::new(&format!("/proc/{pid}")).exists()
