@@ -48,15 +48,18 @@ impl Episode {
         self.failed_at(error, Instant::now());
     }
 
-    fn failed_at(&self, error: &dyn Display, now: Instant) {
+    /// Whether this failure began an episode (and was logged).
+    fn failed_at(&self, error: &dyn Display, now: Instant) -> bool {
         self.last_ms.store(ms(now), Ordering::Relaxed);
-        if self.failures.fetch_add(1, Ordering::Relaxed) == 0 {
+        let first = self.failures.fetch_add(1, Ordering::Relaxed) == 0;
+        if first {
             log::error!(
                 "{}: {error} (further failures are counted, not logged, until {} s pass without one)",
                 self.what,
                 QUIET.as_secs()
             );
         }
+        first
     }
 
     /// A success: ends an episode whose last failure is [`QUIET`] old.
@@ -68,22 +71,29 @@ impl Episode {
         }
     }
 
-    fn succeeded_at(&self, now: Instant) {
+    /// The failures of the episode this success ended (and logged), if
+    /// it ended one.
+    fn succeeded_at(&self, now: Instant) -> Option<u64> {
         let last = self.last_ms.load(Ordering::Relaxed);
         if ms(now).saturating_sub(last) < QUIET.as_millis() as u64 {
-            return;
+            return None;
         }
         let n = self.failures.swap(0, Ordering::Relaxed);
-        if n > 0 {
-            let s = if n == 1 { "" } else { "s" };
-            log::info!("{}: works again, after {n} failure{s}", self.what);
+        if n == 0 {
+            return None;
         }
+        log::info!("{}: works again, after {n} failure{}", self.what, plural(n));
+        Some(n)
     }
 
     /// Failures in the episode under way.
     pub fn ongoing(&self) -> u64 {
         self.failures.load(Ordering::Relaxed)
     }
+}
+
+fn plural(n: u64) -> &'static str {
+    if n == 1 { "" } else { "s" }
 }
 
 #[cfg(test)]
@@ -104,5 +114,42 @@ mod tests {
         assert_eq!(e.ongoing(), 2, "9 s after the last failure");
         e.succeeded_at(t0 + Duration::from_secs(12));
         assert_eq!(e.ongoing(), 0, "ended");
+    }
+
+    #[test]
+    fn one_line_begins_an_episode_and_one_ends_it() {
+        let e = Episode::new("test");
+        let t0 = epoch() + Duration::from_secs(100);
+        assert_eq!(e.succeeded_at(t0), None, "nothing to end");
+        assert!(e.failed_at(&"EIO", t0), "the first is logged");
+        assert!(!e.failed_at(&"EIO", t0), "the second is counted");
+        assert!(!e.failed_at(&"EIO", t0 + Duration::from_secs(1)));
+        let last = t0 + Duration::from_secs(1);
+        assert_eq!(
+            e.succeeded_at(last + QUIET - Duration::from_millis(1)),
+            None
+        );
+        assert_eq!(
+            e.succeeded_at(last + QUIET),
+            Some(3),
+            "exactly QUIET ends it"
+        );
+        assert_eq!(e.succeeded_at(last + QUIET * 2), None, "once");
+        assert!(e.failed_at(&"EIO", last + QUIET * 2), "a new episode");
+        assert_eq!(e.succeeded_at(last + QUIET * 3), Some(1));
+        assert_eq!((plural(1), plural(2)), ("", "s"));
+    }
+
+    #[test]
+    fn the_clock_reading_calls_count_failures() {
+        let e = Episode::new("test");
+        e.succeeded();
+        assert_eq!(e.ongoing(), 0);
+        e.failed(&"EIO");
+        e.failed(&"EIO");
+        assert_eq!(e.ongoing(), 2);
+        // Not QUIET since: still under way.
+        e.succeeded();
+        assert_eq!(e.ongoing(), 2);
     }
 }

@@ -76,6 +76,12 @@ mod tests {
     }
 
     #[test]
+    fn a_new_exchange_has_the_pools_input_size() {
+        let mut pool = ExchangePool::<()>::new(8192, 2);
+        assert_eq!(pool.take().input_capacity(), 8192);
+    }
+
+    #[test]
     fn a_returned_exchange_comes_back_empty() {
         let mut pool = ExchangePool::<u8>::new(8, 4);
         let mut exchange = pool.take();

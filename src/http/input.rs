@@ -53,6 +53,11 @@ impl InBuf {
         }
     }
 
+    /// Its size: the longest head it holds.
+    pub fn capacity(&self) -> usize {
+        self.data.len()
+    }
+
     /// Forgets every byte.
     pub fn clear(&mut self) {
         self.start = 0;

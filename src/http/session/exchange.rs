@@ -139,6 +139,11 @@ impl<B> Exchange<B> {
         self.out.transport_pending = false;
     }
 
+    /// The size of the input buffer (`--max-header-bytes`' room).
+    pub fn input_capacity(&self) -> usize {
+        self.input.capacity()
+    }
+
     /// The capacity of the output buffer (the pool drops grown ones).
     pub fn output_capacity(&self) -> usize {
         self.out.buf.capacity()
