@@ -238,6 +238,35 @@ pub(super) mod tests {
         assert_eq!(entry.connection_requests, u32::MAX);
     }
 
+    #[test]
+    fn a_request_line_carries_what_the_head_said() {
+        use crate::http::HeadLimits;
+        use crate::http::request::{HeadOutcome, parse_head};
+        let limits = HeadLimits {
+            max_header_bytes: 4096,
+            max_uri_bytes: 1024,
+        };
+        let bytes =
+            b"HEAD /x?y HTTP/1.0\r\nHost: h\r\nReferer: http://r/\r\nUser-Agent: ua/1\r\n\r\n";
+        let HeadOutcome::Complete(head) = parse_head(bytes, &limits) else {
+            panic!("a complete head");
+        };
+        let facts = ConnFacts {
+            requests_before: 2,
+            has_body: false,
+            peer: "192.0.2.7:4000".parse().unwrap(),
+            secure: false,
+            started: Instant::now(),
+        };
+        let entry = Entry::for_request(&head, &facts, 200, 0);
+        assert_eq!(
+            line(LogFormat::Combined, &entry),
+            "192.0.2.7 - - [06/Nov/1994:08:49:37 +0000] \"HEAD /x?y HTTP/1.0\" 200 0 \
+             \"http://r/\" \"ua/1\"\n"
+        );
+        assert_eq!(entry.connection_requests, 3);
+    }
+
     pub(in crate::accesslog) fn entry<'a>() -> Entry<'a> {
         Entry {
             peer: "192.0.2.7:4000".parse().unwrap(),
