@@ -25,8 +25,9 @@
 //!    [`config::Config`]: a [`config::Fixed`] half (listeners, workers,
 //!    budgets, sizes: a restart changes them) and a [`config::Live`] half
 //!    (timeouts, limits, what responses carry: a SIGHUP swaps it whole).
-//!    [`reactor::start`] computes the fd budget (7.), binds the listeners
-//!    (or takes systemd's, [`systemd`]), loads the certificates, takes the
+//!    [`reactor::start`] computes the fd budget (7.), loads the
+//!    certificates, binds the listeners (or takes systemd's, [`systemd`],
+//!    or a predecessor's at an upgrade), takes the
 //!    signals into a [signalfd](signals), starts the access log's writer,
 //!    builds one reactor per worker, gives up root ([`privileges`]), and
 //!    [`reactor::run_workers`] runs them.
@@ -42,7 +43,7 @@
 //!    WouldBlock, read and write until WouldBlock (or a short read or
 //!    write), retry on EINTR. Signals arrive as one more token; another
 //!    thread wakes a reactor through its [alarm](wake), which says why
-//!    (reload, shutdown, compressed results). A new connection is admitted
+//!    (reload, shutdown, compressed results, an upgrade's hand-over). A new connection is admitted
 //!    against the budget (7.) and read at once.
 //!
 //! 2. **The connection** ([`conn::Conn`]) moves bytes. On each readiness
@@ -53,7 +54,7 @@
 //!    more only when the session has room and wants input; then it returns
 //!    [`conn::Next`]: stay open, or close with a reason. It does all IO
 //!    through one small interface, the [`transport::Transport`]: plain TCP
-//!    ([`transport::Tcp`]) or TLS ([`tls::Tls`]: rustls records over the
+//!    ([`transport::Tcp`]), a unix socket ([`transport::Unix`]) or TLS ([`tls::Tls`]: rustls records over the
 //!    same socket, file bodies read in 16 KiB chunks and encrypted), as a
 //!    [`stream::Stream`]. A TLS handshake runs inside the transport's
 //!    reads: the session stays Fresh (3.), under the header deadline and
@@ -91,7 +92,8 @@
 //!    ([`serve::lookup`] and [`files`]: `openat2(RESOLVE_BENEATH)`, so
 //!    neither `..` nor a symlink leaves ROOT) through the file cache, and
 //!    its head, plus the body when it is small, is written into the
-//!    exchange's output; larger bodies leave with `sendfile(2)`. Text is
+//!    exchange's output; larger plain-file bodies leave with `sendfile(2)` (over TLS they are
+//!    read and encrypted; compressed ones are written from memory). Text is
 //!    compressed once per file version and coding off the reactor
 //!    ([`serve::compress`], [`serve::compressor`]). What a configuration
 //!    says responses carry is one value ([`serve::settings`]), swapped
@@ -142,7 +144,9 @@
 //!     worker applies it to its timeouts and its responder; connections
 //!     stay open, deadlines take the new timeouts as they are filed, and
 //!     a request already parsed keeps the limits it was parsed under (a
-//!     head still arriving is judged by the new ones). ROOT's path is
+//!     head still arriving is judged by the new `--max-uri-bytes`, the one
+//!     head limit a reload changes; `--max-header-bytes` sizes buffers and
+//!     needs a restart). ROOT's path is
 //!     looked at again then and once per
 //!     `--file-cache-valid`, to follow a deploy that flips it
 //!     ([`files::Root::follow`]). SIGTERM drains gracefully.

@@ -115,7 +115,8 @@ pub struct Fixed {
 /// the next one filed, limits from the next request parsed, responses
 /// from the next one answered. A request already parsed keeps the limits
 /// it was parsed under (a chunked body's held head, a body being read);
-/// a head still arriving is judged, when complete, by the new ones.
+/// a head still arriving is judged, when complete, by the new ones
+/// (of the head limits only `--max-uri-bytes` is live).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Live {
     pub keepalive_timeout: Duration,

@@ -214,7 +214,8 @@ impl Server {
     /// new timeout). Open connections stay open; a request already parsed
     /// keeps the limits it was parsed under (a chunked body's held head, a
     /// body's `--max-body-bytes`), a head still arriving is judged, when
-    /// complete, under the limits then in force.
+    /// complete, under the live limits then in force (`--max-uri-bytes`;
+    /// `--max-header-bytes` is fixed, it sizes the input buffers).
     fn reconfigure(&mut self, live: &Live) {
         self.config.live = live.clone();
         self.timeouts = live.timeouts();

@@ -70,7 +70,7 @@ pub use startup::{run_workers, start};
 /// The wheel's tick: deadlines fire at most this late.
 pub const TIMER_TICK: Duration = Duration::from_millis(100);
 
-/// The signalfd's token: SIGTERM, SIGINT, SIGHUP, SIGUSR1.
+/// The signalfd's token: SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2.
 const SIGNAL: Token = Token(usize::MAX);
 /// The alarm's token: another thread woke this reactor (see [`Wake`]).
 const WAKE: Token = Token(usize::MAX - 1);

@@ -164,7 +164,7 @@ impl TimerWheel {
         Some(self.instant_of(timer.due))
     }
 
-    /// Sets `key`'s deadline, replacing any earlier one. O(1).
+    /// Sets `key`'s deadline, replacing the one it had, earlier or later. O(1).
     pub fn schedule(&mut self, key: usize, deadline: Instant) {
         let due = self.tick_ceil(deadline).max(self.now_tick);
         if key >= self.timers.len() {
