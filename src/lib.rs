@@ -136,7 +136,9 @@
 //!    with its own SO_REUSEPORT listeners, slab, wheel and share of the fd
 //!    budget; they share only atomic counters and the shutdown state
 //!    ([`stats::Shared`]), the live configuration a reload publishes, the
-//!    TLS setup and the access log's writer.
+//!    TLS setup, the access log's writer, each other's [alarms](wake) (to
+//!    pass a reload on) and, during an upgrade, the hand-over channel
+//!    ([`upgrade`]) idle connections leave by.
 //!
 //! 10. **Around the requests** (`reactor/lifecycle.rs`): on SIGHUP worker 0
 //!     reads the file again, [`config::Config::live_update`] keeps the
