@@ -43,8 +43,8 @@
 //!    WouldBlock, read and write until WouldBlock (or a short read or
 //!    write), retry on EINTR. Signals arrive as one more token; another
 //!    thread wakes a reactor through its [alarm](wake), which says why
-//!    (reload, shutdown, compressed results, an upgrade's hand-over). A new connection is admitted
-//!    against the budget (7.) and read at once.
+//!    (reload, shutdown, compressed results, an upgrade's hand-over). A
+//!    new connection is admitted against the budget (7.) and read at once.
 //!
 //! 2. **The connection** ([`conn::Conn`]) moves bytes. On each readiness
 //!    event [`conn::Conn::drive`] writes what is pending (buffered answers,
@@ -54,7 +54,8 @@
 //!    more only when the session has room and wants input; then it returns
 //!    [`conn::Next`]: stay open, or close with a reason. It does all IO
 //!    through one small interface, the [`transport::Transport`]: plain TCP
-//!    ([`transport::Tcp`]), a unix socket ([`transport::Unix`]) or TLS ([`tls::Tls`]: rustls records over the
+//!    ([`transport::Tcp`]), a unix socket ([`transport::Unix`]) or TLS
+//!    ([`tls::Tls`]: rustls records over the
 //!    same socket, file bodies read in 16 KiB chunks and encrypted), as a
 //!    [`stream::Stream`]. A TLS handshake runs inside the transport's
 //!    reads: the session stays Fresh (3.), under the header deadline and
@@ -92,8 +93,9 @@
 //!    ([`serve::lookup`] and [`files`]: `openat2(RESOLVE_BENEATH)`, so
 //!    neither `..` nor a symlink leaves ROOT) through the file cache, and
 //!    its head, plus the body when it is small, is written into the
-//!    exchange's output; larger plain-file bodies leave with `sendfile(2)` (over TLS they are
-//!    read and encrypted; compressed ones are written from memory). Text is
+//!    exchange's output; larger plain-file bodies leave with
+//!    `sendfile(2)` (over TLS they are read and encrypted; compressed
+//!    ones are written from memory). Text is
 //!    compressed once per file version and coding off the reactor
 //!    ([`serve::compress`], [`serve::compressor`]). What a configuration
 //!    says responses carry is one value ([`serve::settings`]), swapped
