@@ -111,6 +111,11 @@ impl<T: Transport> Conn<T> {
         self.transport.is_secure()
     }
 
+    /// The server name its TLS handshake asked for (SNI), if any.
+    pub fn server_name(&self) -> Option<&str> {
+        self.transport.server_name()
+    }
+
     /// The transport, for what only the reactor does with a socket
     /// (registering it, handing it over).
     pub fn transport_mut(&mut self) -> &mut T {

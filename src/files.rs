@@ -68,6 +68,17 @@ impl Root {
         &self.path
     }
 
+    /// ROOT as configured: what a reload compares with the new path.
+    pub fn given(&self) -> &Path {
+        &self.given
+    }
+
+    /// The directory's device and inode: what tells two ROOTs apart in a
+    /// cache key, whatever their paths.
+    pub fn id(&self) -> (u64, u64) {
+        self.id
+    }
+
     /// ROOT itself may be searched by this process (its files can be
     /// opened at all); asked only after an open failed with EACCES.
     pub fn searchable(&self) -> bool {

@@ -24,7 +24,9 @@
 //!    file through one table, [`config::OPTIONS`], into a
 //!    [`config::Config`]: a [`config::Fixed`] half (listeners, workers,
 //!    budgets, sizes: a restart changes them) and a [`config::Live`] half
-//!    (timeouts, limits, what responses carry: a SIGHUP swaps it whole).
+//!    (timeouts, limits, and the sites, each a [`config::SiteOptions`]:
+//!    its hosts, its ROOT, what its responses carry; a SIGHUP swaps it
+//!    whole).
 //!    [`reactor::start`] computes the fd budget (7.), loads the
 //!    certificates, binds the listeners (or takes systemd's, [`systemd`],
 //!    or a predecessor's at an upgrade), takes the
@@ -88,10 +90,13 @@
 //!    [`Respond`](http::session::Respond) seam, implemented by the
 //!    [`Responder`](serve::Responder) paired with a
 //!    [`ServerView`](serve::ServerView) of the reactor's counters lent for
-//!    the call. A request is routed to a [`Route`](serve::route::Route)
-//!    whose variant carries its data; a file is looked up beneath ROOT
-//!    ([`serve::lookup`] and [`files`]: `openat2(RESOLVE_BENEATH)`, so
-//!    neither `..` nor a symlink leaves ROOT) through the file cache, and
+//!    the call. Its host picks a site ([`serve::sites`]: `[[site]]`
+//!    blocks, `--unknown-host`, 421 when the TLS server name, read by
+//!    `tls/hello.rs`, picked another); it is routed to a
+//!    [`Route`](serve::route::Route) whose variant carries its data; a
+//!    file is looked up beneath the site's ROOT ([`serve::lookup`] and
+//!    [`files`]: `openat2(RESOLVE_BENEATH)`, so neither `..` nor a
+//!    symlink leaves ROOT) through the file cache, and
 //!    its head, plus the body when it is small, is written into the
 //!    exchange's output; larger plain-file bodies leave with
 //!    `sendfile(2)` (over TLS they are read and encrypted; compressed
@@ -150,8 +155,9 @@
 //!     a request already parsed keeps the limits it was parsed under (a
 //!     head still arriving is judged by the new `--max-uri-bytes`, the one
 //!     head limit a reload changes; `--max-header-bytes` sizes buffers and
-//!     needs a restart). ROOT's path is
-//!     looked at again then and once per
+//!     needs a restart); the reloading worker opens the new sites' ROOTs
+//!     first, and one it cannot open keeps the running configuration.
+//!     Each ROOT's path is looked at again then and once per
 //!     `--file-cache-valid`, to follow a deploy that flips it
 //!     ([`files::Root::follow`]). SIGTERM drains gracefully.
 //!

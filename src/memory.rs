@@ -134,14 +134,21 @@ impl MemoryBound {
         let (fixed, live) = (&config.fixed, &config.live);
         let small_file_bytes = usize::try_from(fixed.small_file_bytes).unwrap_or(usize::MAX);
         let workers = fixed.workers.max(1);
-        let head = sum([
-            HEAD_BYTES,
-            live.max_uri_bytes,
-            live.cache_control.as_ref().map_or(0, String::len),
-            live.headers.iter().map(|h| h.len() + 2).sum::<usize>(),
-        ]);
+        // The site whose responses carry the most bytes of options.
+        let site_head = |site: &crate::config::SiteOptions| {
+            sum([
+                site.cache_control.as_ref().map_or(0, String::len),
+                site.headers.iter().map(|h| h.len() + 2).sum::<usize>(),
+            ])
+        };
+        let options = live.all_sites().map(site_head).max().unwrap_or(0);
+        let head = sum([HEAD_BYTES, live.max_uri_bytes, options]);
         let file_reply = sum([small_file_bytes, MAX_RANGES * PART_FRAMING_BYTES, 64]);
-        let generated = if live.listing { MAX_GENERATED_BYTES } else { 0 };
+        let generated = if live.all_sites().any(|site| site.listing) {
+            MAX_GENERATED_BYTES
+        } else {
+            0
+        };
         let largest_reply = sum([head, file_reply.max(generated).max(STATUS_PAGE_BYTES)]);
         let output = times(2, sum([OUTPUT_CAP, largest_reply])).max(4096);
         // Input, and a head held while its chunked body is read: each at
@@ -254,7 +261,7 @@ mod tests {
     /// The defaults, term by term, as README states them.
     #[test]
     fn the_defaults_by_hand() {
-        let config = Config::with(|c| c.live.cache_control = Some("public".into()));
+        let config = Config::with(|c| c.live.site.cache_control = Some("public".into()));
         let b = MemoryBound::compute(&config, 1000);
         // A head: 1 KiB + a Location of --max-uri-bytes + Cache-Control.
         let head = 1024 + 8192 + 6;
@@ -327,7 +334,7 @@ mod tests {
     fn added_headers_grow_every_head() {
         let plain = MemoryBound::compute(&Config::default(), 1000);
         let config = Config::with(|c| {
-            c.live.headers = vec![
+            c.live.site.headers = vec![
                 "X-A: 1".into(),
                 "Content-Security-Policy: default-src 'self'".into(),
             ]
@@ -335,7 +342,7 @@ mod tests {
         let more = MemoryBound::compute(&config, 1000);
         // Each line and its CRLF, twice: the output buffer's bound holds
         // two replies.
-        let added: usize = config.live.headers.iter().map(|h| h.len() + 2).sum();
+        let added: usize = config.live.site.headers.iter().map(|h| h.len() + 2).sum();
         assert_eq!(added, 8 + 45);
         assert_eq!(
             more.work_per_connection - plain.work_per_connection,
@@ -386,7 +393,7 @@ mod tests {
         // Defaults: 16 KiB input, output up to 2 x (64 KiB + ~26 KiB).
         assert!(b.work_per_connection > 16 * 1024 + 2 * OUTPUT_CAP);
         assert!(b.work_per_connection < 256 * 1024, "{b:?}");
-        let listing = Config::with(|c| c.live.listing = true);
+        let listing = Config::with(|c| c.live.site.listing = true);
         let with_listing = MemoryBound::compute(&listing, 1000);
         assert!(with_listing.work_per_connection > b.work_per_connection + MAX_GENERATED_BYTES);
         let bigger_heads = Config::with(|c| c.fixed.max_header_bytes = 64 * 1024);

@@ -97,6 +97,9 @@ impl Transport for Stream {
     fn is_secure(&self) -> bool {
         each!(self, s => s.is_secure())
     }
+    fn server_name(&self) -> Option<&str> {
+        each!(self, s => s.server_name())
+    }
     fn in_handshake(&self) -> bool {
         each!(self, s => s.in_handshake())
     }

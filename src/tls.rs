@@ -9,7 +9,9 @@
 //! difference between it and plain TCP. It is built in three files, by
 //! job: `tls/buffers.rs` (the record buffers and their per-thread pool),
 //! `tls/records.rs` (rustls's unbuffered state machine over those
-//! buffers), `tls/stream.rs` (the `Transport` on top, over the socket).
+//! buffers), `tls/hello.rs` (the ClientHello's server name, which the
+//! sites check a request's host against), `tls/stream.rs` (the
+//! `Transport` on top, over the socket).
 //!
 //! The handshake happens inside the transport's reads: the connection
 //! asks to read (the session lends it an exchange, see
@@ -52,6 +54,7 @@ use rustls::sign::CertifiedKey;
 use crate::transport::Tcp;
 
 mod buffers;
+mod hello;
 mod records;
 mod stream;
 

@@ -69,6 +69,11 @@ pub trait Transport {
     fn is_secure(&self) -> bool {
         false
     }
+    /// The server name a TLS client asked for (SNI); `None` for plain
+    /// transports and handshakes without one.
+    fn server_name(&self) -> Option<&str> {
+        None
+    }
     /// The transport's own handshake is still running: no request yet.
     fn in_handshake(&self) -> bool {
         false

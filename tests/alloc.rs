@@ -69,11 +69,11 @@ fn steady_state_requests_do_not_allocate() {
         .collect();
     dir.write("noise.txt", noise);
     let config = holdline::config::Config::with(|c| {
-        c.fixed.root = dir.path().to_path_buf();
+        c.live.site.root = dir.path().to_path_buf();
         c.fixed.listen = vec!["127.0.0.1:0".parse().unwrap()];
         c.live.max_requests = 0;
         // --header lines cost no allocation either.
-        c.live.headers = vec!["Strict-Transport-Security: max-age=63072000".into()];
+        c.live.site.headers = vec!["Strict-Transport-Security: max-age=63072000".into()];
         // Lines are formatted into recycled buffers and written by a
         // thread of their own (not counted: it is not the reactor's).
         c.live.access_log = Some(dir.path().join("access.log"));

@@ -425,7 +425,10 @@ fn curl_etag_compare_and_multirange() {
 #[test]
 fn cached_small_file_is_rechecked_after_file_cache_valid() {
     let (site, data) = site_with_data();
-    let server = Server::start(&site.root(), &["--file-cache-valid", "0.5"]);
+    // One connection polls for the two windows: more than the default
+    // 100 requests.
+    let args = ["--file-cache-valid", "0.5", "--max-requests", "0"];
+    let server = Server::start(&site.root(), &args);
     let mut s = server.connect();
     let first = exchange(&mut s, &get_with("/alpha.txt", ""));
     assert_eq!(first.body, data);

@@ -82,7 +82,7 @@ fn idle_connections_hold_no_buffers() {
     let dir = TempDir::new("idle");
     dir.write("a.txt", "a\n");
     let server = start_counted(holdline::config::Config::with(|c| {
-        c.fixed.root = dir.path().to_path_buf();
+        c.live.site.root = dir.path().to_path_buf();
         c.fixed.listen = vec!["127.0.0.1:0".parse().unwrap()];
     }));
     let ask = |s: &mut TcpStream| assert_eq!(exchange(s, &get("/a.txt")).body, b"a\n");
@@ -121,7 +121,7 @@ fn hostile_clients_cannot_push_the_heap_past_its_bound() {
         dir.write(&format!("many/{i:04}-{}", "x".repeat(200)), "");
     }
     let mut config = hostile_config(&dir);
-    config.live.listing = true;
+    config.live.site.listing = true;
     let bound = MemoryBound::compute(&config, 64);
     let server = start_counted(config);
     let addr = server.http_addr();
@@ -176,7 +176,7 @@ fn hostile_clients_cannot_push_the_heap_past_its_bound() {
 /// to watch them on.
 fn hostile_config(dir: &TempDir) -> holdline::config::Config {
     holdline::config::Config::with(|c| {
-        c.fixed.root = dir.path().to_path_buf();
+        c.live.site.root = dir.path().to_path_buf();
         c.fixed.listen = vec!["127.0.0.1:0".parse().unwrap()];
         c.fixed.max_connections = Some(64);
         // Pipeliners keep going (no in-band close after 100 requests).
@@ -353,7 +353,7 @@ fn idle_tls_connections_hold_their_rustls_state_only() {
     dir.write("a.txt", "a\n");
     let (tls_certs, client) = tls_pair(dir.path());
     let server = start_counted(holdline::config::Config::with(|c| {
-        c.fixed.root = dir.path().to_path_buf();
+        c.live.site.root = dir.path().to_path_buf();
         c.fixed.listen = vec!["127.0.0.1:0".parse().unwrap()];
         c.fixed.tls_listen = vec!["127.0.0.1:0".parse().unwrap()];
         c.fixed.tls_certs = tls_certs;

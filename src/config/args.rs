@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use super::Config;
 use super::error::ConfigError;
 use super::file::file_entries;
-use super::options::{Builder, OPTIONS, Show, option};
+use super::options::{Builder, OPTIONS, OptionSpec, Show, option};
 
 /// What the command line asks for.
 #[derive(Debug)]
@@ -37,7 +37,7 @@ pub fn help_text() -> String {
             text.push_str(&format!(" [default: {default}]"));
         }
         match opt.show {
-            Show::Live(_) => text.push_str(" [SIGHUP: applied]"),
+            Show::Live(_) | Show::Site(_) => text.push_str(" [SIGHUP: applied]"),
             Show::Fixed(_) => text.push_str(" [SIGHUP: restart]"),
             Show::CommandLine(_) => {}
         }
@@ -91,26 +91,57 @@ where
 }
 
 /// Defaults, then the file's keys (those the command line does not
-/// give), then the command line's options in order.
+/// give), then the command line's options in order; then each
+/// `[[site]]` block: the top level's site options (but `host`) that the
+/// block does not set, then the block's own.
 pub(super) fn build(
     file: Option<PathBuf>,
     command_line: Vec<(&'static str, String)>,
 ) -> Result<Config, ConfigError> {
     let mut builder = Builder::new();
-    if let Some(path) = &file {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError::Usage(format!("{}: {e}", path.display())))?;
-        for (spec, value, line) in file_entries(path, &text)? {
+    // The top level's site options as applied, for the blocks to inherit.
+    let mut inherited: Vec<(&'static OptionSpec, &str)> = Vec::new();
+    let entries = match &file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| ConfigError::Usage(format!("{}: {e}", path.display())))?;
+            Some((path, file_entries(path, &text)?))
+        }
+        None => None,
+    };
+    if let Some((path, entries)) = &entries {
+        for entry in entries.top.iter().filter(|e| e.on) {
+            let spec = entry.spec;
             if command_line.iter().any(|(flag, _)| *flag == spec.flag) {
                 continue;
             }
-            (spec.apply)(&mut builder, &value)
-                .map_err(|e| e.in_file(path, line, Some(spec.key())))?;
+            (spec.apply)(&mut builder, &entry.value)
+                .map_err(|e| e.in_file(path, entry.line, Some(spec.key())))?;
+            inherited.push((spec, &entry.value));
         }
     }
     for (flag, value) in &command_line {
         if let Some(spec) = option(flag) {
             (spec.apply)(&mut builder, value)?;
+            inherited.push((spec, value));
+        }
+    }
+    inherited.retain(|(spec, _)| matches!(spec.show, Show::Site(_)) && spec.flag != "--host");
+    if let Some((path, entries)) = &entries {
+        for block in &entries.sites {
+            let mut site = Builder::new();
+            let set = |flag: &str| block.entries.iter().any(|e| e.spec.flag == flag);
+            for (spec, value) in inherited.iter().filter(|(spec, _)| !set(spec.flag)) {
+                (spec.apply)(&mut site, value)
+                    .map_err(|e| e.in_file(path, block.line, Some(spec.key())))?;
+            }
+            for entry in block.entries.iter().filter(|e| e.on) {
+                (entry.spec.apply)(&mut site, &entry.value)
+                    .map_err(|e| e.in_file(path, entry.line, Some(entry.spec.key())))?;
+            }
+            builder
+                .add_site(site)
+                .map_err(|e| e.in_file(path, block.line, None))?;
         }
     }
     let mut config = builder.finish().map_err(|e| match &file {
@@ -158,9 +189,9 @@ mod tests {
         assert_eq!(c.live.keepalive_timeout, Duration::from_millis(500));
         assert_eq!(c.live.max_requests, 3);
         assert_eq!(c.fixed.tcp_keepalive, None);
-        assert_eq!(c.fixed.root, PathBuf::from("/srv/www"));
+        assert_eq!(c.live.site.root, PathBuf::from("/srv/www"));
         assert_eq!(
-            serve(&["--root", "/a"]).unwrap().fixed.root,
+            serve(&["--root", "/a"]).unwrap().live.site.root,
             PathBuf::from("/a")
         );
         // ROOT once, by flag or argument.
@@ -177,7 +208,7 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(
-            config.live.headers,
+            config.live.site.headers,
             ["Access-Control-Allow-Origin: *", "X-A: b c"]
         );
         for bad in [

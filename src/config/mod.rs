@@ -2,17 +2,20 @@
 //! reload may change.
 //!
 //! A [`Config`] is two values of two types: [`Fixed`] (listeners,
-//! workers, ROOT, the fd and memory budgets, buffer and cache sizes, TLS:
-//! what start-up builds the reactors from, changed only by a restart) and
-//! [`Live`] (timeouts, limits on a request, what responses carry: what a
-//! reload swaps whole, after the new file has been checked). A reload can
+//! workers, the fd and memory budgets, buffer and cache sizes, TLS: what
+//! start-up builds the reactors from, changed only by a restart) and
+//! [`Live`] (timeouts, limits on a request, and the sites: the default
+//! one and the file's `[[site]]` blocks, each a [`SiteOptions`] with its
+//! hosts, its ROOT and what its responses carry: what a reload swaps
+//! whole, after the new file has been checked). A reload can
 //! only hand the workers a new `Live`: the types say what may change, not
 //! a list kept beside them.
 //!
 //! One table, [`OPTIONS`], describes every option: its flag (the file's
 //! key is the flag without its dashes), its help line, how a value sets
 //! it, and how its value prints; the printer is typed by the struct the
-//! option lives in ([`Show::Fixed`] or [`Show::Live`]), so the table
+//! option lives in ([`Show::Fixed`], [`Show::Live`], or [`Show::Site`]
+//! for a site's own, which a `[[site]]` block may set), so the table
 //! cannot say "live" of an option a reload cannot change. `--help` is
 //! printed from it, the command line and the file are parsed through it,
 //! a reload compares configurations with it, and `tests/cli.rs` checks
@@ -22,7 +25,8 @@
 //! - [`options`]: the table, and what each option's value must be;
 //! - [`args`]: the command line, `--help`, and building a configuration
 //!   (defaults, then the file, then the command line);
-//! - [`file`](mod@file): the `--config` TOML file, read as entries of the table;
+//! - [`file`](mod@file): the `--config` TOML file, read as entries of the table
+//!   (the top level's, then each `[[site]]` block's);
 //! - [`reload`](mod@reload): SIGHUP's merge (the running `Fixed`, the file's `Live`);
 //! - [`error`]: a mistake as one line, naming the file, line and key.
 //!
@@ -64,7 +68,6 @@ pub struct Config {
 /// sockets, budgets and caches are built from them at start.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Fixed {
-    pub root: PathBuf,
     pub listen: Vec<SocketAddr>,
     /// Unix-domain socket listeners (`--listen unix:PATH`).
     pub listen_unix: Vec<PathBuf>,
@@ -137,10 +140,33 @@ pub struct Live {
     pub drain_delay: Duration,
     pub max_uri_bytes: usize,
     pub max_body_bytes: u64,
-    /// Serve counters at this path (GET); `None`: off.
+    /// Serve counters at this path (GET), whatever the Host; `None`: off.
     pub status_path: Option<String>,
-    /// Answer 200 here while serving, 503 once draining; `None`: off.
+    /// Answer 200 here while serving, 503 once draining, whatever the
+    /// Host; `None`: off.
     pub health_path: Option<String>,
+    /// The default site: the top level of the file and the command line.
+    pub site: SiteOptions,
+    /// The file's `[[site]]` blocks, in order.
+    pub sites: Vec<SiteOptions>,
+    /// What a request whose Host names no site gets.
+    pub unknown_host: UnknownHost,
+    /// `--access-log`: the file ("-": standard output); `None`: off.
+    pub access_log: Option<PathBuf>,
+    pub log_format: LogFormat,
+}
+
+/// What one site serves and how: its host names, its ROOT, and what its
+/// responses carry. The default site is the top level of the file (and
+/// the command line); each `[[site]]` block starts from the top level's
+/// options but `host`, and a key it sets replaces the top level's (a
+/// list whole).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SiteOptions {
+    /// Host names (`example.com`, `*.example.com`), lower case, without
+    /// a port; empty for the default site unless `--host` names some.
+    pub hosts: Vec<String>,
+    pub root: PathBuf,
     pub dotfiles: bool,
     /// Serve FILE.br / FILE.gz when the client accepts them.
     pub precompressed: bool,
@@ -157,9 +183,36 @@ pub struct Live {
     pub fallback: Option<String>,
     /// (status, target): the body of error responses with that status.
     pub error_pages: Vec<(u16, String)>,
-    /// `--access-log`: the file ("-": standard output); `None`: off.
-    pub access_log: Option<PathBuf>,
-    pub log_format: LogFormat,
+}
+
+impl Default for SiteOptions {
+    fn default() -> Self {
+        SiteOptions {
+            hosts: Vec::new(),
+            root: PathBuf::from("."),
+            dotfiles: false,
+            precompressed: true,
+            listing: false,
+            cache_control: None,
+            redirect_to_https: false,
+            headers: Vec::new(),
+            fallback: None,
+            error_pages: Vec::new(),
+        }
+    }
+}
+
+/// `--unknown-host`: the answer to a request whose Host (or absolute-form
+/// target, or its absence on HTTP/1.0) names no site's host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UnknownHost {
+    /// The default site serves it (nginx's `default_server`).
+    #[default]
+    DefaultSite,
+    /// 404 Not Found.
+    NotFound,
+    /// 421 Misdirected Request: this server does not serve that name.
+    Misdirected,
 }
 
 /// Where a configuration came from.
@@ -191,7 +244,6 @@ pub const DEFAULT_TCP_KEEPALIVE: TcpKeepalive = TcpKeepalive {
 impl Default for Fixed {
     fn default() -> Self {
         Fixed {
-            root: PathBuf::from("."),
             listen: vec![SocketAddr::from(([127, 0, 0, 1], 8080))],
             listen_unix: Vec::new(),
             tls_listen: Vec::new(),
@@ -232,14 +284,9 @@ impl Default for Live {
             max_body_bytes: 1024 * 1024,
             status_path: None,
             health_path: None,
-            dotfiles: false,
-            precompressed: true,
-            listing: false,
-            cache_control: None,
-            redirect_to_https: false,
-            headers: Vec::new(),
-            fallback: None,
-            error_pages: Vec::new(),
+            site: SiteOptions::default(),
+            sites: Vec::new(),
+            unknown_host: UnknownHost::DefaultSite,
             access_log: None,
             log_format: LogFormat::Combined,
         }
@@ -247,6 +294,11 @@ impl Default for Live {
 }
 
 impl Live {
+    /// Every site: the default one first, then the `[[site]]` blocks.
+    pub fn all_sites(&self) -> impl Iterator<Item = &SiteOptions> {
+        std::iter::once(&self.site).chain(&self.sites)
+    }
+
     /// One deadline per phase, as these options set them.
     pub fn timeouts(&self) -> crate::http::session::Timeouts {
         crate::http::session::Timeouts {

@@ -14,9 +14,11 @@ use std::path::PathBuf;
 
 use super::error::ConfigError;
 use super::values::{
-    buffer_bytes, duration, header_line, list, number, on_off, positive, secs, site_path,
+    buffer_bytes, duration, header_line, host_name, list, number, on_off, positive, secs, site_path,
 };
-use super::{Config, DEFAULT_TCP_KEEPALIVE, Fixed, Live, LogFormat, TcpKeepalive};
+use super::{
+    Config, DEFAULT_TCP_KEEPALIVE, Fixed, Live, LogFormat, SiteOptions, TcpKeepalive, UnknownHost,
+};
 
 /// One option: its flag, what `--help` says of it, and how a value sets
 /// it. The same entry is the command line's `--flag`, the configuration
@@ -44,6 +46,9 @@ pub enum Show {
     Fixed(fn(&Fixed) -> String),
     /// A [`Live`] option: SIGHUP applies a change.
     Live(fn(&Live) -> String),
+    /// A [`SiteOptions`] option: the default site's (the top level), or a
+    /// `[[site]]` block's; SIGHUP applies a change.
+    Site(fn(&SiteOptions) -> String),
     /// Only the command line takes it (`--config`, `--help`, `--version`);
     /// `--help` prints this as its default.
     CommandLine(&'static str),
@@ -57,7 +62,13 @@ impl OptionSpec {
 
     /// A SIGHUP reload applies a change; otherwise it waits for a restart.
     pub fn live(&self) -> bool {
-        matches!(self.show, Show::Live(_))
+        matches!(self.show, Show::Live(_) | Show::Site(_))
+    }
+
+    /// A `[[site]]` block may set it: a site's own option, or one of its
+    /// certificates.
+    pub fn per_site(&self) -> bool {
+        matches!(self.show, Show::Site(_)) || matches!(self.flag, "--tls-cert" | "--tls-key")
     }
 
     /// Only the command line takes it: not a key of the file.
@@ -70,6 +81,7 @@ impl OptionSpec {
         match self.show {
             Show::Fixed(show) => show(&config.fixed),
             Show::Live(show) => show(&config.live),
+            Show::Site(show) => show(&config.live.site),
             Show::CommandLine(default) => default.to_string(),
         }
     }
@@ -102,9 +114,52 @@ pub const OPTIONS: &[OptionSpec] = &[
         flag: "--root",
         value: Some("DIR"),
         help: "directory to serve (also the first argument)",
-        show: Show::Fixed(|c| c.root.display().to_string()),
+        show: Show::Site(|c| c.root.display().to_string()),
         apply: |b, v| {
-            b.config.fixed.root = PathBuf::from(v);
+            b.config.live.site.root = PathBuf::from(v);
+            Ok(())
+        },
+        repeatable: false,
+    },
+    OptionSpec {
+        flag: "--host",
+        value: Some("NAME"),
+        help: "a host name this site answers (example.com, *.example.com for every name beneath it, or an address), compared with the request's Host without its port and case; repeatable; in a [[site]] block it names that site",
+        show: Show::Site(|c| list(&c.hosts, String::clone)),
+        apply: |b, v| {
+            let name = host_name(v)?;
+            if !b.config.live.site.hosts.contains(&name) {
+                b.config.live.site.hosts.push(name);
+            }
+            Ok(())
+        },
+        repeatable: true,
+    },
+    OptionSpec {
+        flag: "--unknown-host",
+        value: Some("ANSWER"),
+        help: "what a request whose Host names no site gets: default (the top-level site serves it), 404, or 421 (Misdirected Request)",
+        show: Show::Live(|c| {
+            match c.unknown_host {
+                UnknownHost::DefaultSite => "default",
+                UnknownHost::NotFound => "404",
+                UnknownHost::Misdirected => "421",
+            }
+            .into()
+        }),
+        apply: |b, v| {
+            b.config.live.unknown_host = match v {
+                "default" => UnknownHost::DefaultSite,
+                "404" => UnknownHost::NotFound,
+                "421" => UnknownHost::Misdirected,
+                _ => {
+                    return Err(ConfigError::invalid(
+                        "unknown-host",
+                        v,
+                        "default, 404 or 421",
+                    ));
+                }
+            };
             Ok(())
         },
         repeatable: false,
@@ -209,9 +264,9 @@ pub const OPTIONS: &[OptionSpec] = &[
         flag: "--redirect-to-https",
         value: None,
         help: "plain-HTTP listeners answer every request (but --status-path) with 308 to the same URL on the first --tls-listen port",
-        show: Show::Live(|c| on_off(c.redirect_to_https)),
+        show: Show::Site(|c| on_off(c.redirect_to_https)),
         apply: |b, _| {
-            b.config.live.redirect_to_https = true;
+            b.config.live.site.redirect_to_https = true;
             Ok(())
         },
         repeatable: false,
@@ -521,9 +576,9 @@ pub const OPTIONS: &[OptionSpec] = &[
         flag: "--dotfiles",
         value: None,
         help: "serve names starting with a dot (.git, .env); otherwise they answer 404",
-        show: Show::Live(|c| on_off(c.dotfiles)),
+        show: Show::Site(|c| on_off(c.dotfiles)),
         apply: |b, _| {
-            b.config.live.dotfiles = true;
+            b.config.live.site.dotfiles = true;
             Ok(())
         },
         repeatable: false,
@@ -532,9 +587,9 @@ pub const OPTIONS: &[OptionSpec] = &[
         flag: "--no-precompressed",
         value: None,
         help: "do not serve FILE.br / FILE.gz in place of FILE when the client accepts them",
-        show: Show::Live(|c| on_off(!c.precompressed)),
+        show: Show::Site(|c| on_off(!c.precompressed)),
         apply: |b, _| {
-            b.config.live.precompressed = false;
+            b.config.live.site.precompressed = false;
             Ok(())
         },
         repeatable: false,
@@ -576,9 +631,9 @@ pub const OPTIONS: &[OptionSpec] = &[
         flag: "--listing",
         value: None,
         help: "list directories that have no index.html (otherwise they answer 404)",
-        show: Show::Live(|c| on_off(c.listing)),
+        show: Show::Site(|c| on_off(c.listing)),
         apply: |b, _| {
-            b.config.live.listing = true;
+            b.config.live.site.listing = true;
             Ok(())
         },
         repeatable: false,
@@ -598,7 +653,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         flag: "--cache-control",
         value: Some("VALUE"),
         help: "Cache-Control header on file responses, such as 'public, max-age=3600'",
-        show: Show::Live(|c| c.cache_control.clone().unwrap_or_else(|| "none".into())),
+        show: Show::Site(|c| c.cache_control.clone().unwrap_or_else(|| "none".into())),
         apply: |b, v| {
             if v.bytes().any(|b| b.is_ascii_control()) {
                 return Err(ConfigError::out_of_range(
@@ -606,7 +661,7 @@ pub const OPTIONS: &[OptionSpec] = &[
                     "must not contain control characters",
                 ));
             }
-            b.config.live.cache_control = Some(v.to_string());
+            b.config.live.site.cache_control = Some(v.to_string());
             Ok(())
         },
         repeatable: false,
@@ -615,7 +670,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         flag: "--header",
         value: Some("'NAME: VALUE'"),
         help: "add this header to every response (CORS, HSTS, CSP...); repeatable; headers that frame the message (Content-Length, Transfer-Encoding, Connection...) are refused",
-        show: Show::Live(|c| {
+        show: Show::Site(|c| {
             if c.headers.is_empty() {
                 "none".into()
             } else {
@@ -623,7 +678,7 @@ pub const OPTIONS: &[OptionSpec] = &[
             }
         }),
         apply: |b, v| {
-            b.config.live.headers.push(header_line(v)?);
+            b.config.live.site.headers.push(header_line(v)?);
             Ok(())
         },
         repeatable: true,
@@ -632,9 +687,9 @@ pub const OPTIONS: &[OptionSpec] = &[
         flag: "--fallback",
         value: Some("PATH"),
         help: "answer a GET or HEAD whose path names no file with this file and 200, such as /index.html for a single-page app",
-        show: Show::Live(|c| c.fallback.clone().unwrap_or_else(|| "none".into())),
+        show: Show::Site(|c| c.fallback.clone().unwrap_or_else(|| "none".into())),
         apply: |b, v| {
-            b.config.live.fallback = Some(site_path("fallback", v)?);
+            b.config.live.site.fallback = Some(site_path("fallback", v)?);
             Ok(())
         },
         repeatable: false,
@@ -643,7 +698,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         flag: "--error-page",
         value: Some("CODE=PATH"),
         help: "answer errors with status CODE (400-599) with this file's body, keeping the status, such as 404=/404.html; repeatable",
-        show: Show::Live(|c| list(&c.error_pages, |(code, path)| format!("{code}={path}"))),
+        show: Show::Site(|c| list(&c.error_pages, |(code, path)| format!("{code}={path}"))),
         apply: |b, v| {
             let expected = "CODE=PATH with CODE from 400 to 599, such as 404=/404.html";
             let invalid = || ConfigError::invalid("error-page", v, expected);
@@ -653,8 +708,8 @@ pub const OPTIONS: &[OptionSpec] = &[
                 return Err(invalid());
             }
             let path = site_path("error-page", path)?;
-            b.config.live.error_pages.retain(|(c, _)| *c != code);
-            b.config.live.error_pages.push((code, path));
+            b.config.live.site.error_pages.retain(|(c, _)| *c != code);
+            b.config.live.site.error_pages.push((code, path));
             Ok(())
         },
         repeatable: true,
@@ -767,6 +822,28 @@ impl Builder {
         }
     }
 
+    /// Adds a `[[site]]` block built on a builder of its own: its options
+    /// join the sites, its certificates the server's (the SNI resolver
+    /// chooses among them all by name).
+    pub(super) fn add_site(&mut self, site: Builder) -> Result<(), ConfigError> {
+        let options = site.config.live.site;
+        if options.hosts.is_empty() {
+            return Err(ConfigError::Usage(
+                "a [[site]] block needs host = [\"NAME\", ...]".into(),
+            ));
+        }
+        if site.tls_certs.len() != site.tls_keys.len() {
+            return Err(ConfigError::out_of_range(
+                "tls-key",
+                "must be given once for each tls-cert of the site",
+            ));
+        }
+        self.tls_certs.extend(site.tls_certs);
+        self.tls_keys.extend(site.tls_keys);
+        self.config.live.sites.push(options);
+        Ok(())
+    }
+
     /// The configuration, once what only the whole can say is checked.
     pub(super) fn finish(self) -> Result<Config, ConfigError> {
         let mut config = self.config;
@@ -784,7 +861,17 @@ impl Builder {
             .zip(self.tls_keys)
             .map(|(cert, key)| crate::tls::CertPaths { cert, key })
             .collect();
-        if config.live.redirect_to_https && fixed.tls_listen.is_empty() {
+        let mut names: Vec<&str> = Vec::new();
+        for name in config.live.all_sites().flat_map(|site| &site.hosts) {
+            if names.contains(&name.as_str()) {
+                return Err(ConfigError::Usage(format!(
+                    "host {name} is named by two sites"
+                )));
+            }
+            names.push(name);
+        }
+        let redirect = config.live.all_sites().any(|site| site.redirect_to_https);
+        if redirect && fixed.tls_listen.is_empty() {
             return Err(ConfigError::out_of_range(
                 "redirect-to-https",
                 "needs --tls-listen",

@@ -44,11 +44,17 @@ impl Config {
                 Show::Live(show) if show(&self.live) != show(&new.live) => {
                     changed.push(option.flag)
                 }
+                Show::Site(show) if show(&self.live.site) != show(&new.live.site) => {
+                    changed.push(option.flag)
+                }
                 Show::Fixed(show) if show(&started.fixed) != show(&new.fixed) => {
                     need_restart.push(option.flag)
                 }
                 _ => {}
             }
+        }
+        if self.live.sites != new.live.sites {
+            changed.push("the [[site]] blocks");
         }
         let config = Config {
             fixed: self.fixed.clone(),
@@ -73,6 +79,8 @@ mod tests {
     /// options have something to change).
     const SAMPLES: &[(&str, &[&str])] = &[
         ("--root", &["--root", "/elsewhere"]),
+        ("--host", &["--host", "a.test"]),
+        ("--unknown-host", &["--unknown-host", "421"]),
         ("--listen", &["--listen", "127.0.0.1:9999"]),
         ("--tls-listen", &["--tls-listen", "127.0.0.1:9443"]),
         (

@@ -116,3 +116,33 @@ pub(super) fn positive(name: &str, value: &str) -> Result<Duration, ConfigError>
     }
     Ok(d)
 }
+
+/// A site's host name (`--host`): a DNS name, `*.` and a name (every name
+/// beneath it), or an address literal (`127.0.0.1`, `[::1]`); no port.
+/// Returned in lower case, without a trailing dot: how requests' names
+/// are compared with it.
+pub(super) fn host_name(value: &str) -> Result<String, ConfigError> {
+    let expected = "a host name such as example.com or *.example.com, or an address such as [::1], without a port";
+    let invalid = || ConfigError::invalid("host", value, expected);
+    let name = value
+        .strip_suffix('.')
+        .unwrap_or(value)
+        .to_ascii_lowercase();
+    if let Some(v6) = name.strip_prefix('[').and_then(|n| n.strip_suffix(']')) {
+        return match v6.parse::<std::net::Ipv6Addr>() {
+            Ok(_) => Ok(name),
+            Err(_) => Err(invalid()),
+        };
+    }
+    let labels = name.strip_prefix("*.").unwrap_or(&name);
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    if name.len() > 253 || !labels.split('.').all(label_ok) {
+        return Err(invalid());
+    }
+    Ok(name)
+}

@@ -70,6 +70,23 @@ pub fn decode_path<'a>(target: &'a str, out: &mut Vec<u8>) -> Result<PathInfo<'a
     })
 }
 
+/// The authority of an absolute-form target (`http://example.com:8080/a`
+/// gives `example.com:8080`), which names the host instead of the Host
+/// header (RFC 9112 §3.2.2); `None` for any other form.
+pub fn absolute_authority(target: &str) -> Option<&str> {
+    if target.starts_with('/') {
+        return None;
+    }
+    let scheme_end = target.find("://")?;
+    let scheme = &target[..scheme_end];
+    if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
+        return None;
+    }
+    let rest = &target[scheme_end + 3..];
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    Some(&rest[..end])
+}
+
 /// The path part of an origin-form or absolute-form target, without the
 /// query. `None` for anything else (authority-form, asterisk, garbage).
 fn origin_path(target: &str) -> Option<&str> {
@@ -95,6 +112,20 @@ fn origin_path(target: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn absolute_form_names_its_authority() {
+        assert_eq!(
+            absolute_authority("http://Example.com:81/a?q"),
+            Some("Example.com:81")
+        );
+        assert_eq!(absolute_authority("HTTPS://h?q"), Some("h"));
+        assert_eq!(absolute_authority("http://[::1]/"), Some("[::1]"));
+        assert_eq!(absolute_authority("http://"), Some(""));
+        assert_eq!(absolute_authority("/a://b"), None);
+        assert_eq!(absolute_authority("ftp://h/"), None);
+        assert_eq!(absolute_authority("*"), None);
+    }
 
     #[test]
     fn absolute_form_keeps_only_the_path() {

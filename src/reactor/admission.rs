@@ -17,6 +17,7 @@ use crate::config::Config;
 use crate::conn::Conn;
 use crate::contain;
 use crate::evict::{Class, EvictionQueues};
+use crate::serve::Sni;
 use crate::stream::Stream;
 use crate::transport::Tcp;
 
@@ -226,7 +227,8 @@ impl Server {
         let mut conn = Conn::new(stream.plain(), peer, now);
         conn.ready(true, true, false);
         let closing = Some(CloseReason::Overflow);
-        let mut responder = (&mut self.responder, self.ledger.view(&self.wheel, closing));
+        let view = self.ledger.view(&self.wheel, closing, Sni::Absent);
+        let mut responder = (&mut self.responder, view);
         // Whatever it says next, the connection goes: it has no slot.
         let pool = &mut self.pool;
         let drove = contain::guarded(|| conn.drive(&mut responder, pool, now));

@@ -127,18 +127,23 @@ impl Server {
                 Err(e) => log::error!("SIGHUP: {e}; keeping the running configuration"),
                 Ok(new) => {
                     let update = self.config.live_update(&self.reconfig.started, new);
-                    log::info!(
-                        "SIGHUP: reloaded {}: {}",
-                        file.display(),
-                        self.describe(&update)
-                    );
-                    if update.config.live.access_log != self.config.live.access_log {
-                        let sink = self.responder.access_log_sink();
-                        sink.open(update.config.live.access_log.clone());
-                    }
+                    let described = self.describe(&update);
+                    let old_log = self.config.live.access_log.clone();
                     let live = Arc::new(update.config.live);
-                    self.config_generation = self.reconfig.publish(Arc::clone(&live));
-                    self.reconfigure(&live);
+                    // This worker opens the sites' ROOTs first: a ROOT
+                    // that cannot be served keeps the running
+                    // configuration everywhere.
+                    match self.reconfigure(&live) {
+                        Err(e) => log::error!("SIGHUP: {e}; keeping the running configuration"),
+                        Ok(()) => {
+                            log::info!("SIGHUP: reloaded {}: {described}", file.display());
+                            if live.access_log != old_log {
+                                let sink = self.responder.access_log_sink();
+                                sink.open(live.access_log.clone());
+                            }
+                            self.config_generation = self.reconfig.publish(live);
+                        }
+                    }
                 }
             }
         }
@@ -203,7 +208,12 @@ impl Server {
         self.responder.follow_root();
         if let Some((generation, live)) = self.reconfig.since(self.config_generation) {
             self.config_generation = generation;
-            self.reconfigure(&live);
+            if let Err(e) = self.reconfigure(&live) {
+                log::error!(
+                    "SIGHUP: worker {}: {e}; keeping its running configuration",
+                    self.ledger.worker
+                );
+            }
         }
     }
 
@@ -216,11 +226,17 @@ impl Server {
     /// body's `--max-body-bytes`), a head still arriving is judged, when
     /// complete, under the live limits then in force (`--max-uri-bytes`;
     /// `--max-header-bytes` is fixed, it sizes the input buffers).
-    fn reconfigure(&mut self, live: &Live) {
-        self.config.live = live.clone();
+    ///
+    /// A site's ROOT that cannot be opened changes nothing (the error
+    /// says which).
+    fn reconfigure(&mut self, live: &Live) -> Result<(), String> {
+        let mut config = self.config.clone();
+        config.live = live.clone();
+        self.responder.reconfigure(&config)?;
+        self.config = config;
         self.timeouts = live.timeouts();
         self.evict.set_stall_grace(live.evict_stalled_after);
-        self.responder.reconfigure(&self.config);
+        Ok(())
     }
 
     /// The first SIGTERM with a `--drain-delay`: go on serving and

@@ -44,7 +44,7 @@ use crate::conn::{Conn, Next, Pool};
 use crate::contain;
 use crate::evict::EvictionQueues;
 use crate::http::session::{Phase, Timeouts};
-use crate::serve::{Responder, ServerView};
+use crate::serve::{Responder, ServerView, Sni};
 use crate::signals::SignalFd;
 use crate::stats::{CompressOutcome, Gauges, Shared, Stats};
 use crate::tls::TlsSetup;
@@ -149,8 +149,10 @@ impl Ledger {
         &'a mut self,
         wheel: &'a TimerWheel,
         closing: Option<CloseReason>,
+        sni: Sni,
     ) -> ServerView<'a> {
         ServerView {
+            sni,
             stats: &mut self.stats,
             gauges: self.gauges,
             budget: &self.budget,
@@ -341,7 +343,9 @@ impl Server {
         // answered, and says close).
         let stopping = close_idle || self.drain_until.is_some();
         let closing = stopping.then_some(CloseReason::Shutdown);
-        let mut responder = (&mut self.responder, self.ledger.view(&self.wheel, closing));
+        let sni = self.responder.sni(conn.server_name());
+        let view = self.ledger.view(&self.wheel, closing, sni);
+        let mut responder = (&mut self.responder, view);
         let (pool, timeouts) = (&mut self.pool, &self.timeouts);
         // A panic while this connection moves closes this connection only
         // (see crate::contain): nothing of the reactor's is updated until

@@ -75,9 +75,10 @@ impl Server {
             handover,
         } = parts;
         let fixed = &config.fixed;
+        let default_root = &config.live.site.root;
         let root =
-            Root::open(&fixed.root, fixed.follow_symlinks).map_err(|source| StartError::Root {
-                path: fixed.root.clone(),
+            Root::open(default_root, fixed.follow_symlinks).map_err(|source| StartError::Root {
+                path: default_root.clone(),
                 source,
             })?;
         let mut listeners = Vec::new();
@@ -109,7 +110,8 @@ impl Server {
             now,
             SystemTime::now(),
             Some(Arc::clone(&alarm)),
-        );
+        )
+        .map_err(|(path, source)| StartError::Root { path, source })?;
         Ok(Server {
             poll,
             listeners,

@@ -10,7 +10,7 @@ use super::body::BodySink;
 use super::body::FileBody;
 use super::lookup::{Compression, Files};
 use super::route::Route;
-use super::settings::Settings;
+use super::settings::{Settings, SiteRef};
 use crate::close::CloseReason;
 use crate::http::Status;
 use crate::http::request::{Method, RequestHead};
@@ -21,7 +21,7 @@ use crate::http::response::{ResponseHead, encode_head};
 /// body. Returns the status and the page's body when it is sent after the
 /// head (a page larger than `--small-file-bytes`).
 pub(super) fn error_body(
-    settings: &Settings,
+    at: SiteRef<'_>,
     files: &mut Files,
     head: &RequestHead<'_>,
     rh: &mut ResponseHead<'_>,
@@ -31,16 +31,15 @@ pub(super) fn error_body(
 ) -> (Status, Option<FileBody>) {
     let status = rh.status;
     let is_head = head.method == Method::Head;
-    if let Some(page) = settings.error_page(status.code())
-        && let Route::File(found) =
-            files.lookup(settings, head, &page, Compression::Never, server, now)
+    if let Some(page) = at.site().error_page(status.code())
+        && let Route::File(found) = files.lookup(at, head, &page, Compression::Never, server, now)
     {
         rh.content_type = Some(found.content_type);
         rh.charset_utf8 = found.charset;
         rh.content_encoding = found.encoding;
         rh.vary_accept_encoding = found.vary;
         let sink = BodySink {
-            small_file_bytes: settings.small_file_bytes,
+            small_file_bytes: at.settings.small_file_bytes,
             is_head,
             open_files: Some(&files.open_files),
             sendfile: server.closing != Some(CloseReason::Overflow),
@@ -72,18 +71,23 @@ pub(super) fn refusal(
     now: Instant,
 ) {
     let start = out.len();
-    let served = settings.error_page(rh.status.code()).is_some_and(|page| {
-        // What the page is asked for as: a GET (or HEAD) of its path,
-        // nothing of the unusable request carried over.
-        let page_head = RequestHead::plain(&page, is_head);
-        match error_body(settings, files, &page_head, rh, server, out, now) {
-            (_, None) => true,
-            (_, Some(_)) => {
-                out.truncate(start);
-                false
+    // Unparsed, the request named no site: the default site's page.
+    let served = settings
+        .site(0)
+        .error_page(rh.status.code())
+        .is_some_and(|page| {
+            // What the page is asked for as: a GET (or HEAD) of its path,
+            // nothing of the unusable request carried over.
+            let page_head = RequestHead::plain(&page, is_head);
+            let at = SiteRef { settings, index: 0 };
+            match error_body(at, files, &page_head, rh, server, out, now) {
+                (_, None) => true,
+                (_, Some(_)) => {
+                    out.truncate(start);
+                    false
+                }
             }
-        }
-    });
+        });
     if !served {
         encode_error_body(out, rh, is_head);
     }

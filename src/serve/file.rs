@@ -6,7 +6,7 @@ use super::ServerView;
 use super::body::{BodySink, FileBody, FileRoute, FileSource, PartHead};
 use super::errors::encode_error_body;
 use super::lookup::Files;
-use super::settings::Settings;
+use super::settings::SiteRef;
 use crate::close::CloseReason;
 use crate::http::Status;
 use crate::http::date::imf_fixdate;
@@ -21,7 +21,7 @@ use crate::http::validators::{
 /// caller for a plain error response instead (nothing was written).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn respond_file(
-    settings: &Settings,
+    at: SiteRef<'_>,
     files: &mut Files,
     date: &[u8],
     head: &RequestHead<'_>,
@@ -44,13 +44,14 @@ pub(super) fn respond_file(
     }
     let modified_secs = meta.mtime.max(0) as u64;
     let last_modified = imf_fixdate(modified_secs);
-    let extra = &settings.extra_headers;
+    let (settings, site) = (at.settings, at.site());
+    let extra = &site.extra_headers;
     let is_head = head.method == Method::Head;
 
     let mut rh = ResponseHead::with_extra(Status::Ok, date, extra, persistence);
     rh.etag = Some(etag.as_bytes());
     rh.last_modified = Some(&last_modified);
-    rh.cache_control = settings.live.cache_control.as_deref();
+    rh.cache_control = site.options.cache_control.as_deref();
     rh.vary_accept_encoding = found.vary;
 
     let pre = Preconditions {

@@ -7,6 +7,8 @@
 //! nor a symlink leaves ROOT.
 
 use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -16,7 +18,8 @@ use super::cache::{Content, FileCache, Lookup};
 use super::compress::{self, OnTheFly};
 use super::disk;
 use super::route::Route;
-use super::settings::Settings;
+use super::settings::{Settings, SiteRef};
+use crate::config::SiteOptions;
 use crate::fault;
 use crate::files::{OpenFiles, Root, content_type};
 use crate::http::Status;
@@ -28,7 +31,13 @@ use crate::http::validators::accepts_encoding;
 /// fds, on-the-fly compression. The scratch buffers are one lookup's own:
 /// filled and read within [`Files::lookup`], never between calls.
 pub struct Files {
-    root: Root,
+    /// The sites' ROOTs, each held once however many sites serve it.
+    roots: Vec<Served>,
+    /// Each site's ROOT (an index in `roots`), in the order of
+    /// [`Settings::sites`].
+    site_roots: Vec<usize>,
+    /// The ROOT this lookup is beneath (an index in `roots`).
+    current: usize,
     cache: FileCache,
     /// On-the-fly compression; `None` with `--no-compress`.
     compression: Option<OnTheFly>,
@@ -44,12 +53,17 @@ pub struct Files {
     /// The compression cache's key: the decoded path asked for and
     /// whether it was asked for as a directory.
     compress_key: Vec<u8>,
-    /// ROOT's path could not be resolved at the last look (logged once
-    /// until it can).
-    root_lost: bool,
     /// Opens refused for want of an fd since [`Files::take_fd_shortages`]
     /// last took them, for the reactor's `open_emfile` counter.
     fd_shortages: u64,
+}
+
+/// A site's ROOT, held open.
+struct Served {
+    root: Root,
+    /// Its path could not be resolved at the last look (logged once
+    /// until it can).
+    lost: bool,
 }
 
 /// Whether a lookup may choose a representation compressed on the fly.
@@ -63,9 +77,13 @@ pub enum Compression {
 }
 
 impl Files {
+    /// `root`: the default site's ROOT (see [`Files::set_roots`] for the
+    /// others).
     pub fn new(root: Root, cache: FileCache, compression: Option<OnTheFly>) -> Files {
         Files {
-            root,
+            roots: vec![Served { root, lost: false }],
+            site_roots: vec![0],
+            current: 0,
             cache,
             compression,
             open_files: OpenFiles::default(),
@@ -73,7 +91,6 @@ impl Files {
             name: Vec::with_capacity(1024),
             cache_key: Vec::with_capacity(1024),
             compress_key: Vec::with_capacity(1024),
-            root_lost: false,
             fd_shortages: 0,
         }
     }
@@ -84,37 +101,104 @@ impl Files {
         std::mem::take(&mut self.fd_shortages)
     }
 
-    /// Looks at ROOT's path again (see [`Root::follow`]): after a deploy
-    /// flipped it, new requests are served from the new directory and the
-    /// file cache starts empty; responses under way finish from the files
-    /// they hold.
+    /// Looks at every ROOT's path again (see [`Root::follow`]): after a
+    /// deploy flipped one, new requests are served from the new directory
+    /// and the file cache starts empty; responses under way finish from
+    /// the files they hold.
     pub fn follow_root(&mut self) {
-        let result = self.root.follow();
-        let lost = result.is_err();
-        match result {
-            Ok(false) => {}
-            Ok(true) => {
-                self.cache.clear();
-                log::info!(
-                    "ROOT now names {}: serving it (the file cache starts again)",
-                    self.root.path().display()
-                );
+        let mut flipped = false;
+        for served in &mut self.roots {
+            let result = served.root.follow();
+            let lost = result.is_err();
+            let path = served.root.path().display();
+            match result {
+                Ok(false) => {}
+                Ok(true) => {
+                    flipped = true;
+                    log::info!("ROOT now names {path}: serving it (the file cache starts again)");
+                }
+                Err(e) if !served.lost => {
+                    log::warn!("ROOT cannot be resolved ({e}): still serving {path}")
+                }
+                Err(_) => {}
             }
-            Err(e) if !self.root_lost => log::warn!(
-                "ROOT cannot be resolved ({e}): still serving {}",
-                self.root.path().display()
-            ),
-            Err(_) => {}
+            if served.lost && !lost {
+                log::info!("ROOT {path} resolves again");
+            }
+            served.lost = lost;
         }
-        if self.root_lost && !lost {
-            log::info!("ROOT resolves again");
+        if flipped {
+            self.cache.clear();
         }
-        self.root_lost = lost;
     }
 
-    /// The directory served.
+    /// The sites' ROOTs, in site order (at start, and on a reload). A
+    /// ROOT held already (by its configured path) is kept, a new one
+    /// opened; if one cannot be, nothing changes and the error names the
+    /// path.
+    pub fn set_roots<'a>(
+        &mut self,
+        paths: impl Iterator<Item = &'a Path>,
+        follow_outside: bool,
+    ) -> Result<(), (PathBuf, io::Error)> {
+        enum Found {
+            /// Held already: its index in `self.roots`.
+            Held(usize),
+            Opened(Root),
+        }
+        // Each distinct path once.
+        let mut distinct: Vec<(&Path, Found)> = Vec::new();
+        let mut site_roots = Vec::new();
+        for path in paths {
+            let index = match distinct.iter().position(|(p, _)| *p == path) {
+                Some(i) => i,
+                None => {
+                    let held = self.roots.iter().position(|s| s.root.given() == path);
+                    let root = match held {
+                        Some(i) => Found::Held(i),
+                        None => Found::Opened(
+                            Root::open(path, follow_outside)
+                                .map_err(|e| (path.to_path_buf(), e))?,
+                        ),
+                    };
+                    distinct.push((path, root));
+                    distinct.len() - 1
+                }
+            };
+            site_roots.push(index);
+        }
+        let mut old: Vec<Option<Served>> = std::mem::take(&mut self.roots)
+            .into_iter()
+            .map(Some)
+            .collect();
+        self.roots = distinct
+            .into_iter()
+            .map(|(_, root)| match root {
+                // Held ROOTs have distinct paths: each index comes once.
+                Found::Held(i) => old[i].take().expect("each held ROOT is taken once"),
+                Found::Opened(root) => Served { root, lost: false },
+            })
+            .collect();
+        self.site_roots = site_roots;
+        self.current = 0;
+        Ok(())
+    }
+
+    /// The fds the budget charges for files: those held for bodies (by
+    /// responses in flight and the cache), and the sites' ROOTs past the
+    /// first (which the reserve holds).
+    pub fn fds_charged(&self) -> usize {
+        self.open_files.count() + self.roots.len().saturating_sub(1)
+    }
+
+    /// The default site's directory.
     pub fn root_path(&self) -> &std::path::Path {
-        self.root.path()
+        self.roots[0].root.path()
+    }
+
+    /// The ROOT this lookup is beneath.
+    fn root(&self) -> &Root {
+        &self.roots[self.current].root
     }
 
     /// The route of a GET or HEAD for `target` (the request's, or a
@@ -122,14 +206,16 @@ impl Files {
     /// directory's slash, a listing, or an error.
     pub fn lookup<'t>(
         &mut self,
-        settings: &Settings,
+        at: SiteRef<'_>,
         head: &RequestHead<'_>,
         target: &'t str,
         compression: Compression,
         server: &mut ServerView<'_>,
         now: Instant,
     ) -> Route<'t> {
-        let mut route = self.find(settings, head, target, server, now);
+        self.current = self.site_roots.get(at.index).copied().unwrap_or(0);
+        let (settings, options) = (at.settings, &at.site().options);
+        let mut route = self.find(settings, options, head, target, server, now);
         if let (Route::File(found), Compression::ByAcceptEncoding) = (&mut route, compression) {
             self.choose_compressed(head.accept_encoding, found, server);
         }
@@ -139,6 +225,7 @@ impl Files {
     fn find<'t>(
         &mut self,
         settings: &Settings,
+        options: &SiteOptions,
         head: &RequestHead<'_>,
         target: &'t str,
         server: &ServerView<'_>,
@@ -148,15 +235,18 @@ impl Files {
             Ok(info) => info,
             Err(status) => return Route::Error(status),
         };
-        if info.has_dot_segment && !settings.live.dotfiles {
+        if info.has_dot_segment && !options.dotfiles {
             return Route::Error(Status::NotFound);
         }
         self.compress_key.clear();
+        let (dev, ino) = self.root().id();
+        self.compress_key.extend_from_slice(&dev.to_ne_bytes());
+        self.compress_key.extend_from_slice(&ino.to_ne_bytes());
         self.compress_key.extend_from_slice(&self.path);
         self.compress_key.push(0); // cannot occur in a decoded path
         self.compress_key.push(u8::from(info.trailing_slash));
         if self.cache.enabled() {
-            self.cache_key(settings, info.trailing_slash, head.accept_encoding);
+            self.cache_key(options, info.trailing_slash, head.accept_encoding);
             if let Some(hit) = self.cached(now) {
                 return hit;
             }
@@ -182,7 +272,7 @@ impl Files {
             self.path.extend_from_slice(b"index.html");
             (file, meta) = match self.open(false) {
                 Ok(found) => found,
-                Err(Status::NotFound) if settings.live.listing => {
+                Err(Status::NotFound) if options.listing => {
                     self.path.truncate(dir_len);
                     return Route::Listing(file);
                 }
@@ -206,7 +296,7 @@ impl Files {
             vary: false,
             compressible: self.compression.is_some() && compress::compressible(content_type),
         };
-        if settings.live.precompressed && charset {
+        if options.precompressed && charset {
             // Text-like types may have precompressed siblings; caches must
             // key on Accept-Encoding whether or not this client gets one.
             found.vary = true;
@@ -242,12 +332,15 @@ impl Files {
     /// Opens `self.path` beneath ROOT and reads its metadata.
     fn open(&mut self, allow_dir: bool) -> Result<(File, std::fs::Metadata), Status> {
         fault::eio_at(fault::Point::Open, &self.path)
-            .map_err(|e| disk::open_failed(&e, &self.root))?;
-        let file = match self.root.open_beneath(&self.path, &mut self.name) {
+            .map_err(|e| disk::open_failed(&e, self.root()))?;
+        let file = match self.roots[self.current]
+            .root
+            .open_beneath(&self.path, &mut self.name)
+        {
             Ok(file) => file,
             Err(e) => {
                 self.fd_shortages += u64::from(disk::out_of_fds(&e));
-                return Err(disk::open_failed(&e, &self.root));
+                return Err(disk::open_failed(&e, self.root()));
             }
         };
         let meta = file.metadata().map_err(|e| disk::read_failed(&e))?;
@@ -267,16 +360,18 @@ impl Files {
     /// `/` (an index), and which precompressed codings it accepts.
     fn cache_key(
         &mut self,
-        settings: &Settings,
+        options: &SiteOptions,
         trailing_slash: bool,
         accept_encoding: Option<&[u8]>,
     ) {
         self.cache_key.clear();
+        let (dev, ino) = self.root().id();
+        self.cache_key.extend_from_slice(&dev.to_ne_bytes());
+        self.cache_key.extend_from_slice(&ino.to_ne_bytes());
         self.cache_key.extend_from_slice(&self.path);
         self.cache_key.push(0); // cannot occur in a decoded path
         let accepts = |coding: &[u8]| {
-            settings.live.precompressed
-                && accept_encoding.is_some_and(|ae| accepts_encoding(ae, coding))
+            options.precompressed && accept_encoding.is_some_and(|ae| accepts_encoding(ae, coding))
         };
         let class = u8::from(trailing_slash)
             | u8::from(accepts(b"br")) << 1
@@ -350,7 +445,7 @@ impl Files {
     /// cached fd that no response uses is closed first to make room.
     pub fn file_room(&mut self, server: &ServerView<'_>) -> bool {
         loop {
-            let open = self.open_files.count();
+            let open = self.fds_charged();
             if server
                 .budget
                 .has_file_room(server.gauges.connections(), open)
@@ -382,7 +477,7 @@ impl Files {
             Lookup::Miss => return None,
             Lookup::Fresh(entry) => entry,
             Lookup::Stale(entry) => {
-                let unchanged = self
+                let unchanged = self.roots[self.current]
                     .root
                     .open_beneath(&entry.served_path, &mut self.name)
                     .and_then(|f| f.metadata())

@@ -21,13 +21,15 @@
 //! reload swaps it whole), the status endpoint's bodies from
 //! [`crate::status`] and the access-log line from [`crate::accesslog`].
 
+use std::io;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use crate::accesslog::{self, AccessLog, Entry, Sink, Times};
 use crate::budget::Budget;
 use crate::close::CloseReason;
-use crate::config::{Config, Live};
+use crate::config::{Config, Live, UnknownHost};
 use crate::files::Root;
 use crate::http::persist::{self, PersistContext, Persistence};
 use crate::http::request::{ConnectionTokens, Method, RequestHead, Version};
@@ -49,12 +51,13 @@ mod listing;
 pub mod lookup;
 pub mod route;
 pub mod settings;
+pub mod sites;
 
 pub use body::{BodySource, FileBody, FileRoute};
 use cache::FileCache;
 use lookup::{Compression, Files};
 use route::Route;
-use settings::Settings;
+use settings::{Settings, SiteRef};
 
 /// The largest body holdline builds whole in memory for a generated page
 /// (a `--listing` page); file bodies past `--small-file-bytes` are never
@@ -93,10 +96,36 @@ pub struct ServerView<'a> {
     pub worker: usize,
     /// This reactor's timer wheel, for the status page.
     pub wheel: &'a TimerWheel,
+    /// The site the connection's TLS server name picked.
+    pub sni: Sni,
     /// Every response says close, for this reason: graceful shutdown, or
     /// a newcomer answered without a slot ([`CloseReason::Overflow`]:
     /// then no file body may be sent either, only what one write carries).
     pub closing: Option<CloseReason>,
+}
+
+/// The site a TLS connection's server name (SNI) picked: a request's
+/// host must pick the same one, or it is answered 421.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Sni {
+    /// Plain, or a handshake without a server name: nothing to check.
+    #[default]
+    Absent,
+    /// This site's.
+    Site(usize),
+    /// A name no site names (under `--unknown-host 404` or `421`).
+    NoSite,
+}
+
+impl Sni {
+    /// A request for `site` came on a connection made for another.
+    fn picks_other(self, site: usize) -> bool {
+        match self {
+            Sni::Absent => false,
+            Sni::Site(sni) => sni != site,
+            Sni::NoSite => true,
+        }
+    }
 }
 
 /// The session answers through the responder paired with the reactor's
@@ -161,7 +190,7 @@ impl Responder {
         now: Instant,
         wall: SystemTime,
         alarm: Option<Arc<crate::wake::Alarm>>,
-    ) -> Responder {
+    ) -> Result<Responder, (PathBuf, io::Error)> {
         let fixed = &config.fixed;
         let cache = FileCache::new(fixed.file_cache_entries, fixed.file_cache_valid);
         let on = fixed.compress && fixed.compress_cache_bytes > 0;
@@ -172,18 +201,32 @@ impl Responder {
                 .inspect_err(|e| log::warn!("no compression thread ({e}): files go uncompressed"))
                 .ok()
         });
-        Responder {
+        let mut files = Files::new(root, cache, compression);
+        files.set_roots(site_roots(config), fixed.follow_symlinks)?;
+        Ok(Responder {
             access: AccessLog::new(log_format(&config.live), access_log),
             settings: Settings::new(config),
-            files: Files::new(root, cache, compression),
+            files,
             date: DateCache::new(wall),
             now,
             location: Vec::with_capacity(1024),
             generated: Vec::new(),
+        })
+    }
+
+    /// The site a TLS connection's server name picks (see [`Sni`]).
+    pub fn sni(&self, server_name: Option<&str>) -> Sni {
+        let hosts = &self.settings.hosts;
+        match server_name {
+            Some(name) if hosts.named() => match hosts.site_for(Some(name.as_bytes())) {
+                Some(site) => Sni::Site(site),
+                None => Sni::NoSite,
+            },
+            _ => Sni::Absent,
         }
     }
 
-    /// The directory served.
+    /// The default site's directory.
     pub fn root_path(&self) -> &std::path::Path {
         self.files.root_path()
     }
@@ -196,16 +239,24 @@ impl Responder {
     }
 
     /// A SIGHUP reload: the new configuration's settings, whole (its
-    /// restart-only options are the running ones).
-    pub fn reconfigure(&mut self, config: &Config) {
+    /// restart-only options are the running ones), once every site's
+    /// ROOT is open; if one cannot be, nothing changes and the error says
+    /// why.
+    pub fn reconfigure(&mut self, config: &Config) -> Result<(), String> {
+        let follow = config.fixed.follow_symlinks;
+        self.files
+            .set_roots(site_roots(config), follow)
+            .map_err(|(path, e)| format!("cannot serve {}: {e}", path.display()))?;
         self.access.set_format(log_format(&config.live));
         self.settings = Settings::new(config);
+        Ok(())
     }
 
-    /// File fds held for bodies, by responses in flight and the cache:
+    /// File fds held for bodies, by responses in flight and the cache,
+    /// and the sites' ROOTs past the first (which the reserve holds):
     /// what the fd budget charges for files.
     pub fn open_files(&self) -> usize {
-        self.files.open_files.count()
+        self.files.fds_charged()
     }
 
     /// Closes one cached file fd that no response is using, for the
@@ -262,7 +313,11 @@ impl Responder {
             generated,
         } = self;
         let now = *now;
-        let route = route(settings, files, head, facts.secure, server, now);
+        let (site, route) = route(settings, files, head, facts.secure, server, now);
+        let at = SiteRef {
+            settings,
+            index: site,
+        };
         // File opens that failed with EMFILE/ENFILE (answered 503).
         server.stats.open_emfile += files.take_fd_shortages();
         let success = !matches!(route, Route::Error(_));
@@ -272,7 +327,7 @@ impl Responder {
         // since the client may or may not send the body anyway.
         let must_close = head.expect_continue && facts.has_body && !success;
         let persistence = persistence(
-            &settings.live,
+            &at.settings.live,
             head.version,
             head.connection,
             facts.requests_before,
@@ -285,19 +340,11 @@ impl Responder {
         let is_head = head.method == Method::Head;
         let date_buf = date.http_date_copy();
         let date_now = &date_buf[..];
-        let extra = &settings.extra_headers[..];
+        let extra = &at.site().extra_headers[..];
         let (status, file) = match route {
             Route::File(found) => {
-                let answer = file::respond_file(
-                    settings,
-                    files,
-                    date_now,
-                    head,
-                    found,
-                    persistence,
-                    server,
-                    out,
-                );
+                let answer =
+                    file::respond_file(at, files, date_now, head, found, persistence, server, out);
                 match answer {
                     Ok(done) => done,
                     Err(status) => {
@@ -311,13 +358,14 @@ impl Responder {
                         }
                         let mut rh = ResponseHead::with_extra(status, date_now, extra, persistence);
                         rh.retry_after_secs = (status == Status::ServiceUnavailable).then_some(1);
-                        errors::error_body(settings, files, head, &mut rh, server, out, now)
+                        errors::error_body(at, files, head, &mut rh, server, out, now)
                     }
                 }
             }
             Route::Listing(dir) => {
                 generated.clear();
-                listing::render(generated, &dir, head.target, settings.live.dotfiles);
+                let dotfiles = at.site().options.dotfiles;
+                listing::render(generated, &dir, head.target, dotfiles);
                 let rh = ResponseHead::with_extra(Status::Ok, date_now, extra, persistence);
                 errors::encode_generated(out, rh, "text/html", generated, is_head);
                 (Status::Ok, None)
@@ -349,7 +397,7 @@ impl Responder {
                 let report = status::Report {
                     stats: server.stats,
                     gauges: Gauges {
-                        open_files: files.open_files.count(),
+                        open_files: files.fds_charged(),
                         ..server.gauges
                     },
                     budget: server.budget,
@@ -385,7 +433,7 @@ impl Responder {
                 let mut rh = ResponseHead::with_extra(status, date_now, extra, persistence);
                 rh.allow = status == Status::MethodNotAllowed;
                 rh.retry_after_secs = (status == Status::ServiceUnavailable).then_some(1);
-                errors::error_body(settings, files, head, &mut rh, server, out, now)
+                errors::error_body(at, files, head, &mut rh, server, out, now)
             }
         };
         // Health checks come every few seconds from every balancer: not
@@ -427,7 +475,9 @@ impl Responder {
         let date = self.date.http_date_copy();
         let settings = &self.settings;
         let persistence = Persistence::Close(reason);
-        let mut rh = ResponseHead::with_extra(status, &date, &settings.extra_headers, persistence);
+        // Unparsed, the request named no site: the default site's headers.
+        let extra = &settings.site(0).extra_headers;
+        let mut rh = ResponseHead::with_extra(status, &date, extra, persistence);
         rh.retry_after_secs = (status == Status::ServiceUnavailable).then_some(1);
         errors::refusal(
             settings,
@@ -446,9 +496,12 @@ impl Responder {
     }
 }
 
-/// Routes one request: `--redirect-to-https` first (the status path
-/// excepted), then the method, the status path, the file beneath ROOT,
-/// and `--fallback` for a path that names no file.
+/// Routes one request to its site and its route: the health check
+/// first (whatever the host), then the site its host picks (or the
+/// `--unknown-host` answer; 421 when a TLS connection's server name
+/// picked another), then the site's `--redirect-to-https` (the status
+/// path excepted), the method, the status path, the file beneath the
+/// site's ROOT, and its `--fallback` for a path that names no file.
 pub fn route<'t>(
     settings: &'t Settings,
     files: &mut Files,
@@ -456,39 +509,69 @@ pub fn route<'t>(
     secure: bool,
     server: &mut ServerView<'_>,
     now: Instant,
-) -> Route<'t> {
+) -> (usize, Route<'t>) {
     let (path, query) = head.target.split_once('?').unwrap_or((head.target, ""));
     // A load balancer's health check is answered before anything else
-    // (plain or TLS, whatever the method).
+    // (plain or TLS, whatever the method and the host).
     if settings.live.health_path.as_deref() == Some(path) {
-        return Route::Health;
+        return (0, Route::Health);
     }
     let is_status = settings.live.status_path.as_deref() == Some(path);
-    if settings.live.redirect_to_https && !secure && !is_status {
+    let site = match settings.hosts.site_for(sites::request_host(head)) {
+        Some(site) => site,
+        None if is_status => 0,
+        None => return (0, Route::Error(unknown_host_status(settings))),
+    };
+    if secure && !is_status && server.sni.picks_other(site) {
+        // RFC 9110 §15.5.20: the certificate this connection was given
+        // is another site's; the client may retry on a new connection.
+        return (0, Route::Error(Status::Misdirected));
+    }
+    let at = SiteRef {
+        settings,
+        index: site,
+    };
+    let options = &at.site().options;
+    if options.redirect_to_https && !secure && !is_status {
         return match route::https_url(head, &settings.tls_listen) {
-            Some(url) => Route::Https(url),
-            None => Route::Error(Status::BadRequest),
+            Some(url) => (site, Route::Https(url)),
+            None => (site, Route::Error(Status::BadRequest)),
         };
     }
-    match head.method {
-        Method::Unknown => return Route::Error(Status::NotImplemented),
-        Method::OtherKnown => return Route::Error(Status::MethodNotAllowed),
-        Method::Options => return Route::Options,
-        Method::Get | Method::Head => {}
-    }
-    if is_status {
-        return Route::Status(status::Format::asked(query, head.accept));
-    }
-    let compression = Compression::ByAcceptEncoding;
-    let route = files.lookup(settings, head, head.target, compression, server, now);
-    match (&route, &settings.fallback) {
-        // --fallback: a path that names no file gets the fallback file
-        // (a single-page app's index), with its 200.
-        (Route::Error(Status::NotFound), Some(fallback)) => {
-            files.lookup(settings, head, fallback, compression, server, now)
+    let route = match head.method {
+        Method::Unknown => Route::Error(Status::NotImplemented),
+        Method::OtherKnown => Route::Error(Status::MethodNotAllowed),
+        Method::Options => Route::Options,
+        Method::Get | Method::Head if is_status => {
+            Route::Status(status::Format::asked(query, head.accept))
         }
-        _ => route,
+        Method::Get | Method::Head => {
+            let compression = Compression::ByAcceptEncoding;
+            let route = files.lookup(at, head, head.target, compression, server, now);
+            match (&route, &at.site().fallback) {
+                // --fallback: a path that names no file gets the fallback
+                // file (a single-page app's index), with its 200.
+                (Route::Error(Status::NotFound), Some(fallback)) => {
+                    files.lookup(at, head, fallback, compression, server, now)
+                }
+                _ => route,
+            }
+        }
+    };
+    (site, route)
+}
+
+/// `--unknown-host`'s status, for a host no site names.
+fn unknown_host_status(settings: &Settings) -> Status {
+    match settings.hosts.unknown() {
+        UnknownHost::Misdirected => Status::Misdirected,
+        UnknownHost::NotFound | UnknownHost::DefaultSite => Status::NotFound,
     }
+}
+
+/// Every site's ROOT, in site order.
+fn site_roots(config: &Config) -> impl Iterator<Item = &Path> {
+    config.live.all_sites().map(|site| site.root.as_path())
 }
 
 /// The access log's format, when it is on.

@@ -17,6 +17,7 @@ use rustls::unbuffered::{ConnectionState, EncodeError, EncryptError, Insufficien
 use rustls::{HandshakeKind, ProtocolVersion};
 
 use super::buffers::{Buffers, Bufs, RECORD_BYTES};
+use super::hello::{self, Hello};
 use crate::transport::{Handshake, interrupted, would_block};
 
 /// The most plaintext encrypted in one call: two full records. Writes
@@ -115,6 +116,11 @@ pub(super) struct Records {
     /// The handshake finished and was not yet reported.
     finished: Option<Handshake>,
     reported: bool,
+    /// The ClientHello's server name, once its record has come (rustls's
+    /// unbuffered connection does not tell it).
+    server_name: Option<Box<str>>,
+    /// The first record was read for its server name.
+    hello_read: bool,
 }
 
 impl Records {
@@ -125,6 +131,26 @@ impl Records {
             peer_done: false,
             finished: None,
             reported: false,
+            server_name: None,
+            hello_read: false,
+        }
+    }
+
+    /// The server name the client's hello asked for (SNI), if any.
+    pub(super) fn server_name(&self) -> Option<&str> {
+        self.server_name.as_deref()
+    }
+
+    /// Reads the server name from the first record, before rustls
+    /// consumes it (see [`super::hello`]).
+    fn read_hello(&mut self) {
+        match hello::server_name(&self.b.incoming[..self.b.in_len]) {
+            Hello::Incomplete => {}
+            Hello::Name(name) => {
+                self.server_name = Some(name.into());
+                self.hello_read = true;
+            }
+            Hello::NoName => self.hello_read = true,
         }
     }
 
@@ -198,6 +224,9 @@ impl Records {
         taken: &mut usize,
         socket: &mut impl Write,
     ) -> io::Result<Stop> {
+        if !self.hello_read {
+            self.read_hello();
+        }
         loop {
             let Records {
                 conn, b, peer_done, ..

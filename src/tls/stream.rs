@@ -209,6 +209,10 @@ impl Transport for Tls {
         true
     }
 
+    fn server_name(&self) -> Option<&str> {
+        self.records.server_name()
+    }
+
     fn in_handshake(&self) -> bool {
         self.records.is_handshaking()
     }

@@ -1,0 +1,358 @@
+//! Sites (virtual hosts): the `[[site]]` blocks of the `--config` file,
+//! picked by the request's host, each with its ROOT and its options;
+//! `--unknown-host`; a reload that adds a site, or names a ROOT that
+//! cannot be served.
+
+mod common;
+
+use common::*;
+use std::net::TcpStream;
+use std::time::Duration;
+
+/// A default site and two others, each ROOT with its own `same.txt`.
+struct Sites {
+    dir: TempDir,
+    config: std::path::PathBuf,
+}
+
+impl Sites {
+    fn new(tag: &str, extra: &str) -> Sites {
+        Sites::with(tag, extra, "", "")
+    }
+
+    /// With more keys for the top level, site a and site b.
+    fn with(tag: &str, extra: &str, extra_a: &str, extra_b: &str) -> Sites {
+        let dir = TempDir::new(tag);
+        dir.write("secret.txt", "TOP SECRET\n");
+        dir.write("default/same.txt", "default\n");
+        dir.write("a/same.txt", "site a\n");
+        dir.write("a/404.html", "<p>a has no such page</p>\n");
+        dir.write("b/same.txt", "site b\n");
+        dir.write("b/only-b.txt", "b only\n");
+        let root = |name: &str| dir.path().join(name).display().to_string();
+        let config = dir.path().join("holdline.toml");
+        let text = format!(
+            "root = \"{default}\"\n\
+             header = [\"X-Site: default\"]\n\
+             {extra}\n\
+             [[site]]\n\
+             host = [\"a.test\", \"www.a.test\"]\n\
+             root = \"{a}\"\n\
+             header = [\"X-Site: a\"]\n\
+             error-page = [\"404=/404.html\"]\n\
+             {extra_a}\n\
+             \n\
+             [[site]]\n\
+             host = [\"*.b.test\"]\n\
+             root = \"{b}\"\n\
+             cache-control = \"public, max-age=60\"\n\
+             {extra_b}\n",
+            default = root("default"),
+            a = root("a"),
+            b = root("b"),
+        );
+        std::fs::write(&config, text).unwrap();
+        Sites { dir, config }
+    }
+
+    fn start(&self, args: &[&str]) -> Server {
+        let mut all = vec!["--config", self.config.to_str().unwrap()];
+        all.extend_from_slice(args);
+        Server::start(&self.dir.path().join("default"), &all)
+    }
+}
+
+fn ask(stream: &mut TcpStream, target: &str, host: Option<&str>) -> Response {
+    let host = host.map_or(String::new(), |h| format!("Host: {h}\r\n"));
+    exchange(stream, &format!("GET {target} HTTP/1.1\r\n{host}\r\n"))
+}
+
+#[test]
+fn the_host_picks_the_site_its_root_and_its_headers() {
+    let sites = Sites::new("sites-pick", "");
+    let server = sites.start(&[]);
+    // One keep-alive connection across sites: the file cache keeps the
+    // ROOTs apart (the same path names three files).
+    let mut s = server.connect();
+    for (host, body, site) in [
+        ("a.test", "site a\n", "a"),
+        ("default.test", "default\n", "default"),
+        ("A.Test:8080", "site a\n", "a"),
+        ("www.a.test.", "site a\n", "a"),
+        ("img.b.test", "site b\n", "b"),
+        ("x.y.b.test", "site b\n", "b"),
+        ("b.test", "default\n", "default"),
+        ("a.test", "site a\n", "a"),
+    ] {
+        let r = ask(&mut s, "/same.txt", Some(host));
+        assert_eq!(r.status, 200, "{host}: {}", r.head);
+        assert_eq!(r.body_text(), body, "{host}");
+        let cache = r.header("Cache-Control");
+        match site {
+            "b" => {
+                assert_eq!(cache, Some("public, max-age=60"), "{host}");
+                // Not set by b: inherited from the top level.
+                assert_eq!(r.header("X-Site"), Some("default"), "{host}");
+            }
+            _ => {
+                assert_eq!(cache, None, "{host}");
+                assert_eq!(r.header("X-Site"), Some(site), "{host}");
+            }
+        }
+    }
+    // An absolute-form target names the host, whatever the Host says.
+    let r = ask(&mut s, "http://img.b.test/only-b.txt", Some("a.test"));
+    assert_eq!((r.status, r.body_text().as_str()), (200, "b only\n"));
+    // Each ROOT is confined: nothing of a sibling site, nothing above.
+    for target in ["/only-b.txt", "/../b/only-b.txt", "/%2e%2e/secret.txt"] {
+        let r = ask(&mut s, target, Some("a.test"));
+        assert_ne!(r.status, 200, "{target}");
+        assert!(!r.body_text().contains("b only") && !r.body_text().contains("SECRET"));
+    }
+    // A's error page is a's; its headers are on its errors and its 304s.
+    let r = ask(&mut s, "/missing", Some("a.test"));
+    assert_eq!(r.status, 404);
+    assert_eq!(r.body_text(), "<p>a has no such page</p>\n");
+    assert_eq!(r.header("X-Site"), Some("a"));
+    let r = ask(&mut s, "/same.txt", Some("a.test"));
+    let etag = r.header("ETag").unwrap().to_string();
+    let r = exchange(
+        &mut s,
+        &format!("GET /same.txt HTTP/1.1\r\nHost: a.test\r\nIf-None-Match: {etag}\r\n\r\n"),
+    );
+    assert_eq!(r.status, 304);
+    assert_eq!(r.header("X-Site"), Some("a"));
+    // The default site's 404 is the plain one.
+    let r = ask(&mut s, "/missing", Some("elsewhere.test"));
+    assert_eq!((r.status, r.body_text().as_str()), (404, "404 Not Found\n"));
+
+    // HTTP/1.0 without a Host: the default site. HTTP/1.1 without one:
+    // 400 and the connection closes (RFC 9112 §3.2).
+    let mut old = server.connect();
+    let r = exchange(&mut old, "GET /same.txt HTTP/1.0\r\n\r\n");
+    assert_eq!((r.status, r.body_text().as_str()), (200, "default\n"));
+    let mut bad = server.connect();
+    let r = ask(&mut bad, "/same.txt", None);
+    assert_eq!(r.status, 400);
+    assert_closes(&mut bad, Duration::from_secs(5));
+}
+
+#[test]
+fn unknown_hosts_get_what_unknown_host_says() {
+    for (answer, status) in [("421", 421), ("404", 404)] {
+        let sites = Sites::new("sites-unknown", &format!("unknown-host = \"{answer}\"\n"));
+        let server = sites.start(&["--status-path", "/status"]);
+        let mut s = server.connect();
+        let r = ask(&mut s, "/same.txt", Some("nobody.test"));
+        assert_eq!(r.status, status, "{}", r.head);
+        assert_eq!(r.header("X-Site"), Some("default"));
+        let r = exchange(
+            &mut s,
+            "GET /same.txt HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+        );
+        assert_eq!(r.status, status);
+        // The named sites still answer, and so does the status path,
+        // whatever the host.
+        assert_eq!(ask(&mut s, "/same.txt", Some("a.test")).status, 200);
+        assert_eq!(ask(&mut s, "/status", Some("nobody.test")).status, 200);
+    }
+    // The default site may name its own hosts: then it is one site among
+    // the others.
+    let sites = Sites::new(
+        "sites-named-default",
+        "host = [\"main.test\"]\nunknown-host = \"421\"\n",
+    );
+    let server = sites.start(&[]);
+    let mut s = server.connect();
+    let r = ask(&mut s, "/same.txt", Some("main.test"));
+    assert_eq!((r.status, r.body_text().as_str()), (200, "default\n"));
+    assert_eq!(ask(&mut s, "/same.txt", Some("other.test")).status, 421);
+}
+
+fn sighup_done(server: &Server, count: usize) -> bool {
+    wait_until(Duration::from_secs(5), || {
+        server.log_text().matches("SIGHUP: ").count() >= count
+    })
+}
+
+#[test]
+fn a_reload_adds_a_site_and_refuses_a_root_it_cannot_serve() {
+    let sites = Sites::new("sites-reload", "");
+    let server = sites.start(&["--workers", "2"]);
+    sites.dir.write("c/same.txt", "site c\n");
+    let mut open = server.connect();
+    assert_eq!(
+        ask(&mut open, "/same.txt", Some("c.test")).body_text(),
+        "default\n"
+    );
+
+    let text = std::fs::read_to_string(&sites.config).unwrap();
+    let c = sites.dir.path().join("c");
+    let added = format!(
+        "{text}\n[[site]]\nhost = [\"c.test\"]\nroot = \"{}\"\n",
+        c.display()
+    );
+    std::fs::write(&sites.config, &added).unwrap();
+    server.signal(libc::SIGHUP);
+    assert!(sighup_done(&server, 1), "{}", server.log_text());
+    assert!(
+        server.log_text().contains("changed the [[site]] blocks"),
+        "{}",
+        server.log_text()
+    );
+    // The open connection and new ones (both workers) see the new site.
+    assert_eq!(
+        ask(&mut open, "/same.txt", Some("c.test")).body_text(),
+        "site c\n"
+    );
+    for _ in 0..8 {
+        let mut s = server.connect();
+        assert_eq!(
+            ask(&mut s, "/same.txt", Some("c.test")).body_text(),
+            "site c\n"
+        );
+    }
+
+    // A ROOT that does not exist: the reload is refused, the running
+    // sites go on.
+    let missing = sites.dir.path().join("no-such-dir");
+    let broken = format!(
+        "{added}\n[[site]]\nhost = [\"d.test\"]\nroot = \"{}\"\n",
+        missing.display()
+    );
+    std::fs::write(&sites.config, broken).unwrap();
+    server.signal(libc::SIGHUP);
+    assert!(sighup_done(&server, 2), "{}", server.log_text());
+    let log = server.log_text();
+    assert!(
+        log.contains("keeping the running configuration") && log.contains("no-such-dir"),
+        "{log}"
+    );
+    assert_eq!(
+        ask(&mut open, "/same.txt", Some("c.test")).body_text(),
+        "site c\n"
+    );
+    assert_eq!(
+        ask(&mut open, "/same.txt", Some("d.test")).body_text(),
+        "default\n"
+    );
+}
+
+#[test]
+fn site_mistakes_stop_the_start_with_the_file_and_line() {
+    let cases = [
+        ("[[site]]\nroot = \"/tmp\"\n", "a [[site]] block needs host"),
+        (
+            "[[site]]\nhost = [\"a.test\"]\nkeepalive-timeout = 3\n",
+            "'keepalive-timeout' is not a site's option",
+        ),
+        (
+            "host = [\"a.test\"]\n[[site]]\nhost = [\"A.test\"]\n",
+            "host a.test is named by two sites",
+        ),
+        (
+            "[[site]]\nhost = [\"a.test:8080\"]\n",
+            "'host': invalid value 'a.test:8080'",
+        ),
+        ("[site]\nhost = [\"a.test\"]\n", "sites are [[site]] blocks"),
+    ];
+    for (text, message) in cases {
+        let dir = TempDir::new("sites-mistakes");
+        let config = dir.path().join("holdline.toml");
+        std::fs::write(&config, text).unwrap();
+        let err = Server::try_start(dir.path(), &["--config", config.to_str().unwrap()])
+            .err()
+            .unwrap_or_else(|| panic!("{text:?} started"));
+        assert!(err.contains(message), "{text:?}: {err}");
+        assert!(err.contains(&config.display().to_string()), "{err}");
+    }
+}
+
+type TlsStream = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
+
+fn connect_tls(pki: &Pki, addr: std::net::SocketAddr, name: &str) -> TlsStream {
+    use rustls::pki_types::ServerName;
+    let tcp = TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let name = ServerName::try_from(name.to_string()).unwrap();
+    let conn = rustls::ClientConnection::new(pki.client(), name).unwrap();
+    let mut stream = rustls::StreamOwned::new(conn, tcp);
+    while stream.conn.is_handshaking() {
+        stream
+            .conn
+            .complete_io(&mut stream.sock)
+            .expect("handshake");
+    }
+    stream
+}
+
+fn ask_tls(stream: &mut TlsStream, target: &str, host: &str) -> (String, Vec<u8>) {
+    use std::io::Write;
+    let request = format!("GET {target} HTTP/1.1\r\nHost: {host}\r\n\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    stream.flush().unwrap();
+    read_framed(stream, &mut Vec::new())
+}
+
+/// Each site's certificate is chosen by the handshake's server name, and
+/// a request on that connection for another site's host is answered 421
+/// (the client may retry it on a connection of its own).
+#[test]
+fn each_site_has_its_certificate_and_a_host_of_another_is_misdirected() {
+    let pki = Pki::new();
+    pki.leaf("default", "default.test", &["default.test"]);
+    pki.leaf("a", "a.test", &["a.test", "www.a.test"]);
+    pki.leaf("b", "b.test", &["*.b.test"]);
+    let certificate = |name: &str| {
+        format!(
+            "tls-cert = [\"{}\"]\ntls-key = [\"{}\"]",
+            pki.cert(name),
+            pki.key(name)
+        )
+    };
+    // The blocks name their certificates; the default's is the top
+    // level's, given on the command line.
+    let sites = Sites::with("sites-tls", "", &certificate("a"), &certificate("b"));
+    let server = sites.start(&[
+        "--tls-listen",
+        "127.0.0.1:0",
+        "--tls-cert",
+        &pki.cert("default"),
+        "--tls-key",
+        &pki.key("default"),
+    ]);
+    let addr = tls_addr(&server);
+
+    let mut a = connect_tls(&pki, addr, "www.a.test");
+    let (head, body) = ask_tls(&mut a, "/same.txt", "a.test");
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert_eq!(body, b"site a\n");
+    // Another site's host on a's connection: 421, and the connection
+    // stays usable for a's own requests.
+    let (head, _) = ask_tls(&mut a, "/same.txt", "img.b.test");
+    assert!(
+        head.starts_with("HTTP/1.1 421 Misdirected Request\r\n"),
+        "{head}"
+    );
+    let (head, body) = ask_tls(&mut a, "/same.txt", "WWW.A.TEST:443");
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert_eq!(body, b"site a\n");
+
+    // b's certificate (a wildcard) for b's names.
+    let mut b = connect_tls(&pki, addr, "img.b.test");
+    let (head, body) = ask_tls(&mut b, "/same.txt", "img.b.test");
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert_eq!(body, b"site b\n");
+    // Another name beneath the same wildcard is the same site.
+    let (head, _) = ask_tls(&mut b, "/same.txt", "cdn.b.test");
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+
+    // The default site's name: the default certificate, and a's host is
+    // misdirected there too.
+    let mut d = connect_tls(&pki, addr, "default.test");
+    let (head, body) = ask_tls(&mut d, "/same.txt", "default.test");
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert_eq!(body, b"default\n");
+    let (head, _) = ask_tls(&mut d, "/same.txt", "a.test");
+    assert!(head.starts_with("HTTP/1.1 421 "), "{head}");
+}
