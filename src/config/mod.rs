@@ -46,6 +46,7 @@ pub mod error;
 pub mod file;
 pub mod options;
 pub mod reload;
+pub mod rules;
 mod values;
 
 pub use args::{Command, help_text, parse_args};
@@ -183,6 +184,8 @@ pub struct SiteOptions {
     pub fallback: Option<String>,
     /// (status, target): the body of error responses with that status.
     pub error_pages: Vec<(u16, String)>,
+    /// `--rule`s, in order.
+    pub rules: Vec<rules::Rule>,
 }
 
 impl Default for SiteOptions {
@@ -198,6 +201,7 @@ impl Default for SiteOptions {
             headers: Vec::new(),
             fallback: None,
             error_pages: Vec::new(),
+            rules: Vec::new(),
         }
     }
 }

@@ -715,6 +715,17 @@ pub const OPTIONS: &[OptionSpec] = &[
         repeatable: true,
     },
     OptionSpec {
+        flag: "--rule",
+        value: Some("'PATTERN ACTION'"),
+        help: "a path rule, in order: PATTERN is a glob over the decoded path (/assets/**, or *.html for a file name anywhere); ACTION is header NAME: VALUE, remove-header NAME (every matching rule applies), redirect CODE TARGET (301, 302, 307 or 308; {path}, {rest} after a trailing /**), rewrite PATH, or deny 403 or deny 404 (the first matching of these decides); repeatable",
+        show: Show::Site(|c| list(&c.rules, |r| r.to_string())),
+        apply: |b, v| {
+            b.config.live.site.rules.push(super::rules::parse(v)?);
+            Ok(())
+        },
+        repeatable: true,
+    },
+    OptionSpec {
         flag: "--access-log",
         value: Some("PATH"),
         help: "append one line per request to this file (- for standard output); written off the reactor thread, reopened on SIGUSR1 (for logrotate)",

@@ -132,6 +132,7 @@ mod tests {
         ("--header", &["--header", "X-A: 1"]),
         ("--fallback", &["--fallback", "/index.html"]),
         ("--error-page", &["--error-page", "404=/404.html"]),
+        ("--rule", &["--rule", "/.git/** deny 404"]),
         ("--access-log", &["--access-log", "/tmp/a.log"]),
         ("--log-format", &["--log-format", "json"]),
         ("--user", &["--user", "nobody"]),

@@ -10,7 +10,9 @@ pub enum Status {
     NoContent,
     PartialContent,
     MovedPermanently,
+    Found,
     NotModified,
+    TemporaryRedirect,
     PermanentRedirect,
     BadRequest,
     Forbidden,
@@ -32,6 +34,17 @@ pub enum Status {
 }
 
 impl Status {
+    /// The redirect status for `code` (301, 302, 307, 308).
+    pub fn redirect(code: u16) -> Option<Status> {
+        match code {
+            301 => Some(Status::MovedPermanently),
+            302 => Some(Status::Found),
+            307 => Some(Status::TemporaryRedirect),
+            308 => Some(Status::PermanentRedirect),
+            _ => None,
+        }
+    }
+
     pub fn code(self) -> u16 {
         match self {
             Status::Continue => 100,
@@ -39,7 +52,9 @@ impl Status {
             Status::NoContent => 204,
             Status::PartialContent => 206,
             Status::MovedPermanently => 301,
+            Status::Found => 302,
             Status::NotModified => 304,
+            Status::TemporaryRedirect => 307,
             Status::PermanentRedirect => 308,
             Status::BadRequest => 400,
             Status::Forbidden => 403,
@@ -69,7 +84,9 @@ impl Status {
             Status::NoContent => "204 No Content",
             Status::PartialContent => "206 Partial Content",
             Status::MovedPermanently => "301 Moved Permanently",
+            Status::Found => "302 Found",
             Status::NotModified => "304 Not Modified",
+            Status::TemporaryRedirect => "307 Temporary Redirect",
             Status::PermanentRedirect => "308 Permanent Redirect",
             Status::BadRequest => "400 Bad Request",
             Status::Forbidden => "403 Forbidden",
@@ -113,6 +130,8 @@ impl Status {
             Status::ServiceUnavailable => "503 Service Unavailable\n",
             Status::VersionNotSupported => "505 HTTP Version Not Supported\n",
             Status::MovedPermanently => "301 Moved Permanently\n",
+            Status::Found => "302 Found\n",
+            Status::TemporaryRedirect => "307 Temporary Redirect\n",
             Status::PermanentRedirect => "308 Permanent Redirect\n",
             Status::Continue
             | Status::Ok

@@ -79,7 +79,7 @@ pub(super) fn refusal(
             // What the page is asked for as: a GET (or HEAD) of its path,
             // nothing of the unusable request carried over.
             let page_head = RequestHead::plain(&page, is_head);
-            let at = SiteRef { settings, index: 0 };
+            let at = SiteRef::new(settings, 0);
             match error_body(at, files, &page_head, rh, server, out, now) {
                 (_, None) => true,
                 (_, Some(_)) => {

@@ -44,14 +44,14 @@ pub(super) fn respond_file(
     }
     let modified_secs = meta.mtime.max(0) as u64;
     let last_modified = imf_fixdate(modified_secs);
-    let (settings, site) = (at.settings, at.site());
-    let extra = &site.extra_headers;
+    let settings = at.settings;
+    let extra = at.extra;
     let is_head = head.method == Method::Head;
 
     let mut rh = ResponseHead::with_extra(Status::Ok, date, extra, persistence);
     rh.etag = Some(etag.as_bytes());
     rh.last_modified = Some(&last_modified);
-    rh.cache_control = site.options.cache_control.as_deref();
+    rh.cache_control = at.cache_control;
     rh.vary_accept_encoding = found.vary;
 
     let pre = Preconditions {

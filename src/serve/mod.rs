@@ -29,6 +29,7 @@ use std::time::{Instant, SystemTime};
 use crate::accesslog::{self, AccessLog, Entry, Sink, Times};
 use crate::budget::Budget;
 use crate::close::CloseReason;
+use crate::config::rules::Action;
 use crate::config::{Config, Live, UnknownHost};
 use crate::files::Root;
 use crate::http::persist::{self, PersistContext, Persistence};
@@ -50,6 +51,7 @@ mod file;
 mod listing;
 pub mod lookup;
 pub mod route;
+pub mod rules;
 pub mod settings;
 pub mod sites;
 
@@ -80,6 +82,32 @@ pub struct Responder {
     location: Vec<u8>,
     /// Bodies built per request: the status page, listings.
     generated: Vec<u8>,
+    /// The path rules' buffers.
+    scratch: RuleScratch,
+}
+
+/// The buffers one request's path rules work in, lent to routing and
+/// read by the response that follows (never between requests).
+#[derive(Default)]
+struct RuleScratch {
+    /// The decoded path the rules matched.
+    path: Vec<u8>,
+    /// The rules that matched it, in order.
+    hits: Vec<usize>,
+    /// A rewrite's target.
+    rewritten: Vec<u8>,
+    /// The header lines as the rules edited them.
+    headers: Vec<u8>,
+}
+
+/// What routing lends the path rules for one request.
+pub struct Matching<'t, 'h> {
+    /// The decoded path matched (a redirect's placeholders read it).
+    pub path: &'t mut Vec<u8>,
+    /// The rules that matched, in order (the response's header edits).
+    pub hits: &'h mut Vec<usize>,
+    /// A rewrite's target.
+    pub rewritten: &'t mut Vec<u8>,
 }
 
 /// The reactor's state a response may need, lent for one call: the
@@ -211,6 +239,7 @@ impl Responder {
             now,
             location: Vec::with_capacity(1024),
             generated: Vec::new(),
+            scratch: RuleScratch::default(),
         })
     }
 
@@ -311,13 +340,37 @@ impl Responder {
             access,
             location,
             generated,
+            scratch,
         } = self;
         let now = *now;
-        let (site, route) = route(settings, files, head, facts.secure, server, now);
-        let at = SiteRef {
+        let RuleScratch {
+            path,
+            hits,
+            rewritten,
+            headers,
+        } = scratch;
+        let route = route(
             settings,
-            index: site,
-        };
+            files,
+            head,
+            facts.secure,
+            server,
+            now,
+            Matching {
+                path,
+                hits,
+                rewritten,
+            },
+        );
+        let (site, route) = route;
+        let mut at = SiteRef::new(settings, site);
+        let rules = &at.site().rules;
+        if rules.edits_headers(hits) {
+            let base = &at.site().extra_headers;
+            let keep = rules::compose_headers(rules, hits, base, headers);
+            at.extra = headers;
+            at.cache_control = at.cache_control.filter(|_| keep);
+        }
         // File opens that failed with EMFILE/ENFILE (answered 503).
         server.stats.open_emfile += files.take_fd_shortages();
         let success = !matches!(route, Route::Error(_));
@@ -340,7 +393,7 @@ impl Responder {
         let is_head = head.method == Method::Head;
         let date_buf = date.http_date_copy();
         let date_now = &date_buf[..];
-        let extra = &at.site().extra_headers[..];
+        let extra = at.extra;
         let (status, file) = match route {
             Route::File(found) => {
                 let answer =
@@ -381,6 +434,22 @@ impl Responder {
                     extra,
                     persistence,
                 );
+                (errors::redirect(out, rh, location, is_head), None)
+            }
+            Route::Redirect {
+                status,
+                rule,
+                path,
+                query,
+            } => {
+                location.clear();
+                if let Action::Redirect { target, .. } = &rule.action {
+                    rules::expand(target, rule, path, location);
+                    if !target.contains('?') {
+                        location.extend_from_slice(query.as_bytes());
+                    }
+                }
+                let rh = ResponseHead::with_extra(status, date_now, extra, persistence);
                 (errors::redirect(out, rh, location, is_head), None)
             }
             Route::Https(url) => {
@@ -500,8 +569,10 @@ impl Responder {
 /// first (whatever the host), then the site its host picks (or the
 /// `--unknown-host` answer; 421 when a TLS connection's server name
 /// picked another), then the site's `--redirect-to-https` (the status
-/// path excepted), the method, the status path, the file beneath the
-/// site's ROOT, and its `--fallback` for a path that names no file.
+/// path excepted), its `--rule`s (the first redirect, rewrite or deny
+/// that matches decides; the header edits are left in `matching.hits`),
+/// the method, the status path, the file beneath the site's ROOT, and its
+/// `--fallback` for a path that names no file.
 pub fn route<'t>(
     settings: &'t Settings,
     files: &mut Files,
@@ -509,7 +580,9 @@ pub fn route<'t>(
     secure: bool,
     server: &mut ServerView<'_>,
     now: Instant,
+    matching: Matching<'t, '_>,
 ) -> (usize, Route<'t>) {
+    matching.hits.clear();
     let (path, query) = head.target.split_once('?').unwrap_or((head.target, ""));
     // A load balancer's health check is answered before anything else
     // (plain or TLS, whatever the method and the host).
@@ -527,16 +600,51 @@ pub fn route<'t>(
         // is another site's; the client may retry on a new connection.
         return (0, Route::Error(Status::Misdirected));
     }
-    let at = SiteRef {
-        settings,
-        index: site,
-    };
+    let at = SiteRef::new(settings, site);
     let options = &at.site().options;
     if options.redirect_to_https && !secure && !is_status {
         return match route::https_url(head, &settings.tls_listen) {
             Some(url) => (site, Route::Https(url)),
             None => (site, Route::Error(Status::BadRequest)),
         };
+    }
+    let rules = &at.site().rules;
+    let mut target = head.target;
+    let mut rewritten = false;
+    // The query as sent, with its `?`.
+    let asked_query = head.target.find('?').map_or("", |i| &head.target[i..]);
+    if !is_status && !rules.is_empty() {
+        rules.matching(head.target, matching.path, matching.hits);
+        let decoded: &'t [u8] = matching.path;
+        match rules
+            .decision(matching.hits)
+            .map(|rule| (rule, &rule.action))
+        {
+            Some((_, Action::Deny(403))) => return (site, Route::Error(Status::Forbidden)),
+            Some((_, Action::Deny(_))) => return (site, Route::Error(Status::NotFound)),
+            Some((rule, Action::Redirect { status, .. })) => {
+                let status = Status::redirect(*status).unwrap_or(Status::Found);
+                let path = decoded;
+                let query = asked_query;
+                return (
+                    site,
+                    Route::Redirect {
+                        status,
+                        rule,
+                        path,
+                        query,
+                    },
+                );
+            }
+            Some((rule, Action::Rewrite(template))) => {
+                matching.rewritten.clear();
+                rules::expand(template, rule, decoded, matching.rewritten);
+                let text: &'t [u8] = matching.rewritten;
+                target = std::str::from_utf8(text).unwrap_or("/");
+                rewritten = true;
+            }
+            _ => {}
+        }
     }
     let route = match head.method {
         Method::Unknown => Route::Error(Status::NotImplemented),
@@ -547,14 +655,20 @@ pub fn route<'t>(
         }
         Method::Get | Method::Head => {
             let compression = Compression::ByAcceptEncoding;
-            let route = files.lookup(at, head, head.target, compression, server, now);
-            match (&route, &at.site().fallback) {
+            let route = files.lookup(at, head, target, compression, server, now);
+            match (route, &at.site().fallback) {
+                // A rewrite to a directory: the slash goes on the path the
+                // client asked for, not on the one it was rewritten to.
+                (Route::AddSlash { .. }, _) if rewritten => Route::AddSlash {
+                    path,
+                    query: asked_query,
+                },
                 // --fallback: a path that names no file gets the fallback
                 // file (a single-page app's index), with its 200.
                 (Route::Error(Status::NotFound), Some(fallback)) => {
                     files.lookup(at, head, fallback, compression, server, now)
                 }
-                _ => route,
+                (route, _) => route,
             }
         }
     };

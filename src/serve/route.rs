@@ -8,6 +8,7 @@ use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 
 use super::body::FileRoute;
+use crate::config::rules::Rule;
 use crate::http::Status;
 use crate::http::request::RequestHead;
 use crate::status;
@@ -26,6 +27,17 @@ pub enum Route<'t> {
     AddSlash { path: &'t str, query: &'t str },
     /// `--redirect-to-https`: 308 to the same target over TLS.
     Https(HttpsUrl<'t>),
+    /// A `--rule`'s redirect: its status, and its Location's template
+    /// with what fills its placeholders.
+    Redirect {
+        status: Status,
+        rule: &'t Rule,
+        /// The decoded path the rule matched.
+        path: &'t [u8],
+        /// The request's query (with its `?`), kept unless the target
+        /// has one of its own.
+        query: &'t str,
+    },
     /// `OPTIONS`: 204 with `Allow`.
     Options,
     /// The status path (`--status-path`).

@@ -8,6 +8,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use super::rules::Rules;
 use super::sites::Hosts;
 use crate::config::{Config, Live, SiteOptions};
 use crate::http::HeadLimits;
@@ -41,6 +42,8 @@ pub struct Site {
     pub fallback: Option<Arc<str>>,
     /// `--error-page`: (status code, target).
     pub error_pages: Vec<(u16, Arc<str>)>,
+    /// `--rule`s, compiled.
+    pub rules: Rules,
 }
 
 impl Settings {
@@ -68,16 +71,32 @@ impl Settings {
     }
 }
 
-/// The settings a request is answered under: the configuration's, and
-/// the site its host picked.
+/// The settings a request is answered under: the configuration's, the
+/// site its host picked, and the extra header lines its responses carry
+/// (the site's, or as its path rules edited them).
 #[derive(Clone, Copy)]
 pub struct SiteRef<'s> {
     pub settings: &'s Settings,
     /// The site's index in [`Settings::sites`].
     pub index: usize,
+    /// "Name: value\r\n" lines added to every response.
+    pub extra: &'s [u8],
+    /// `Cache-Control` on file responses.
+    pub cache_control: Option<&'s str>,
 }
 
 impl<'s> SiteRef<'s> {
+    /// Site `index` of `settings`, with its own header lines.
+    pub fn new(settings: &'s Settings, index: usize) -> SiteRef<'s> {
+        let site = settings.site(index);
+        SiteRef {
+            settings,
+            index,
+            extra: &site.extra_headers,
+            cache_control: site.options.cache_control.as_deref(),
+        }
+    }
+
     /// The site's settings.
     pub fn site(self) -> &'s Site {
         self.settings.site(self.index)
@@ -99,6 +118,7 @@ impl Site {
                 .iter()
                 .map(|(code, page)| (*code, Arc::from(page.as_str())))
                 .collect(),
+            rules: Rules::new(&options.rules),
             options: options.clone(),
         }
     }

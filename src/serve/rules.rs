@@ -1,0 +1,277 @@
+//! A site's path rules at work ([`crate::config::rules`] says what they
+//! mean): compiled once per configuration into one matcher, matched per
+//! request against the decoded path, and the two things a match does to
+//! a response, as plain code over bytes: the header lines it carries, and
+//! a redirect's or rewrite's target with its placeholders filled in.
+//!
+//! Per request nothing is allocated: the path, the matches and the
+//! header lines go into buffers the responder reuses.
+
+use std::io::Write;
+
+use globset::{Candidate, GlobSet, GlobSetBuilder};
+use percent_encoding::{AsciiSet, CONTROLS, percent_encode};
+
+use crate::config::rules::{Action, Rule};
+use crate::http::target::decode_path;
+
+/// One site's rules, compiled.
+pub struct Rules {
+    set: GlobSet,
+    rules: Vec<Rule>,
+}
+
+/// What of a path must be escaped where a placeholder puts it in a URL
+/// path: everything but unreserved characters, sub-delimiters, `/`, `:`
+/// and `@` (RFC 3986 §3.3), so a decoded `%0d%0a` or `?` comes out encoded
+/// again, never as a header break or a query.
+const PATH_ESCAPE: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'[')
+    .add(b'\\')
+    .add(b']')
+    .add(b'^')
+    .add(b'`')
+    .add(b'{')
+    .add(b'|')
+    .add(b'}');
+
+impl Rules {
+    /// Compiles `rules` (their globs were checked when the configuration
+    /// was built; a set too large for the regex engine matches nothing,
+    /// and says so).
+    pub fn new(rules: &[Rule]) -> Rules {
+        let mut builder = GlobSetBuilder::new();
+        for rule in rules {
+            builder.add(rule.glob.clone());
+        }
+        let set = builder.build().unwrap_or_else(|e| {
+            log::error!("the path rules cannot be compiled ({e}): none applies");
+            GlobSet::empty()
+        });
+        Rules {
+            set,
+            rules: rules.to_vec(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// The rules that match `target`'s decoded path, in order, into
+    /// `hits`; the path (with its leading `/`, and a trailing one when the
+    /// target had it) is left in `path`. A target that does not decode
+    /// matches nothing (the lookup answers it).
+    pub fn matching(&self, target: &str, path: &mut Vec<u8>, hits: &mut Vec<usize>) {
+        hits.clear();
+        path.clear();
+        if self.rules.is_empty() {
+            return;
+        }
+        let Ok(info) = decode_path(target, path) else {
+            path.clear();
+            return;
+        };
+        path.insert(0, b'/');
+        if info.trailing_slash && path.len() > 1 {
+            path.push(b'/');
+        }
+        self.set
+            .matches_candidate_into(&Candidate::from_bytes(&path[..]), hits);
+        hits.sort_unstable();
+    }
+
+    pub fn rule(&self, index: usize) -> &Rule {
+        &self.rules[index]
+    }
+
+    /// The first of `hits` that decides the response (a redirect, a
+    /// rewrite, a deny).
+    pub fn decision<'r>(&'r self, hits: &[usize]) -> Option<&'r Rule> {
+        hits.iter()
+            .map(|&i| &self.rules[i])
+            .find(|rule| rule.action.decides())
+    }
+
+    /// Some of `hits` edits headers.
+    pub fn edits_headers(&self, hits: &[usize]) -> bool {
+        hits.iter().any(|&i| !self.rules[i].action.decides())
+    }
+}
+
+/// Writes `template` into `out` with `{path}` as the decoded `path` and
+/// `{rest}` as what follows the rule's `/**` prefix, both escaped for a
+/// URL path.
+pub fn expand(template: &str, rule: &Rule, path: &[u8], out: &mut Vec<u8>) {
+    let rest = rule
+        .prefix
+        .as_deref()
+        .and_then(|prefix| path.strip_prefix(prefix.as_bytes()))
+        .map_or(&b""[..], |rest| rest.strip_prefix(b"/").unwrap_or(rest));
+    let mut text = template;
+    while let Some(open) = text.find('{') {
+        out.extend_from_slice(&text.as_bytes()[..open]);
+        let after = &text[open..];
+        let (value, skip) = if after.starts_with("{path}") {
+            (Some(path), "{path}".len())
+        } else if after.starts_with("{rest}") {
+            (Some(rest), "{rest}".len())
+        } else {
+            (None, 1)
+        };
+        match value {
+            Some(value) => {
+                let _ = write!(out, "{}", percent_encode(value, PATH_ESCAPE));
+            }
+            None => out.push(b'{'),
+        }
+        text = &after[skip..];
+    }
+    out.extend_from_slice(text.as_bytes());
+}
+
+/// The extra header lines of a response whose path `hits` rules:
+/// `base` (the site's `--header` lines, "Name: value\r\n" each) edited by
+/// each header rule in order (a later one wins), into `out`. Returns
+/// whether `--cache-control` still applies (no rule set or removed
+/// `Cache-Control`).
+pub fn compose_headers(rules: &Rules, hits: &[usize], base: &[u8], out: &mut Vec<u8>) -> bool {
+    out.clear();
+    out.extend_from_slice(base);
+    let mut cache_control = true;
+    for &i in hits {
+        let name = match &rules.rule(i).action {
+            Action::SetHeader(line) => line.split(':').next().unwrap_or(""),
+            Action::RemoveHeader(name) => name.as_str(),
+            _ => continue,
+        };
+        drop_header(out, name.as_bytes());
+        cache_control &= !name.eq_ignore_ascii_case("cache-control");
+        if let Action::SetHeader(line) = &rules.rule(i).action {
+            out.extend_from_slice(line.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+    cache_control
+}
+
+/// Removes the lines named `name` (any case) from `lines`, in place.
+fn drop_header(lines: &mut Vec<u8>, name: &[u8]) {
+    let mut read = 0;
+    let mut write = 0;
+    while read < lines.len() {
+        let end = lines[read..]
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .map_or(lines.len(), |p| read + p + 2);
+        let line = &lines[read..end];
+        let named = line.len() > name.len()
+            && line[name.len()] == b':'
+            && line[..name.len()].eq_ignore_ascii_case(name);
+        if !named {
+            lines.copy_within(read..end, write);
+            write += end - read;
+        }
+        read = end;
+    }
+    lines.truncate(write);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules(lines: &[&str]) -> Rules {
+        let parsed: Vec<Rule> = lines
+            .iter()
+            .map(|l| crate::config::rules::parse(l).unwrap())
+            .collect();
+        Rules::new(&parsed)
+    }
+
+    fn hits(rules: &Rules, target: &str) -> Vec<usize> {
+        let (mut path, mut hits) = (Vec::new(), Vec::new());
+        rules.matching(target, &mut path, &mut hits);
+        hits
+    }
+
+    #[test]
+    fn patterns_match_the_decoded_normalized_path() {
+        let r = rules(&[
+            "/assets/** header Cache-Control: immutable",
+            "*.html header Cache-Control: no-cache",
+            "/about rewrite /about.html",
+            "/.git/** deny 404",
+            "/docs/*.txt deny 403",
+        ]);
+        assert_eq!(hits(&r, "/assets/app.css"), [0]);
+        assert_eq!(hits(&r, "/assets/deep/er/app.css?v=1"), [0]);
+        assert_eq!(hits(&r, "/assets/x.html"), [0, 1]);
+        assert_eq!(hits(&r, "/index.html"), [1]);
+        assert_eq!(hits(&r, "/a/b/c.html"), [1]);
+        assert_eq!(hits(&r, "/about"), [2]);
+        assert_eq!(hits(&r, "/about/"), Vec::<usize>::new());
+        // Encoded, doubled and dotted spellings are the same path.
+        assert_eq!(hits(&r, "/%61ssets//x/../app.css"), [0]);
+        assert_eq!(hits(&r, "/x/%2e%2e/.git/config"), [3]);
+        assert_eq!(hits(&r, "/%2Egit/HEAD"), [3]);
+        // `*` stays within a segment.
+        assert_eq!(hits(&r, "/docs/a.txt"), [4]);
+        assert_eq!(hits(&r, "/docs/sub/a.txt"), Vec::<usize>::new());
+        // A target that does not decode matches nothing.
+        assert_eq!(hits(&r, "/../etc/passwd"), Vec::<usize>::new());
+        assert_eq!(
+            r.decision(&hits(&r, "/x/../about")).unwrap().pattern,
+            "/about"
+        );
+        assert!(r.decision(&hits(&r, "/assets/a")).is_none());
+    }
+
+    #[test]
+    fn placeholders_are_escaped_path_pieces() {
+        let r = rules(&["/old/** redirect 301 /new/{rest}?from={path}"]);
+        let rule = r.rule(0);
+        let mut out = Vec::new();
+        expand(
+            "/new/{rest}?from={path}{x",
+            rule,
+            b"/old/a b/\r\n?#%.txt",
+            &mut out,
+        );
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "/new/a%20b/%0D%0A%3F%23%25.txt?from=/old/a%20b/%0D%0A%3F%23%25.txt{x"
+        );
+        let mut out = Vec::new();
+        expand("/new/{rest}", rule, b"/old", &mut out);
+        assert_eq!(out, b"/new/");
+    }
+
+    #[test]
+    fn header_rules_edit_the_sites_lines_in_order() {
+        let r = rules(&[
+            "/** header X-A: 2",
+            "/** remove-header x-b",
+            "/** header Cache-Control: no-cache",
+            "/** header X-C: 1",
+            "/** remove-header X-C",
+        ]);
+        let mut out = Vec::new();
+        let all = [0, 1, 2, 3, 4];
+        let keeps = compose_headers(&r, &all, b"X-A: 1\r\nX-B: 1\r\nX-Bb: 1\r\n", &mut out);
+        assert!(!keeps);
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            "X-Bb: 1\r\nX-A: 2\r\nCache-Control: no-cache\r\n"
+        );
+        assert!(compose_headers(&r, &[1], b"", &mut out));
+        assert!(out.is_empty());
+    }
+}
