@@ -19,6 +19,8 @@ thread_local! {
     static ON_SERVER: Cell<bool> = const { Cell::new(false) };
 }
 static SERVER_ALLOCS: AtomicU64 = AtomicU64::new(0);
+/// The counter is every server thread's: the tests take turns.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
@@ -49,6 +51,7 @@ fn read_one(s: &mut TcpStream, buf: &mut Vec<u8>) -> bool {
 
 #[test]
 fn steady_state_requests_do_not_allocate() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let dir = TempDir::new("alloc");
     dir.write("1k.txt", vec![b'x'; 1024]);
     dir.write("sub/index.html", "<p>hi</p>");
@@ -147,6 +150,72 @@ fn steady_state_requests_do_not_allocate() {
         after - before,
         0,
         "{} allocations in 10,000 steady-state requests",
+        after - before
+    );
+}
+
+/// Sites and path rules cost no allocation per request either: the host
+/// table is scanned, the path decoded, matched and its header lines
+/// edited in buffers the responder keeps.
+#[test]
+fn sites_and_rules_do_not_allocate_per_request() {
+    use holdline::config::{SiteOptions, rules::parse};
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = TempDir::new("alloc-sites");
+    dir.write("main/1k.txt", vec![b'x'; 1024]);
+    dir.write("a/assets/app.css", "body{}\n");
+    dir.write("a/about.html", "<h1>about</h1>\n");
+    let rules = |lines: &[&str]| lines.iter().map(|l| parse(l).unwrap()).collect::<Vec<_>>();
+    let config = holdline::config::Config::with(|c| {
+        c.fixed.listen = vec!["127.0.0.1:0".parse().unwrap()];
+        c.fixed.compress = false;
+        c.live.max_requests = 0;
+        c.live.site.root = dir.path().join("main");
+        c.live.site.headers = vec!["X-Frame-Options: DENY".into()];
+        c.live.site.rules = rules(&["*.txt header X-Text: 1"]);
+        c.live.sites = vec![SiteOptions {
+            hosts: vec!["a.test".into(), "*.a.test".into()],
+            root: dir.path().join("a"),
+            headers: vec!["X-Frame-Options: DENY".into()],
+            rules: rules(&[
+                "/assets/** header Cache-Control: public, max-age=31536000, immutable",
+                "/assets/** remove-header X-Frame-Options",
+                "*.html header Cache-Control: no-cache",
+                "/old/** redirect 301 /new/{rest}",
+                "/about rewrite /about.html",
+                "/.git/** deny 404",
+            ]),
+            ..SiteOptions::default()
+        }];
+    });
+    let server = InProcess::start(config, || ON_SERVER.with(|c| c.set(true)));
+    let mut s = server.connect();
+    let ask = |host: &str, target: &str| format!("GET {target} HTTP/1.1\r\nHost: {host}\r\n\r\n");
+    let requests = [
+        ask("test", "/1k.txt"),
+        ask("a.test", "/assets/app.css"),
+        ask("www.A.test:8080", "/about"),
+        ask("a.test", "/old/x/y.html?q=1"),
+        ask("a.test", "/.git/config"),
+        ask("a.test", "/missing.html"),
+        ask("other.test", "/1k.txt"),
+    ];
+    let mut buf = Vec::new();
+    let mut round = |n: usize| {
+        for i in 0..n {
+            s.write_all(requests[i % requests.len()].as_bytes())
+                .unwrap();
+            read_one(&mut s, &mut buf);
+        }
+    };
+    round(2_000);
+    let before = SERVER_ALLOCS.load(Ordering::Relaxed);
+    round(10_000);
+    let after = SERVER_ALLOCS.load(Ordering::Relaxed);
+    assert_eq!(
+        after - before,
+        0,
+        "{} allocations in 10,000 requests to sites with rules",
         after - before
     );
 }
