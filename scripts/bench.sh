@@ -5,7 +5,7 @@
 #   scripts/bench.sh [SECONDS]        (default 10 s per run)
 #
 #   ROUNDS=N   rounds per scenario (default 5)
-#   ONLY=N     run only scenario N (1-12)
+#   ONLY=N     run only scenario N (1-13)
 #   OUT=path   also write the report (header and tables) to path
 #   PLOT=1     also draw the CPU table as docs/bench.svg (scripts/plots/bench.py)
 #
@@ -48,6 +48,10 @@
 # the script asks until the answer is gzip before measuring) and serves it
 # from memory. The same file without Accept-Encoding is measured too, and
 # holdline's gzip figure is given against its own identity figure.
+# (13) is the cost of sites and rules: holdline serving the same files as
+# three [[site]] blocks with twenty --rules each (three match the file),
+# asked for by the third site's host, against holdline with one site, in
+# the same rounds.
 set -euo pipefail
 # OUT is relative to where the script was started from
 out_file=
@@ -242,6 +246,32 @@ start_holdline_full() {
         --tls-session-cache 0 --keepalive-timeout 60 --max-requests 1000 \
         "$www" 2>"$work/holdline-full.log" &
     FULL_PID=$!
+    pids+=("$!")
+}
+# (13): the same files as three sites with twenty path rules (three of
+# which match /1k.txt), asked for by the last site's host.
+S_PORT=18489
+PORT[sites]=$S_PORT
+{
+    echo "listen = [\"127.0.0.1:$S_PORT\"]"
+    echo "root = \"$www\""
+    for site in a b c; do
+        echo
+        echo "[[site]]"
+        echo "host = [\"$site.bench\", \"*.$site.bench\"]"
+        echo "root = \"$www\""
+        echo "rule = ["
+        for i in $(seq 17); do echo "  \"/section-$i/** header X-Section: $i\","; done
+        echo "  \"/old/** redirect 301 /new/{rest}\","
+        echo "  \"*.txt header Cache-Control: public, max-age=60\","
+        echo "  \"/** header X-Site: $site\","
+        echo "]"
+    done
+} > "$work/sites.toml"
+start_sites() {
+    taskset -c 0 ./target/release/holdline --config "$work/sites.toml" \
+        --keepalive-timeout 60 --max-requests 1000 2>"$work/sites.log" &
+    ROOT[sites]=$!
     pids+=("$!")
 }
 start_nginx() {
@@ -465,6 +495,10 @@ syscalls() {
 
 start_holdline
 start_holdline_full
+start_sites
+wait_port $S_PORT
+got=$(curl -s -D - -H 'Host: www.c.bench' "http://127.0.0.1:$S_PORT/1k.txt" -o /dev/null | tr -d '\r')
+echo "$got" | grep -qx 'X-Site: c' || { echo "the sites server did not pick site c" >&2; exit 1; }
 start_nginx
 start_h2o
 start_floor
@@ -523,6 +557,20 @@ gzip_data=${LAST_DATA:-}
 scenario 12 "(12) the same file without Accept-Encoding (identity)" "holdline nginx" /app.js -c50
 if [ -z "${ONLY:-}" ] || [ "$ONLY" = 12 ]; then
     GZIP_SELF=$(self_ratio "$gzip_data" "$LAST_DATA")
+fi
+
+# (13) holdline with three sites and twenty rules over holdline serving
+# one directory, per round: its CPU per request over holdline's.
+SITES_SELF=
+scenario 13 "(13) keep-alive, 1 KiB, 100 connections, 3 sites and 20 rules (holdline's column: one site)" "holdline sites" /1k.txt -c100 -H "Host: www.c.bench"
+if [ -z "${ONLY:-}" ] || [ "$ONLY" = 13 ]; then
+    SITES_SELF=$(awk '$2 != "-" && $4 != "-" { cpu[$2, $1] = $4; if ($1 > n) n = $1 }
+        END {
+            for (r = 1; r <= n; r++) if (("sites", r) in cpu && ("holdline", r) in cpu) { m++; v[m] = cpu["sites", r] / cpu["holdline", r] }
+            for (i = 2; i <= m; i++) { t = v[i]; for (j = i - 1; j >= 1 && v[j] > t; j--) v[j + 1] = v[j]; v[j + 1] = t }
+            if (m == 0) { print "-"; exit }
+            printf "%.2f (%.2f-%.2f)", (m % 2) ? v[(m + 1) / 2] : (v[m / 2] + v[m / 2 + 1]) / 2, v[1], v[m]
+        }' "$LAST_DATA")
 fi
 
 SCHEME=https
@@ -601,6 +649,10 @@ report() {
         echo "| scenario | holdline | nginx | h2o | floor | holdline/nginx | holdline/h2o | holdline/floor |"
         echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
         printf '%s\n' "${CPU_ROWS[@]}"
+        if [ -n "$SITES_SELF" ]; then
+            echo
+            echo "(13) holdline's CPU per request with 3 sites and 20 rules over one site, per round: $SITES_SELF"
+        fi
         if [ -n "$GZIP_SELF" ]; then
             echo
             echo "(12) holdline's CPU per request with gzip over its own identity figure, per round: $GZIP_SELF"

@@ -32,7 +32,9 @@
 //!    or a predecessor's at an upgrade), takes the
 //!    signals into a [signalfd](signals), starts the access log's writer,
 //!    builds one reactor per worker, gives up root ([`privileges`]), and
-//!    [`reactor::run_workers`] runs them.
+//!    [`reactor::run_workers`] runs them. (`holdline check` stops before
+//!    the reactors: [`check`] opens every ROOT and certificate and prints
+//!    what would be served; SIGHUP runs its checks before a swap.)
 //!
 //! 1. **The reactor** ([`reactor`]: the loop; admission, lifecycle, the
 //!    upgrade hand-over, start-up and listeners in files of their own). A reactor owns the
@@ -170,6 +172,7 @@
 
 pub mod accesslog;
 pub mod budget;
+pub mod check;
 pub mod close;
 pub mod config;
 pub mod conn;

@@ -7,7 +7,7 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use holdline::config::{Command, help_text, parse_args};
+use holdline::config::{Command, Config, ConfigError, help_text, parse_args};
 use holdline::reactor::{run_workers, start};
 
 fn main() -> ExitCode {
@@ -15,6 +15,7 @@ fn main() -> ExitCode {
     holdline::upgrade::remember_command_line();
     let config = match parse_args(std::env::args_os().skip(1)) {
         Ok(Command::Serve(config)) => *config,
+        Ok(Command::Check(config)) => return check(config),
         Ok(Command::Help) => {
             say(std::io::stdout(), format_args!("{}", help_text()));
             return ExitCode::SUCCESS;
@@ -48,6 +49,56 @@ fn main() -> ExitCode {
             say(std::io::stderr(), format_args!("holdline: error: {e}\n"));
             ExitCode::from(1)
         }
+    }
+}
+
+/// `holdline check`: what the configuration would serve on standard
+/// output, then every problem and warning on standard error; exit 0 when
+/// it can serve, 1 when it cannot.
+fn check(config: Result<Box<Config>, Vec<ConfigError>>) -> ExitCode {
+    let config = match config {
+        Ok(config) => config,
+        Err(errors) => {
+            for e in &errors {
+                say(std::io::stderr(), format_args!("holdline: error: {e}\n"));
+            }
+            let n = errors.len();
+            let s = if n == 1 { "" } else { "s" };
+            say(
+                std::io::stderr(),
+                format_args!("holdline: the configuration has {n} error{s}\n"),
+            );
+            return ExitCode::from(1);
+        }
+    };
+    let checked = holdline::check::check(&config);
+    say(std::io::stdout(), format_args!("{}", checked.report));
+    for warning in &checked.warnings {
+        say(
+            std::io::stderr(),
+            format_args!("holdline: warning: {warning}\n"),
+        );
+    }
+    for problem in &checked.problems {
+        say(
+            std::io::stderr(),
+            format_args!("holdline: error: {problem}\n"),
+        );
+    }
+    if checked.problems.is_empty() {
+        say(
+            std::io::stderr(),
+            format_args!("holdline: the configuration is ok\n"),
+        );
+        ExitCode::SUCCESS
+    } else {
+        let n = checked.problems.len();
+        let s = if n == 1 { "" } else { "s" };
+        say(
+            std::io::stderr(),
+            format_args!("holdline: the configuration has {n} error{s}\n"),
+        );
+        ExitCode::from(1)
     }
 }
 

@@ -126,6 +126,26 @@ impl CertSet {
     }
 }
 
+/// Loads `pair` as a start-up or a reload would (`holdline check`).
+pub fn check_pair(pair: &CertPaths) -> Result<(), CertError> {
+    let provider = rustls::crypto::aws_lc_rs::default_provider();
+    load_pair(pair, &provider).map(|_| ())
+}
+
+/// `pair`'s certificate (as its file says now) is valid for `name`, a
+/// host name or an address (bracketed or not).
+pub fn pair_covers(pair: &CertPaths, name: &str) -> bool {
+    let name = name.trim_start_matches('[').trim_end_matches(']');
+    let Ok(name) = ServerName::try_from(name) else {
+        return false;
+    };
+    let Ok(Some(Ok(der))) = CertificateDer::pem_file_iter(&pair.cert).map(|mut c| c.next()) else {
+        return false;
+    };
+    webpki::EndEntityCert::try_from(&der)
+        .is_ok_and(|ee| ee.verify_is_valid_for_subject_name(&name).is_ok())
+}
+
 fn load_pair(pair: &CertPaths, provider: &CryptoProvider) -> Result<CertifiedKey, CertError> {
     let fail = |path: &Path, reason: String| CertError {
         path: path.to_path_buf(),

@@ -356,3 +356,75 @@ fn each_site_has_its_certificate_and_a_host_of_another_is_misdirected() {
     let (head, _) = ask_tls(&mut d, "/same.txt", "a.test");
     assert!(head.starts_with("HTTP/1.1 421 "), "{head}");
 }
+
+fn holdline_check(args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_holdline"))
+        .arg("check")
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `holdline check` prints what it would serve and exits 0, or prints
+/// every mistake with its file and line and exits 1.
+#[test]
+fn check_prints_the_sites_or_every_mistake() {
+    let sites = Sites::new("sites-check", "unknown-host = \"421\"\n");
+    let config = sites.config.to_str().unwrap();
+    let (code, out, err) = holdline_check(&["--config", config, "--rule", "/.git/** deny 404"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        err.ends_with("holdline: the configuration is ok\n"),
+        "{err}"
+    );
+    for line in [
+        "listeners: http://127.0.0.1:8080\n",
+        "unknown hosts: 421\n",
+        "default site: (any host no other site names)\n",
+        "  rule 1: /.git/** deny 404\n",
+        "site 1: a.test www.a.test\n",
+        "  header: X-Site: a\n",
+        "  error-page: 404=/404.html\n",
+        "site 2: *.b.test\n",
+        "  cache-control: public, max-age=60\n",
+    ] {
+        assert!(out.contains(line), "{line:?} not in:\n{out}");
+    }
+    // A ROOT that cannot be opened: exit 1, the site named.
+    let broken = sites.dir.path().join("broken.toml");
+    std::fs::write(
+        &broken,
+        "[[site]]\nhost = [\"gone.test\"]\nroot = \"/no/such/dir\"\n",
+    )
+    .unwrap();
+    let (code, _, err) = holdline_check(&["--config", broken.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("error: site 1 (gone.test): cannot serve /no/such/dir: No such file"),
+        "{err}"
+    );
+    // Every mistake of the file, in its order, each with its line.
+    std::fs::write(
+        &broken,
+        "keepalive-timeout = \"soon\"\nno-such-key = 1\nrule = [\"/a deny 500\"]\n[[site]]\nroot = \"/\"\n",
+    )
+    .unwrap();
+    let (code, out, err) = holdline_check(&["--config", broken.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(out.is_empty(), "{out}");
+    let path = broken.display().to_string();
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 5, "{err}");
+    assert!(lines[0].starts_with(&format!("holdline: error: {path}:1: 'keepalive-timeout'")));
+    assert!(lines[1].starts_with(&format!("holdline: error: {path}:2: unknown key")));
+    assert!(lines[2].starts_with(&format!("holdline: error: {path}:3: 'rule'")));
+    assert!(lines[3].starts_with(&format!(
+        "holdline: error: {path}:4: a [[site]] block needs host"
+    )));
+    assert_eq!(lines[4], "holdline: the configuration has 4 errors");
+}

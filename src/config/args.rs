@@ -13,6 +13,9 @@ use super::options::{Builder, OPTIONS, OptionSpec, Show, option};
 #[derive(Debug)]
 pub enum Command {
     Serve(Box<Config>),
+    /// `holdline check [OPTIONS]`: the configuration the same options
+    /// would serve, or every mistake found in it.
+    Check(Result<Box<Config>, Vec<ConfigError>>),
     Help,
     Version,
 }
@@ -22,7 +25,8 @@ pub fn help_text() -> String {
     let defaults = Config::default();
     let mut text = format!(
         "holdline {}: a static-file HTTP/1.1 server on one epoll reactor\n\n\
-         Usage: holdline [OPTIONS] [ROOT]\n\n\
+         Usage: holdline [OPTIONS] [ROOT]\n       \
+         holdline check [OPTIONS] [ROOT]   (check the configuration, print what it serves)\n\n\
          Arguments:\n  [ROOT]  directory to serve [default: .]\n\nOptions:\n",
         env!("CARGO_PKG_VERSION")
     );
@@ -64,6 +68,11 @@ where
     let mut given: Vec<(&'static str, String)> = Vec::new();
     let mut file: Option<PathBuf> = None;
     let mut root_given = false;
+    let mut args = args.into_iter().map(Into::into).peekable();
+    let check = args.peek().is_some_and(|first| first == "check");
+    if check {
+        args.next();
+    }
     let mut parser = lexopt::Parser::from_args(args);
     while let Some(arg) = parser.next()? {
         match arg {
@@ -87,25 +96,41 @@ where
             _ => return Err(arg.unexpected().into()),
         }
     }
+    if check {
+        return Ok(Command::Check(build_all(file, given).map(Box::new)));
+    }
     Ok(Command::Serve(Box::new(build(file, given)?)))
 }
 
 /// Defaults, then the file's keys (those the command line does not
 /// give), then the command line's options in order; then each
 /// `[[site]]` block: the top level's site options (but `host`) that the
-/// block does not set, then the block's own.
+/// block does not set, then the block's own. The first mistake is the
+/// error (see [`build_all`] for every one).
 pub(super) fn build(
     file: Option<PathBuf>,
     command_line: Vec<(&'static str, String)>,
 ) -> Result<Config, ConfigError> {
+    build_all(file, command_line).map_err(|mut errors| errors.swap_remove(0))
+}
+
+/// [`build`], going on past a mistake to find every one (`holdline
+/// check`); a file that cannot be read or is not TOML stops it at once.
+/// The error list is never empty.
+pub(super) fn build_all(
+    file: Option<PathBuf>,
+    command_line: Vec<(&'static str, String)>,
+) -> Result<Config, Vec<ConfigError>> {
+    let mut errors = Vec::new();
     let mut builder = Builder::new();
     // The top level's site options as applied, for the blocks to inherit.
     let mut inherited: Vec<(&'static OptionSpec, &str)> = Vec::new();
     let entries = match &file {
         Some(path) => {
             let text = std::fs::read_to_string(path)
-                .map_err(|e| ConfigError::Usage(format!("{}: {e}", path.display())))?;
-            Some((path, file_entries(path, &text)?))
+                .map_err(|e| vec![ConfigError::Usage(format!("{}: {e}", path.display()))])?;
+            let entries = file_entries(path, &text, &mut errors).map_err(|e| vec![e])?;
+            Some((path, entries))
         }
         None => None,
     };
@@ -115,38 +140,56 @@ pub(super) fn build(
             if command_line.iter().any(|(flag, _)| *flag == spec.flag) {
                 continue;
             }
-            (spec.apply)(&mut builder, &entry.value)
-                .map_err(|e| e.in_file(path, entry.line, Some(spec.key())))?;
-            inherited.push((spec, &entry.value));
+            match (spec.apply)(&mut builder, &entry.value) {
+                Ok(()) => inherited.push((spec, &entry.value)),
+                Err(e) => errors.push(e.in_file(path, entry.line, Some(spec.key()))),
+            }
         }
     }
     for (flag, value) in &command_line {
         if let Some(spec) = option(flag) {
-            (spec.apply)(&mut builder, value)?;
-            inherited.push((spec, value));
+            match (spec.apply)(&mut builder, value) {
+                Ok(()) => inherited.push((spec, value)),
+                Err(e) => errors.push(e),
+            }
         }
     }
     inherited.retain(|(spec, _)| matches!(spec.show, Show::Site(_)) && spec.flag != "--host");
     if let Some((path, entries)) = &entries {
         for block in &entries.sites {
             let mut site = Builder::new();
+            let before = errors.len();
             let set = |flag: &str| block.entries.iter().any(|e| e.spec.flag == flag);
             for (spec, value) in inherited.iter().filter(|(spec, _)| !set(spec.flag)) {
-                (spec.apply)(&mut site, value)
-                    .map_err(|e| e.in_file(path, block.line, Some(spec.key())))?;
+                if let Err(e) = (spec.apply)(&mut site, value) {
+                    errors.push(e.in_file(path, block.line, Some(spec.key())));
+                }
             }
             for entry in block.entries.iter().filter(|e| e.on) {
-                (entry.spec.apply)(&mut site, &entry.value)
-                    .map_err(|e| e.in_file(path, entry.line, Some(entry.spec.key())))?;
+                if let Err(e) = (entry.spec.apply)(&mut site, &entry.value) {
+                    errors.push(e.in_file(path, entry.line, Some(entry.spec.key())));
+                }
             }
-            builder
-                .add_site(site)
-                .map_err(|e| e.in_file(path, block.line, None))?;
+            // A block whose keys failed is not judged whole as well.
+            if errors.len() > before {
+                continue;
+            }
+            if let Err(e) = builder.add_site(site) {
+                errors.push(e.in_file(path, block.line, None));
+            }
         }
     }
+    if !errors.is_empty() {
+        // In the file's order (keys are read before they are applied).
+        errors.sort_by_key(|e| match e {
+            ConfigError::InFile { line, .. } => *line,
+            _ => usize::MAX,
+        });
+        return Err(errors);
+    }
     let mut config = builder.finish().map_err(|e| match &file {
-        Some(path) => e.in_file(path, 0, None),
-        None => e,
+        Some(path) => vec![e.in_file(path, 0, None)],
+        None => vec![e],
     })?;
     config.source = super::Source { file, command_line };
     Ok(config)

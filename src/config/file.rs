@@ -30,8 +30,17 @@ pub(super) struct FileEntries {
     pub sites: Vec<SiteBlock>,
 }
 
-/// Reads the file's text as entries of the option table.
-pub(super) fn file_entries(path: &Path, text: &str) -> Result<FileEntries, ConfigError> {
+/// What a `site` key that is not `[[site]]` blocks is told.
+const NOT_BLOCKS: &str = "sites are [[site]] blocks (an array of tables)";
+
+/// Reads the file's text as entries of the option table; a key that is
+/// not one goes to `errors`, and the reading goes on (a file that is not
+/// TOML stops it).
+pub(super) fn file_entries(
+    path: &Path,
+    text: &str,
+    errors: &mut Vec<ConfigError>,
+) -> Result<FileEntries, ConfigError> {
     use toml::de::{DeTable, DeValue};
     // Counted in bytes: a span need not fall on a character boundary.
     let line_of = |offset: usize| {
@@ -54,45 +63,45 @@ pub(super) fn file_entries(path: &Path, text: &str) -> Result<FileEntries, Confi
     };
     for (key, value) in table.get_ref() {
         let line = line_of(key.span().start);
+        let entry = |key: &str, value, line, in_site, out: &mut Vec<Entry>, errors: &mut Vec<_>| {
+            if let Err(m) = table_entry(key, value, line, in_site, out) {
+                errors.push(fail(line, m));
+            }
+        };
         if key.get_ref().as_ref() != "site" {
-            table_entry(
+            entry(
                 key.get_ref(),
                 value.get_ref(),
                 line,
                 false,
                 &mut entries.top,
-            )
-            .map_err(|m| fail(line, m))?;
+                errors,
+            );
             continue;
         }
         let DeValue::Array(blocks) = value.get_ref() else {
-            return Err(fail(
-                line,
-                "sites are [[site]] blocks (an array of tables)".into(),
-            ));
+            errors.push(fail(line, NOT_BLOCKS.into()));
+            continue;
         };
         for block in blocks {
             let DeValue::Table(keys) = block.get_ref() else {
-                return Err(fail(
-                    line,
-                    "sites are [[site]] blocks (an array of tables)".into(),
-                ));
+                errors.push(fail(line, NOT_BLOCKS.into()));
+                continue;
             };
-            let start = line_of(block.span().start);
             let mut site = SiteBlock {
-                line: start,
+                line: line_of(block.span().start),
                 entries: Vec::new(),
             };
             for (key, value) in keys {
                 let line = line_of(key.span().start);
-                table_entry(
+                entry(
                     key.get_ref(),
                     value.get_ref(),
                     line,
                     true,
                     &mut site.entries,
-                )
-                .map_err(|m| fail(line, m))?;
+                    errors,
+                );
             }
             entries.sites.push(site);
         }

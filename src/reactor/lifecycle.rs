@@ -129,11 +129,17 @@ impl Server {
                     let update = self.config.live_update(&self.reconfig.started, new);
                     let described = self.describe(&update);
                     let old_log = self.config.live.access_log.clone();
-                    let live = Arc::new(update.config.live);
-                    // This worker opens the sites' ROOTs first: a ROOT
-                    // that cannot be served keeps the running
+                    // `holdline check`'s checks first (every ROOT, every
+                    // certificate, every site's rules); then this worker
+                    // opens the sites' ROOTs: a failure keeps the running
                     // configuration everywhere.
-                    match self.reconfigure(&live) {
+                    let problems = crate::check::problems(&update.config);
+                    let live = Arc::new(update.config.live);
+                    let checked = match problems.is_empty() {
+                        true => self.reconfigure(&live),
+                        false => Err(problems.join("; ")),
+                    };
+                    match checked {
                         Err(e) => log::error!("SIGHUP: {e}; keeping the running configuration"),
                         Ok(()) => {
                             log::info!("SIGHUP: reloaded {}: {described}", file.display());
