@@ -210,3 +210,65 @@ fn bad_rules_stop_the_start_with_what_was_expected() {
         .expect("a 303 rule starts");
     assert!(err.contains("redirect"), "{err}");
 }
+
+/// A connection from `source` (a 127.0.0.0/8 address, or ::1) to `to`.
+fn connect_from(source: &str, to: std::net::SocketAddr) -> TcpStream {
+    let ip: std::net::IpAddr = source.parse().unwrap();
+    let source = std::net::SocketAddr::new(ip, 0);
+    let domain = socket2::Domain::for_address(to);
+    let socket = socket2::Socket::new(domain, socket2::Type::STREAM, None).unwrap();
+    socket.bind(&source.into()).unwrap();
+    socket.connect(&to.into()).unwrap();
+    socket.into()
+}
+
+#[test]
+fn access_rules_refuse_by_client_address_v4_v6_and_trusted_proxies() {
+    let site = site();
+    let server = Server::start(
+        &site.root(),
+        &[
+            "--listen",
+            "[::1]:0",
+            "--rule",
+            "/private/** allow-from 127.0.0.1 ::1/128",
+            "--rule",
+            "/** deny-from 127.0.0.66 10.9.0.0/16",
+            "--trusted-proxy",
+            "127.0.0.5",
+        ],
+    );
+    let v6: std::net::SocketAddr = server
+        .log_text()
+        .split("http://[::1]:")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .map(|port| format!("[::1]:{port}").parse().unwrap())
+        .expect("the [::1] listener in the log");
+    let status = |s: &mut TcpStream, target: &str, headers: &str| ask(s, target, headers).status;
+    // Allowed: 127.0.0.1 and ::1; another loopback source is not.
+    let mut ok4 = connect_from("127.0.0.1", server.addr);
+    assert_eq!(status(&mut ok4, "/private/key.txt", ""), 200);
+    let mut ok6 = connect_from("::1", v6);
+    assert_eq!(status(&mut ok6, "/private/key.txt", ""), 200);
+    let mut other = connect_from("127.0.0.2", server.addr);
+    assert_eq!(status(&mut other, "/private/key.txt", ""), 403);
+    // ... whatever the spelling of the path, and only there.
+    assert_eq!(status(&mut other, "/x/../%70rivate/key.txt", ""), 403);
+    assert_eq!(status(&mut other, "/hello.txt", ""), 200);
+    // deny-from, everywhere.
+    let mut denied = connect_from("127.0.0.66", server.addr);
+    assert_eq!(status(&mut denied, "/hello.txt", ""), 403);
+    // X-Forwarded-For is believed from the trusted proxy only.
+    let mut stranger = connect_from("127.0.0.2", server.addr);
+    let spoof = "X-Forwarded-For: 127.0.0.1\r\n";
+    assert_eq!(status(&mut stranger, "/private/key.txt", spoof), 403);
+    let mut proxy = connect_from("127.0.0.5", server.addr);
+    assert_eq!(status(&mut proxy, "/private/key.txt", spoof), 200);
+    assert_eq!(status(&mut proxy, "/private/key.txt", ""), 403);
+    // The rightmost address the proxy did not write itself counts.
+    let chain = "X-Forwarded-For: 127.0.0.1, 10.9.1.2\r\n";
+    assert_eq!(status(&mut proxy, "/hello.txt", chain), 403);
+    let chain = "X-Forwarded-For: 10.9.1.2, 127.0.0.1\r\n";
+    assert_eq!(status(&mut proxy, "/private/key.txt", chain), 200);
+}

@@ -42,6 +42,7 @@ use std::time::Duration;
 pub use crate::accesslog::LogFormat;
 
 pub mod args;
+pub mod cidr;
 pub mod error;
 pub mod file;
 pub mod options;
@@ -152,6 +153,8 @@ pub struct Live {
     pub sites: Vec<SiteOptions>,
     /// What a request whose Host names no site gets.
     pub unknown_host: UnknownHost,
+    /// Proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<cidr::Cidr>,
     /// `--access-log`: the file ("-": standard output); `None`: off.
     pub access_log: Option<PathBuf>,
     pub log_format: LogFormat,
@@ -291,6 +294,7 @@ impl Default for Live {
             site: SiteOptions::default(),
             sites: Vec::new(),
             unknown_host: UnknownHost::DefaultSite,
+            trusted_proxies: Vec::new(),
             access_log: None,
             log_format: LogFormat::Combined,
         }

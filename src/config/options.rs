@@ -165,6 +165,24 @@ pub const OPTIONS: &[OptionSpec] = &[
         repeatable: false,
     },
     OptionSpec {
+        flag: "--trusted-proxy",
+        value: Some("RANGE"),
+        help: "a proxy (address or range, such as 10.0.0.0/8) whose X-Forwarded-For names the client for allow-from and deny-from rules: the rightmost address in it that is not a trusted proxy; repeatable",
+        show: Show::Live(|c| list(&c.trusted_proxies, |r| r.to_string())),
+        apply: |b, v| {
+            let range = super::cidr::Cidr::parse(v).ok_or_else(|| {
+                ConfigError::invalid(
+                    "trusted-proxy",
+                    v,
+                    "an address or a range such as 10.0.0.0/8",
+                )
+            })?;
+            b.config.live.trusted_proxies.push(range);
+            Ok(())
+        },
+        repeatable: true,
+    },
+    OptionSpec {
         flag: "--listen",
         value: Some("ADDR"),
         help: "address to listen on, such as 127.0.0.1:8080, [::1]:8080 or unix:/run/holdline.sock (a stale socket file is replaced; its mode follows the umask); repeatable",
@@ -717,7 +735,7 @@ pub const OPTIONS: &[OptionSpec] = &[
     OptionSpec {
         flag: "--rule",
         value: Some("'PATTERN ACTION'"),
-        help: "a path rule, in order: PATTERN is a glob over the decoded path (/assets/**, or *.html for a file name anywhere); ACTION is header NAME: VALUE, remove-header NAME (every matching rule applies), redirect CODE TARGET (301, 302, 307 or 308; {path}, {rest} after a trailing /**), rewrite PATH, or deny 403 or deny 404 (the first matching of these decides); repeatable",
+        help: "a path rule, in order: PATTERN is a glob over the decoded path (/assets/**, or *.html for a file name anywhere); ACTION is header NAME: VALUE, remove-header NAME (every matching rule applies), redirect CODE TARGET (301, 302, 307 or 308; {path}, {rest} after a trailing /**), rewrite PATH, or deny 403 or deny 404 (the first matching of these decides), allow-from RANGES or deny-from RANGES (403 for a client outside or inside them; see --trusted-proxy); repeatable",
         show: Show::Site(|c| list(&c.rules, |r| r.to_string())),
         apply: |b, v| {
             b.config.live.site.rules.push(super::rules::parse(v)?);

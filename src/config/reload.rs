@@ -81,6 +81,7 @@ mod tests {
         ("--root", &["--root", "/elsewhere"]),
         ("--host", &["--host", "a.test"]),
         ("--unknown-host", &["--unknown-host", "421"]),
+        ("--trusted-proxy", &["--trusted-proxy", "10.0.0.0/8"]),
         ("--listen", &["--listen", "127.0.0.1:9999"]),
         ("--tls-listen", &["--tls-listen", "127.0.0.1:9443"]),
         (

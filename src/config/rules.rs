@@ -17,10 +17,14 @@
 //!   TARGET has one;
 //! - `rewrite TARGET`: serve TARGET (a path, with the same placeholders)
 //!   instead, beneath the same ROOT;
-//! - `deny CODE`: answer 403 or 404.
+//! - `deny CODE`: answer 403 or 404;
+//! - `allow-from RANGE...` / `deny-from RANGE...`: 403 for a client
+//!   outside (inside) these address ranges (the client as
+//!   `--trusted-proxy` says: the peer, or its `X-Forwarded-For`).
 
 use globset::{Glob, GlobBuilder};
 
+use super::cidr::Cidr;
 use super::error::ConfigError;
 use super::values::{header_line, site_path};
 
@@ -50,13 +54,35 @@ pub enum Action {
     },
     Rewrite(String),
     Deny(u16),
+    /// Only clients in these ranges pass; others get 403.
+    AllowFrom(Vec<Cidr>),
+    /// Clients in these ranges get 403.
+    DenyFrom(Vec<Cidr>),
 }
 
 impl Action {
     /// It decides the response (the first one that matches does), where
     /// header edits only add to it (every one that matches).
     pub fn decides(&self) -> bool {
-        !matches!(self, Action::SetHeader(_) | Action::RemoveHeader(_))
+        matches!(
+            self,
+            Action::Redirect { .. } | Action::Rewrite(_) | Action::Deny(_)
+        )
+    }
+
+    /// An access rule refuses `client` (403): every matching one is
+    /// asked, before the deciding ones.
+    pub fn refuses(&self, client: std::net::IpAddr) -> bool {
+        match self {
+            Action::AllowFrom(ranges) => !ranges.iter().any(|r| r.contains(client)),
+            Action::DenyFrom(ranges) => ranges.iter().any(|r| r.contains(client)),
+            _ => false,
+        }
+    }
+
+    /// It edits the response's headers.
+    pub fn edits_headers(&self) -> bool {
+        matches!(self, Action::SetHeader(_) | Action::RemoveHeader(_))
     }
 }
 
@@ -70,6 +96,14 @@ impl std::fmt::Display for Rule {
             }
             Action::Rewrite(target) => write!(f, "{} rewrite {target}", self.pattern),
             Action::Deny(status) => write!(f, "{} deny {status}", self.pattern),
+            Action::AllowFrom(ranges) | Action::DenyFrom(ranges) => {
+                let verb = match &self.action {
+                    Action::AllowFrom(_) => "allow-from",
+                    _ => "deny-from",
+                };
+                write!(f, "{} {verb}", self.pattern)?;
+                ranges.iter().try_for_each(|r| write!(f, " {r}"))
+            }
         }
     }
 }
@@ -77,7 +111,8 @@ impl std::fmt::Display for Rule {
 /// Parses one `--rule` value.
 pub fn parse(value: &str) -> Result<Rule, ConfigError> {
     let expected = "'PATTERN ACTION ...': header NAME: VALUE, remove-header NAME, \
-                    redirect 301|302|307|308 TARGET, rewrite PATH or deny 403|404";
+                    redirect 301|302|307|308 TARGET, rewrite PATH, deny 403|404, \
+                    allow-from RANGES or deny-from RANGES";
     let invalid = || ConfigError::invalid("rule", value, expected);
     let mut words = value.trim().splitn(3, ' ');
     let pattern = words.next().filter(|p| !p.is_empty()).ok_or_else(invalid)?;
@@ -118,6 +153,24 @@ pub fn parse(value: &str) -> Result<Rule, ConfigError> {
         }
         "rewrite" => Action::Rewrite(site_path("rule", rest)?),
         "deny" => Action::Deny(status(rest, &[403, 404])?),
+        "allow-from" | "deny-from" => {
+            let ranges = rest
+                .split_ascii_whitespace()
+                .map(|r| {
+                    Cidr::parse(r).ok_or_else(|| {
+                        ConfigError::invalid(
+                            "rule",
+                            value,
+                            "address ranges such as 10.0.0.0/8 or 2001:db8::/32",
+                        )
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            match verb {
+                "allow-from" => Action::AllowFrom(ranges),
+                _ => Action::DenyFrom(ranges),
+            }
+        }
         _ => return Err(invalid()),
     };
     if !matches!(action, Action::Deny(_)) && rest.is_empty() {
@@ -192,6 +245,9 @@ mod tests {
             "/a explode now",
             "/a[ deny 404",
             "/a remove-header Bad Name",
+            "/a allow-from",
+            "/a allow-from 10.0.0.0/40",
+            "/a deny-from example.com",
         ] {
             assert!(parse(bad).is_err(), "{bad:?}");
         }

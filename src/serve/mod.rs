@@ -29,6 +29,7 @@ use std::time::{Instant, SystemTime};
 use crate::accesslog::{self, AccessLog, Entry, Sink, Times};
 use crate::budget::Budget;
 use crate::close::CloseReason;
+use crate::config::cidr;
 use crate::config::rules::Action;
 use crate::config::{Config, Live, UnknownHost};
 use crate::files::Root;
@@ -353,7 +354,7 @@ impl Responder {
             settings,
             files,
             head,
-            facts.secure,
+            &facts,
             server,
             now,
             Matching {
@@ -569,20 +570,22 @@ impl Responder {
 /// first (whatever the host), then the site its host picks (or the
 /// `--unknown-host` answer; 421 when a TLS connection's server name
 /// picked another), then the site's `--redirect-to-https` (the status
-/// path excepted), its `--rule`s (the first redirect, rewrite or deny
-/// that matches decides; the header edits are left in `matching.hits`),
+/// path excepted), its `--rule`s (an access rule that refuses the
+/// client is 403; then the first redirect, rewrite or deny that matches
+/// decides; the header edits are left in `matching.hits`),
 /// the method, the status path, the file beneath the site's ROOT, and its
 /// `--fallback` for a path that names no file.
 pub fn route<'t>(
     settings: &'t Settings,
     files: &mut Files,
     head: &RequestHead<'t>,
-    secure: bool,
+    conn: &ConnFacts,
     server: &mut ServerView<'_>,
     now: Instant,
     matching: Matching<'t, '_>,
 ) -> (usize, Route<'t>) {
     matching.hits.clear();
+    let secure = conn.secure;
     let (path, query) = head.target.split_once('?').unwrap_or((head.target, ""));
     // A load balancer's health check is answered before anything else
     // (plain or TLS, whatever the method and the host).
@@ -616,6 +619,11 @@ pub fn route<'t>(
     if !is_status && !rules.is_empty() {
         rules.matching(head.target, matching.path, matching.hits);
         let decoded: &'t [u8] = matching.path;
+        let trusted = &settings.live.trusted_proxies;
+        let client = cidr::client_address(conn.peer.ip(), head.forwarded_for, trusted);
+        if rules.refuse(matching.hits, client) {
+            return (site, Route::Error(Status::Forbidden));
+        }
         match rules
             .decision(matching.hits)
             .map(|rule| (rule, &rule.action))

@@ -100,9 +100,14 @@ impl Rules {
             .find(|rule| rule.action.decides())
     }
 
+    /// Some of `hits` is an access rule that refuses `client`.
+    pub fn refuse(&self, hits: &[usize], client: std::net::IpAddr) -> bool {
+        hits.iter().any(|&i| self.rules[i].action.refuses(client))
+    }
+
     /// Some of `hits` edits headers.
     pub fn edits_headers(&self, hits: &[usize]) -> bool {
-        hits.iter().any(|&i| !self.rules[i].action.decides())
+        hits.iter().any(|&i| self.rules[i].action.edits_headers())
     }
 }
 

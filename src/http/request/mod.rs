@@ -100,6 +100,9 @@ pub struct RequestHead<'a> {
     /// `Referer` and `User-Agent`: only the access log reads them.
     pub referer: Option<&'a [u8]>,
     pub user_agent: Option<&'a [u8]>,
+    /// The last `X-Forwarded-For` line: read only when the peer is a
+    /// `--trusted-proxy`.
+    pub forwarded_for: Option<&'a [u8]>,
 }
 
 /// Why a request is refused before it is served.
@@ -140,6 +143,7 @@ impl<'a> RequestHead<'a> {
             host: None,
             referer: None,
             user_agent: None,
+            forwarded_for: None,
         }
     }
 }
@@ -257,6 +261,7 @@ pub fn parse_head<'a>(buf: &'a [u8], limits: &HeadLimits) -> HeadOutcome<'a> {
     let mut accept = None;
     let mut user_agent = None;
     let mut referer = None;
+    let mut forwarded_for = None;
 
     for h in req.headers.iter() {
         let name = h.name;
@@ -311,6 +316,8 @@ pub fn parse_head<'a>(buf: &'a [u8], limits: &HeadLimits) -> HeadOutcome<'a> {
             user_agent = Some(h.value);
         } else if name.eq_ignore_ascii_case("referer") {
             referer = Some(h.value);
+        } else if name.eq_ignore_ascii_case("x-forwarded-for") {
+            forwarded_for = Some(h.value);
         }
     }
 
@@ -370,6 +377,7 @@ pub fn parse_head<'a>(buf: &'a [u8], limits: &HeadLimits) -> HeadOutcome<'a> {
         host,
         referer,
         user_agent,
+        forwarded_for,
     })
 }
 
