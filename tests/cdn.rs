@@ -333,6 +333,78 @@ fn listing_when_asked() {
     assert_eq!(exchange(&mut s, &get_with("/sub/", "")).body, b"sub\n");
 }
 
+/// A listing as JSON (by its query or an Accept that prefers it), and
+/// sorted by size or time, either way.
+#[test]
+fn listings_in_json_and_sorted() {
+    let site = Site::new();
+    site.dir.write("www/docs/big.txt", "x".repeat(300));
+    site.dir.write("www/docs/mid \"q\".txt", "x".repeat(20));
+    site.dir.write("www/docs/a.txt", "x");
+    site.dir.write("www/docs/sub/z.txt", "y");
+    let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+    let file = std::fs::File::options()
+        .write(true)
+        .open(site.root().join("docs/big.txt"))
+        .unwrap();
+    file.set_modified(old).unwrap();
+    let server = Server::start(&site.root(), &["--listing"]);
+    let mut s = server.connect();
+    let names = |json: &serde_json::Value| -> Vec<String> {
+        json["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let r = exchange(&mut s, &get_with("/docs/?format=json", ""));
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("Content-Type"), Some("application/json"));
+    assert_eq!(r.header("Vary"), Some("Accept"));
+    let json: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(json["path"], "/docs/");
+    assert_eq!(json["truncated"], false);
+    assert_eq!(names(&json), ["a.txt", "big.txt", "mid \"q\".txt", "sub"]);
+    let big = &json["entries"][1];
+    assert_eq!(
+        (big["type"].as_str(), big["size"].as_u64()),
+        (Some("file"), Some(300))
+    );
+    assert_eq!(big["modified"].as_i64(), Some(1_000_000));
+    assert_eq!(json["entries"][3]["type"], "directory");
+    // By Accept; a browser's Accept (which names HTML too) gets HTML.
+    let r = exchange(
+        &mut s,
+        &get_with(
+            "/docs/?sort=size&order=desc",
+            "Accept: application/json\r\n",
+        ),
+    );
+    let json: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    // Directories count as size 0.
+    assert_eq!(names(&json), ["big.txt", "mid \"q\".txt", "a.txt", "sub"]);
+    let r = exchange(
+        &mut s,
+        &get_with(
+            "/docs/?sort=time",
+            "Accept: text/html,application/json;q=0.9\r\n",
+        ),
+    );
+    assert_eq!(r.header("Content-Type"), Some("text/html; charset=utf-8"));
+    let html = r.body_text();
+    // The oldest first; the column heads sort (and reverse the current).
+    assert!(
+        html.find("big.txt").unwrap() < html.find("a.txt").unwrap(),
+        "{html}"
+    );
+    assert!(
+        html.contains("<a href=\"?sort=time&amp;order=desc\">Modified</a>"),
+        "{html}"
+    );
+    assert!(html.contains("<a href=\"?sort=size\">Size</a>"), "{html}");
+}
+
 #[test]
 fn symlinks_outside_root_only_with_follow_symlinks() {
     let site = Site::new();

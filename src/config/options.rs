@@ -648,7 +648,7 @@ pub const OPTIONS: &[OptionSpec] = &[
     OptionSpec {
         flag: "--listing",
         value: None,
-        help: "list directories that have no index.html (otherwise they answer 404)",
+        help: "list directories that have no index.html (otherwise they answer 404): HTML, or JSON for ?format=json or an Accept that prefers application/json; ?sort=name, size or time, &order=desc",
         show: Show::Site(|c| on_off(c.listing)),
         apply: |b, _| {
             b.config.live.site.listing = true;

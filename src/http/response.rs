@@ -27,6 +27,8 @@ pub struct ResponseHead<'a> {
     pub accept_ranges: bool,
     /// `Vary: Accept-Encoding` (files that may have precompressed variants).
     pub vary_accept_encoding: bool,
+    /// `Vary: Accept` (a listing, HTML or JSON by the request's Accept).
+    pub vary_accept: bool,
     pub cache_control: Option<&'a str>,
     pub location: Option<&'a [u8]>,
     pub allow: bool,
@@ -78,6 +80,7 @@ impl<'a> ResponseHead<'a> {
             etag: None,
             accept_ranges: false,
             vary_accept_encoding: false,
+            vary_accept: false,
             cache_control: None,
             location: None,
             allow: false,
@@ -136,7 +139,12 @@ pub fn encode_head(out: &mut Vec<u8>, head: &ResponseHead<'_>) {
         (b"Accept-Ranges: ", head.accept_ranges.then_some(b"bytes")),
         (
             b"Vary: ",
-            head.vary_accept_encoding.then_some(b"Accept-Encoding"),
+            match (head.vary_accept_encoding, head.vary_accept) {
+                (true, true) => Some(b"Accept-Encoding, Accept"),
+                (true, false) => Some(b"Accept-Encoding"),
+                (false, true) => Some(b"Accept"),
+                (false, false) => None,
+            },
         ),
         (b"Cache-Control: ", head.cache_control.map(str::as_bytes)),
     ];

@@ -1,7 +1,11 @@
-//! `--listing`: an HTML index of a directory that has no index.html.
-//! Names are HTML-escaped in text and percent-encoded in links; sizes and
-//! modification times are shown; entries are sorted by name, directories
-//! marked with a trailing slash. Rare, so it may allocate.
+//! `--listing`: an index of a directory that has no index.html, as HTML
+//! or, for `?format=json` or an `Accept` that prefers
+//! `application/json`, as JSON. Names are HTML-escaped in text and
+//! percent-encoded in links (JSON-escaped in JSON); sizes and
+//! modification times are shown; entries are sorted by name, or by
+//! `?sort=size` or `?sort=time` (`&order=desc` reverses; the HTML
+//! column heads are those links), directories marked with a trailing
+//! slash. Rare, so it may allocate.
 //!
 //! Bounded, because a listing is built whole in memory and a client may
 //! ask for it and never read it: at most [`MAX_ENTRIES`] entries are read
@@ -46,8 +50,81 @@ pub const MAX_LISTING_BYTES: usize = 256 * 1024;
 /// The most bytes [`render`] writes.
 pub const MAX_RENDERED_BYTES: usize = MAX_LISTING_BYTES + 4096;
 
-/// Renders the listing of the open directory `dir`, reached as `target`.
-pub fn render(out: &mut Vec<u8>, dir: &File, target: &str, dotfiles: bool) {
+/// How a listing is asked for: its format and its order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Asked {
+    pub json: bool,
+    pub sort: Sort,
+    pub descending: bool,
+}
+
+/// The key a listing is sorted by (then by name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sort {
+    Name,
+    Size,
+    Time,
+}
+
+impl Asked {
+    /// What `query` (without its `?`) and `accept` ask for: JSON for
+    /// `format=json`, or an Accept naming `application/json` and not
+    /// `text/html` (a browser's names both, and gets HTML).
+    pub fn from(query: &str, accept: Option<&[u8]>) -> Asked {
+        let value = |key: &str| {
+            query
+                .split('&')
+                .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+        };
+        let names = |media: &[u8]| {
+            accept.is_some_and(|a| {
+                a.windows(media.len())
+                    .any(|w| w.eq_ignore_ascii_case(media))
+            })
+        };
+        let json = match value("format") {
+            Some(format) => format == "json",
+            None => names(b"application/json") && !names(b"text/html"),
+        };
+        let sort = match value("sort") {
+            Some("size") => Sort::Size,
+            Some("time") => Sort::Time,
+            _ => Sort::Name,
+        };
+        Asked {
+            json,
+            sort,
+            descending: value("order") == Some("desc"),
+        }
+    }
+}
+
+/// One entry read: its name, whether it is a directory, its size and
+/// modification time.
+struct Entry {
+    name: String,
+    is_dir: bool,
+    size: u64,
+    mtime: i64,
+}
+
+impl Entry {
+    /// A directory's size is its own metadata, not its contents': it is
+    /// shown (and sorted) as none.
+    fn shown_size(&self) -> u64 {
+        if self.is_dir { 0 } else { self.size }
+    }
+}
+
+/// Renders the listing of the open directory `dir`, reached as `target`,
+/// as `asked`; returns its content type.
+pub fn render(
+    out: &mut Vec<u8>,
+    dir: &File,
+    target: &str,
+    dotfiles: bool,
+    asked: Asked,
+) -> &'static str {
     let path = target.split('?').next().unwrap_or("/");
     // Read the directory through its fd, not its path: the fd is the one
     // openat2 verified to lie beneath ROOT.
@@ -56,7 +133,7 @@ pub fn render(out: &mut Vec<u8>, dir: &File, target: &str, dotfiles: bool) {
         .into_iter()
         .flatten()
         .flatten();
-    let mut entries: Vec<(String, bool, u64, i64)> = Vec::new();
+    let mut entries: Vec<Entry> = Vec::new();
     let mut unread = false;
     for entry in names.by_ref() {
         if entries.len() == MAX_ENTRIES {
@@ -72,14 +149,42 @@ pub fn render(out: &mut Vec<u8>, dir: &File, target: &str, dotfiles: bool) {
             continue;
         };
         let mtime = std::os::unix::fs::MetadataExt::mtime(&meta);
-        entries.push((name, meta.is_dir(), meta.len(), mtime));
+        entries.push(Entry {
+            name,
+            is_dir: meta.is_dir(),
+            size: meta.len(),
+            mtime,
+        });
     }
-    entries.sort();
-    let title = escape(&percent_encoding::percent_decode_str(path).decode_utf8_lossy());
+    entries.sort_by(|a, b| {
+        let key = match asked.sort {
+            Sort::Name => std::cmp::Ordering::Equal,
+            Sort::Size => a.shown_size().cmp(&b.shown_size()),
+            Sort::Time => a.mtime.cmp(&b.mtime),
+        };
+        key.then_with(|| a.name.cmp(&b.name))
+    });
+    if asked.descending {
+        entries.reverse();
+    }
+    let decoded = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
+    if asked.json {
+        render_json(out, &decoded, &entries, unread);
+        return "application/json";
+    }
+    let title = escape(&decoded);
+    let head = |key: &str, label: &str| {
+        let flip = asked.sort_key() == key && !asked.descending;
+        let order = if flip { "&amp;order=desc" } else { "" };
+        format!("<th><a href=\"?sort={key}{order}\">{label}</a></th>")
+    };
     let _ = write!(
         out,
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Index of {title}</title></head>\n\
-         <body><h1>Index of {title}</h1>\n<table>\n<tr><th>Name</th><th>Size</th><th>Modified</th></tr>\n"
+         <body><h1>Index of {title}</h1>\n<table>\n<tr>{}{}{}</tr>\n",
+        head("name", "Name"),
+        head("size", "Size"),
+        head("time", "Modified"),
     );
     if path != "/" {
         let _ = writeln!(
@@ -89,23 +194,23 @@ pub fn render(out: &mut Vec<u8>, dir: &File, target: &str, dotfiles: bool) {
     }
     let start = out.len();
     let mut shown = 0;
-    for (name, is_dir, size, mtime) in &entries {
+    for entry in &entries {
         if out.len() - start >= MAX_LISTING_BYTES {
             break;
         }
         shown += 1;
-        let slash = if *is_dir { "/" } else { "" };
-        let href = utf8_percent_encode(name, SEGMENT);
-        let size = if *is_dir {
+        let slash = if entry.is_dir { "/" } else { "" };
+        let href = utf8_percent_encode(&entry.name, SEGMENT);
+        let size = if entry.is_dir {
             "-".to_string()
         } else {
-            size.to_string()
+            entry.size.to_string()
         };
-        let modified = imf_fixdate((*mtime).max(0) as u64);
+        let modified = imf_fixdate(entry.mtime.max(0) as u64);
         let _ = writeln!(
             out,
             "<tr><td><a href=\"{href}{slash}\">{}{slash}</a></td><td>{size}</td><td>{}</td></tr>",
-            escape(name),
+            escape(&entry.name),
             String::from_utf8_lossy(&modified)
         );
     }
@@ -118,6 +223,68 @@ pub fn render(out: &mut Vec<u8>, dir: &File, target: &str, dotfiles: bool) {
         );
     }
     out.extend_from_slice(b"</body></html>\n");
+    "text/html"
+}
+
+impl Asked {
+    fn sort_key(&self) -> &'static str {
+        match self.sort {
+            Sort::Name => "name",
+            Sort::Size => "size",
+            Sort::Time => "time",
+        }
+    }
+}
+
+/// The listing as JSON: `{"path": ..., "entries": [{"name", "type",
+/// "size", "modified" (Unix seconds)}], "truncated": bool}`, bounded as
+/// the HTML is.
+fn render_json(out: &mut Vec<u8>, path: &str, entries: &[Entry], unread: bool) {
+    out.extend_from_slice(b"{\"path\":");
+    json_string(out, path);
+    out.extend_from_slice(b",\"entries\":[");
+    let start = out.len();
+    let mut shown = 0;
+    for entry in entries {
+        if out.len() - start >= MAX_LISTING_BYTES {
+            break;
+        }
+        if shown > 0 {
+            out.push(b',');
+        }
+        shown += 1;
+        out.extend_from_slice(b"{\"name\":");
+        json_string(out, &entry.name);
+        let kind = if entry.is_dir { "directory" } else { "file" };
+        let _ = write!(
+            out,
+            ",\"type\":\"{kind}\",\"size\":{},\"modified\":{}}}",
+            entry.shown_size(),
+            entry.mtime
+        );
+    }
+    let truncated = unread || shown < entries.len();
+    let _ = writeln!(out, "],\"truncated\":{truncated}}}");
+}
+
+/// `text` as a JSON string (RFC 8259 §7): quotes, backslashes and control
+/// characters escaped.
+fn json_string(out: &mut Vec<u8>, text: &str) {
+    out.push(b'"');
+    for c in text.chars() {
+        match c {
+            '"' => out.extend_from_slice(b"\\\""),
+            '\\' => out.extend_from_slice(b"\\\\"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => {
+                let mut buf = [0; 4];
+                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+            }
+        }
+    }
+    out.push(b'"');
 }
 
 fn escape(s: &str) -> String {
@@ -149,7 +316,7 @@ mod tests {
         std::fs::write(dir.join("é #1.txt"), "").unwrap();
         let file = File::open(&dir).unwrap();
         let mut out = Vec::new();
-        render(&mut out, &file, "/files/?x", false);
+        render(&mut out, &file, "/files/?x", false, Asked::from("x", None));
         let html = String::from_utf8(out).unwrap();
         assert!(
             html.contains("<a href=\"%3Cb%3E%26x.txt\">&lt;b&gt;&amp;x.txt</a></td><td>5</td>"),
@@ -182,7 +349,7 @@ mod tests {
         }
         let file = File::open(&dir).unwrap();
         let mut out = Vec::new();
-        render(&mut out, &file, "/huge/", false);
+        render(&mut out, &file, "/huge/", false, Asked::from("", None));
         let html = String::from_utf8(out).unwrap();
         assert!(html.len() <= MAX_RENDERED_BYTES, "{}", html.len());
         assert!(html.len() >= MAX_LISTING_BYTES);

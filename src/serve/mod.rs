@@ -419,9 +419,13 @@ impl Responder {
             Route::Listing(dir) => {
                 generated.clear();
                 let dotfiles = at.site().options.dotfiles;
-                listing::render(generated, &dir, head.target, dotfiles);
-                let rh = ResponseHead::with_extra(Status::Ok, date_now, extra, persistence);
-                errors::encode_generated(out, rh, "text/html", generated, is_head);
+                let query = head.target.split_once('?').map_or("", |(_, q)| q);
+                let asked = listing::Asked::from(query, head.accept);
+                let kind = listing::render(generated, &dir, head.target, dotfiles, asked);
+                let mut rh = ResponseHead::with_extra(Status::Ok, date_now, extra, persistence);
+                // HTML or JSON by the Accept header: caches must know.
+                rh.vary_accept = true;
+                errors::encode_generated(out, rh, kind, generated, is_head);
                 (Status::Ok, None)
             }
             Route::AddSlash { path, query } => {
