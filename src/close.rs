@@ -38,6 +38,9 @@ pub enum CloseReason {
     /// once (if its request was there and needed no file body) and closed,
     /// without taking a slot.
     Overflow,
+    /// Its client had `--max-client-connections` open already: closed at
+    /// accept, before it sent anything.
+    ClientLimit,
     /// TLS failed: a bad or unsupported ClientHello, a bad record, a
     /// non-TLS client on a TLS port.
     TlsError,
@@ -50,7 +53,7 @@ pub enum CloseReason {
 
 impl CloseReason {
     /// Every reason, in the order the status formats list them.
-    pub const ALL: [CloseReason; 15] = [
+    pub const ALL: [CloseReason; 16] = [
         CloseReason::Client,
         CloseReason::IdleTimeout,
         CloseReason::HeaderTimeout,
@@ -63,6 +66,7 @@ impl CloseReason {
         CloseReason::Shutdown,
         CloseReason::Evicted,
         CloseReason::Overflow,
+        CloseReason::ClientLimit,
         CloseReason::TlsError,
         CloseReason::InternalError,
         CloseReason::HandedOver,
@@ -84,6 +88,7 @@ impl CloseReason {
             CloseReason::Shutdown => "shutdown",
             CloseReason::Evicted => "evicted",
             CloseReason::Overflow => "overflow",
+            CloseReason::ClientLimit => "client_limit",
             CloseReason::TlsError => "tls_error",
             CloseReason::InternalError => "internal_error",
             CloseReason::HandedOver => "handed_over",

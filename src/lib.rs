@@ -136,6 +136,10 @@
 //!    of the limits ([`memory::MemoryBound`], logged at start): no body
 //!    past `--small-file-bytes` is built in a connection's buffers
 //!    (multipart ranges are streamed part by part, listings are capped).
+//!    Per client ([`clients`]): connections counted at accept and close
+//!    (`--max-client-connections`), a request rate per token bucket
+//!    (`--client-rate`: 429), in tables bounded by the budget and by
+//!    `--client-table-entries`.
 //!
 //! 8. **The hot path**: an idle connection is a 96-byte [`conn::Conn`];
 //!    its exchange comes from the [`pool`] while it works. Small files are
@@ -173,6 +177,7 @@
 pub mod accesslog;
 pub mod budget;
 pub mod check;
+pub mod clients;
 pub mod close;
 pub mod config;
 pub mod conn;

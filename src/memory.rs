@@ -121,6 +121,9 @@ pub struct MemoryBound {
     pub compress_cache: usize,
     /// Every worker's compressor thread at work; 0 with `--no-compress`.
     pub compressors: usize,
+    /// The per-client tables: connections per client (with
+    /// `--max-client-connections`), request rates (with `--client-rate`).
+    pub clients: usize,
 }
 
 impl MemoryBound {
@@ -210,7 +213,17 @@ impl MemoryBound {
         } else {
             (0, 0)
         };
+        use crate::clients::{Connections, Rates};
+        let client_conns = match live.max_client_connections {
+            0 => 0,
+            _ => Connections::bytes_for(connections),
+        };
+        let client_rates = match live.client_rate > 0.0 {
+            false => 0,
+            true => times(workers, Rates::bytes_for(fixed.client_table_entries)),
+        };
         MemoryBound {
+            clients: sum([client_conns, client_rates]),
             access_log,
             connections,
             tables_per_connection: tables,
@@ -240,6 +253,7 @@ impl MemoryBound {
             self.access_log,
             self.compress_cache,
             self.compressors,
+            self.clients,
         ])
     }
 }

@@ -157,6 +157,9 @@ counters! {
         /// File opens that failed with EMFILE/ENFILE, or found no fd room (503).
         pub open_emfile: u64 => "open_emfile_total",
             "File opens refused for lack of file descriptors (answered 503).",
+        /// Requests answered 429 for passing `--client-rate`.
+        pub client_rate_limited: u64 => "client_rate_limited_total",
+            "Requests answered 429 because their client passed --client-rate.",
         /// Closes, by reason.
         pub closes: ByKind<CloseReason, { CloseReason::ALL.len() }>,
         /// TLS handshakes finished (failed ones are the `tls_error` closes).

@@ -154,7 +154,8 @@ fn steady_state_requests_do_not_allocate() {
     );
 }
 
-/// Sites and path rules cost no allocation per request either: the host
+/// Sites, path rules and per-client limits cost no allocation per
+/// request either: the host
 /// table is scanned, the path decoded, matched and its header lines
 /// edited in buffers the responder keeps.
 #[test]
@@ -171,6 +172,9 @@ fn sites_and_rules_do_not_allocate_per_request() {
         c.fixed.compress = false;
         c.live.max_requests = 0;
         c.live.site.root = dir.path().join("main");
+        // Rate buckets live in a table reserved at start.
+        c.live.client_rate = 1e9;
+        c.live.max_client_connections = 100;
         c.live.site.headers = vec!["X-Frame-Options: DENY".into()];
         c.live.site.rules = rules(&["*.txt header X-Text: 1"]);
         c.live.sites = vec![SiteOptions {

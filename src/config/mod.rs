@@ -114,6 +114,10 @@ pub struct Fixed {
     pub user: Option<String>,
     /// Reactor threads, each with its own SO_REUSEPORT listeners.
     pub workers: usize,
+    /// How addresses are grouped into clients for the per-client limits.
+    pub client_prefixes: crate::clients::Prefixes,
+    /// Clients whose request rate each worker remembers at most.
+    pub client_table_entries: usize,
 }
 
 /// The options a SIGHUP reload applies in every worker: deadlines from
@@ -155,6 +159,12 @@ pub struct Live {
     pub unknown_host: UnknownHost,
     /// Proxies whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Vec<cidr::Cidr>,
+    /// Connections one client may have open (per worker); 0: no limit.
+    pub max_client_connections: u32,
+    /// Requests a second one client may make (per worker); 0: no limit.
+    pub client_rate: f64,
+    /// Requests a client may make at once above the rate.
+    pub client_burst: u32,
     /// `--access-log`: the file ("-": standard output); `None`: off.
     pub access_log: Option<PathBuf>,
     pub log_format: LogFormat,
@@ -271,6 +281,8 @@ impl Default for Fixed {
             follow_symlinks: false,
             user: None,
             workers: 1,
+            client_prefixes: crate::clients::Prefixes { v4: 32, v6: 64 },
+            client_table_entries: 16384,
         }
     }
 }
@@ -295,6 +307,9 @@ impl Default for Live {
             sites: Vec::new(),
             unknown_host: UnknownHost::DefaultSite,
             trusted_proxies: Vec::new(),
+            max_client_connections: 0,
+            client_rate: 0.0,
+            client_burst: 20,
             access_log: None,
             log_format: LogFormat::Combined,
         }

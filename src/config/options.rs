@@ -508,6 +508,107 @@ pub const OPTIONS: &[OptionSpec] = &[
         repeatable: false,
     },
     OptionSpec {
+        flag: "--max-client-connections",
+        value: Some("N"),
+        help: "connections one client (an address, grouped by --client-prefix-v4/-v6) may have open in each worker; more are closed at accept; 0 is unlimited",
+        show: Show::Live(|c| c.max_client_connections.to_string()),
+        apply: |b, v| {
+            b.config.live.max_client_connections = number("max-client-connections", v)?;
+            Ok(())
+        },
+        repeatable: false,
+    },
+    OptionSpec {
+        flag: "--client-rate",
+        value: Some("PER_SEC"),
+        help: "requests a second one client may make in each worker (a token bucket, with --client-burst); more are answered 429 with Retry-After; 0 is unlimited",
+        show: Show::Live(|c| format!("{}", c.client_rate)),
+        apply: |b, v| {
+            let rate: f64 = v
+                .parse()
+                .ok()
+                .filter(|r: &f64| r.is_finite() && *r >= 0.0 && *r <= 1e9)
+                .ok_or_else(|| {
+                    ConfigError::invalid("client-rate", v, "requests a second, such as 50 or 0.5")
+                })?;
+            b.config.live.client_rate = rate;
+            Ok(())
+        },
+        repeatable: false,
+    },
+    OptionSpec {
+        flag: "--client-burst",
+        value: Some("N"),
+        help: "requests a client may make at once beyond --client-rate (its bucket's size)",
+        show: Show::Live(|c| c.client_burst.to_string()),
+        apply: |b, v| {
+            let burst: u32 = number("client-burst", v)?;
+            if burst == 0 {
+                return Err(ConfigError::out_of_range(
+                    "client-burst",
+                    "must be at least 1",
+                ));
+            }
+            b.config.live.client_burst = burst;
+            Ok(())
+        },
+        repeatable: false,
+    },
+    OptionSpec {
+        flag: "--client-prefix-v4",
+        value: Some("BITS"),
+        help: "IPv4 addresses that share this many leading bits are one client for the per-client limits (32: each address; 24: each /24)",
+        show: Show::Fixed(|c| c.client_prefixes.v4.to_string()),
+        apply: |b, v| {
+            let bits: u8 = number("client-prefix-v4", v)?;
+            if bits > 32 {
+                return Err(ConfigError::out_of_range(
+                    "client-prefix-v4",
+                    "must be at most 32",
+                ));
+            }
+            b.config.fixed.client_prefixes.v4 = bits;
+            Ok(())
+        },
+        repeatable: false,
+    },
+    OptionSpec {
+        flag: "--client-prefix-v6",
+        value: Some("BITS"),
+        help: "IPv6 addresses that share this many leading bits are one client (64: each /64, what one host usually holds; 128: each address)",
+        show: Show::Fixed(|c| c.client_prefixes.v6.to_string()),
+        apply: |b, v| {
+            let bits: u8 = number("client-prefix-v6", v)?;
+            if bits > 128 {
+                return Err(ConfigError::out_of_range(
+                    "client-prefix-v6",
+                    "must be at most 128",
+                ));
+            }
+            b.config.fixed.client_prefixes.v6 = bits;
+            Ok(())
+        },
+        repeatable: false,
+    },
+    OptionSpec {
+        flag: "--client-table-entries",
+        value: Some("N"),
+        help: "clients whose request rate each worker remembers (a full table forgets a client whose bucket refilled, else the one seen least recently); part of the memory bound",
+        show: Show::Fixed(|c| c.client_table_entries.to_string()),
+        apply: |b, v| {
+            let n: usize = number("client-table-entries", v)?;
+            if !(1..=1 << 24).contains(&n) {
+                return Err(ConfigError::out_of_range(
+                    "client-table-entries",
+                    "must be from 1 to 16777216",
+                ));
+            }
+            b.config.fixed.client_table_entries = n;
+            Ok(())
+        },
+        repeatable: false,
+    },
+    OptionSpec {
         flag: "--status-path",
         value: Some("PATH"),
         help: "serve counters at PATH: nginx stub_status text, ?format=prometheus, ?format=json, and a live page for a browser",

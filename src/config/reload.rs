@@ -82,6 +82,15 @@ mod tests {
         ("--host", &["--host", "a.test"]),
         ("--unknown-host", &["--unknown-host", "421"]),
         ("--trusted-proxy", &["--trusted-proxy", "10.0.0.0/8"]),
+        (
+            "--max-client-connections",
+            &["--max-client-connections", "17"],
+        ),
+        ("--client-rate", &["--client-rate", "17.5"]),
+        ("--client-burst", &["--client-burst", "17"]),
+        ("--client-prefix-v4", &["--client-prefix-v4", "24"]),
+        ("--client-prefix-v6", &["--client-prefix-v6", "48"]),
+        ("--client-table-entries", &["--client-table-entries", "17"]),
         ("--listen", &["--listen", "127.0.0.1:9999"]),
         ("--tls-listen", &["--tls-listen", "127.0.0.1:9443"]),
         (

@@ -149,6 +149,13 @@ impl Server {
                     self.ledger.stats.accepted += 1;
                     self.answer_without_slot(stream, peer, now);
                 }
+                Ok((_, peer)) if self.over_client_limit(peer) => {
+                    // Closed before it sent anything: there is no request
+                    // to answer yet (as HAProxy's connection reject).
+                    self.ledger.stats.accepted += 1;
+                    self.ledger.stats.count_close(CloseReason::ClientLimit);
+                    log::debug!("{peer}: closed at accept (client_limit)");
+                }
                 Ok((stream, peer)) => {
                     self.admission.blocked = None;
                     self.ledger.stats.accepted += 1;
@@ -195,6 +202,15 @@ impl Server {
                     return;
                 }
             }
+        }
+    }
+
+    /// A connection from `peer` would pass `--max-client-connections`;
+    /// otherwise it is counted for its client now.
+    fn over_client_limit(&mut self, peer: SocketAddr) -> bool {
+        match self.client_of(peer) {
+            Some(client) => !self.clients.admit(client),
+            None => false,
         }
     }
 
@@ -264,6 +280,7 @@ impl Server {
             Interest::READABLE | Interest::WRITABLE,
         ) {
             log::warn!("{peer}: cannot register: {e}");
+            self.release_client(peer);
             return;
         }
         let transport = match (stream, &self.tls, tls) {
@@ -272,6 +289,7 @@ impl Server {
                 Err(e) => {
                     log::warn!("{peer}: cannot start TLS: {e}");
                     self.ledger.stats.count_close(CloseReason::TlsError);
+                    self.release_client(peer);
                     return;
                 }
             },

@@ -257,7 +257,8 @@ impl Server {
         }
         match upgrade::send_connection(&channel, fd, parked, peer, unix) {
             Ok(()) => {
-                self.conns.remove(key);
+                let conn = self.conns.remove(key);
+                self.release_client(conn.peer());
                 self.ledger.count(phase, -1);
                 self.wheel.cancel(key);
                 self.evict.remove(key);
@@ -371,6 +372,9 @@ impl Server {
         self.ledger.stats.handled += 1;
         let conn = entry.insert(Conn::from_parked(transport, peer, parked, now));
         debug_assert!(matches!(conn.phase(), Phase::Idle | Phase::Reading));
+        if let Some(client) = self.client_of(peer) {
+            self.clients.adopt(client);
+        }
         self.enroll(key, now);
     }
 }

@@ -102,6 +102,8 @@ pub struct Server {
     expired: Vec<usize>,
     evict: EvictionQueues,
     admission: Admission,
+    /// Open connections per client (`--max-client-connections`).
+    clients: crate::clients::Connections,
     /// When cached file fds that nobody uses are next closed.
     next_sweep: Instant,
     /// A `--drain-delay` has begun and ends then: still serving and
@@ -399,6 +401,7 @@ impl Server {
         let Some(mut conn) = self.conns.try_remove(key) else {
             return;
         };
+        self.release_client(conn.peer());
         self.ledger.count(before, -1);
         self.wheel.cancel(key);
         self.evict.remove(key);
@@ -413,10 +416,25 @@ impl Server {
         conn.abort_on_close();
     }
 
+    /// The client a connection from `peer` counts for; `None` for a
+    /// unix-socket peer (no address: no per-client limit).
+    fn client_of(&self, peer: std::net::SocketAddr) -> Option<crate::clients::Client> {
+        let ip = peer.ip();
+        (!ip.is_unspecified()).then(|| self.config.fixed.client_prefixes.client(ip))
+    }
+
+    /// A connection from `peer` is gone: its client has one fewer.
+    fn release_client(&mut self, peer: std::net::SocketAddr) {
+        if let Some(client) = self.client_of(peer) {
+            self.clients.release(client);
+        }
+    }
+
     fn close(&mut self, key: usize, reason: CloseReason) {
         let Some(mut conn) = self.conns.try_remove(key) else {
             return;
         };
+        self.release_client(conn.peer());
         if conn.phase() == Phase::Writing
             && matches!(reason, CloseReason::SendTimeout | CloseReason::Evicted)
         {

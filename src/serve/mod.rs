@@ -28,6 +28,7 @@ use std::time::{Instant, SystemTime};
 
 use crate::accesslog::{self, AccessLog, Entry, Sink, Times};
 use crate::budget::Budget;
+use crate::clients::Rates;
 use crate::close::CloseReason;
 use crate::config::cidr;
 use crate::config::rules::Action;
@@ -85,6 +86,8 @@ pub struct Responder {
     generated: Vec<u8>,
     /// The path rules' buffers.
     scratch: RuleScratch,
+    /// `--client-rate`'s buckets.
+    rates: Rates,
 }
 
 /// The buffers one request's path rules work in, lent to routing and
@@ -241,6 +244,11 @@ impl Responder {
             location: Vec::with_capacity(1024),
             generated: Vec::new(),
             scratch: RuleScratch::default(),
+            rates: Rates::new(
+                fixed.client_table_entries,
+                config.live.client_rate,
+                config.live.client_burst,
+            ),
         })
     }
 
@@ -279,6 +287,8 @@ impl Responder {
             .map_err(|(path, e)| format!("cannot serve {}: {e}", path.display()))?;
         self.access.set_format(log_format(&config.live));
         self.settings = Settings::new(config);
+        let live = &config.live;
+        self.rates.set(live.client_rate, live.client_burst);
         Ok(())
     }
 
@@ -342,8 +352,10 @@ impl Responder {
             location,
             generated,
             scratch,
+            rates,
         } = self;
         let now = *now;
+        let live = &settings.live;
         let RuleScratch {
             path,
             hits,
@@ -363,7 +375,18 @@ impl Responder {
                 rewritten,
             },
         );
-        let (site, route) = route;
+        let (site, mut route) = route;
+        // --client-rate: every request counts but the health check's.
+        if live.client_rate > 0.0 && !matches!(route, Route::Health) {
+            let trusted = &live.trusted_proxies;
+            let client = cidr::client_address(facts.peer.ip(), head.forwarded_for, trusted);
+            let client = settings.client_prefixes.client(client);
+            if let Err(wait) = rates.take(client, now) {
+                server.stats.client_rate_limited += 1;
+                let secs = wait.as_secs_f64().ceil().clamp(1.0, 3600.0) as u32;
+                route = Route::Limited(secs);
+            }
+        }
         let mut at = SiteRef::new(settings, site);
         let rules = &at.site().rules;
         if rules.edits_headers(hits) {
@@ -374,7 +397,7 @@ impl Responder {
         }
         // File opens that failed with EMFILE/ENFILE (answered 503).
         server.stats.open_emfile += files.take_fd_shortages();
-        let success = !matches!(route, Route::Error(_));
+        let success = !matches!(route, Route::Error(_) | Route::Limited(_));
         let health = matches!(route, Route::Health);
         // RFC 9110 §10.1.1: ask for the body only when we will read it; a
         // refused request gets its final status and the connection closes,
@@ -502,6 +525,12 @@ impl Responder {
                 rh.allow = true;
                 encode_head(out, &rh);
                 (status, None)
+            }
+            Route::Limited(secs) => {
+                let status = Status::TooManyRequests;
+                let mut rh = ResponseHead::with_extra(status, date_now, extra, persistence);
+                rh.retry_after_secs = Some(secs);
+                errors::error_body(at, files, head, &mut rh, server, out, now)
             }
             Route::Error(status) => {
                 let mut rh = ResponseHead::with_extra(status, date_now, extra, persistence);

@@ -47,6 +47,8 @@ pub enum Route<'t> {
     Health,
     /// An error status, with its `--error-page` if there is one.
     Error(Status),
+    /// `--client-rate`: 429, with `Retry-After` in these seconds.
+    Limited(u32),
 }
 
 /// The https URL a plain request is redirected to.

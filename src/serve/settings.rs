@@ -27,6 +27,8 @@ pub struct Settings {
     pub small_file_bytes: u64,
     /// The TLS listeners as bound, for `--redirect-to-https`'s Location.
     pub tls_listen: Vec<SocketAddr>,
+    /// How addresses are grouped into clients (restart-only).
+    pub client_prefixes: crate::clients::Prefixes,
 }
 
 /// One site's response settings.
@@ -60,6 +62,7 @@ impl Settings {
             hosts: Hosts::new(names, live.unknown_host),
             small_file_bytes: config.fixed.small_file_bytes,
             tls_listen: config.fixed.tls_listen.clone(),
+            client_prefixes: config.fixed.client_prefixes,
             live,
         }
     }
