@@ -283,6 +283,61 @@ fn answer_pieces(data: &[u8], cuts: &[usize], reloads: &[Reload]) -> Vec<Event> 
     recorder.events
 }
 
+/// Arbitrary bytes through the sites' and rules' code over bytes: a
+/// ClientHello's server name, the host table, path rules' matching and a
+/// redirect's placeholders. Nothing may panic; a name read lies within
+/// the input; a filled-in target has no byte that could break a header
+/// line or start a query or another authority.
+pub fn routing(data: &[u8]) {
+    use crate::config::UnknownHost;
+    use crate::serve::rules::{Rules, expand};
+    use crate::serve::sites::Hosts;
+    use crate::tls::hello::{Hello, server_name};
+    if let Hello::Name(name) = server_name(data) {
+        assert!(!name.is_empty() && name.len() <= data.len());
+    }
+    let text = String::from_utf8_lossy(data);
+    let (host, target) = text.split_once('\n').unwrap_or((&text, "/"));
+    let sites: Vec<Vec<String>> = vec![
+        vec![],
+        vec!["a.test".into(), "*.b.test".into()],
+        vec!["[::1]".into()],
+    ];
+    for unknown in [UnknownHost::DefaultSite, UnknownHost::Misdirected] {
+        let hosts = Hosts::new(sites.iter().map(|s| &s[..]), unknown);
+        if let Some(site) = hosts.site_for(Some(host.as_bytes())) {
+            assert!(site < sites.len());
+        }
+    }
+    let rules: Vec<_> = [
+        "/assets/** header X-A: 1",
+        "*.html remove-header X-A",
+        "/old/** redirect 301 /new/{rest}?p={path}",
+        "/** deny 404",
+    ]
+    .iter()
+    .filter_map(|r| crate::config::rules::parse(r).ok())
+    .collect();
+    let compiled = Rules::new(&rules);
+    let (mut path, mut hits, mut out) = (Vec::new(), Vec::new(), Vec::new());
+    compiled.matching(target, &mut path, &mut hits);
+    if !hits.is_empty() {
+        assert!(path.starts_with(b"/"));
+        assert!(!path.windows(4).any(|w| w == b"/../"));
+    }
+    for &i in &hits {
+        out.clear();
+        expand("/new/{rest}{path}", compiled.rule(i), &path, &mut out);
+        assert!(
+            !out.iter()
+                .any(|&b| b.is_ascii_control() || b == b' ' || b == b'?' || b == b'#'),
+            "{:?}",
+            String::from_utf8_lossy(&out)
+        );
+        assert!(!out.starts_with(b"//"));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

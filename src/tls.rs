@@ -54,7 +54,7 @@ use rustls::sign::CertifiedKey;
 use crate::transport::Tcp;
 
 mod buffers;
-mod hello;
+pub(crate) mod hello;
 mod records;
 mod stream;
 

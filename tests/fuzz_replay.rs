@@ -50,3 +50,8 @@ fn pipeline_with_reloads_seeds_replay() {
         holdline::fuzzing::pipeline_with_reloads,
     );
 }
+
+#[test]
+fn routing_seeds_replay() {
+    replay("routing", holdline::fuzzing::routing);
+}
