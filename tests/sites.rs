@@ -428,3 +428,83 @@ fn check_prints_the_sites_or_every_mistake() {
     )));
     assert_eq!(lines[4], "holdline: the configuration has 4 errors");
 }
+
+/// `contrib/sites-example.toml`, README's worked example, serves what
+/// README says it does.
+#[test]
+fn the_worked_example_serves_as_readme_says() {
+    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let example = std::fs::read_to_string(manifest.join("contrib/sites-example.toml")).unwrap();
+    let readme = std::fs::read_to_string(manifest.join("README.md")).unwrap();
+    let body: String = example.lines().skip(3).map(|l| format!("{l}\n")).collect();
+    assert!(
+        readme.contains(&body),
+        "README's worked example differs from the file"
+    );
+    let dir = TempDir::new("sites-example");
+    dir.write("empty/.keep", "");
+    dir.write("app/index.html", "<div id=app></div>\n");
+    dir.write("app/about.html", "<h1>about</h1>\n");
+    dir.write("app/404.html", "<p>lost</p>\n");
+    dir.write("app/assets/app.3f2a1c.js", "run()\n");
+    dir.write("app/admin/index.html", "<h1>admin</h1>\n");
+    dir.write("app/.git/config", "[core]\n");
+    dir.write("files/a.tar.gz", "tar");
+    let srv = format!("{}/", dir.path().display());
+    let text = example
+        .replace("/srv/", &srv)
+        .replace("listen = [\"127.0.0.1:8080\"]\n", "");
+    let config = dir.path().join("example.toml");
+    std::fs::write(&config, text).unwrap();
+    let server = Server::start(
+        &dir.path().join("empty"),
+        &["--config", config.to_str().unwrap()],
+    );
+    let mut s = server.connect();
+    let r = ask(&mut s, "/shop/item?id=7", Some("example.com"));
+    assert_eq!(r.status, 301);
+    assert_eq!(
+        r.header("Location"),
+        Some("https://www.example.com/shop/item?id=7")
+    );
+    let www = Some("www.example.com");
+    let r = ask(&mut s, "/assets/app.3f2a1c.js", www);
+    assert_eq!(
+        r.header("Cache-Control"),
+        Some("public, max-age=31536000, immutable")
+    );
+    assert_eq!(r.header("X-Content-Type-Options"), Some("nosniff"));
+    // The app's routes are its index, with no-cache.
+    let r = ask(&mut s, "/shop/item/7", www);
+    assert_eq!(
+        (r.status, r.body_text().as_str()),
+        (200, "<div id=app></div>\n")
+    );
+    assert_eq!(r.header("Cache-Control"), Some("no-cache"));
+    assert_eq!(ask(&mut s, "/about", www).body_text(), "<h1>about</h1>\n");
+    // 127.0.0.1 is in the office list here; the test's client is it.
+    assert_eq!(ask(&mut s, "/admin/", www).status, 200);
+    let outsider =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let from: std::net::SocketAddr = "127.0.0.2:0".parse().unwrap();
+    outsider.bind(&from.into()).unwrap();
+    outsider.connect(&server.addr.into()).unwrap();
+    let mut outsider: TcpStream = outsider.into();
+    assert_eq!(ask(&mut outsider, "/admin/", www).status, 403);
+    let r = ask(&mut s, "/old-blog/2024/post", www);
+    assert_eq!(
+        (r.status, r.header("Location")),
+        (308, Some("https://blog.example.com/2024/post"))
+    );
+    assert_eq!(
+        ask(&mut s, "/.git/config", www).body_text(),
+        "<p>lost</p>\n"
+    );
+    let r = ask(&mut s, "/?format=json", Some("files.example.com"));
+    assert!(
+        r.body_text().contains("\"name\":\"a.tar.gz\""),
+        "{}",
+        r.body_text()
+    );
+    assert_eq!(ask(&mut s, "/", Some("elsewhere.example")).status, 421);
+}
