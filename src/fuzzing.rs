@@ -211,6 +211,7 @@ impl Respond for Recorder {
             status: Status::Ok,
             close: close.then_some(CloseReason::ResponseClose),
             body: None,
+            defer: false,
         }
     }
 

@@ -95,8 +95,10 @@
 //!    the call. Its host picks a site ([`serve::sites`]: `[[site]]`
 //!    blocks, `--unknown-host`, 421 when the TLS server name, read by
 //!    `tls/hello.rs`, picked another), the site's `--rule`s match its
-//!    decoded path ([`serve::rules`]: header edits, a redirect, a rewrite
-//!    or a deny); it is routed to a
+//!    decoded path ([`serve::rules`]: header edits, address ranges, HTTP
+//!    Basic auth whose bcrypt runs on a verifier thread while the request
+//!    waits unanswered in its input ([`serve::auth`]), a redirect, a
+//!    rewrite or a deny); it is routed to a
 //!    [`Route`](serve::route::Route) whose variant carries its data; a
 //!    file is looked up beneath the site's ROOT ([`serve::lookup`] and
 //!    [`files`]: `openat2(RESOLVE_BENEATH)`, so neither `..` nor a

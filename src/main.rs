@@ -16,6 +16,7 @@ fn main() -> ExitCode {
     let config = match parse_args(std::env::args_os().skip(1)) {
         Ok(Command::Serve(config)) => *config,
         Ok(Command::Check(config)) => return check(config),
+        Ok(Command::HashPassword { cost }) => return hash_password(cost),
         Ok(Command::Help) => {
             say(std::io::stdout(), format_args!("{}", help_text()));
             return ExitCode::SUCCESS;
@@ -45,6 +46,36 @@ fn main() -> ExitCode {
     };
     match run_workers(servers) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            say(std::io::stderr(), format_args!("holdline: error: {e}\n"));
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// `holdline hash-password`: reads one line (the password, without its
+/// newline) from standard input and prints its bcrypt hash, for a line
+/// `user:HASH` of an `auth` rule's users file.
+fn hash_password(cost: u32) -> ExitCode {
+    let mut line = String::new();
+    if let Err(e) = std::io::stdin().read_line(&mut line) {
+        say(std::io::stderr(), format_args!("holdline: error: {e}\n"));
+        return ExitCode::from(1);
+    }
+    let password = line.strip_suffix('\n').unwrap_or(&line);
+    let password = password.strip_suffix('\r').unwrap_or(password);
+    if password.is_empty() {
+        say(
+            std::io::stderr(),
+            format_args!("holdline: error: no password on standard input\n"),
+        );
+        return ExitCode::from(2);
+    }
+    match holdline::serve::auth::hash_password(password, cost) {
+        Ok(hash) => {
+            say(std::io::stdout(), format_args!("{hash}\n"));
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             say(std::io::stderr(), format_args!("holdline: error: {e}\n"));
             ExitCode::from(1)

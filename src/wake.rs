@@ -24,6 +24,9 @@ pub enum Wake {
     /// Worker 0's upgrade successor serves: stop accepting, hand the
     /// connections over.
     Handover = 8,
+    /// The password verifier is done with some credentials: drive the
+    /// connections that waited for them.
+    Verified = 16,
 }
 
 /// The reasons taken at one wake-up.

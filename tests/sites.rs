@@ -450,6 +450,10 @@ fn the_worked_example_serves_as_readme_says() {
     dir.write("app/admin/index.html", "<h1>admin</h1>\n");
     dir.write("app/.git/config", "[core]\n");
     dir.write("files/a.tar.gz", "tar");
+    // admin / letmein, at bcrypt cost 4 (htpasswd -B -C 4 writes the same
+    // kind of line).
+    let hash = holdline::serve::auth::hash_password("letmein", 4).unwrap();
+    dir.write("admin.users", format!("admin:{hash}\n"));
     let srv = format!("{}/", dir.path().display());
     let text = example
         .replace("/srv/", &srv)
@@ -483,7 +487,12 @@ fn the_worked_example_serves_as_readme_says() {
     assert_eq!(r.header("Cache-Control"), Some("no-cache"));
     assert_eq!(ask(&mut s, "/about", www).body_text(), "<h1>about</h1>\n");
     // 127.0.0.1 is in the office list here; the test's client is it.
-    assert_eq!(ask(&mut s, "/admin/", www).status, 200);
+    assert_eq!(ask(&mut s, "/admin/", www).status, 401);
+    let r = exchange(
+        &mut s,
+        "GET /admin/ HTTP/1.1\r\nHost: www.example.com\r\nAuthorization: Basic YWRtaW46bGV0bWVpbg==\r\n\r\n",
+    );
+    assert_eq!(r.status, 200);
     let outsider =
         socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
     let from: std::net::SocketAddr = "127.0.0.2:0".parse().unwrap();

@@ -16,6 +16,11 @@ pub enum Command {
     /// `holdline check [OPTIONS]`: the configuration the same options
     /// would serve, or every mistake found in it.
     Check(Result<Box<Config>, Vec<ConfigError>>),
+    /// `holdline hash-password [--cost N]`: a bcrypt hash of the password
+    /// read from standard input, for an `auth` rule's users file.
+    HashPassword {
+        cost: u32,
+    },
     Help,
     Version,
 }
@@ -26,7 +31,8 @@ pub fn help_text() -> String {
     let mut text = format!(
         "holdline {}: a static-file HTTP/1.1 server on one epoll reactor\n\n\
          Usage: holdline [OPTIONS] [ROOT]\n       \
-         holdline check [OPTIONS] [ROOT]   (check the configuration, print what it serves)\n\n\
+         holdline check [OPTIONS] [ROOT]   (check the configuration, print what it serves)\n       \
+         holdline hash-password [--cost N] (a bcrypt hash of the password on standard input)\n\n\
          Arguments:\n  [ROOT]  directory to serve [default: .]\n\nOptions:\n",
         env!("CARGO_PKG_VERSION")
     );
@@ -69,6 +75,10 @@ where
     let mut file: Option<PathBuf> = None;
     let mut root_given = false;
     let mut args = args.into_iter().map(Into::into).peekable();
+    if args.peek().is_some_and(|first| first == "hash-password") {
+        args.next();
+        return hash_password_args(args);
+    }
     let check = args.peek().is_some_and(|first| first == "check");
     if check {
         args.next();
@@ -100,6 +110,29 @@ where
         return Ok(Command::Check(build_all(file, given).map(Box::new)));
     }
     Ok(Command::Serve(Box::new(build(file, given)?)))
+}
+
+/// `hash-password`'s own arguments: `--cost N` (4 to 31, default 10).
+fn hash_password_args(args: impl Iterator<Item = OsString>) -> Result<Command, ConfigError> {
+    use lexopt::prelude::*;
+    let mut cost = 10;
+    let mut parser = lexopt::Parser::from_args(args);
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Long("cost") => {
+                let value = parser.value()?.string()?;
+                cost = value
+                    .parse()
+                    .ok()
+                    .filter(|c| (4..=31).contains(c))
+                    .ok_or_else(|| {
+                        ConfigError::invalid("cost", &value, "a bcrypt cost from 4 to 31")
+                    })?;
+            }
+            _ => return Err(arg.unexpected().into()),
+        }
+    }
+    Ok(Command::HashPassword { cost })
 }
 
 /// Defaults, then the file's keys (those the command line does not

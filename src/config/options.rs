@@ -836,7 +836,7 @@ pub const OPTIONS: &[OptionSpec] = &[
     OptionSpec {
         flag: "--rule",
         value: Some("'PATTERN ACTION'"),
-        help: "a path rule, in order: PATTERN is a glob over the decoded path (/assets/**, or *.html for a file name anywhere); ACTION is header NAME: VALUE, remove-header NAME (every matching rule applies), redirect CODE TARGET (301, 302, 307 or 308; {path}, {rest} after a trailing /**), rewrite PATH, or deny 403 or deny 404 (the first matching of these decides), allow-from RANGES or deny-from RANGES (403 for a client outside or inside them; see --trusted-proxy); repeatable",
+        help: "a path rule, in order: PATTERN is a glob over the decoded path (/assets/**, or *.html for a file name anywhere); ACTION is header NAME: VALUE, remove-header NAME (every matching rule applies), redirect CODE TARGET (301, 302, 307 or 308; {path}, {rest} after a trailing /**), rewrite PATH, or deny 403 or deny 404 (the first matching of these decides), allow-from RANGES or deny-from RANGES (403 for a client outside or inside them; see --trusted-proxy), auth REALM FILE (HTTP Basic against FILE's bcrypt hashes: holdline hash-password); repeatable",
         show: Show::Site(|c| list(&c.rules, |r| r.to_string())),
         apply: |b, v| {
             b.config.live.site.rules.push(super::rules::parse(v)?);

@@ -18,9 +18,14 @@
 //! - `rewrite TARGET`: serve TARGET (a path, with the same placeholders)
 //!   instead, beneath the same ROOT;
 //! - `deny CODE`: answer 403 or 404;
+//! - `auth REALM FILE`: HTTP Basic authentication against FILE's users
+//!   (bcrypt hashes): 401 with `WWW-Authenticate` without valid ones;
 //! - `allow-from RANGE...` / `deny-from RANGE...`: 403 for a client
 //!   outside (inside) these address ranges (the client as
 //!   `--trusted-proxy` says: the peer, or its `X-Forwarded-For`).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use globset::{Glob, GlobBuilder};
 
@@ -58,6 +63,59 @@ pub enum Action {
     AllowFrom(Vec<Cidr>),
     /// Clients in these ranges get 403.
     DenyFrom(Vec<Cidr>),
+    /// HTTP Basic authentication (RFC 7617) against a users file.
+    Auth(Arc<Users>),
+}
+
+/// An `auth` rule's realm and users, read from an htpasswd-style file
+/// (`user:$2y$...` lines of bcrypt hashes, as `htpasswd -B` or `holdline
+/// hash-password` write them; `#` comments).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Users {
+    pub realm: String,
+    pub file: PathBuf,
+    /// (user, bcrypt hash), in the file's order.
+    pub users: Vec<(String, String)>,
+}
+
+impl Users {
+    /// The hash of `user`, if the file names it.
+    pub fn hash_of(&self, user: &str) -> Option<&str> {
+        self.users
+            .iter()
+            .find(|(name, _)| name == user)
+            .map(|(_, hash)| hash.as_str())
+    }
+
+    /// Reads `file` for `realm`.
+    pub fn read(realm: &str, file: &Path) -> Result<Users, String> {
+        let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+        let mut users = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let at = |what: &str| format!("{}:{}: {what}", file.display(), i + 1);
+            let (user, hash) = line
+                .split_once(':')
+                .ok_or_else(|| at("expected user:hash"))?;
+            let bcrypt = ["$2a$", "$2b$", "$2x$", "$2y$"]
+                .iter()
+                .any(|p| hash.starts_with(p));
+            if user.is_empty() || !bcrypt || hash.len() != 60 {
+                return Err(at(
+                    "expected user:$2y$... (a bcrypt hash, as htpasswd -B writes)",
+                ));
+            }
+            users.push((user.to_string(), hash.to_string()));
+        }
+        Ok(Users {
+            realm: realm.to_string(),
+            file: file.to_path_buf(),
+            users,
+        })
+    }
 }
 
 impl Action {
@@ -80,6 +138,14 @@ impl Action {
         }
     }
 
+    /// The users of an `auth` rule.
+    pub fn users(&self) -> Option<&Users> {
+        match self {
+            Action::Auth(users) => Some(users),
+            _ => None,
+        }
+    }
+
     /// It edits the response's headers.
     pub fn edits_headers(&self) -> bool {
         matches!(self, Action::SetHeader(_) | Action::RemoveHeader(_))
@@ -96,6 +162,14 @@ impl std::fmt::Display for Rule {
             }
             Action::Rewrite(target) => write!(f, "{} rewrite {target}", self.pattern),
             Action::Deny(status) => write!(f, "{} deny {status}", self.pattern),
+            Action::Auth(users) => write!(
+                f,
+                "{} auth {} {} ({} users)",
+                self.pattern,
+                users.realm,
+                users.file.display(),
+                users.users.len()
+            ),
             Action::AllowFrom(ranges) | Action::DenyFrom(ranges) => {
                 let verb = match &self.action {
                     Action::AllowFrom(_) => "allow-from",
@@ -112,7 +186,7 @@ impl std::fmt::Display for Rule {
 pub fn parse(value: &str) -> Result<Rule, ConfigError> {
     let expected = "'PATTERN ACTION ...': header NAME: VALUE, remove-header NAME, \
                     redirect 301|302|307|308 TARGET, rewrite PATH, deny 403|404, \
-                    allow-from RANGES or deny-from RANGES";
+                    allow-from RANGES, deny-from RANGES or auth REALM FILE";
     let invalid = || ConfigError::invalid("rule", value, expected);
     let mut words = value.trim().splitn(3, ' ');
     let pattern = words.next().filter(|p| !p.is_empty()).ok_or_else(invalid)?;
@@ -153,6 +227,23 @@ pub fn parse(value: &str) -> Result<Rule, ConfigError> {
         }
         "rewrite" => Action::Rewrite(site_path("rule", rest)?),
         "deny" => Action::Deny(status(rest, &[403, 404])?),
+        "auth" => {
+            let (realm, file) = rest.rsplit_once(' ').ok_or_else(invalid)?;
+            let realm = realm.trim();
+            if realm.is_empty()
+                || realm.contains(['"', '\\'])
+                || realm.chars().any(char::is_control)
+            {
+                return Err(ConfigError::invalid(
+                    "rule",
+                    value,
+                    "auth REALM FILE, the realm without quotes or backslashes",
+                ));
+            }
+            let users = Users::read(realm, Path::new(file))
+                .map_err(|e| ConfigError::Usage(format!("--rule '{value}': {e}")))?;
+            Action::Auth(Arc::new(users))
+        }
         "allow-from" | "deny-from" => {
             let ranges = rest
                 .split_ascii_whitespace()

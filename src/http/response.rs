@@ -32,6 +32,9 @@ pub struct ResponseHead<'a> {
     pub cache_control: Option<&'a str>,
     pub location: Option<&'a [u8]>,
     pub allow: bool,
+    /// `WWW-Authenticate: Basic realm="..."` (401): the realm, checked
+    /// at configuration to hold no quote, backslash or control character.
+    pub www_authenticate: Option<&'a str>,
     pub retry_after_secs: Option<u32>,
     pub persistence: Persistence,
     /// Header lines the operator added (`--header`), each ending in CRLF.
@@ -84,6 +87,7 @@ impl<'a> ResponseHead<'a> {
             cache_control: None,
             location: None,
             allow: false,
+            www_authenticate: None,
             retry_after_secs: None,
             persistence,
             extra: b"",
@@ -164,6 +168,11 @@ pub fn encode_head(out: &mut Vec<u8>, head: &ResponseHead<'_>) {
         out.extend_from_slice(b"Allow: ");
         out.extend_from_slice(ALLOW.as_bytes());
         out.extend_from_slice(b"\r\n");
+    }
+    if let Some(realm) = head.www_authenticate {
+        out.extend_from_slice(b"WWW-Authenticate: Basic realm=\"");
+        out.extend_from_slice(realm.as_bytes());
+        out.extend_from_slice(b"\", charset=\"UTF-8\"\r\n");
     }
     if let Some(secs) = head.retry_after_secs {
         out.extend_from_slice(b"Retry-After: ");

@@ -15,6 +15,7 @@ pub enum Status {
     TemporaryRedirect,
     PermanentRedirect,
     BadRequest,
+    Unauthorized,
     Forbidden,
     NotFound,
     MethodNotAllowed,
@@ -58,6 +59,7 @@ impl Status {
             Status::TemporaryRedirect => 307,
             Status::PermanentRedirect => 308,
             Status::BadRequest => 400,
+            Status::Unauthorized => 401,
             Status::Forbidden => 403,
             Status::NotFound => 404,
             Status::MethodNotAllowed => 405,
@@ -91,6 +93,7 @@ impl Status {
             Status::TemporaryRedirect => "307 Temporary Redirect",
             Status::PermanentRedirect => "308 Permanent Redirect",
             Status::BadRequest => "400 Bad Request",
+            Status::Unauthorized => "401 Unauthorized",
             Status::Forbidden => "403 Forbidden",
             Status::NotFound => "404 Not Found",
             Status::MethodNotAllowed => "405 Method Not Allowed",
@@ -116,6 +119,7 @@ impl Status {
     pub fn error_body(self) -> &'static str {
         match self {
             Status::BadRequest => "400 Bad Request\n",
+            Status::Unauthorized => "401 Unauthorized\n",
             Status::Forbidden => "403 Forbidden\n",
             Status::NotFound => "404 Not Found\n",
             Status::MethodNotAllowed => "405 Method Not Allowed\n",

@@ -243,7 +243,11 @@ impl Server {
         let mut conn = Conn::new(stream.plain(), peer, now);
         conn.ready(true, true, false);
         let closing = Some(CloseReason::Overflow);
-        let view = self.ledger.view(&self.wheel, closing, Sni::Absent);
+        // No slot, no key: a request deferred here is never answered
+        // (the connection closes either way).
+        let view = self
+            .ledger
+            .view(&self.wheel, closing, Sni::Absent, usize::MAX);
         let mut responder = (&mut self.responder, view);
         // Whatever it says next, the connection goes: it has no slot.
         let pool = &mut self.pool;

@@ -104,6 +104,9 @@ pub struct Server {
     admission: Admission,
     /// Open connections per client (`--max-client-connections`).
     clients: crate::clients::Connections,
+    /// Connections to drive again once their credentials are verified
+    /// (kept for its capacity).
+    redrive: Vec<usize>,
     /// When cached file fds that nobody uses are next closed.
     next_sweep: Instant,
     /// A `--drain-delay` has begun and ends then: still serving and
@@ -152,9 +155,11 @@ impl Ledger {
         wheel: &'a TimerWheel,
         closing: Option<CloseReason>,
         sni: Sni,
+        conn: usize,
     ) -> ServerView<'a> {
         ServerView {
             sni,
+            conn,
             stats: &mut self.stats,
             gauges: self.gauges,
             budget: &self.budget,
@@ -296,6 +301,23 @@ impl Server {
             let stats = &mut self.ledger.stats;
             stats.count_compression(CompressOutcome::Compressed, done);
         }
+        if reasons.has(Wake::Verified) {
+            let mut redrive = std::mem::take(&mut self.redrive);
+            self.responder.take_verified(&mut redrive);
+            for key in redrive.drain(..) {
+                let ready = Step::Ready {
+                    readable: true,
+                    writable: true,
+                    read_closed: false,
+                };
+                // A key whose connection closed meanwhile (or was reused:
+                // a spurious drive reads nothing) is harmless.
+                if self.conns.contains(key) {
+                    self.step(key, now, ready);
+                }
+            }
+            self.redrive = redrive;
+        }
         if reasons.has(Wake::Handover) {
             self.follow_handover(now);
         }
@@ -346,7 +368,7 @@ impl Server {
         let stopping = close_idle || self.drain_until.is_some();
         let closing = stopping.then_some(CloseReason::Shutdown);
         let sni = self.responder.sni(conn.server_name());
-        let view = self.ledger.view(&self.wheel, closing, sni);
+        let view = self.ledger.view(&self.wheel, closing, sni, key);
         let mut responder = (&mut self.responder, view);
         let (pool, timeouts) = (&mut self.pool, &self.timeouts);
         // A panic while this connection moves closes this connection only

@@ -127,6 +127,7 @@ impl Server {
             pool: Pool::new(fixed.max_header_bytes, 1024),
             evict: EvictionQueues::with_capacity(max, config.live.evict_stalled_after),
             clients: crate::clients::Connections::new(max, config.live.max_client_connections),
+            redrive: Vec::new(),
             ledger: Ledger {
                 stats: Stats::default(),
                 gauges: Gauges::default(),

@@ -42,7 +42,9 @@ use crate::http::{DateCache, HeadLimits, Status};
 use crate::stats::{Gauges, Shared, Stats};
 use crate::status;
 use crate::wheel::TimerWheel;
+use auth::{Authenticator, Verdict};
 
+pub mod auth;
 mod body;
 mod cache;
 pub mod compress;
@@ -88,6 +90,8 @@ pub struct Responder {
     scratch: RuleScratch,
     /// `--client-rate`'s buckets.
     rates: Rates,
+    /// `auth` rules' credentials, and the verifier thread.
+    auth: Authenticator,
 }
 
 /// The buffers one request's path rules work in, lent to routing and
@@ -112,6 +116,8 @@ pub struct Matching<'t, 'h> {
     pub hits: &'h mut Vec<usize>,
     /// A rewrite's target.
     pub rewritten: &'t mut Vec<u8>,
+    /// `auth` rules' verdicts.
+    pub auth: &'h mut Authenticator,
 }
 
 /// The reactor's state a response may need, lent for one call: the
@@ -130,6 +136,9 @@ pub struct ServerView<'a> {
     pub wheel: &'a TimerWheel,
     /// The site the connection's TLS server name picked.
     pub sni: Sni,
+    /// The connection's key in the reactor's slab: what a deferred
+    /// request's connection is driven again by.
+    pub conn: usize,
     /// Every response says close, for this reason: graceful shutdown, or
     /// a newcomer answered without a slot ([`CloseReason::Overflow`]:
     /// then no file body may be sent either, only what one write carries).
@@ -225,6 +234,7 @@ impl Responder {
     ) -> Result<Responder, (PathBuf, io::Error)> {
         let fixed = &config.fixed;
         let cache = FileCache::new(fixed.file_cache_entries, fixed.file_cache_valid);
+        let auth_alarm = alarm.clone();
         let on = fixed.compress && fixed.compress_cache_bytes > 0;
         let compression = alarm.filter(|_| on).and_then(|alarm| {
             // Each worker has its share of the bound.
@@ -244,6 +254,7 @@ impl Responder {
             location: Vec::with_capacity(1024),
             generated: Vec::new(),
             scratch: RuleScratch::default(),
+            auth: Authenticator::new(auth_alarm),
             rates: Rates::new(
                 fixed.client_table_entries,
                 config.live.client_rate,
@@ -321,6 +332,12 @@ impl Responder {
         self.files.take_compressed()
     }
 
+    /// The verifier woke the reactor: what it verified is known now, and
+    /// the connections whose requests waited go into `redrive`.
+    pub fn take_verified(&mut self, redrive: &mut Vec<usize>) {
+        self.auth.take_verified(redrive);
+    }
+
     /// Hands the access-log lines of this turn of the loop to the writer.
     pub fn flush_access_log(&mut self) {
         self.access.flush();
@@ -353,6 +370,7 @@ impl Responder {
             generated,
             scratch,
             rates,
+            auth,
         } = self;
         let now = *now;
         let live = &settings.live;
@@ -373,9 +391,21 @@ impl Responder {
                 path,
                 hits,
                 rewritten,
+                auth,
             },
         );
         let (site, mut route) = route;
+        if matches!(route, Route::Defer) {
+            // Nothing written, nothing counted: the request is asked
+            // again when its credentials are verified.
+            server.stats.requests -= 1;
+            return Reply {
+                status: Status::Ok,
+                close: None,
+                body: None,
+                defer: true,
+            };
+        }
         // --client-rate: every request counts but the health check's.
         if live.client_rate > 0.0 && !matches!(route, Route::Health) {
             let trusted = &live.trusted_proxies;
@@ -397,7 +427,10 @@ impl Responder {
         }
         // File opens that failed with EMFILE/ENFILE (answered 503).
         server.stats.open_emfile += files.take_fd_shortages();
-        let success = !matches!(route, Route::Error(_) | Route::Limited(_));
+        let success = !matches!(
+            route,
+            Route::Error(_) | Route::Limited(_) | Route::Unauthorized(_)
+        );
         let health = matches!(route, Route::Health);
         // RFC 9110 §10.1.1: ask for the body only when we will read it; a
         // refused request gets its final status and the connection closes,
@@ -526,6 +559,14 @@ impl Responder {
                 encode_head(out, &rh);
                 (status, None)
             }
+            Route::Unauthorized(realm) => {
+                let status = Status::Unauthorized;
+                let mut rh = ResponseHead::with_extra(status, date_now, extra, persistence);
+                rh.www_authenticate = Some(realm);
+                errors::error_body(at, files, head, &mut rh, server, out, now)
+            }
+            // Answered before the head is built (above).
+            Route::Defer => (Status::Ok, None),
             Route::Limited(secs) => {
                 let status = Status::TooManyRequests;
                 let mut rh = ResponseHead::with_extra(status, date_now, extra, persistence);
@@ -555,6 +596,7 @@ impl Responder {
             status,
             close,
             body: file,
+            defer: false,
         }
     }
 
@@ -656,6 +698,14 @@ pub fn route<'t>(
         let client = cidr::client_address(conn.peer.ip(), head.forwarded_for, trusted);
         if rules.refuse(matching.hits, client) {
             return (site, Route::Error(Status::Forbidden));
+        }
+        if let Some(users) = rules.auth(matching.hits) {
+            match matching.auth.check(users, head.authorization, server.conn) {
+                Verdict::Pass => {}
+                Verdict::Challenge => return (site, Route::Unauthorized(&users.realm)),
+                Verdict::Defer => return (site, Route::Defer),
+                Verdict::Busy => return (site, Route::Error(Status::ServiceUnavailable)),
+            }
         }
         match rules
             .decision(matching.hits)

@@ -49,6 +49,12 @@ pub enum Route<'t> {
     Error(Status),
     /// `--client-rate`: 429, with `Retry-After` in these seconds.
     Limited(u32),
+    /// An `auth` rule without valid credentials: 401 with
+    /// `WWW-Authenticate` for this realm.
+    Unauthorized(&'t str),
+    /// The credentials are being verified: no answer yet (see
+    /// [`super::auth`]).
+    Defer,
 }
 
 /// The https URL a plain request is redirected to.

@@ -105,6 +105,11 @@ impl Rules {
         hits.iter().any(|&i| self.rules[i].action.refuses(client))
     }
 
+    /// The first of `hits` that requires authentication, and its users.
+    pub fn auth<'r>(&'r self, hits: &[usize]) -> Option<&'r crate::config::rules::Users> {
+        hits.iter().find_map(|&i| self.rules[i].action.users())
+    }
+
     /// Some of `hits` edits headers.
     pub fn edits_headers(&self, hits: &[usize]) -> bool {
         hits.iter().any(|&i| self.rules[i].action.edits_headers())

@@ -103,6 +103,8 @@ pub struct RequestHead<'a> {
     /// The last `X-Forwarded-For` line: read only when the peer is a
     /// `--trusted-proxy`.
     pub forwarded_for: Option<&'a [u8]>,
+    /// `Authorization`, for `auth` rules; never logged.
+    pub authorization: Option<&'a [u8]>,
 }
 
 /// Why a request is refused before it is served.
@@ -144,6 +146,7 @@ impl<'a> RequestHead<'a> {
             referer: None,
             user_agent: None,
             forwarded_for: None,
+            authorization: None,
         }
     }
 }
@@ -262,6 +265,7 @@ pub fn parse_head<'a>(buf: &'a [u8], limits: &HeadLimits) -> HeadOutcome<'a> {
     let mut user_agent = None;
     let mut referer = None;
     let mut forwarded_for = None;
+    let mut authorization = None;
 
     for h in req.headers.iter() {
         let name = h.name;
@@ -318,6 +322,8 @@ pub fn parse_head<'a>(buf: &'a [u8], limits: &HeadLimits) -> HeadOutcome<'a> {
             referer = Some(h.value);
         } else if name.eq_ignore_ascii_case("x-forwarded-for") {
             forwarded_for = Some(h.value);
+        } else if name.eq_ignore_ascii_case("authorization") {
+            authorization = Some(h.value);
         }
     }
 
@@ -378,6 +384,7 @@ pub fn parse_head<'a>(buf: &'a [u8], limits: &HeadLimits) -> HeadOutcome<'a> {
         referer,
         user_agent,
         forwarded_for,
+        authorization,
     })
 }
 

@@ -125,7 +125,8 @@ impl<B> Answering<'_, B> {
     }
 
     /// Parses the head at the front of the input and answers it (or holds
-    /// it for its chunked body). Returns false when it is not complete.
+    /// it for its chunked body). Returns false when it is not complete, or
+    /// its answer is deferred (it stays in the input).
     fn next_head<R: Respond<Body = B>>(&mut self, started: Instant, responder: &mut R) -> bool {
         let limits = responder.limits();
         let requests = *self.requests;
@@ -188,6 +189,11 @@ impl<B> Answering<'_, B> {
                     Ok(decoder) => {
                         let has_body = decoder.is_some();
                         let reply = responder.respond(&head, facts(has_body), &mut ex.out.buf);
+                        if reply.defer {
+                            // Asked again at the next drive: nothing of it
+                            // is consumed or counted.
+                            return false;
+                        }
                         ex.out.file = reply.body;
                         match (reply.close, decoder) {
                             (Some(reason), decoder) => Reading::Done {
@@ -274,6 +280,22 @@ impl<B> Answering<'_, B> {
         match failed {
             None => {
                 let reply = responder.respond(&head, facts, &mut out.buf);
+                if reply.defer {
+                    // A held head's bytes are out of the input: it cannot
+                    // wait there. Refused (a chunked request body under
+                    // an auth rule: rare for static files), and closed.
+                    let reason = CloseReason::ProtocolError;
+                    let status = Status::ServiceUnavailable;
+                    let version = Some(head.version);
+                    let is_head = head.method == Method::Head;
+                    responder.respond_error(status, version, is_head, reason, facts, &mut out.buf);
+                    self.ex.reading = Reading::Done {
+                        reason,
+                        body_unread: false,
+                    };
+                    self.wrote(was_writing);
+                    return;
+                }
                 out.file = reply.body;
                 if let Some(reason) = reply.close {
                     self.ex.reading = Reading::Done {

@@ -131,6 +131,10 @@ pub struct Reply<B> {
     pub close: Option<CloseReason>,
     /// A body sent after the bytes written (a file, with sendfile).
     pub body: Option<B>,
+    /// Not answered yet (nothing was written): the request stays at the
+    /// front of the input, and is asked again when the connection is
+    /// next driven (its credentials are being verified off the reactor).
+    pub defer: bool,
 }
 
 /// What answers requests: the server's responder, or a test's. The one

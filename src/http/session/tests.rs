@@ -16,6 +16,8 @@ struct Echo {
     answered: Vec<String>,
     /// `requests_before` of each answered request.
     befores: Vec<u32>,
+    /// A target with `wait` in it is deferred while this holds.
+    deferring: bool,
 }
 
 impl Respond for Echo {
@@ -35,6 +37,14 @@ impl Respond for Echo {
         facts: ConnFacts,
         out: &mut Vec<u8>,
     ) -> Reply<u64> {
+        if self.deferring && head.target.contains("wait") {
+            return Reply {
+                status: Status::Ok,
+                close: None,
+                body: None,
+                defer: true,
+            };
+        }
         self.answered.push(head.target.to_string());
         self.befores.push(facts.requests_before);
         let _ = write!(out_string(out), "200 {};", head.target);
@@ -45,6 +55,7 @@ impl Respond for Echo {
                 .contains("close")
                 .then_some(CloseReason::ResponseClose),
             body: (head.target == "/file").then_some(7),
+            defer: false,
         }
     }
     fn respond_error(
@@ -90,6 +101,7 @@ impl Harness {
             echo: Echo {
                 answered: Vec::new(),
                 befores: Vec::new(),
+                deferring: false,
             },
             t0,
         }
@@ -193,6 +205,29 @@ impl Harness {
         let now = self.at(secs);
         self.s.on_deadline(&T, &mut self.echo, PEER, now)
     }
+}
+
+/// A deferred answer (credentials being verified) leaves its request,
+/// and those pipelined behind it, in the input, uncounted; the next
+/// drive answers them in order.
+#[test]
+fn reading_a_deferred_request_keeps_it_and_what_follows_until_asked_again() {
+    let mut h = Harness::new();
+    h.echo.deferring = true;
+    let out = h.recv(
+        b"GET /a HTTP/1.1\r\nHost: h\r\n\r\nGET /wait HTTP/1.1\r\nHost: h\r\n\r\nGET /b HTTP/1.0\r\n\r\n",
+        0.0,
+    );
+    assert_eq!(out, "200 /a;");
+    assert_eq!(h.echo.answered, ["/a"]);
+    assert_eq!(h.s.requests, 1, "the deferred one is not counted");
+    assert!(!h.s.has_no_input(), "it stays in the input");
+    // Asked again, still waiting: nothing changes.
+    assert_eq!(h.answer(h.at(0.1)), "200 /a;");
+    h.echo.deferring = false;
+    assert_eq!(h.answer(h.at(0.2)), "200 /a;200 /wait;200 /b;");
+    assert_eq!(h.echo.befores, [0, 1, 2]);
+    assert_eq!(h.s.requests, 3);
 }
 
 #[test]
