@@ -6,8 +6,10 @@
 //! for each call with a [`ServerView`] of the reactor's counters. A
 //! request goes through the folder in this order:
 //!
-//! 1. routing (`route`, here) to a [`route::Route`], whose
-//!    variant carries what its response needs;
+//! 1. [`routing`] to a [`route::Route`], whose variant carries what its
+//!    response needs: the site ([`sites`]: the host table), its path
+//!    rules ([`rules`]; [`auth`] for HTTP Basic, verified off the
+//!    reactor), and the per-client rate ([`crate::clients`]);
 //! 2. [`lookup`]: for a file, its lookup beneath ROOT through the file
 //!    cache, `index.html`, precompressed siblings and the compressed
 //!    cache ([`compress`], whose [`compressor`] thread works off the
@@ -31,18 +33,16 @@ use crate::budget::Budget;
 use crate::clients::Rates;
 use crate::close::CloseReason;
 use crate::config::cidr;
-use crate::config::rules::Action;
-use crate::config::{Config, Live, UnknownHost};
+use crate::config::{Config, Live};
 use crate::files::Root;
 use crate::http::persist::{self, PersistContext, Persistence};
-use crate::http::request::{ConnectionTokens, Method, RequestHead, Version};
-use crate::http::response::{ResponseHead, encode_continue, encode_head};
+use crate::http::request::{ConnectionTokens, RequestHead, Version};
+use crate::http::response::{ResponseHead, encode_continue};
 use crate::http::session::{ConnFacts, Reply, Respond};
 use crate::http::{DateCache, HeadLimits, Status};
 use crate::stats::{Gauges, Shared, Stats};
-use crate::status;
 use crate::wheel::TimerWheel;
-use auth::{Authenticator, Verdict};
+use auth::Authenticator;
 
 pub mod auth;
 mod body;
@@ -54,15 +54,20 @@ pub mod errors;
 mod file;
 mod listing;
 pub mod lookup;
+mod reply;
 pub mod route;
+pub mod routing;
 pub mod rules;
 pub mod settings;
 pub mod sites;
 
 pub use body::{BodySource, FileBody, FileRoute};
 use cache::FileCache;
-use lookup::{Compression, Files};
+use lookup::Files;
+use reply::Encoding;
 use route::Route;
+pub use routing::Sni;
+use routing::{Matching, RuleScratch, route};
 use settings::{Settings, SiteRef};
 
 /// The largest body holdline builds whole in memory for a generated page
@@ -94,32 +99,6 @@ pub struct Responder {
     auth: Authenticator,
 }
 
-/// The buffers one request's path rules work in, lent to routing and
-/// read by the response that follows (never between requests).
-#[derive(Default)]
-struct RuleScratch {
-    /// The decoded path the rules matched.
-    path: Vec<u8>,
-    /// The rules that matched it, in order.
-    hits: Vec<usize>,
-    /// A rewrite's target.
-    rewritten: Vec<u8>,
-    /// The header lines as the rules edited them.
-    headers: Vec<u8>,
-}
-
-/// What routing lends the path rules for one request.
-pub struct Matching<'t, 'h> {
-    /// The decoded path matched (a redirect's placeholders read it).
-    pub path: &'t mut Vec<u8>,
-    /// The rules that matched, in order (the response's header edits).
-    pub hits: &'h mut Vec<usize>,
-    /// A rewrite's target.
-    pub rewritten: &'t mut Vec<u8>,
-    /// `auth` rules' verdicts.
-    pub auth: &'h mut Authenticator,
-}
-
 /// The reactor's state a response may need, lent for one call: the
 /// counters it bumps, the figures the status page and the fd budget
 /// checks read, and whether every response must say close.
@@ -143,30 +122,6 @@ pub struct ServerView<'a> {
     /// a newcomer answered without a slot ([`CloseReason::Overflow`]:
     /// then no file body may be sent either, only what one write carries).
     pub closing: Option<CloseReason>,
-}
-
-/// The site a TLS connection's server name (SNI) picked: a request's
-/// host must pick the same one, or it is answered 421.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Sni {
-    /// Plain, or a handshake without a server name: nothing to check.
-    #[default]
-    Absent,
-    /// This site's.
-    Site(usize),
-    /// A name no site names (under `--unknown-host 404` or `421`).
-    NoSite,
-}
-
-impl Sni {
-    /// A request for `site` came on a connection made for another.
-    fn picks_other(self, site: usize) -> bool {
-        match self {
-            Sni::Absent => false,
-            Sni::Site(sni) => sni != site,
-            Sni::NoSite => true,
-        }
-    }
 }
 
 /// The session answers through the responder paired with the reactor's
@@ -447,139 +402,22 @@ impl Responder {
         if head.expect_continue && facts.has_body && success {
             encode_continue(out);
         }
-        let is_head = head.method == Method::Head;
         let date_buf = date.http_date_copy();
         let date_now = &date_buf[..];
-        let extra = at.extra;
-        let (status, file) = match route {
-            Route::File(found) => {
-                let answer =
-                    file::respond_file(at, files, date_now, head, found, persistence, server, out);
-                match answer {
-                    Ok(done) => done,
-                    Err(status) => {
-                        out.truncate(reply_start);
-                        if status == Status::ServiceUnavailable && server.closing.is_none() {
-                            // Holding the file open would break the fd
-                            // budget. (A 503 while closing is counted by
-                            // its close: shutdown, or an overflow close
-                            // without a slot.)
-                            server.stats.open_emfile += 1;
-                        }
-                        let mut rh = ResponseHead::with_extra(status, date_now, extra, persistence);
-                        rh.retry_after_secs = (status == Status::ServiceUnavailable).then_some(1);
-                        errors::error_body(at, files, head, &mut rh, server, out, now)
-                    }
-                }
-            }
-            Route::Listing(dir) => {
-                generated.clear();
-                let dotfiles = at.site().options.dotfiles;
-                let query = head.target.split_once('?').map_or("", |(_, q)| q);
-                let asked = listing::Asked::from(query, head.accept);
-                let kind = listing::render(generated, &dir, head.target, dotfiles, asked);
-                let mut rh = ResponseHead::with_extra(Status::Ok, date_now, extra, persistence);
-                // HTML or JSON by the Accept header: caches must know.
-                rh.vary_accept = true;
-                errors::encode_generated(out, rh, kind, generated, is_head);
-                (Status::Ok, None)
-            }
-            Route::AddSlash { path, query } => {
-                location.clear();
-                location.extend_from_slice(path.as_bytes());
-                location.push(b'/');
-                location.extend_from_slice(query.as_bytes());
-                let rh = ResponseHead::with_extra(
-                    Status::MovedPermanently,
-                    date_now,
-                    extra,
-                    persistence,
-                );
-                (errors::redirect(out, rh, location, is_head), None)
-            }
-            Route::Redirect {
-                status,
-                rule,
-                path,
-                query,
-            } => {
-                location.clear();
-                if let Action::Redirect { target, .. } = &rule.action {
-                    rules::expand(target, rule, path, location);
-                    if !target.contains('?') {
-                        location.extend_from_slice(query.as_bytes());
-                    }
-                }
-                let rh = ResponseHead::with_extra(status, date_now, extra, persistence);
-                (errors::redirect(out, rh, location, is_head), None)
-            }
-            Route::Https(url) => {
-                url.write(location);
-                let rh = ResponseHead::with_extra(
-                    Status::PermanentRedirect,
-                    date_now,
-                    extra,
-                    persistence,
-                );
-                (errors::redirect(out, rh, location, is_head), None)
-            }
-            Route::Status(format) => {
-                let report = status::Report {
-                    stats: server.stats,
-                    gauges: Gauges {
-                        open_files: files.fds_charged(),
-                        ..server.gauges
-                    },
-                    budget: server.budget,
-                    shared: server.shared,
-                    worker: server.worker,
-                    wheel: server.wheel,
-                    now,
-                };
-                let content_type = status::render(format, &report, generated);
-                let rh = ResponseHead::with_extra(Status::Ok, date_now, extra, persistence);
-                errors::encode_generated(out, rh, content_type, generated, is_head);
-                (Status::Ok, None)
-            }
-            Route::Health => {
-                let draining = server.closing == Some(CloseReason::Shutdown);
-                let (status, body) = match draining {
-                    false => (Status::Ok, &b"ok\n"[..]),
-                    true => (Status::ServiceUnavailable, &b"draining\n"[..]),
-                };
-                let mut rh = ResponseHead::with_extra(status, date_now, extra, persistence);
-                rh.cache_control = Some("no-store");
-                errors::encode_generated(out, rh, "text/plain", body, is_head);
-                (status, None)
-            }
-            Route::Options => {
-                let status = Status::NoContent;
-                let mut rh = ResponseHead::with_extra(status, date_now, extra, persistence);
-                rh.allow = true;
-                encode_head(out, &rh);
-                (status, None)
-            }
-            Route::Unauthorized(realm) => {
-                let status = Status::Unauthorized;
-                let mut rh = ResponseHead::with_extra(status, date_now, extra, persistence);
-                rh.www_authenticate = Some(realm);
-                errors::error_body(at, files, head, &mut rh, server, out, now)
-            }
-            // Answered before the head is built (above).
-            Route::Defer => (Status::Ok, None),
-            Route::Limited(secs) => {
-                let status = Status::TooManyRequests;
-                let mut rh = ResponseHead::with_extra(status, date_now, extra, persistence);
-                rh.retry_after_secs = Some(secs);
-                errors::error_body(at, files, head, &mut rh, server, out, now)
-            }
-            Route::Error(status) => {
-                let mut rh = ResponseHead::with_extra(status, date_now, extra, persistence);
-                rh.allow = status == Status::MethodNotAllowed;
-                rh.retry_after_secs = (status == Status::ServiceUnavailable).then_some(1);
-                errors::error_body(at, files, head, &mut rh, server, out, now)
-            }
+        let encoding = Encoding {
+            at,
+            files,
+            head,
+            date: date_now,
+            persistence,
+            server,
+            out,
+            location,
+            generated,
+            now,
+            reply_start,
         };
+        let (status, file) = reply::encode(route, encoding);
         // Health checks come every few seconds from every balancer: not
         // worth a line each.
         if access.enabled() && !health {
@@ -638,139 +476,6 @@ impl Responder {
             let entry = Entry::for_refusal(version, &facts, status.code(), bytes);
             self.access.log(&entry, times(&self.date));
         }
-    }
-}
-
-/// Routes one request to its site and its route: the health check
-/// first (whatever the host), then the site its host picks (or the
-/// `--unknown-host` answer; 421 when a TLS connection's server name
-/// picked another), then the site's `--redirect-to-https` (the status
-/// path excepted), its `--rule`s (an access rule that refuses the
-/// client is 403; then the first redirect, rewrite or deny that matches
-/// decides; the header edits are left in `matching.hits`),
-/// the method, the status path, the file beneath the site's ROOT, and its
-/// `--fallback` for a path that names no file.
-pub fn route<'t>(
-    settings: &'t Settings,
-    files: &mut Files,
-    head: &RequestHead<'t>,
-    conn: &ConnFacts,
-    server: &mut ServerView<'_>,
-    now: Instant,
-    matching: Matching<'t, '_>,
-) -> (usize, Route<'t>) {
-    matching.hits.clear();
-    let secure = conn.secure;
-    let (path, query) = head.target.split_once('?').unwrap_or((head.target, ""));
-    // A load balancer's health check is answered before anything else
-    // (plain or TLS, whatever the method and the host).
-    if settings.live.health_path.as_deref() == Some(path) {
-        return (0, Route::Health);
-    }
-    let is_status = settings.live.status_path.as_deref() == Some(path);
-    let site = match settings.hosts.site_for(sites::request_host(head)) {
-        Some(site) => site,
-        None if is_status => 0,
-        None => return (0, Route::Error(unknown_host_status(settings))),
-    };
-    if secure && !is_status && server.sni.picks_other(site) {
-        // RFC 9110 §15.5.20: the certificate this connection was given
-        // is another site's; the client may retry on a new connection.
-        return (0, Route::Error(Status::Misdirected));
-    }
-    let at = SiteRef::new(settings, site);
-    let options = &at.site().options;
-    if options.redirect_to_https && !secure && !is_status {
-        return match route::https_url(head, &settings.tls_listen) {
-            Some(url) => (site, Route::Https(url)),
-            None => (site, Route::Error(Status::BadRequest)),
-        };
-    }
-    let rules = &at.site().rules;
-    let mut target = head.target;
-    let mut rewritten = false;
-    // The query as sent, with its `?`.
-    let asked_query = head.target.find('?').map_or("", |i| &head.target[i..]);
-    if !is_status && !rules.is_empty() {
-        rules.matching(head.target, matching.path, matching.hits);
-        let decoded: &'t [u8] = matching.path;
-        let trusted = &settings.live.trusted_proxies;
-        let client = cidr::client_address(conn.peer.ip(), head.forwarded_for, trusted);
-        if rules.refuse(matching.hits, client) {
-            return (site, Route::Error(Status::Forbidden));
-        }
-        if let Some(users) = rules.auth(matching.hits) {
-            match matching.auth.check(users, head.authorization, server.conn) {
-                Verdict::Pass => {}
-                Verdict::Challenge => return (site, Route::Unauthorized(&users.realm)),
-                Verdict::Defer => return (site, Route::Defer),
-                Verdict::Busy => return (site, Route::Error(Status::ServiceUnavailable)),
-            }
-        }
-        match rules
-            .decision(matching.hits)
-            .map(|rule| (rule, &rule.action))
-        {
-            Some((_, Action::Deny(403))) => return (site, Route::Error(Status::Forbidden)),
-            Some((_, Action::Deny(_))) => return (site, Route::Error(Status::NotFound)),
-            Some((rule, Action::Redirect { status, .. })) => {
-                let status = Status::redirect(*status).unwrap_or(Status::Found);
-                let path = decoded;
-                let query = asked_query;
-                return (
-                    site,
-                    Route::Redirect {
-                        status,
-                        rule,
-                        path,
-                        query,
-                    },
-                );
-            }
-            Some((rule, Action::Rewrite(template))) => {
-                matching.rewritten.clear();
-                rules::expand(template, rule, decoded, matching.rewritten);
-                let text: &'t [u8] = matching.rewritten;
-                target = std::str::from_utf8(text).unwrap_or("/");
-                rewritten = true;
-            }
-            _ => {}
-        }
-    }
-    let route = match head.method {
-        Method::Unknown => Route::Error(Status::NotImplemented),
-        Method::OtherKnown => Route::Error(Status::MethodNotAllowed),
-        Method::Options => Route::Options,
-        Method::Get | Method::Head if is_status => {
-            Route::Status(status::Format::asked(query, head.accept))
-        }
-        Method::Get | Method::Head => {
-            let compression = Compression::ByAcceptEncoding;
-            let route = files.lookup(at, head, target, compression, server, now);
-            match (route, &at.site().fallback) {
-                // A rewrite to a directory: the slash goes on the path the
-                // client asked for, not on the one it was rewritten to.
-                (Route::AddSlash { .. }, _) if rewritten => Route::AddSlash {
-                    path,
-                    query: asked_query,
-                },
-                // --fallback: a path that names no file gets the fallback
-                // file (a single-page app's index), with its 200.
-                (Route::Error(Status::NotFound), Some(fallback)) => {
-                    files.lookup(at, head, fallback, compression, server, now)
-                }
-                (route, _) => route,
-            }
-        }
-    };
-    (site, route)
-}
-
-/// `--unknown-host`'s status, for a host no site names.
-fn unknown_host_status(settings: &Settings) -> Status {
-    match settings.hosts.unknown() {
-        UnknownHost::Misdirected => Status::Misdirected,
-        UnknownHost::NotFound | UnknownHost::DefaultSite => Status::NotFound,
     }
 }
 

@@ -1,7 +1,7 @@
 //! Which response a request gets: a [`Route`], whose variant carries what
-//! its response needs (borrowed from the request, never left in a scratch
-//! buffer for a later step to find). The routing itself is
-//! `Responder::respond`'s first step (`route` in `serve/mod.rs`).
+//! its response needs (borrowed from the request or from the rules'
+//! buffers routing was lent, never left in a scratch buffer for a later
+//! step to find). The routing itself is [`super::routing`].
 
 use std::fs::File;
 use std::io::Write;
