@@ -59,62 +59,78 @@ impl Prefixes {
     }
 }
 
-/// Open connections per client.
+/// Open connections per client (counted with or without a limit: the
+/// eviction prefers the heaviest client's).
 #[derive(Debug)]
 pub struct Connections {
     open: HashMap<Client, u32>,
-    /// At most this many per client; 0: no limit (nothing is counted).
+    /// At most this many per client; 0: no limit.
     max: u32,
+    /// The client that held the most at its last admission (and its
+    /// count now): an approximation kept in O(1), refreshed whenever a
+    /// client passes it.
+    heaviest: Option<(Client, u32)>,
 }
 
 impl Connections {
     /// A table for up to `connections` open at once (the fd budget's).
     pub fn new(connections: usize, max: u32) -> Connections {
         Connections {
-            open: HashMap::with_capacity(if max > 0 { connections } else { 0 }),
+            open: HashMap::with_capacity(connections),
             max,
+            heaviest: None,
         }
     }
 
-    /// A reload's `--max-client-connections`: counting starts (or stops)
-    /// with the connections accepted from now on.
-    pub fn set_max(&mut self, max: u32, connections: usize) {
-        if (self.max == 0) != (max == 0) {
-            *self = Connections::new(connections, max);
-        }
+    /// A reload's `--max-client-connections`.
+    pub fn set_max(&mut self, max: u32) {
         self.max = max;
     }
 
     /// Counts a connection of `client`, unless it has its maximum open
     /// (then `false`, and nothing is counted).
     pub fn admit(&mut self, client: Client) -> bool {
-        if self.max == 0 {
-            return true;
-        }
         let count = self.open.entry(client).or_insert(0);
-        if *count >= self.max {
+        if self.max > 0 && *count >= self.max {
             return false;
         }
         *count += 1;
+        let count = *count;
+        if self.heaviest.is_none_or(|(_, most)| count > most) {
+            self.heaviest = Some((client, count));
+        }
         true
     }
 
     /// Counts a connection of `client` whatever its count (one handed
     /// over by the process before an upgrade: it is open already).
     pub fn adopt(&mut self, client: Client) {
-        if self.max > 0 {
-            *self.open.entry(client).or_insert(0) += 1;
-        }
+        *self.open.entry(client).or_insert(0) += 1;
     }
 
     /// A connection `admit` or `adopt` counted has closed.
     pub fn release(&mut self, client: Client) {
         if let Some(count) = self.open.get_mut(&client) {
             *count -= 1;
-            if *count == 0 {
+            let left = *count;
+            if left == 0 {
                 self.open.remove(&client);
             }
+            if let Some((heavy, most)) = &mut self.heaviest
+                && *heavy == client
+            {
+                *most = left;
+            }
         }
+    }
+
+    /// The client holding the most connections (approximately: see the
+    /// field), when it holds more than a quarter of `open` and at least
+    /// two: whose connections the eviction takes first.
+    pub fn hog(&self, open: usize) -> Option<Client> {
+        self.heaviest
+            .filter(|&(_, most)| most >= 2 && most as usize * 4 > open)
+            .map(|(client, _)| client)
     }
 
     /// Open connections of `client` (as counted).
@@ -127,9 +143,11 @@ impl Connections {
         self.open.len()
     }
 
-    /// The heap a table for `connections` takes (for the memory bound).
-    pub fn bytes_for(connections: usize) -> usize {
-        table_bytes::<(Client, u32)>(connections)
+    /// The heap the table takes per connection it is sized for, at most
+    /// (for the memory bound): an entry and its control byte, over
+    /// hashbrown's 7/8 load, doubled for its power-of-two rounding.
+    pub fn bytes_per_connection() -> usize {
+        (2 * 8 * (std::mem::size_of::<(Client, u32)>() + 1)).div_ceil(7)
     }
 }
 
@@ -301,7 +319,18 @@ mod tests {
         assert_eq!(table.of(a), 0);
         let mut off = Connections::new(10, 0);
         assert!((0..100).all(|_| off.admit(a)));
-        assert_eq!(off.clients(), 0);
+        assert_eq!(off.of(a), 100, "counted without a limit too");
+        // The hog: the client with the most, past a quarter of all.
+        assert_eq!(off.hog(100), Some(a));
+        assert_eq!(off.hog(400), None);
+        assert!(off.admit(b) && off.admit(b));
+        assert_eq!(off.hog(102), Some(a));
+        for _ in 0..100 {
+            off.release(a);
+        }
+        assert_eq!(off.hog(2), None, "a hog that left is no longer one");
+        assert!(off.admit(b));
+        assert_eq!(off.hog(3), Some(b));
     }
 
     #[test]

@@ -27,6 +27,10 @@
 //!    request a second must not lock newcomers out for ever (nginx closes
 //!    idle keep-alive connections of any age when it runs out).
 //!
+//! Within a class, the reactor may prefer a victim
+//! ([`EvictionQueues::victim_preferring`]): the connections of the
+//! client holding the most slots go before older ones of other clients.
+//!
 //! Never evicted: a response making write progress (it is being read).
 //! When nothing may go, the reactor stops accepting until
 //! [`EvictionQueues::next_eligible`] or a close.
@@ -38,6 +42,10 @@
 //! once, and then sits young-idle, where nothing reaches it.
 
 use std::time::{Duration, Instant};
+
+/// How far into a queue [`EvictionQueues::victim_preferring`] looks for
+/// a preferred victim: a bound on the work of one eviction.
+pub const PREFER_SCAN: usize = 64;
 
 /// An idle connection younger than this is never evicted; lingering
 /// connections become evictable after it too.
@@ -179,6 +187,39 @@ impl EvictionQueues {
                 let key = self.queues[Class::Idle as usize].head;
                 (key != NIL && waited >= IDLE_GRACE).then_some((key, Class::Idle))
             })
+    }
+
+    /// The victim [`EvictionQueues::victim`] would give, or, among the
+    /// first [`PREFER_SCAN`] of its queue that are as evictable, the first
+    /// that `prefer` picks (the connections of the client holding the
+    /// most): one address holding many slots loses them before anyone
+    /// else loses one of the same class.
+    pub fn victim_preferring(
+        &self,
+        now: Instant,
+        waiting_since: Option<Instant>,
+        prefer: impl Fn(usize) -> bool,
+    ) -> Option<(usize, Class)> {
+        let (first, class) = self.victim(now, waiting_since)?;
+        let grace = match class {
+            Class::Idle if now.saturating_duration_since(self.links[first].since) < IDLE_GRACE => {
+                Duration::ZERO
+            }
+            Class::Idle | Class::Lingering => IDLE_GRACE,
+            Class::Fresh | Class::PartialHead => Duration::ZERO,
+            Class::Stalled => self.stall_grace,
+        };
+        let mut key = first;
+        for _ in 0..PREFER_SCAN {
+            if key == NIL || now.saturating_duration_since(self.links[key].since) < grace {
+                break;
+            }
+            if prefer(key) {
+                return Some((key, class));
+            }
+            key = self.links[key].next;
+        }
+        Some((first, class))
     }
 
     /// When there is no victim now: the earliest instant one of the queued

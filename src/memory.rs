@@ -121,8 +121,8 @@ pub struct MemoryBound {
     pub compress_cache: usize,
     /// Every worker's compressor thread at work; 0 with `--no-compress`.
     pub compressors: usize,
-    /// The per-client tables: connections per client (with
-    /// `--max-client-connections`), request rates (with `--client-rate`).
+    /// Every worker's request-rate table (with `--client-rate`; the
+    /// connections-per-client table is a per-connection term).
     pub clients: usize,
 }
 
@@ -161,7 +161,11 @@ impl MemoryBound {
             times(2, fixed.max_header_bytes),
             output,
         ]);
-        let tables = std::mem::size_of::<Conn>() + TABLE_LINK_BYTES;
+        // Its slab entry, its links in the wheel and the eviction queues,
+        // and its share of the connections-per-client table.
+        let tables = std::mem::size_of::<Conn>()
+            + TABLE_LINK_BYTES
+            + crate::clients::Connections::bytes_per_connection();
         // A cached file: its bytes, its key and served path (each up to a
         // decoded target), and the key again in the eviction order.
         let cache_entry = sum([
@@ -213,17 +217,13 @@ impl MemoryBound {
         } else {
             (0, 0)
         };
-        use crate::clients::{Connections, Rates};
-        let client_conns = match live.max_client_connections {
-            0 => 0,
-            _ => Connections::bytes_for(connections),
-        };
+        use crate::clients::Rates;
         let client_rates = match live.client_rate > 0.0 {
             false => 0,
             true => times(workers, Rates::bytes_for(fixed.client_table_entries)),
         };
         MemoryBound {
-            clients: sum([client_conns, client_rates]),
+            clients: client_rates,
             access_log,
             connections,
             tables_per_connection: tables,
@@ -284,7 +284,11 @@ mod tests {
         let output = 2 * (64 * 1024 + largest_reply);
         let work = std::mem::size_of::<Work>() + 2 * 16_384 + output;
         assert_eq!(b.work_per_connection, work);
-        assert_eq!(b.tables_per_connection, std::mem::size_of::<Conn>() + 128);
+        let per_client = crate::clients::Connections::bytes_per_connection();
+        assert_eq!(
+            b.tables_per_connection,
+            std::mem::size_of::<Conn>() + 128 + per_client
+        );
         assert_eq!(b.file_cache, 1024 * (16_384 + 4 * (8192 + 16) + 256));
         // The wheel: 2 levels x 256 slots x room for 4 keys.
         assert_eq!(b.fixed, 16_384 + 4 * 8192 + 64 * 1024 + 2 * 256 * 4 * 8);

@@ -156,3 +156,35 @@ fn a_flood_of_addresses_stays_bounded_and_frees_no_hog() {
     // itself, in src/clients.rs; here, that a flood frees no hog.)
     assert_eq!(exchange(&mut h, &get("/hello.txt")).status, 429);
 }
+
+/// At a full fd budget, the client holding the most slots loses one
+/// before an older idle connection of anyone else does.
+#[test]
+fn at_a_full_budget_the_heaviest_client_is_shed_first() {
+    let site = Site::new();
+    let server = Server::start(
+        &site.root(),
+        &["--max-connections", "8", "--keepalive-timeout", "60"],
+    );
+    let serve = |source: &str| {
+        let mut s = connect_from(ip(source), server.addr);
+        assert_eq!(exchange(&mut s, &get("/hello.txt")).status, 200);
+        s
+    };
+    // The oldest idle connections are another client's.
+    let mut others: Vec<TcpStream> = (0..2).map(|_| serve("127.0.0.3")).collect();
+    let mut hogs: Vec<TcpStream> = (0..6).map(|_| serve("127.0.0.2")).collect();
+    // Newcomers until one evicts (idle connections become evictable
+    // after a second; before, a newcomer is answered without a slot).
+    let evicted = wait_until(Duration::from_secs(10), || {
+        let mut newcomer = connect_from(ip("127.0.0.4"), server.addr);
+        let _ = exchange(&mut newcomer, &get("/hello.txt"));
+        hogs.iter_mut()
+            .any(|h| wait_closed(h, Duration::from_millis(20)).0.is_some())
+    });
+    assert!(evicted, "no hog connection was evicted");
+    // The other client's older connections are all still served.
+    for s in &mut others {
+        assert_eq!(exchange(s, &get("/hello.txt")).status, 200);
+    }
+}

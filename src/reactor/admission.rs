@@ -110,7 +110,15 @@ impl Server {
                 full = !self.has_room();
             }
             let victim = if full {
-                self.evict.victim(now, self.admission.blocked)
+                // The client holding the most slots (past a quarter of
+                // them) loses one first.
+                let hog = self.clients.hog(self.conns.len());
+                let is_hogs = |key: usize| {
+                    let peer = self.conns.get(key).map(|c| c.peer());
+                    hog.is_some() && peer.and_then(|p| self.client_of(p)) == hog
+                };
+                self.evict
+                    .victim_preferring(now, self.admission.blocked, is_hogs)
             } else {
                 None
             };

@@ -242,8 +242,7 @@ impl Server {
         self.config = config;
         self.timeouts = live.timeouts();
         self.evict.set_stall_grace(live.evict_stalled_after);
-        let max = self.ledger.budget.max_connections;
-        self.clients.set_max(live.max_client_connections, max);
+        self.clients.set_max(live.max_client_connections);
         Ok(())
     }
 
