@@ -17,6 +17,19 @@ fn main() -> ExitCode {
         Ok(Command::Serve(config)) => *config,
         Ok(Command::Check(config)) => return check(config),
         Ok(Command::HashPassword { cost }) => return hash_password(cost),
+        Ok(Command::Man { config_file }) => {
+            let page = match config_file {
+                false => holdline::config::docs::man_page(),
+                true => holdline::config::docs::config_man_page(),
+            };
+            say(std::io::stdout(), format_args!("{page}"));
+            return ExitCode::SUCCESS;
+        }
+        Ok(Command::Completions(shell)) => {
+            let script = holdline::config::docs::completions(shell).unwrap_or_default();
+            say(std::io::stdout(), format_args!("{script}"));
+            return ExitCode::SUCCESS;
+        }
         Ok(Command::Help) => {
             say(std::io::stdout(), format_args!("{}", help_text()));
             return ExitCode::SUCCESS;
@@ -24,7 +37,13 @@ fn main() -> ExitCode {
         Ok(Command::Version) => {
             say(
                 std::io::stdout(),
-                format_args!("holdline {}\n", env!("CARGO_PKG_VERSION")),
+                format_args!(
+                    "holdline {} ({}, rustls {}, aws-lc {})\n",
+                    env!("CARGO_PKG_VERSION"),
+                    env!("HOLDLINE_COMMIT"),
+                    env!("HOLDLINE_RUSTLS"),
+                    env!("HOLDLINE_AWS_LC"),
+                ),
             );
             return ExitCode::SUCCESS;
         }

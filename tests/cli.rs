@@ -43,10 +43,160 @@ fn help_lists_every_option_with_its_default() {
 fn version_prints_the_version() {
     let out = holdline(&["--version"]);
     assert!(out.status.success());
-    assert_eq!(
-        String::from_utf8(out.stdout).unwrap(),
-        format!("holdline {}\n", env!("CARGO_PKG_VERSION"))
+    let line = String::from_utf8(out.stdout).unwrap();
+    let lock = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.lock")).unwrap();
+    let rustls = lock
+        .split("name = \"rustls\"\nversion = \"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap();
+    // holdline 0.1.0 (COMMIT, rustls X, aws-lc Y)
+    let start = format!("holdline {} (", env!("CARGO_PKG_VERSION"));
+    assert!(line.starts_with(&start), "{line}");
+    assert!(
+        line.contains(&format!(", rustls {rustls}, aws-lc ")),
+        "{line}"
     );
+    assert!(line.ends_with(")\n") && line.lines().count() == 1, "{line}");
+}
+
+/// `--help` lists the options under their topics, in the table's order.
+#[test]
+fn help_groups_the_options_by_topic() {
+    let help = String::from_utf8(holdline(&["--help"]).stdout).unwrap();
+    let mut at = 0;
+    for topic in holdline::config::Topic::ALL {
+        let heading = format!("\n{}:\n", topic.heading());
+        let found = help[at..].find(&heading).map(|i| at + i);
+        let found = found.unwrap_or_else(|| panic!("{heading:?} missing or out of order"));
+        at = found + heading.len();
+        for spec in OPTIONS.iter().filter(|o| o.topic == topic) {
+            let next_heading = help[at..].find(":\n\n").map_or(help.len(), |i| at + i);
+            assert!(
+                help[at..next_heading.max(at)].contains(&format!("  {}", spec.flag))
+                    || help[at..].contains(&format!("  {}", spec.flag)),
+                "{} not under {}",
+                spec.flag,
+                topic.heading()
+            );
+        }
+    }
+}
+
+/// The man pages in contrib/man are what `holdline man` prints, list
+/// exactly the table's options (holdline(1)) and keys (holdline.toml(5)),
+/// and render without a warning (groff -ww).
+#[test]
+fn the_man_pages_are_generated_complete_and_render_cleanly() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/contrib/man");
+    for (args, file, command_line) in [
+        (&["man"][..], "holdline.1", true),
+        (&["man", "toml"][..], "holdline.toml.5", false),
+    ] {
+        let page = String::from_utf8(holdline(args).stdout).unwrap();
+        let committed = std::fs::read_to_string(format!("{dir}/{file}")).unwrap();
+        assert!(
+            page == committed,
+            "contrib/man/{file} is stale: regenerate it with `holdline {}`",
+            args.join(" ")
+        );
+        // Every entry of its options' section is an option of the table,
+        // once.
+        let section = if command_line {
+            ".SH OPTIONS\n"
+        } else {
+            ".SH KEYS\n"
+        };
+        let body = page.split(section).nth(1).unwrap();
+        let body = body.split("\n.SH ").next().unwrap();
+        let listed: Vec<String> = body
+            .lines()
+            .filter_map(|l| l.strip_prefix(".B "))
+            .map(|l| l.split([' ', '=']).next().unwrap().replace("\\-", "-"))
+            .collect();
+        let expected: Vec<String> = OPTIONS
+            .iter()
+            .filter(|o| command_line || !o.command_line_only())
+            .map(|o| {
+                if command_line {
+                    o.flag.to_string()
+                } else {
+                    o.key().to_string()
+                }
+            })
+            .collect();
+        let mut a = listed.clone();
+        let mut b = expected.clone();
+        a.sort();
+        b.sort();
+        assert_eq!(a, b, "{file} lists other options than the table");
+        let Some(groff) = peer_program("groff") else {
+            continue;
+        };
+        let out = Command::new(groff)
+            .args(["-ww", "-man", "-Tutf8", &format!("{dir}/{file}")])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let warnings = String::from_utf8_lossy(&out.stderr);
+        assert!(warnings.is_empty(), "{file}: {warnings}");
+        assert!(String::from_utf8_lossy(&out.stdout).contains("keepalive"));
+    }
+}
+
+/// The bash completion, loaded into bash, completes a flag's prefix and a
+/// closed set of values; zsh's and fish's parse in their shells (when
+/// installed).
+#[test]
+fn shell_completions_complete_flags_and_values() {
+    let script = String::from_utf8(holdline(&["completions", "bash"]).stdout).unwrap();
+    let complete = |words: &str, cword: usize| {
+        let program = format!(
+            "{script}\nCOMP_WORDS=({words}); COMP_CWORD={cword}; _holdline; printf '%s\\n' \"${{COMPREPLY[@]}}\""
+        );
+        let out = Command::new("bash")
+            .args(["--norc", "-c", &program])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert_eq!(complete("holdline --keepal", 1), "--keepalive-timeout\n");
+    assert_eq!(
+        complete("holdline --log-format ''", 2),
+        "combined\ncommon\njson\n"
+    );
+    assert_eq!(complete("holdline --unknown-host 4", 2), "404\n421\n");
+    assert_eq!(complete("holdline completions ''", 2), "bash\nzsh\nfish\n");
+    assert!(complete("holdline --cli", 1).contains("--client-rate\n"));
+    for (shell, check) in [("zsh", &["-n"][..]), ("fish", &["--no-execute"][..])] {
+        let script = holdline(&["completions", shell]).stdout;
+        assert!(!script.is_empty());
+        let Some(program) = peer_program(shell) else {
+            continue;
+        };
+        let path = std::env::temp_dir().join(format!(
+            "holdline-completion-{}.{shell}",
+            std::process::id()
+        ));
+        std::fs::write(&path, &script).unwrap();
+        let out = Command::new(program)
+            .args(check)
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{shell}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let _ = std::fs::remove_file(&path);
+    }
+    assert!(!holdline(&["completions", "tcsh"]).status.success());
 }
 
 fn assert_one_line_error(out: &std::process::Output, needle: &str) {

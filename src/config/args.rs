@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use super::Config;
 use super::error::ConfigError;
 use super::file::file_entries;
-use super::options::{Builder, OPTIONS, OptionSpec, Show, option};
+use super::options::{Builder, OPTIONS, OptionSpec, Show, Topic, option};
 
 /// What the command line asks for.
 #[derive(Debug)]
@@ -21,6 +21,13 @@ pub enum Command {
     HashPassword {
         cost: u32,
     },
+    /// `holdline man [toml]`: `holdline(1)`, or `holdline.toml(5)`, in
+    /// roff (what the package installs).
+    Man {
+        config_file: bool,
+    },
+    /// `holdline completions SHELL`: the completion script for it.
+    Completions(&'static str),
     Help,
     Version,
 }
@@ -32,26 +39,30 @@ pub fn help_text() -> String {
         "holdline {}: a static-file HTTP/1.1 server on one epoll reactor\n\n\
          Usage: holdline [OPTIONS] [ROOT]\n       \
          holdline check [OPTIONS] [ROOT]   (check the configuration, print what it serves)\n       \
-         holdline hash-password [--cost N] (a bcrypt hash of the password on standard input)\n\n\
-         Arguments:\n  [ROOT]  directory to serve [default: .]\n\nOptions:\n",
+         holdline hash-password [--cost N] (a bcrypt hash of the password on standard input)\n       \
+         holdline completions bash|zsh|fish, holdline man [toml]\n\n\
+         Arguments:\n  [ROOT]  directory to serve [default: .]\n",
         env!("CARGO_PKG_VERSION")
     );
-    for opt in OPTIONS {
-        let left = match opt.value {
-            Some(v) => format!("{} {v}", opt.flag),
-            None => opt.flag.to_string(),
-        };
-        let default = opt.shown(&defaults);
-        text.push_str(&format!("  {left:<30} {}", opt.help));
-        if !default.is_empty() {
-            text.push_str(&format!(" [default: {default}]"));
+    for topic in Topic::ALL {
+        text.push_str(&format!("\n{}:\n", topic.heading()));
+        for opt in OPTIONS.iter().filter(|o| o.topic == topic) {
+            let left = match opt.value {
+                Some(v) => format!("{} {v}", opt.flag),
+                None => opt.flag.to_string(),
+            };
+            let default = opt.shown(&defaults);
+            text.push_str(&format!("  {left:<30} {}", opt.help));
+            if !default.is_empty() {
+                text.push_str(&format!(" [default: {default}]"));
+            }
+            match opt.show {
+                Show::Live(_) | Show::Site(_) => text.push_str(" [SIGHUP: applied]"),
+                Show::Fixed(_) => text.push_str(" [SIGHUP: restart]"),
+                Show::CommandLine(_) => {}
+            }
+            text.push('\n');
         }
-        match opt.show {
-            Show::Live(_) | Show::Site(_) => text.push_str(" [SIGHUP: applied]"),
-            Show::Fixed(_) => text.push_str(" [SIGHUP: restart]"),
-            Show::CommandLine(_) => {}
-        }
-        text.push('\n');
     }
     text.push_str(
         "\nEvery option but --config, --help and --version is also a key of the \
@@ -78,6 +89,29 @@ where
     if args.peek().is_some_and(|first| first == "hash-password") {
         args.next();
         return hash_password_args(args);
+    }
+    if args.peek().is_some_and(|first| first == "man") {
+        args.next();
+        let page = args.next();
+        return match page.as_ref().and_then(|p| p.to_str()) {
+            None => Ok(Command::Man { config_file: false }),
+            Some("toml") => Ok(Command::Man { config_file: true }),
+            Some(other) => Err(ConfigError::Usage(format!(
+                "man takes nothing (holdline(1)) or toml (holdline.toml(5)), not '{other}'"
+            ))),
+        };
+    }
+    if args.peek().is_some_and(|first| first == "completions") {
+        args.next();
+        let shell = args.next();
+        let shell = shell.as_ref().and_then(|s| s.to_str()).unwrap_or("");
+        return match super::docs::SHELLS.iter().find(|s| **s == shell) {
+            Some(shell) => Ok(Command::Completions(shell)),
+            None => Err(ConfigError::Usage(format!(
+                "completions takes a shell: {}",
+                super::docs::SHELLS.join(", ")
+            ))),
+        };
     }
     let check = args.peek().is_some_and(|first| first == "check");
     if check {

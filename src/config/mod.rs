@@ -43,6 +43,7 @@ pub use crate::accesslog::LogFormat;
 
 pub mod args;
 pub mod cidr;
+pub mod docs;
 pub mod error;
 pub mod file;
 pub mod options;
@@ -52,7 +53,7 @@ mod values;
 
 pub use args::{Command, help_text, parse_args};
 pub use error::ConfigError;
-pub use options::{OPTIONS, OptionSpec, Show, option};
+pub use options::{OPTIONS, OptionSpec, Show, Topic, option};
 pub use reload::{LiveUpdate, reload};
 
 /// Everything the server can be told.

@@ -37,6 +37,51 @@ pub struct OptionSpec {
     /// Each occurrence adds a value (an array in the file); on the
     /// command line they replace the file's list.
     pub repeatable: bool,
+    /// Where `--help` and the man page list it.
+    pub topic: Topic,
+    /// The values it takes, when they are a closed set (for the shell
+    /// completions); empty otherwise.
+    pub choices: &'static [&'static str],
+}
+
+/// The topics `--help` and the man page group the options by, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Topic {
+    Listening,
+    Sites,
+    Timeouts,
+    Limits,
+    Files,
+    Tls,
+    Logging,
+    Operations,
+}
+
+impl Topic {
+    pub const ALL: [Topic; 8] = [
+        Topic::Listening,
+        Topic::Sites,
+        Topic::Timeouts,
+        Topic::Limits,
+        Topic::Files,
+        Topic::Tls,
+        Topic::Logging,
+        Topic::Operations,
+    ];
+
+    /// The heading it is listed under.
+    pub fn heading(self) -> &'static str {
+        match self {
+            Topic::Listening => "Listening",
+            Topic::Sites => "Sites, files and rules",
+            Topic::Timeouts => "Keep-alive and timeouts",
+            Topic::Limits => "Limits",
+            Topic::Files => "Caches and compression",
+            Topic::Tls => "TLS",
+            Topic::Logging => "Logging",
+            Topic::Operations => "Operations",
+        }
+    }
 }
 
 /// How an option's value prints, from the one struct that holds it.
@@ -103,6 +148,8 @@ pub(super) struct Builder {
 pub const OPTIONS: &[OptionSpec] = &[
     OptionSpec {
         flag: "--config",
+        topic: Topic::Operations,
+        choices: &[],
         value: Some("FILE"),
         help: "read options from this TOML file (keys are the long flag names: keepalive-timeout = 5, listen = [\"127.0.0.1:8080\"]); flags given here override it; SIGHUP reads it again",
         show: Show::CommandLine("none"),
@@ -112,6 +159,8 @@ pub const OPTIONS: &[OptionSpec] = &[
     },
     OptionSpec {
         flag: "--root",
+        topic: Topic::Sites,
+        choices: &[],
         value: Some("DIR"),
         help: "directory to serve (also the first argument)",
         show: Show::Site(|c| c.root.display().to_string()),
@@ -123,6 +172,8 @@ pub const OPTIONS: &[OptionSpec] = &[
     },
     OptionSpec {
         flag: "--host",
+        topic: Topic::Sites,
+        choices: &[],
         value: Some("NAME"),
         help: "a host name this site answers (example.com, *.example.com for every name beneath it, or an address), compared with the request's Host without its port and case; repeatable; in a [[site]] block it names that site",
         show: Show::Site(|c| list(&c.hosts, String::clone)),
@@ -137,6 +188,8 @@ pub const OPTIONS: &[OptionSpec] = &[
     },
     OptionSpec {
         flag: "--unknown-host",
+        topic: Topic::Sites,
+        choices: &["default", "404", "421"],
         value: Some("ANSWER"),
         help: "what a request whose Host names no site gets: default (the top-level site serves it), 404, or 421 (Misdirected Request)",
         show: Show::Live(|c| {
@@ -166,6 +219,8 @@ pub const OPTIONS: &[OptionSpec] = &[
     },
     OptionSpec {
         flag: "--trusted-proxy",
+        topic: Topic::Sites,
+        choices: &[],
         value: Some("RANGE"),
         help: "a proxy (address or range, such as 10.0.0.0/8) whose X-Forwarded-For names the client for allow-from and deny-from rules: the rightmost address in it that is not a trusted proxy; repeatable",
         show: Show::Live(|c| list(&c.trusted_proxies, |r| r.to_string())),
@@ -184,6 +239,8 @@ pub const OPTIONS: &[OptionSpec] = &[
     },
     OptionSpec {
         flag: "--listen",
+        topic: Topic::Listening,
+        choices: &[],
         value: Some("ADDR"),
         help: "address to listen on, such as 127.0.0.1:8080, [::1]:8080 or unix:/run/holdline.sock (a stale socket file is replaced; its mode follows the umask); repeatable",
         show: Show::Fixed(|c| {
@@ -214,6 +271,8 @@ pub const OPTIONS: &[OptionSpec] = &[
     },
     OptionSpec {
         flag: "--tls-listen",
+        topic: Topic::Listening,
+        choices: &[],
         value: Some("ADDR"),
         help: "address to listen on for HTTPS (TLS 1.2 and 1.3); repeatable; needs --tls-cert and --tls-key",
         show: Show::Fixed(|c| list(&c.tls_listen, |a| a.to_string())),
@@ -229,6 +288,8 @@ pub const OPTIONS: &[OptionSpec] = &[
     },
     OptionSpec {
         flag: "--tls-cert",
+        topic: Topic::Tls,
+        choices: &[],
         value: Some("PEM"),
         help: "certificate chain (PEM, leaf first) for HTTPS; repeatable, paired in order with --tls-key; the first pair is the default, the others are chosen by SNI; SIGHUP reloads them",
         show: Show::Fixed(|c| list(&c.tls_certs, |p| p.cert.display().to_string())),
@@ -240,6 +301,8 @@ pub const OPTIONS: &[OptionSpec] = &[
     },
     OptionSpec {
         flag: "--tls-key",
+        topic: Topic::Tls,
+        choices: &[],
         value: Some("PEM"),
         help: "private key (PEM: PKCS#8, SEC1 or PKCS#1; ECDSA, RSA or Ed25519) of the --tls-cert given in the same position",
         show: Show::Fixed(|c| list(&c.tls_certs, |p| p.key.display().to_string())),
@@ -251,6 +314,8 @@ pub const OPTIONS: &[OptionSpec] = &[
     },
     OptionSpec {
         flag: "--tls-session-cache",
+        topic: Topic::Tls,
+        choices: &[],
         value: Some("N"),
         help: "TLS 1.2 sessions remembered for resumption by session id (TLS 1.3 and ticket-capable clients resume by ticket); 0 disables; at most 1048576",
         show: Show::Fixed(|c| c.tls_session_cache.to_string()),
@@ -269,6 +334,8 @@ pub const OPTIONS: &[OptionSpec] = &[
     },
     OptionSpec {
         flag: "--no-tls-tickets",
+        topic: Topic::Tls,
+        choices: &[],
         value: None,
         help: "issue no TLS session tickets (nginx's ssl_session_tickets off); with --tls-session-cache 0 nothing resumes",
         show: Show::Fixed(|c| on_off(!c.tls_tickets)),
@@ -280,6 +347,8 @@ pub const OPTIONS: &[OptionSpec] = &[
     },
     OptionSpec {
         flag: "--redirect-to-https",
+        topic: Topic::Sites,
+        choices: &[],
         value: None,
         help: "plain-HTTP listeners answer every request (but --status-path) with 308 to the same URL on the first --tls-listen port",
         show: Show::Site(|c| on_off(c.redirect_to_https)),
@@ -291,6 +360,8 @@ pub const OPTIONS: &[OptionSpec] = &[
     },
     OptionSpec {
         flag: "--keepalive-timeout",
+        topic: Topic::Timeouts,
+        choices: &[],
         value: Some("SECS"),
         help: "close a keep-alive connection idle this long; 0 disables keep-alive",
         show: Show::Live(|c| secs(c.keepalive_timeout)),
@@ -302,6 +373,8 @@ pub const OPTIONS: &[OptionSpec] = &[
     },
     OptionSpec {
         flag: "--max-requests",
+        topic: Topic::Timeouts,
+        choices: &[],
         value: Some("N"),
         help: "requests served on one connection before it is closed; 0 is unlimited",
         show: Show::Live(|c| c.max_requests.to_string()),
@@ -313,6 +386,8 @@ pub const OPTIONS: &[OptionSpec] = &[
     },
     OptionSpec {
         flag: "--header-timeout",
+        topic: Topic::Timeouts,
+        choices: &[],
         value: Some("SECS"),
         help: "time allowed to receive a request head (from accept, or its first byte); then 408",
         show: Show::Live(|c| secs(c.header_timeout)),
@@ -324,6 +399,8 @@ pub const OPTIONS: &[OptionSpec] = &[
     },
     OptionSpec {
         flag: "--send-timeout",
+        topic: Topic::Timeouts,
+        choices: &[],
         value: Some("SECS"),
         help: "abandon a response that makes no write progress for this long",
         show: Show::Live(|c| secs(c.send_timeout)),
@@ -335,6 +412,8 @@ pub const OPTIONS: &[OptionSpec] = &[
     },
     OptionSpec {
         flag: "--evict-stalled-after",
+        topic: Topic::Timeouts,
+        choices: &[],
         value: Some("SECS"),
         help: "with the fd budget full and no idle, fresh or slow-head connection left, evict a response that made no write progress this long (the client is not reading); --send-timeout still applies",
         show: Show::Live(|c| secs(c.evict_stalled_after)),
@@ -346,6 +425,8 @@ pub const OPTIONS: &[OptionSpec] = &[
     },
     OptionSpec {
         flag: "--admission-wait",
+        topic: Topic::Timeouts,
+        choices: &[],
         value: Some("SECS"),
         help: "with the fd budget full and nothing to evict, newcomers wait in the backlog this long; then each is answered once without a slot (from memory, else 503) and closed",
         show: Show::Live(|c| secs(c.admission_wait)),
@@ -357,6 +438,8 @@ pub const OPTIONS: &[OptionSpec] = &[
     },
     OptionSpec {
         flag: "--linger-timeout",
+        topic: Topic::Timeouts,
+        choices: &[],
         value: Some("SECS"),
         help: "after the last response, drain unread input at most this long before closing",
         show: Show::Live(|c| secs(c.linger_timeout)),
@@ -368,6 +451,8 @@ pub const OPTIONS: &[OptionSpec] = &[
     },
     OptionSpec {
         flag: "--shutdown-timeout",
+        topic: Topic::Timeouts,
+        choices: &[],
         value: Some("SECS"),
         help: "on SIGTERM/SIGINT, wait this long for in-flight responses before exiting",
         show: Show::Live(|c| secs(c.shutdown_timeout)),
@@ -379,6 +464,8 @@ pub const OPTIONS: &[OptionSpec] = &[
     },
     OptionSpec {
         flag: "--drain-delay",
+        topic: Topic::Timeouts,
+        choices: &[],
         value: Some("SECS"),
         help: "on SIGTERM/SIGINT, first keep serving and accepting this long while --health-path answers 503 and every response says Connection: close, so that a load balancer takes the instance out; then shut down gracefully",
         show: Show::Live(|c| secs(c.drain_delay)),
@@ -390,6 +477,8 @@ pub const OPTIONS: &[OptionSpec] = &[
     },
     OptionSpec {
         flag: "--max-header-bytes",
+        topic: Topic::Limits,
+        choices: &[],
         value: Some("N"),
         help: "largest request head, request line included; beyond it 431; at most 1 GiB",
         show: Show::Fixed(|c| c.max_header_bytes.to_string()),
@@ -407,6 +496,8 @@ pub const OPTIONS: &[OptionSpec] = &[
     },
     OptionSpec {
         flag: "--max-uri-bytes",
+        topic: Topic::Limits,
+        choices: &[],
         value: Some("N"),
         help: "longest request target; beyond it 414",
         show: Show::Live(|c| c.max_uri_bytes.to_string()),
@@ -418,6 +509,8 @@ pub const OPTIONS: &[OptionSpec] = &[
     },
     OptionSpec {
         flag: "--max-body-bytes",
+        topic: Topic::Limits,
+        choices: &[],
         value: Some("N"),
         help: "largest request body read and discarded; beyond it 413 and close",
         show: Show::Live(|c| c.max_body_bytes.to_string()),
@@ -429,6 +522,8 @@ pub const OPTIONS: &[OptionSpec] = &[
     },
     OptionSpec {
         flag: "--small-file-bytes",
+        topic: Topic::Files,
+        choices: &[],
         value: Some("N"),
         help: "files up to this size are sent in the same write as the head; larger ones with sendfile; at most 1 GiB",
         show: Show::Fixed(|c| c.small_file_bytes.to_string()),
@@ -440,6 +535,8 @@ pub const OPTIONS: &[OptionSpec] = &[
     },
     OptionSpec {
         flag: "--file-cache-entries",
+        topic: Topic::Files,
+        choices: &[],
         value: Some("N"),
         help: "small files (up to --small-file-bytes) kept in memory with their validators; 0 disables",
         show: Show::Fixed(|c| c.file_cache_entries.to_string()),
@@ -451,6 +548,8 @@ pub const OPTIONS: &[OptionSpec] = &[
     },
     OptionSpec {
         flag: "--file-cache-valid",
+        topic: Topic::Files,
+        choices: &[],
         value: Some("SECS"),
         help: "a cached file is re-checked (open + fstat) after this long; 0 disables the cache",
         show: Show::Fixed(|c| secs(c.file_cache_valid)),
@@ -462,6 +561,8 @@ pub const OPTIONS: &[OptionSpec] = &[
     },
     OptionSpec {
         flag: "--backlog",
+        topic: Topic::Listening,
+        choices: &[],
         value: Some("N"),
         help: "listen(2) backlog: connections the kernel queues before accept",
         show: Show::Fixed(|c| c.backlog.to_string()),
@@ -473,6 +574,8 @@ pub const OPTIONS: &[OptionSpec] = &[
     },
     OptionSpec {
         flag: "--max-fds",
+        topic: Topic::Limits,
+        choices: &[],
         value: Some("N"),
         help: "raise (or lower) the soft RLIMIT_NOFILE to N; above the hard limit is an error",
         show: Show::Fixed(|c| c.max_fds.map_or("hard limit".into(), |n| n.to_string())),
@@ -488,6 +591,8 @@ pub const OPTIONS: &[OptionSpec] = &[
     },
     OptionSpec {
         flag: "--max-connections",
+        topic: Topic::Limits,
+        choices: &[],
         value: Some("N"),
         help: "open connections at most; above what the fd budget allows is an error",
         show: Show::Fixed(|c| {
@@ -509,6 +614,8 @@ pub const OPTIONS: &[OptionSpec] = &[
     },
     OptionSpec {
         flag: "--max-client-connections",
+        topic: Topic::Limits,
+        choices: &[],
         value: Some("N"),
         help: "connections one client (an address, grouped by --client-prefix-v4/-v6) may have open in each worker; more are closed at accept; 0 is unlimited",
         show: Show::Live(|c| c.max_client_connections.to_string()),
@@ -520,6 +627,8 @@ pub const OPTIONS: &[OptionSpec] = &[
     },
     OptionSpec {
         flag: "--client-rate",
+        topic: Topic::Limits,
+        choices: &[],
         value: Some("PER_SEC"),
         help: "requests a second one client may make in each worker (a token bucket, with --client-burst); more are answered 429 with Retry-After; 0 is unlimited",
         show: Show::Live(|c| format!("{}", c.client_rate)),
@@ -538,6 +647,8 @@ pub const OPTIONS: &[OptionSpec] = &[
     },
     OptionSpec {
         flag: "--client-burst",
+        topic: Topic::Limits,
+        choices: &[],
         value: Some("N"),
         help: "requests a client may make at once beyond --client-rate (its bucket's size)",
         show: Show::Live(|c| c.client_burst.to_string()),
@@ -556,6 +667,8 @@ pub const OPTIONS: &[OptionSpec] = &[
     },
     OptionSpec {
         flag: "--client-prefix-v4",
+        topic: Topic::Limits,
+        choices: &[],
         value: Some("BITS"),
         help: "IPv4 addresses that share this many leading bits are one client for the per-client limits (32: each address; 24: each /24)",
         show: Show::Fixed(|c| c.client_prefixes.v4.to_string()),
@@ -574,6 +687,8 @@ pub const OPTIONS: &[OptionSpec] = &[
     },
     OptionSpec {
         flag: "--client-prefix-v6",
+        topic: Topic::Limits,
+        choices: &[],
         value: Some("BITS"),
         help: "IPv6 addresses that share this many leading bits are one client (64: each /64, what one host usually holds; 128: each address)",
         show: Show::Fixed(|c| c.client_prefixes.v6.to_string()),
@@ -592,6 +707,8 @@ pub const OPTIONS: &[OptionSpec] = &[
     },
     OptionSpec {
         flag: "--client-table-entries",
+        topic: Topic::Limits,
+        choices: &[],
         value: Some("N"),
         help: "clients whose request rate each worker remembers (a full table forgets a client whose bucket refilled, else the one seen least recently); part of the memory bound",
         show: Show::Fixed(|c| c.client_table_entries.to_string()),
@@ -610,6 +727,8 @@ pub const OPTIONS: &[OptionSpec] = &[
     },
     OptionSpec {
         flag: "--status-path",
+        topic: Topic::Operations,
+        choices: &[],
         value: Some("PATH"),
         help: "serve counters at PATH: nginx stub_status text, ?format=prometheus, ?format=json, and a live page for a browser",
         show: Show::Live(|c| c.status_path.clone().unwrap_or_else(|| "off".into())),
@@ -625,6 +744,8 @@ pub const OPTIONS: &[OptionSpec] = &[
     },
     OptionSpec {
         flag: "--health-path",
+        topic: Topic::Operations,
+        choices: &[],
         value: Some("PATH"),
         help: "answer a load balancer's health check at PATH: 200 while serving, 503 once a shutdown or --drain-delay has begun (never redirected, never logged)",
         show: Show::Live(|c| c.health_path.clone().unwrap_or_else(|| "off".into())),
@@ -640,6 +761,8 @@ pub const OPTIONS: &[OptionSpec] = &[
     },
     OptionSpec {
         flag: "--tcp-keepalive-time",
+        topic: Topic::Listening,
+        choices: &[],
         value: Some("SECS"),
         help: "TCP keepalive: idle time before the first probe (SO_KEEPALIVE, TCP_KEEPIDLE)",
         show: Show::Fixed(|c| c.tcp_keepalive.map_or("off".into(), |k| secs(k.time))),
@@ -651,6 +774,8 @@ pub const OPTIONS: &[OptionSpec] = &[
     },
     OptionSpec {
         flag: "--tcp-keepalive-interval",
+        topic: Topic::Listening,
+        choices: &[],
         value: Some("SECS"),
         help: "TCP keepalive: time between probes (TCP_KEEPINTVL)",
         show: Show::Fixed(|c| c.tcp_keepalive.map_or("off".into(), |k| secs(k.interval))),
@@ -662,6 +787,8 @@ pub const OPTIONS: &[OptionSpec] = &[
     },
     OptionSpec {
         flag: "--tcp-keepalive-probes",
+        topic: Topic::Listening,
+        choices: &[],
         value: Some("N"),
         help: "TCP keepalive: unanswered probes before the kernel drops the connection (TCP_KEEPCNT)",
         show: Show::Fixed(|c| {
@@ -682,6 +809,8 @@ pub const OPTIONS: &[OptionSpec] = &[
     },
     OptionSpec {
         flag: "--no-tcp-keepalive",
+        topic: Topic::Listening,
+        choices: &[],
         value: None,
         help: "leave TCP keepalive at the OS default instead",
         show: Show::Fixed(|c| on_off(c.tcp_keepalive.is_none())),
@@ -693,6 +822,8 @@ pub const OPTIONS: &[OptionSpec] = &[
     },
     OptionSpec {
         flag: "--dotfiles",
+        topic: Topic::Sites,
+        choices: &[],
         value: None,
         help: "serve names starting with a dot (.git, .env); otherwise they answer 404",
         show: Show::Site(|c| on_off(c.dotfiles)),
@@ -704,6 +835,8 @@ pub const OPTIONS: &[OptionSpec] = &[
     },
     OptionSpec {
         flag: "--no-precompressed",
+        topic: Topic::Sites,
+        choices: &[],
         value: None,
         help: "do not serve FILE.br / FILE.gz in place of FILE when the client accepts them",
         show: Show::Site(|c| on_off(!c.precompressed)),
@@ -715,6 +848,8 @@ pub const OPTIONS: &[OptionSpec] = &[
     },
     OptionSpec {
         flag: "--no-compress",
+        topic: Topic::Files,
+        choices: &[],
         value: None,
         help: "do not compress text on the fly (by default a compressible file without FILE.br / FILE.gz is compressed once per version, br or gzip, in the background, and served from memory)",
         show: Show::Fixed(|c| on_off(!c.compress)),
@@ -726,6 +861,8 @@ pub const OPTIONS: &[OptionSpec] = &[
     },
     OptionSpec {
         flag: "--compress-max-bytes",
+        topic: Topic::Files,
+        choices: &[],
         value: Some("N"),
         help: "files larger than this are not compressed on the fly; at most 1 GiB",
         show: Show::Fixed(|c| c.compress_max_bytes.to_string()),
@@ -737,6 +874,8 @@ pub const OPTIONS: &[OptionSpec] = &[
     },
     OptionSpec {
         flag: "--compress-cache-bytes",
+        topic: Topic::Files,
+        choices: &[],
         value: Some("N"),
         help: "memory for compressed files, least recently used out first, shared by the workers; 0 turns compression off",
         show: Show::Fixed(|c| c.compress_cache_bytes.to_string()),
@@ -748,6 +887,8 @@ pub const OPTIONS: &[OptionSpec] = &[
     },
     OptionSpec {
         flag: "--listing",
+        topic: Topic::Sites,
+        choices: &[],
         value: None,
         help: "list directories that have no index.html (otherwise they answer 404): HTML, or JSON for ?format=json or an Accept that prefers application/json; ?sort=name, size or time, &order=desc",
         show: Show::Site(|c| on_off(c.listing)),
@@ -759,6 +900,8 @@ pub const OPTIONS: &[OptionSpec] = &[
     },
     OptionSpec {
         flag: "--follow-symlinks",
+        topic: Topic::Sites,
+        choices: &[],
         value: None,
         help: "follow symlinks whose targets lie outside ROOT (inside ROOT they are always followed)",
         show: Show::Fixed(|c| on_off(c.follow_symlinks)),
@@ -770,6 +913,8 @@ pub const OPTIONS: &[OptionSpec] = &[
     },
     OptionSpec {
         flag: "--cache-control",
+        topic: Topic::Sites,
+        choices: &[],
         value: Some("VALUE"),
         help: "Cache-Control header on file responses, such as 'public, max-age=3600'",
         show: Show::Site(|c| c.cache_control.clone().unwrap_or_else(|| "none".into())),
@@ -787,6 +932,8 @@ pub const OPTIONS: &[OptionSpec] = &[
     },
     OptionSpec {
         flag: "--header",
+        topic: Topic::Sites,
+        choices: &[],
         value: Some("'NAME: VALUE'"),
         help: "add this header to every response (CORS, HSTS, CSP...); repeatable; headers that frame the message (Content-Length, Transfer-Encoding, Connection...) are refused",
         show: Show::Site(|c| {
@@ -804,6 +951,8 @@ pub const OPTIONS: &[OptionSpec] = &[
     },
     OptionSpec {
         flag: "--fallback",
+        topic: Topic::Sites,
+        choices: &[],
         value: Some("PATH"),
         help: "answer a GET or HEAD whose path names no file with this file and 200, such as /index.html for a single-page app",
         show: Show::Site(|c| c.fallback.clone().unwrap_or_else(|| "none".into())),
@@ -815,6 +964,8 @@ pub const OPTIONS: &[OptionSpec] = &[
     },
     OptionSpec {
         flag: "--error-page",
+        topic: Topic::Sites,
+        choices: &[],
         value: Some("CODE=PATH"),
         help: "answer errors with status CODE (400-599) with this file's body, keeping the status, such as 404=/404.html; repeatable",
         show: Show::Site(|c| list(&c.error_pages, |(code, path)| format!("{code}={path}"))),
@@ -835,6 +986,8 @@ pub const OPTIONS: &[OptionSpec] = &[
     },
     OptionSpec {
         flag: "--rule",
+        topic: Topic::Sites,
+        choices: &[],
         value: Some("'PATTERN ACTION'"),
         help: "a path rule, in order: PATTERN is a glob over the decoded path (/assets/**, or *.html for a file name anywhere); ACTION is header NAME: VALUE, remove-header NAME (every matching rule applies), redirect CODE TARGET (301, 302, 307 or 308; {path}, {rest} after a trailing /**), rewrite PATH, or deny 403 or deny 404 (the first matching of these decides), allow-from RANGES or deny-from RANGES (403 for a client outside or inside them; see --trusted-proxy), auth REALM FILE (HTTP Basic against FILE's bcrypt hashes: holdline hash-password); repeatable",
         show: Show::Site(|c| list(&c.rules, |r| r.to_string())),
@@ -846,6 +999,8 @@ pub const OPTIONS: &[OptionSpec] = &[
     },
     OptionSpec {
         flag: "--access-log",
+        topic: Topic::Logging,
+        choices: &[],
         value: Some("PATH"),
         help: "append one line per request to this file (- for standard output); written off the reactor thread, reopened on SIGUSR1 (for logrotate)",
         show: Show::Live(|c| {
@@ -865,6 +1020,8 @@ pub const OPTIONS: &[OptionSpec] = &[
     },
     OptionSpec {
         flag: "--log-format",
+        topic: Topic::Logging,
+        choices: &["combined", "common", "json"],
         value: Some("FORMAT"),
         help: "access-log lines: combined (nginx's: with Referer and User-Agent), common (CLF), or json (with request_time, connection_requests and reused, for keep-alive study)",
         show: Show::Live(|c| c.log_format.name().into()),
@@ -877,6 +1034,8 @@ pub const OPTIONS: &[OptionSpec] = &[
     },
     OptionSpec {
         flag: "--user",
+        topic: Topic::Operations,
+        choices: &[],
         value: Some("NAME[:GROUP]"),
         help: "when started as root, switch to this user (and its group, or GROUP) once listeners are bound, ROOT and the TLS keys are open",
         show: Show::Fixed(|c| c.user.clone().unwrap_or_else(|| "none".into())),
@@ -901,6 +1060,8 @@ pub const OPTIONS: &[OptionSpec] = &[
     },
     OptionSpec {
         flag: "--workers",
+        topic: Topic::Listening,
+        choices: &[],
         value: Some("N"),
         help: "reactor threads, each with its own SO_REUSEPORT listener, slab, wheel and share of the fd budget",
         show: Show::Fixed(|c| c.workers.to_string()),
@@ -918,6 +1079,8 @@ pub const OPTIONS: &[OptionSpec] = &[
     },
     OptionSpec {
         flag: "--help",
+        topic: Topic::Operations,
+        choices: &[],
         value: None,
         help: "print this help and exit",
         show: Show::CommandLine(""),
@@ -926,6 +1089,8 @@ pub const OPTIONS: &[OptionSpec] = &[
     },
     OptionSpec {
         flag: "--version",
+        topic: Topic::Operations,
+        choices: &[],
         value: None,
         help: "print the version and exit",
         show: Show::CommandLine(""),
