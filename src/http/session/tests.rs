@@ -18,6 +18,8 @@ struct Echo {
     befores: Vec<u32>,
     /// A target with `wait` in it is deferred while this holds.
     deferring: bool,
+    /// `started` of each error answer (the access log's request time).
+    error_starts: Vec<Instant>,
 }
 
 impl Respond for Echo {
@@ -64,9 +66,10 @@ impl Respond for Echo {
         _: Option<Version>,
         is_head: bool,
         reason: CloseReason,
-        _: ConnFacts,
+        facts: ConnFacts,
         out: &mut Vec<u8>,
     ) {
+        self.error_starts.push(facts.started);
         let head = if is_head { " (head)" } else { "" };
         let _ = write!(out_string(out), "{} {reason}{head};", status.code());
     }
@@ -102,6 +105,7 @@ impl Harness {
                 answered: Vec::new(),
                 befores: Vec::new(),
                 deferring: false,
+                error_starts: Vec::new(),
             },
             t0,
         }
@@ -583,4 +587,284 @@ fn idle_then_parked_and_taken_up_elsewhere_keeps_its_count_and_deadline() {
     let taken: Session<u64> = Session::from_parked(parked, false, later);
     assert_eq!(taken.phase(), Phase::Reading);
     assert_eq!(taken.deadline(&T), later + Duration::from_secs(6));
+}
+
+#[test]
+fn writing_then_progress_is_what_eviction_dates_a_stalled_response_from() {
+    // Eviction (conn.rs `eviction_class`) ranks a stalled response by
+    // `since`: the last write progress, not when its request came.
+    let mut h = Harness::new();
+    h.recv(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n", 1.0);
+    h.s.progressed(h.at(20.0));
+    assert_eq!(h.s.since(), h.at(20.0));
+}
+
+#[test]
+fn reading_a_partial_first_head_is_as_old_as_the_connection() {
+    // Eviction ranks a partial head by `since`: from accept for the
+    // first request, not from when its exchange was lent.
+    let mut h = Harness::new();
+    h.recv(b"GET /a HT", 5.0);
+    assert_eq!(h.s.since(), h.t0);
+}
+
+#[test]
+fn has_no_input_until_a_byte_of_a_request_arrives() {
+    // Eviction counts a connection as Fresh (first to go) and graceful
+    // shutdown closes it only while it has sent nothing of a request.
+    let mut h = Harness::new();
+    assert!(h.s.has_no_input(), "fresh, no buffers");
+    h.ex();
+    assert!(
+        h.s.has_no_input(),
+        "an exchange lent for a read that brought no request byte"
+    );
+    h.recv(b"G", 1.0);
+    assert!(!h.s.has_no_input(), "a byte of a head");
+}
+
+#[test]
+fn has_no_input_is_false_while_a_body_is_discarded() {
+    // A body still arriving is input: the connection is not fresh.
+    let mut h = Harness::new();
+    h.recv(
+        b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\n12",
+        1.0,
+    );
+    h.drain(1.0);
+    assert!(h.ex().input.is_empty() && h.discarding_body());
+    assert!(!h.s.has_no_input());
+}
+
+#[test]
+fn all_input_consumed_when_the_answer_that_said_close_took_every_byte() {
+    // The lingering close (conn/linger.rs) is skipped only then.
+    let mut h = Harness::new();
+    h.recv(b"GET /close HTTP/1.1\r\nHost: x\r\n\r\n", 1.0);
+    assert!(h.s.all_input_consumed());
+}
+
+#[test]
+fn all_input_consumed_is_false_with_a_pipelined_request_unanswered() {
+    // Closing without lingering here could reset the answer in flight.
+    let mut h = Harness::new();
+    h.recv(b"GET /close HTTP/1.1\r\nHost: x\r\n\r\nGET /b", 1.0);
+    assert!(!h.s.all_input_consumed());
+}
+
+#[test]
+fn all_input_consumed_is_false_with_a_refused_body_unread() {
+    // The client may still be sending the body that got its 413.
+    let mut h = Harness::new();
+    let out = h.recv(
+        b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\n",
+        1.0,
+    );
+    assert_eq!(out, "413 protocol_error;");
+    assert!(h.ex().input.is_empty());
+    assert!(!h.s.all_input_consumed());
+}
+
+#[test]
+fn request_line_names_the_request_being_answered() {
+    // A contained panic is logged with it (reactor `internal error ...
+    // while answering "..."`).
+    let mut h = Harness::new();
+    h.recv(b"GET /a HTTP/1.1\r\nHo", 1.0);
+    assert_eq!(h.s.request_line(), Some(&b"GET /a HTTP/1.1"[..]));
+}
+
+#[test]
+fn request_line_of_a_held_chunked_request_is_its_held_head() {
+    // While its body is read the head is no longer in the input.
+    let mut h = Harness::new();
+    h.recv(
+        b"POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nab",
+        1.0,
+    );
+    assert!(h.holds_a_head());
+    assert_eq!(h.s.request_line(), Some(&b"POST /c HTTP/1.1"[..]));
+}
+
+#[test]
+fn request_line_is_none_before_a_byte_of_a_request() {
+    // The log then says "-", not an empty request line.
+    let mut h = Harness::new();
+    h.ex();
+    assert_eq!(h.s.request_line(), None);
+}
+
+#[test]
+fn closing_keeps_the_reason_and_gives_the_exchange_back() {
+    // The linger's EOF closes for the answer's reason (conn/linger.rs
+    // falls back to response_close only without one), and the buffers go
+    // back to the pool when the linger begins.
+    let mut h = Harness::new();
+    let out = h.recv(b"GET /a HTTP/1.1\r\nBad Header\r\n\r\n", 1.0);
+    assert_eq!(out, "400 protocol_error;");
+    h.drain(2.0);
+    let ex = h.s.begin_closing(CloseReason::ProtocolError, h.at(2.0));
+    assert!(ex.is_some(), "the exchange, for the pool");
+    assert_eq!(h.s.phase(), Phase::Closing);
+    assert_eq!(h.s.close_after_output(), Some(CloseReason::ProtocolError));
+}
+
+#[test]
+fn ready_to_close_once_the_answer_that_said_close_is_out() {
+    // The connection begins its linger on it: not while the answer is
+    // still unsent.
+    let mut h = Harness::new();
+    h.recv(b"GET /close HTTP/1.1\r\nHost: x\r\n\r\n", 1.0);
+    assert_eq!(h.s.ready_to_close(), None, "its answer is unsent");
+    h.drain(2.0);
+    assert_eq!(h.s.ready_to_close(), Some(CloseReason::ResponseClose));
+}
+
+#[test]
+fn writing_then_a_new_head_starts_its_deadline_at_its_first_byte() {
+    // A head that begins while the last answer leaves gets the header
+    // timeout from its own first byte, not from that answer.
+    let mut h = Harness::new();
+    h.recv(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n", 1.0);
+    h.recv(b"GET /b HT", 3.0);
+    h.drain(4.0);
+    assert_eq!(h.s.phase(), Phase::Reading);
+    assert_eq!(h.deadline(), 13.0);
+}
+
+#[test]
+fn idle_then_transport_bytes_restart_the_keepalive_deadline() {
+    // conn.rs reports the transport's own bytes (TLS records) sent
+    // between requests as progress.
+    let mut h = Harness::new();
+    h.recv(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n", 1.0);
+    h.drain(2.0);
+    assert_eq!(h.s.phase(), Phase::Idle);
+    h.s.progressed(h.at(4.0));
+    assert_eq!(h.deadline(), 9.0);
+}
+
+#[test]
+fn fresh_then_a_read_that_brings_nothing_is_fresh_again() {
+    // A TLS handshake's reads bring no request byte: the buffers go back
+    // to the pool and the header deadline still runs from accept.
+    let mut h = Harness::new();
+    let now = h.at(3.0);
+    assert!(
+        h.s.input_room(|| Box::new(Exchange::new(256)), now)
+            .is_some()
+    );
+    assert!(
+        h.s.settle(false, now).is_some(),
+        "the exchange, for the pool"
+    );
+    assert_eq!(h.s.phase(), Phase::Reading);
+    assert_eq!(h.deadline(), 10.0);
+}
+
+#[test]
+fn a_released_connection_gives_back_the_exchange_it_holds() {
+    // conn.rs `release` puts it back in the pool; one without buffers has
+    // none to give.
+    let mut h = Harness::new();
+    h.recv(b"GET /a HT", 1.0);
+    let ex = h.s.into_exchange().expect("a request under way");
+    assert_eq!(ex.input.bytes(), b"GET /a HT", "the very exchange lent");
+    let fresh: Session<u64> = Session::new(Instant::now(), false);
+    assert!(fresh.into_exchange().is_none());
+}
+
+#[test]
+fn graceful_shutdown_closes_only_connections_with_nothing_in_flight() {
+    let mut h = Harness::new();
+    assert!(h.s.can_close_now(), "fresh: nothing sent yet");
+    h.recv(b"GET /a HT", 1.0);
+    assert!(!h.s.can_close_now(), "a partial head");
+    h.recv(b"TP/1.1\r\nHost: x\r\n\r\n", 1.0);
+    assert!(!h.s.can_close_now(), "its answer unsent");
+    h.drain(2.0);
+    assert!(h.s.can_close_now(), "idle");
+}
+
+#[test]
+fn reading_a_partial_first_head_then_deadline_408_dates_it_from_accept() {
+    // The 408's access log line reports the request time from
+    // `ConnFacts::started`: when the head began.
+    let mut h = Harness::new();
+    h.recv(b"GET /a HT", 5.0);
+    assert_eq!(h.expire(10.0), Expired::Answered);
+    assert_eq!(h.echo.error_starts, [h.t0]);
+}
+
+#[test]
+fn reading_nothing_in_a_lent_exchange_then_deadline_closes_without_a_word() {
+    // Nothing of a request arrived: no 408, as for a connection that
+    // never spoke.
+    let mut h = Harness::new();
+    h.ex();
+    assert_eq!(h.expire(10.0), Expired::Close(CloseReason::HeaderTimeout));
+    assert_eq!(h.output(), "");
+}
+
+#[test]
+fn an_answer_that_said_close_sent_keeps_the_send_deadline_until_the_linger() {
+    // Between its last byte out and the linger the send timeout still
+    // applies, and its expiry is a send timeout.
+    let mut h = Harness::new();
+    h.recv(b"GET /close HTTP/1.1\r\nHost: x\r\n\r\n", 1.0);
+    h.drain(2.0);
+    assert_eq!(h.deadline(), 32.0);
+    assert_eq!(h.expire(31.9), Expired::NotYet);
+    assert_eq!(h.expire(32.0), Expired::Close(CloseReason::SendTimeout));
+}
+
+#[test]
+fn reading_broken_chunks_of_a_body_answered_at_its_head_closes_now() {
+    // With `Expect: 100-continue` a chunked request is answered at its
+    // head; malformed chunks after it are a protocol error conn.rs closes
+    // on, not the start of another request.
+    let mut h = Harness::new();
+    let out = h.recv(
+        b"POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\
+          Expect: 100-continue\r\n\r\n",
+        1.0,
+    );
+    assert_eq!(out, "200 /c;");
+    let now = h.at(2.0);
+    h.ex().input.spare()[..4].copy_from_slice(b"zz\r\n");
+    h.s.received(4, now);
+    assert_eq!(
+        h.s.answer(&mut h.echo, PEER, now),
+        Err(CloseReason::ProtocolError)
+    );
+}
+
+#[test]
+fn reading_a_head_completed_later_starts_the_send_deadline_at_its_answer() {
+    let mut h = Harness::new();
+    h.recv(b"GET /a HT", 1.0);
+    h.recv(b"TP/1.1\r\nHost: x\r\n\r\n", 5.0);
+    assert_eq!(h.s.phase(), Phase::Writing);
+    assert_eq!(h.deadline(), 35.0);
+}
+
+#[test]
+fn writing_then_a_pipelined_answer_does_not_push_the_send_deadline() {
+    // The send timeout runs from the last byte the client took: answers
+    // piling up behind an unread one are no progress.
+    let mut h = Harness::new();
+    h.recv(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n", 1.0);
+    let out = h.recv(b"GET /b HTTP/1.1\r\nHost: x\r\n\r\n", 5.0);
+    assert_eq!(out, "200 /a;200 /b;");
+    assert_eq!(h.deadline(), 31.0);
+}
+
+#[test]
+fn out_unsent_is_what_is_written_and_not_yet_sent() {
+    // What the connection's Debug line counts as still to go.
+    let mut h = Harness::new();
+    h.recv(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n", 1.0);
+    let out = h.s.out().expect("an answer under way");
+    out.pos = 4;
+    assert_eq!(out.unsent(), b"/a;");
 }
