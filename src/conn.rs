@@ -105,7 +105,11 @@ impl<T: Transport> Conn<T> {
         }
         self.session.parked(now)
     }
+}
 
+/// What the reactor reads of a connection: its transport's facts, its
+/// peer, its phase and counters, its eviction class.
+impl<T: Transport> Conn<T> {
     /// It is TLS.
     pub fn is_secure(&self) -> bool {
         self.transport.is_secure()
@@ -158,7 +162,11 @@ impl<T: Transport> Conn<T> {
         };
         (class, s.since())
     }
+}
 
+/// Moving a connection: readiness, deadlines, and driving its session
+/// over its transport.
+impl<T: Transport> Conn<T> {
     /// Records readiness from an event; `read_closed`: it said the peer
     /// shut its side.
     pub fn ready(&mut self, readable: bool, writable: bool, read_closed: bool) {

@@ -302,7 +302,10 @@ impl Responder {
     pub fn access_log_sink(&self) -> &Arc<Sink> {
         self.access.sink()
     }
+}
 
+/// Answering: one request, or one refused before it was parsed.
+impl Responder {
     /// Answers one complete request, appending its bytes to `out`.
     pub fn respond(
         &mut self,
