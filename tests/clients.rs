@@ -7,18 +7,8 @@
 mod common;
 
 use common::*;
-use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::net::{IpAddr, TcpStream};
 use std::time::Duration;
-
-fn connect_from(source: IpAddr, to: SocketAddr) -> TcpStream {
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    socket.set_reuse_address(true).unwrap();
-    socket.bind(&SocketAddr::new(source, 0).into()).unwrap();
-    socket.connect(&to.into()).unwrap();
-    let stream: TcpStream = socket.into();
-    stream.set_nodelay(true).unwrap();
-    stream
-}
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()

@@ -8,6 +8,10 @@ mod common;
 use common::*;
 use std::net::TcpStream;
 
+fn ip(s: &str) -> std::net::IpAddr {
+    s.parse().unwrap()
+}
+
 fn site() -> Site {
     let site = Site::new();
     site.dir.write("www/assets/app.css", "body{}\n");
@@ -211,17 +215,6 @@ fn bad_rules_stop_the_start_with_what_was_expected() {
     assert!(err.contains("redirect"), "{err}");
 }
 
-/// A connection from `source` (a 127.0.0.0/8 address, or ::1) to `to`.
-fn connect_from(source: &str, to: std::net::SocketAddr) -> TcpStream {
-    let ip: std::net::IpAddr = source.parse().unwrap();
-    let source = std::net::SocketAddr::new(ip, 0);
-    let domain = socket2::Domain::for_address(to);
-    let socket = socket2::Socket::new(domain, socket2::Type::STREAM, None).unwrap();
-    socket.bind(&source.into()).unwrap();
-    socket.connect(&to.into()).unwrap();
-    socket.into()
-}
-
 #[test]
 fn access_rules_refuse_by_client_address_v4_v6_and_trusted_proxies() {
     let site = site();
@@ -247,23 +240,23 @@ fn access_rules_refuse_by_client_address_v4_v6_and_trusted_proxies() {
         .expect("the [::1] listener in the log");
     let status = |s: &mut TcpStream, target: &str, headers: &str| ask(s, target, headers).status;
     // Allowed: 127.0.0.1 and ::1; another loopback source is not.
-    let mut ok4 = connect_from("127.0.0.1", server.addr);
+    let mut ok4 = connect_from(ip("127.0.0.1"), server.addr);
     assert_eq!(status(&mut ok4, "/private/key.txt", ""), 200);
-    let mut ok6 = connect_from("::1", v6);
+    let mut ok6 = connect_from(ip("::1"), v6);
     assert_eq!(status(&mut ok6, "/private/key.txt", ""), 200);
-    let mut other = connect_from("127.0.0.2", server.addr);
+    let mut other = connect_from(ip("127.0.0.2"), server.addr);
     assert_eq!(status(&mut other, "/private/key.txt", ""), 403);
     // ... whatever the spelling of the path, and only there.
     assert_eq!(status(&mut other, "/x/../%70rivate/key.txt", ""), 403);
     assert_eq!(status(&mut other, "/hello.txt", ""), 200);
     // deny-from, everywhere.
-    let mut denied = connect_from("127.0.0.66", server.addr);
+    let mut denied = connect_from(ip("127.0.0.66"), server.addr);
     assert_eq!(status(&mut denied, "/hello.txt", ""), 403);
     // X-Forwarded-For is believed from the trusted proxy only.
-    let mut stranger = connect_from("127.0.0.2", server.addr);
+    let mut stranger = connect_from(ip("127.0.0.2"), server.addr);
     let spoof = "X-Forwarded-For: 127.0.0.1\r\n";
     assert_eq!(status(&mut stranger, "/private/key.txt", spoof), 403);
-    let mut proxy = connect_from("127.0.0.5", server.addr);
+    let mut proxy = connect_from(ip("127.0.0.5"), server.addr);
     assert_eq!(status(&mut proxy, "/private/key.txt", spoof), 200);
     assert_eq!(status(&mut proxy, "/private/key.txt", ""), 403);
     // The rightmost address the proxy did not write itself counts.

@@ -268,24 +268,6 @@ fn site_mistakes_stop_the_start_with_the_file_and_line() {
     }
 }
 
-type TlsStream = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
-
-fn connect_tls(pki: &Pki, addr: std::net::SocketAddr, name: &str) -> TlsStream {
-    use rustls::pki_types::ServerName;
-    let tcp = TcpStream::connect(addr).unwrap();
-    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let name = ServerName::try_from(name.to_string()).unwrap();
-    let conn = rustls::ClientConnection::new(pki.client(), name).unwrap();
-    let mut stream = rustls::StreamOwned::new(conn, tcp);
-    while stream.conn.is_handshaking() {
-        stream
-            .conn
-            .complete_io(&mut stream.sock)
-            .expect("handshake");
-    }
-    stream
-}
-
 fn ask_tls(stream: &mut TlsStream, target: &str, host: &str) -> (String, Vec<u8>) {
     use std::io::Write;
     let request = format!("GET {target} HTTP/1.1\r\nHost: {host}\r\n\r\n");
@@ -323,7 +305,7 @@ fn each_site_has_its_certificate_and_a_host_of_another_is_misdirected() {
     ]);
     let addr = tls_addr(&server);
 
-    let mut a = connect_tls(&pki, addr, "www.a.test");
+    let mut a = connect_tls(&pki.client(), addr, "www.a.test");
     let (head, body) = ask_tls(&mut a, "/same.txt", "a.test");
     assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
     assert_eq!(body, b"site a\n");
@@ -339,7 +321,7 @@ fn each_site_has_its_certificate_and_a_host_of_another_is_misdirected() {
     assert_eq!(body, b"site a\n");
 
     // b's certificate (a wildcard) for b's names.
-    let mut b = connect_tls(&pki, addr, "img.b.test");
+    let mut b = connect_tls(&pki.client(), addr, "img.b.test");
     let (head, body) = ask_tls(&mut b, "/same.txt", "img.b.test");
     assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
     assert_eq!(body, b"site b\n");
@@ -349,7 +331,7 @@ fn each_site_has_its_certificate_and_a_host_of_another_is_misdirected() {
 
     // The default site's name: the default certificate, and a's host is
     // misdirected there too.
-    let mut d = connect_tls(&pki, addr, "default.test");
+    let mut d = connect_tls(&pki.client(), addr, "default.test");
     let (head, body) = ask_tls(&mut d, "/same.txt", "default.test");
     assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
     assert_eq!(body, b"default\n");
@@ -493,12 +475,7 @@ fn the_worked_example_serves_as_readme_says() {
         "GET /admin/ HTTP/1.1\r\nHost: www.example.com\r\nAuthorization: Basic YWRtaW46bGV0bWVpbg==\r\n\r\n",
     );
     assert_eq!(r.status, 200);
-    let outsider =
-        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    let from: std::net::SocketAddr = "127.0.0.2:0".parse().unwrap();
-    outsider.bind(&from.into()).unwrap();
-    outsider.connect(&server.addr.into()).unwrap();
-    let mut outsider: TcpStream = outsider.into();
+    let mut outsider = connect_from("127.0.0.2".parse().unwrap(), server.addr);
     assert_eq!(ask(&mut outsider, "/admin/", www).status, 403);
     let r = ask(&mut s, "/old-blog/2024/post", www);
     assert_eq!(

@@ -13,12 +13,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{
-    Listening, Pki, Server, Site, assert_closes, get, get_with, peer_program, read_framed,
-    status_json, tls_addr, wait_until,
+    Listening, Pki, Server, Site, TlsStream, assert_closes, connect_tls, get, get_with,
+    peer_program, read_framed, status_json, tls_addr, wait_until,
 };
 use rcgen::KeyPair;
 use rustls::pki_types::{CertificateDer, ServerName};
-use rustls::{ClientConfig, ClientConnection, HandshakeKind, RootCertStore, StreamOwned};
+use rustls::{ClientConfig, ClientConnection, HandshakeKind, RootCertStore};
 
 /// A server with a TLS listener for the leaf files `pairs` (made with
 /// [`Pki::leaf`]; the first is the default), the status page, and `extra`.
@@ -69,21 +69,9 @@ fn client_for(pki: &Pki, version: &'static rustls::SupportedProtocolVersion) -> 
     )
 }
 
-type TlsStream = StreamOwned<ClientConnection, TcpStream>;
-
+/// A TLS connection to `addr` for `name` (see `common::connect_tls`).
 fn connect(config: &Arc<ClientConfig>, addr: SocketAddr, name: &str) -> TlsStream {
-    let tcp = TcpStream::connect(addr).unwrap();
-    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let name = ServerName::try_from(name.to_string()).unwrap();
-    let conn = ClientConnection::new(Arc::clone(config), name).unwrap();
-    let mut stream = StreamOwned::new(conn, tcp);
-    while stream.conn.is_handshaking() {
-        stream
-            .conn
-            .complete_io(&mut stream.sock)
-            .expect("handshake");
-    }
-    stream
+    connect_tls(config, addr, name)
 }
 
 /// Sends `request` and reads one response whose body has a

@@ -283,3 +283,15 @@ pub fn wait_server_read_all(client: &TcpStream) {
         server_end(client)
     );
 }
+
+/// A connection to `to` from `source` (any address of 127.0.0.0/8, or
+/// ::1): a client of its own for per-address rules and limits.
+pub fn connect_from(source: std::net::IpAddr, to: SocketAddr) -> TcpStream {
+    let domain = socket2::Domain::for_address(to);
+    let socket = socket2::Socket::new(domain, socket2::Type::STREAM, None).unwrap();
+    socket.bind(&SocketAddr::new(source, 0).into()).unwrap();
+    socket.connect(&to.into()).unwrap();
+    let stream: TcpStream = socket.into();
+    stream.set_nodelay(true).unwrap();
+    stream
+}

@@ -90,3 +90,23 @@ pub fn tls_addr(server: &Server) -> SocketAddr {
         .and_then(|a| a.parse().ok())
         .expect("an https:// listener in the log")
 }
+
+/// A rustls client stream over TCP.
+pub type TlsStream = rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>;
+
+/// A TLS connection to `addr` for server name `name`, its handshake done.
+pub fn connect_tls(config: &Arc<ClientConfig>, addr: SocketAddr, name: &str) -> TlsStream {
+    let tcp = std::net::TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let name = rustls::pki_types::ServerName::try_from(name.to_string()).unwrap();
+    let conn = rustls::ClientConnection::new(Arc::clone(config), name).unwrap();
+    let mut stream = rustls::StreamOwned::new(conn, tcp);
+    while stream.conn.is_handshaking() {
+        stream
+            .conn
+            .complete_io(&mut stream.sock)
+            .expect("handshake");
+    }
+    stream
+}

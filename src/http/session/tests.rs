@@ -412,6 +412,25 @@ fn reading_a_body_past_the_limit_answers_413_and_closes() {
     assert_eq!(h.s.close_after_output(), Some(CloseReason::ProtocolError));
 }
 
+/// A held head (a chunked body) whose answer would be deferred cannot
+/// wait in the input (its bytes left it): 503, and nothing after it.
+#[test]
+fn reading_a_held_head_whose_answer_is_deferred_is_refused_and_closes() {
+    for (method, answer) in [
+        ("POST", "503 protocol_error;"),
+        ("HEAD", "503 protocol_error (head);"),
+    ] {
+        let mut h = Harness::new();
+        h.echo.deferring = true;
+        let head =
+            format!("{method} /wait HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
+        assert_eq!(h.recv(head.as_bytes(), 1.0), "");
+        let rest = b"0\r\n\r\nGET /n HTTP/1.1\r\nHost: x\r\n\r\n";
+        assert_eq!(h.recv(rest, 2.0), answer, "{method}");
+        assert!(h.echo.answered.is_empty(), "{method}");
+    }
+}
+
 #[test]
 fn reading_a_chunked_body_holds_the_answer_until_it_is_in() {
     let mut h = Harness::new();
