@@ -28,6 +28,10 @@
 //! - [`file`](mod@file): the `--config` TOML file, read as entries of the table
 //!   (the top level's, then each `[[site]]` block's);
 //! - [`reload`](mod@reload): SIGHUP's merge (the running `Fixed`, the file's `Live`);
+//! - [`rules`] and [`cidr`]: a `--rule` value and an address range,
+//!   parsed and checked;
+//! - [`docs`]: the man pages and shell completions, printed from the
+//!   table;
 //! - [`error`]: a mistake as one line, naming the file, line and key.
 //!
 //! Precedence: defaults, then the file, then the command line (an option
