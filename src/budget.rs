@@ -26,7 +26,8 @@ pub struct Reserve {
     pub epoll: usize,
     pub listeners: usize,
     pub signalfd: usize,
-    /// ROOT, held open as a directory fd.
+    /// The default site's ROOT, held open as a directory fd (the other
+    /// sites' ROOTs are charged as file fds: see `Files::fds_charged`).
     pub root_dir: usize,
     /// The short-lived fd of a file opened, read and closed within one
     /// request (small files, directories, index lookups).

@@ -163,6 +163,10 @@ fn table_bytes<T>(capacity: usize) -> usize {
     })
 }
 
+/// How many of a full rate table's clients are looked at to give one
+/// place up: a bound on the work a new client costs.
+pub const FORGET_SCAN: usize = 64;
+
 /// A token bucket per client: `rate` requests a second, `burst` at once.
 #[derive(Debug)]
 pub struct Rates {
@@ -225,14 +229,16 @@ impl Rates {
         Err(Duration::from_secs_f64((1.0 - bucket.tokens) / rate))
     }
 
-    /// Gives up one client's place: one whose bucket has refilled (it
-    /// would start full again: forgetting it changes nothing), else the
-    /// one seen least recently (a client that keeps asking, refused or
-    /// not, is seen often, and keeps its empty bucket).
+    /// Gives up one client's place, looking at [`FORGET_SCAN`] of them at
+    /// most (the table is full: a flood of new clients must not cost a
+    /// scan of the whole table each): the first whose bucket has refilled
+    /// (it would start full again: forgetting it changes nothing), else
+    /// the one among them seen least recently (a client that keeps asking,
+    /// refused or not, is seen often, and keeps its empty bucket).
     fn forget_one(&mut self, now: Instant) {
         let (rate, burst) = (self.rate, self.burst);
         let mut oldest: Option<(Client, Instant)> = None;
-        for (client, bucket) in &self.buckets {
+        for (client, bucket) in self.buckets.iter().take(FORGET_SCAN) {
             let elapsed = now.saturating_duration_since(bucket.at).as_secs_f64();
             if bucket.tokens + elapsed * rate >= burst {
                 oldest = Some((*client, bucket.at));

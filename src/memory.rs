@@ -122,7 +122,8 @@ pub struct MemoryBound {
     /// Every worker's compressor thread at work; 0 with `--no-compress`.
     pub compressors: usize,
     /// Every worker's request-rate table (with `--client-rate`; the
-    /// connections-per-client table is a per-connection term).
+    /// connections-per-client table is a per-connection term) and
+    /// credential cache (with an `auth` rule).
     pub clients: usize,
 }
 
@@ -222,8 +223,19 @@ impl MemoryBound {
             false => 0,
             true => times(workers, Rates::bytes_for(fixed.client_table_entries)),
         };
+        // With an auth rule, every worker's credential cache.
+        let auth_rules = live
+            .all_sites()
+            .any(|site| site.rules.iter().any(|r| r.action.users().is_some()));
+        let auth = match auth_rules {
+            false => 0,
+            true => times(
+                workers,
+                crate::serve::auth::heap_bytes(fixed.max_header_bytes),
+            ),
+        };
         MemoryBound {
-            clients: client_rates,
+            clients: sum([client_rates, auth]),
             access_log,
             connections,
             tables_per_connection: tables,

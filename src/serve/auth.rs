@@ -37,6 +37,17 @@ pub const QUEUE: usize = 64;
 /// Credentials remembered per worker (verified good or bad).
 pub const KNOWN: usize = 1024;
 
+/// The heap one worker's authenticator holds at most once it verifies
+/// (for the memory bound): the known credentials' table (hashbrown's 7/8
+/// load in a power of two, a control byte a slot), the waiting list, the
+/// decoded credentials (at most a request head).
+pub fn heap_bytes(max_header_bytes: usize) -> usize {
+    let slots = ((KNOWN + QUEUE) * 8).div_ceil(7).next_power_of_two();
+    slots * (std::mem::size_of::<(Key, Known)>() + 1)
+        + QUEUE * std::mem::size_of::<usize>()
+        + max_header_bytes
+}
+
 /// A credential's key in the cache: SHA-256 of realm, user, password and
 /// stored hash.
 type Key = [u8; 32];
@@ -93,8 +104,10 @@ impl Authenticator {
     /// that needs it is challenged.
     pub fn new(alarm: Option<Arc<Alarm>>) -> Authenticator {
         Authenticator {
-            known: HashMap::with_capacity(KNOWN + QUEUE),
-            waiting: Vec::with_capacity(QUEUE),
+            // Reserved when the verifier starts: a server without auth
+            // rules holds none of it.
+            known: HashMap::new(),
+            waiting: Vec::new(),
             verifier: None,
             alarm,
             decoded: Vec::with_capacity(256),
@@ -187,6 +200,8 @@ impl Authenticator {
     fn verifier(&mut self) -> Option<&Verifier> {
         if self.verifier.is_none() {
             let alarm = Arc::clone(self.alarm.as_ref()?);
+            self.known.reserve(KNOWN + QUEUE);
+            self.waiting.reserve(QUEUE);
             self.verifier = Verifier::start(alarm)
                 .inspect_err(|e| {
                     log::error!("no password verifier thread ({e}): auth rules answer 503")

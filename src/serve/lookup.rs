@@ -27,8 +27,9 @@ use crate::http::request::RequestHead;
 use crate::http::target::decode_path;
 use crate::http::validators::accepts_encoding;
 
-/// ROOT and what stands in front of it: the file cache, the shared file
-/// fds, on-the-fly compression. The scratch buffers are one lookup's own:
+/// The sites' ROOTs and what stands in front of them: the file cache, the
+/// shared file fds, on-the-fly compression (both caches key on the ROOT's
+/// device and inode as well as the path). The scratch buffers are one lookup's own:
 /// filled and read within [`Files::lookup`], never between calls.
 pub struct Files {
     /// The sites' ROOTs, each held once however many sites serve it.

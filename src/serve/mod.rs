@@ -75,9 +75,10 @@ use settings::{Settings, SiteRef};
 /// read into memory.
 pub const MAX_GENERATED_BYTES: usize = listing::MAX_RENDERED_BYTES;
 
-/// What answers requests: the configuration's [`Settings`], ROOT and its
-/// caches ([`Files`]), the date, the access log, and two scratch buffers.
-/// One per reactor. It owns no counter and no connection state: what it
+/// What answers requests: the configuration's [`Settings`], the sites'
+/// ROOTs and their caches ([`Files`]), the date, the access log, the
+/// buffers for a Location, a generated body and the path rules, the
+/// per-client request rates and the authenticator. One per reactor. It owns no counter and no connection state: what it
 /// needs of the reactor's is lent to each call as a [`ServerView`].
 pub struct Responder {
     settings: Settings,
@@ -101,7 +102,8 @@ pub struct Responder {
 
 /// The reactor's state a response may need, lent for one call: the
 /// counters it bumps, the figures the status page and the fd budget
-/// checks read, and whether every response must say close.
+/// checks read, which connection it is (its key, its TLS server name's
+/// site), and whether every response must say close.
 pub struct ServerView<'a> {
     pub stats: &'a mut Stats,
     /// Connections by phase (`open_files` is filled in when read).
@@ -314,7 +316,6 @@ impl Responder {
         out: &mut Vec<u8>,
         server: &mut ServerView<'_>,
     ) -> Reply<FileBody> {
-        server.stats.requests += 1;
         crate::fault::panic_at(crate::fault::Point::Respond, head.target.as_bytes());
         crate::fault::note_worker_fault(head.target.as_bytes());
         let reply_start = out.len();
@@ -356,7 +357,6 @@ impl Responder {
         if matches!(route, Route::Defer) {
             // Nothing written, nothing counted: the request is asked
             // again when its credentials are verified.
-            server.stats.requests -= 1;
             return Reply {
                 status: Status::Ok,
                 close: None,
@@ -364,6 +364,9 @@ impl Responder {
                 defer: true,
             };
         }
+        // Counted before its response is built (the status page counts
+        // the request that asks for it).
+        server.stats.requests += 1;
         // --client-rate: every request counts but the health check's.
         if live.client_rate > 0.0 && !matches!(route, Route::Health) {
             let trusted = &live.trusted_proxies;
