@@ -26,7 +26,8 @@ pub enum CloseReason {
     ResponseClose,
     /// `--max-requests` reached.
     MaxRequests,
-    /// An error response after which framing could not continue.
+    /// An error response after which framing could not continue, or a
+    /// PROXY protocol header owed and not sent (closed unanswered).
     ProtocolError,
     /// A socket error other than a reset.
     Error,
@@ -39,7 +40,8 @@ pub enum CloseReason {
     /// without taking a slot.
     Overflow,
     /// Its client had `--max-client-connections` open already: closed at
-    /// accept, before it sent anything.
+    /// accept, before it sent anything (or, behind a proxy that sends the
+    /// PROXY protocol, once its header named the client).
     ClientLimit,
     /// TLS failed: a bad or unsupported ClientHello, a bad record, a
     /// non-TLS client on a TLS port.

@@ -40,6 +40,9 @@ pub enum Next {
     Open,
     /// Close it now, for this reason.
     Close(CloseReason),
+    /// Its PROXY header named the client, now its peer, in place of the
+    /// socket's peer (given): count the client, then drive it again.
+    Proxied(SocketAddr),
 }
 
 /// The pool of exchanges a reactor lends its connections.
@@ -60,6 +63,13 @@ pub struct Conn<T = Stream> {
     /// `pending_eof`): a short read no longer means the socket is
     /// drained, since the EOF behind the data brings no new edge.
     fin_pending: bool,
+    /// A PROXY protocol header must come first (`--proxy-protocol` and a
+    /// trusted peer); nothing else is read until it did.
+    awaits_proxy_header: bool,
+    /// Its peer is counted in the per-client table (the reactor's to say:
+    /// a trusted proxy is not, and the trusted list may change on reload
+    /// before the connection closes).
+    counted: bool,
 }
 
 impl<T> fmt::Debug for Conn<T> {
@@ -79,6 +89,8 @@ impl<T: Transport> Conn<T> {
             readable: false,
             writable: true,
             fin_pending: false,
+            awaits_proxy_header: false,
+            counted: false,
         }
     }
 
@@ -94,13 +106,20 @@ impl<T: Transport> Conn<T> {
             readable: true,
             writable: true,
             fin_pending: false,
+            awaits_proxy_header: false,
+            counted: false,
         }
     }
 
     /// Its state, if it may be handed to another process now: nothing in
-    /// flight, not TLS, the peer still there.
+    /// flight, not TLS, the peer still there, its PROXY header (if it
+    /// owes one) read.
     pub fn parked(&self, now: Instant) -> Option<Parked> {
-        if self.transport.is_secure() || self.peer_closed || self.transport.pending_output() {
+        if self.transport.is_secure()
+            || self.peer_closed
+            || self.transport.pending_output()
+            || self.awaits_proxy_header
+        {
             return None;
         }
         self.session.parked(now)
@@ -128,6 +147,21 @@ impl<T: Transport> Conn<T> {
 
     pub fn peer(&self) -> SocketAddr {
         self.peer
+    }
+
+    /// Its first bytes must be a PROXY protocol header, which names its
+    /// client (see [`crate::proxy_header`]).
+    pub fn expect_proxy_header(&mut self) {
+        self.awaits_proxy_header = true;
+    }
+
+    /// Its peer is counted as a client (see [`crate::clients`]), or not.
+    pub fn set_counted(&mut self, counted: bool) {
+        self.counted = counted;
+    }
+
+    pub fn is_counted(&self) -> bool {
+        self.counted
     }
 
     pub fn phase(&self) -> Phase {
@@ -245,6 +279,13 @@ impl<T: Transport> Conn<T> {
         pool: &mut Pool,
         now: Instant,
     ) -> Result<Next, CloseReason> {
+        if self.awaits_proxy_header {
+            match self.read_proxy_header()? {
+                Some(next) => return Ok(next),
+                None if self.awaits_proxy_header => return Ok(Next::Open),
+                None => {}
+            }
+        }
         loop {
             if self.has_output() && self.writable {
                 self.flush(now)?;
@@ -288,6 +329,58 @@ impl<T: Transport> Conn<T> {
                 self.drive(responder, pool, now)
             }
         }
+    }
+
+    /// Reads the PROXY header once it is all there: peeks at what the
+    /// socket holds, and takes exactly the header, so that what follows
+    /// it (a request, a ClientHello) is read by the transport as if it
+    /// came first. Returns `Proxied` if it named a client; `None` while
+    /// it is incomplete, or once it named none (the socket's peer stands).
+    fn read_proxy_header(&mut self) -> Result<Option<Next>, CloseReason> {
+        use crate::proxy_header::{Header, MAX_HEADER, parse};
+        if !self.readable {
+            return Ok(None);
+        }
+        let mut buf = [0u8; MAX_HEADER];
+        let seen = loop {
+            match self.transport.read_socket(&mut buf, true) {
+                Ok(0) => return Err(CloseReason::Client),
+                Ok(n) => break n,
+                Err(e) if interrupted(&e) => {}
+                Err(e) if would_block(&e) => {
+                    self.readable = false;
+                    return Ok(None);
+                }
+                Err(e) => return Err(close_reason(&e)),
+            }
+        };
+        let (len, source) = match parse(&buf[..seen]) {
+            Header::Complete { len, source } => (len, source),
+            Header::Incomplete if seen < MAX_HEADER => {
+                // The rest brings a new edge (the peeked bytes stay).
+                self.readable = false;
+                return Ok(None);
+            }
+            Header::Incomplete => unreachable!("a header fits MAX_HEADER"),
+            Header::Invalid(why) => {
+                log::info!("{}: {why}; closing", self.peer);
+                return Err(CloseReason::ProtocolError);
+            }
+        };
+        match self.transport.read_socket(&mut buf[..len], false) {
+            Ok(n) if n == len => {}
+            // What was peeked is queued: only an error takes it away.
+            Ok(_) => return Err(CloseReason::Error),
+            Err(e) => return Err(close_reason(&e)),
+        }
+        self.awaits_proxy_header = false;
+        Ok(match source {
+            Some(client) if client != self.peer => {
+                log::trace!("{}: PROXY header names {client}", self.peer);
+                Some(Next::Proxied(std::mem::replace(&mut self.peer, client)))
+            }
+            _ => None,
+        })
     }
 
     /// Reads once if there may be data and the session wants it. Returns

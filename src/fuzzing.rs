@@ -284,6 +284,38 @@ fn answer_pieces(data: &[u8], cuts: &[usize], reloads: &[Reload]) -> Vec<Event> 
     recorder.events
 }
 
+/// Arbitrary bytes as the first bytes of a connection from a trusted
+/// proxy: the PROXY header's parser. Nothing may panic; a header read
+/// lies within the input and reads the same off exactly its bytes, and
+/// every shorter prefix of it, like every prefix of an incomplete input,
+/// waits for more (so the connection, which peeks at what has arrived, can
+/// never take a header that more bytes would have changed); only an
+/// input shorter than the bound is ever incomplete.
+pub fn proxy_header(data: &[u8]) {
+    use crate::proxy_header::{Header, MAX_HEADER, parse};
+    let data = &data[..data.len().min(MAX_HEADER)];
+    match parse(data) {
+        Header::Complete { len, source } => {
+            assert!(len <= data.len() && len >= 15, "{len}");
+            assert_eq!(parse(&data[..len]), Header::Complete { len, source });
+            for cut in 0..len {
+                assert_eq!(
+                    parse(&data[..cut]),
+                    Header::Incomplete,
+                    "cut at {cut} of {len}"
+                );
+            }
+        }
+        Header::Incomplete => {
+            assert!(data.len() < MAX_HEADER);
+            for cut in 0..data.len() {
+                assert_eq!(parse(&data[..cut]), Header::Incomplete, "cut at {cut}");
+            }
+        }
+        Header::Invalid(why) => assert!(!why.is_empty()),
+    }
+}
+
 /// Arbitrary bytes through the sites' and rules' code over bytes: a
 /// ClientHello's server name, the host table, path rules' matching and a
 /// redirect's placeholders. Nothing may panic; a name read lies within

@@ -141,7 +141,9 @@
 //!    Per client ([`clients`]): connections counted at accept and close
 //!    (`--max-client-connections`), a request rate per token bucket
 //!    (`--client-rate`: 429), in tables bounded by the budget and by
-//!    `--client-table-entries`.
+//!    `--client-table-entries`. Behind a trusted proxy the client is the
+//!    one its `X-Forwarded-For` names, or its PROXY protocol header
+//!    ([`proxy_header`], read by the connection before any TLS or HTTP).
 //!
 //! 8. **The hot path**: an idle connection is a 96-byte [`conn::Conn`];
 //!    its exchange comes from the [`pool`] while it works. Small files are
@@ -193,6 +195,7 @@ pub mod http;
 pub mod memory;
 pub mod pool;
 pub mod privileges;
+pub mod proxy_header;
 pub mod reactor;
 pub mod serve;
 pub mod signals;

@@ -106,4 +106,7 @@ impl Transport for Stream {
     fn take_handshake(&mut self) -> Option<Handshake> {
         each!(self, s => s.take_handshake())
     }
+    fn read_socket(&mut self, buf: &mut [u8], peek: bool) -> io::Result<usize> {
+        each!(self, s => s.read_socket(buf, peek))
+    }
 }

@@ -82,6 +82,13 @@ pub trait Transport {
     fn take_handshake(&mut self) -> Option<Handshake> {
         None
     }
+    /// Reads the socket itself, beneath any TLS, for what comes before
+    /// the transport's own bytes (the PROXY protocol's header): `peek`
+    /// leaves the bytes queued. Transports without a TCP socket say
+    /// `Unsupported`.
+    fn read_socket(&mut self, _buf: &mut [u8], _peek: bool) -> io::Result<usize> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
 }
 
 /// The socket said: try again after the next readiness event.
@@ -128,7 +135,7 @@ impl Tcp {
     }
 }
 
-/// What a write-like syscall's return value means.
+/// What a read or write syscall's return value means.
 fn written(rc: isize) -> io::Result<usize> {
     if rc >= 0 {
         Ok(rc as usize)
@@ -216,6 +223,20 @@ impl Transport for Tcp {
 
     fn shutdown_write(&mut self) -> io::Result<()> {
         self.stream.shutdown(Shutdown::Write)
+    }
+
+    fn read_socket(&mut self, buf: &mut [u8], peek: bool) -> io::Result<usize> {
+        let flags = if peek { libc::MSG_PEEK } else { 0 };
+        // SAFETY: `buf` is valid for writes of its length.
+        let rc = unsafe {
+            libc::recv(
+                self.stream.as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                flags,
+            )
+        };
+        written(rc)
     }
 
     fn abort_on_close(&mut self) {

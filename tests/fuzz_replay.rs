@@ -55,3 +55,8 @@ fn pipeline_with_reloads_seeds_replay() {
 fn routing_seeds_replay() {
     replay("routing", holdline::fuzzing::routing);
 }
+
+#[test]
+fn proxy_header_seeds_replay() {
+    replay("proxy_header", holdline::fuzzing::proxy_header);
+}

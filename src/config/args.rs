@@ -282,6 +282,17 @@ mod tests {
     }
 
     #[test]
+    fn the_proxy_protocol_needs_a_trusted_proxy() {
+        let err = serve(&["--proxy-protocol"]).unwrap_err().to_string();
+        assert!(
+            err.contains("proxy-protocol") && err.contains("--trusted-proxy"),
+            "{err}"
+        );
+        let c = serve(&["--proxy-protocol", "--trusted-proxy", "10.0.0.0/8"]).unwrap();
+        assert!(c.live.proxy_protocol);
+    }
+
+    #[test]
     fn flags_and_root() {
         let c = serve(&[
             "--listen",

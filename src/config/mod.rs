@@ -162,8 +162,11 @@ pub struct Live {
     pub sites: Vec<SiteOptions>,
     /// What a request whose Host names no site gets.
     pub unknown_host: UnknownHost,
-    /// Proxies whose `X-Forwarded-For` names the client.
+    /// Proxies whose `X-Forwarded-For` (or PROXY header) names the client.
     pub trusted_proxies: Vec<cidr::Cidr>,
+    /// Connections from a trusted proxy begin with a PROXY protocol
+    /// header (see [`crate::proxy_header`]).
+    pub proxy_protocol: bool,
     /// Connections one client may have open (per worker); 0: no limit.
     pub max_client_connections: u32,
     /// Requests a second one client may make (per worker); 0: no limit.
@@ -312,6 +315,7 @@ impl Default for Live {
             sites: Vec::new(),
             unknown_host: UnknownHost::DefaultSite,
             trusted_proxies: Vec::new(),
+            proxy_protocol: false,
             max_client_connections: 0,
             client_rate: 0.0,
             client_burst: 20,

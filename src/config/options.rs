@@ -222,7 +222,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         topic: Topic::Sites,
         choices: &[],
         value: Some("RANGE"),
-        help: "a proxy (address or range, such as 10.0.0.0/8) whose X-Forwarded-For names the client for allow-from and deny-from rules: the rightmost address in it that is not a trusted proxy; repeatable",
+        help: "a proxy (address or range, such as 10.0.0.0/8) whose X-Forwarded-For names the client for allow-from and deny-from rules and --client-rate: the rightmost address in it that is not a trusted proxy (or whose PROXY header does, with --proxy-protocol); its own connections count against no --max-client-connections; repeatable",
         show: Show::Live(|c| list(&c.trusted_proxies, |r| r.to_string())),
         apply: |b, v| {
             let range = super::cidr::Cidr::parse(v).ok_or_else(|| {
@@ -236,6 +236,19 @@ pub const OPTIONS: &[OptionSpec] = &[
             Ok(())
         },
         repeatable: true,
+    },
+    OptionSpec {
+        flag: "--proxy-protocol",
+        topic: Topic::Sites,
+        choices: &[],
+        value: None,
+        help: "connections from a --trusted-proxy begin with a PROXY protocol header (v1 or v2, as HAProxy's send-proxy or a TCP load balancer sends), whose source address is the client for limits, rules and the access log; one without it is closed; other peers are served as they come",
+        show: Show::Live(|c| on_off(c.proxy_protocol)),
+        apply: |b, _| {
+            b.config.live.proxy_protocol = true;
+            Ok(())
+        },
+        repeatable: false,
     },
     OptionSpec {
         flag: "--listen",
@@ -1170,6 +1183,12 @@ impl Builder {
             return Err(ConfigError::out_of_range(
                 "redirect-to-https",
                 "needs --tls-listen",
+            ));
+        }
+        if config.live.proxy_protocol && config.live.trusted_proxies.is_empty() {
+            return Err(ConfigError::out_of_range(
+                "proxy-protocol",
+                "needs --trusted-proxy (the peers whose header names the client)",
             ));
         }
         if !fixed.tls_listen.is_empty() && fixed.tls_certs.is_empty() {

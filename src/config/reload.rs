@@ -131,6 +131,7 @@ mod tests {
         ),
         ("--tcp-keepalive-probes", &["--tcp-keepalive-probes", "17"]),
         ("--no-tcp-keepalive", &["--no-tcp-keepalive"]),
+        ("--proxy-protocol", &["--proxy-protocol"]),
         ("--dotfiles", &["--dotfiles"]),
         ("--no-precompressed", &["--no-precompressed"]),
         ("--listing", &["--listing"]),
@@ -156,6 +157,9 @@ mod tests {
         "/a.pem",
         "--tls-key",
         "/a.key",
+        // For --proxy-protocol, which needs one.
+        "--trusted-proxy",
+        "10.9.9.9",
     ];
 
     /// The table, the types and the merge agree: each option's setter

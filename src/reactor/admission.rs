@@ -14,7 +14,7 @@ use super::listeners::Accepted;
 use super::{Server, Step};
 use crate::close::CloseReason;
 use crate::config::Config;
-use crate::conn::Conn;
+use crate::conn::{Conn, Next};
 use crate::contain;
 use crate::evict::{Class, EvictionQueues};
 use crate::serve::Sni;
@@ -113,9 +113,10 @@ impl Server {
                 // The client holding the most slots (past a quarter of
                 // them) loses one first.
                 let hog = self.clients.hog(self.conns.len());
+                let prefixes = &self.config.fixed.client_prefixes;
                 let is_hogs = |key: usize| {
-                    let peer = self.conns.get(key).map(|c| c.peer());
-                    hog.is_some() && peer.and_then(|p| self.client_of(p)) == hog
+                    let conn = self.conns.get(key).filter(|c| c.is_counted());
+                    hog.is_some() && conn.map(|c| prefixes.client(c.peer().ip())) == hog
                 };
                 self.evict
                     .victim_preferring(now, self.admission.blocked, is_hogs)
@@ -157,22 +158,23 @@ impl Server {
                     self.ledger.stats.accepted += 1;
                     self.answer_without_slot(stream, peer, now);
                 }
-                Ok((_, peer)) if self.over_client_limit(peer) => {
-                    // Closed before it sent anything: there is no request
-                    // to answer yet (as HAProxy's connection reject).
-                    self.ledger.stats.accepted += 1;
-                    self.ledger.stats.count_close(CloseReason::ClientLimit);
-                    log::debug!("{peer}: closed at accept (client_limit)");
-                }
                 Ok((stream, peer)) => {
-                    self.admission.blocked = None;
                     self.ledger.stats.accepted += 1;
+                    let Some(counted) = self.count_client(peer) else {
+                        // Closed before it sent anything: there is no
+                        // request to answer yet (as HAProxy's connection
+                        // reject).
+                        self.ledger.stats.count_close(CloseReason::ClientLimit);
+                        log::debug!("{peer}: closed at accept (client_limit)");
+                        continue;
+                    };
+                    self.admission.blocked = None;
                     // Evict only once a connection is really waiting: the
                     // new socket briefly uses the reserve's spare fd.
                     if let Some((key, class)) = victim {
                         self.shed(key, class);
                     }
-                    self.admit(stream, peer, tls, now);
+                    self.admit(stream, peer, tls, counted, now);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.admission.blocked = None;
@@ -213,13 +215,10 @@ impl Server {
         }
     }
 
-    /// A connection from `peer` would pass `--max-client-connections`;
-    /// otherwise it is counted for its client now.
-    fn over_client_limit(&mut self, peer: SocketAddr) -> bool {
-        match self.client_of(peer) {
-            Some(client) => !self.clients.admit(client),
-            None => false,
-        }
+    /// A connection from `peer` must begin with a PROXY header: the
+    /// protocol is on and `peer` is a trusted proxy.
+    fn owes_proxy_header(&self, peer: SocketAddr) -> bool {
+        self.config.live.proxy_protocol && self.is_trusted_proxy(peer.ip())
     }
 
     /// Starts a pause in admission: counted, and logged at most once a
@@ -249,6 +248,9 @@ impl Server {
     /// next accept. A newcomer that sent nothing yet is closed unanswered.
     fn answer_without_slot(&mut self, stream: Accepted, peer: SocketAddr, now: Instant) {
         let mut conn = Conn::new(stream.plain(), peer, now);
+        if self.owes_proxy_header(peer) {
+            conn.expect_proxy_header();
+        }
         conn.ready(true, true, false);
         let closing = Some(CloseReason::Overflow);
         // No slot, no key: a request deferred here is never answered
@@ -259,7 +261,14 @@ impl Server {
         let mut responder = (&mut self.responder, view);
         // Whatever it says next, the connection goes: it has no slot.
         let pool = &mut self.pool;
-        let drove = contain::guarded(|| conn.drive(&mut responder, pool, now));
+        // A PROXY header read, the request behind it is answered (for
+        // the client it names, counted nowhere: it has no slot).
+        let drove =
+            contain::guarded(
+                || {
+                    while let Next::Proxied(_) = conn.drive(&mut responder, pool, now) {}
+                },
+            );
         let stats = &mut self.ledger.stats;
         if let Err(panic) = drove {
             stats.count_close(CloseReason::InternalError);
@@ -279,11 +288,21 @@ impl Server {
         conn.release(&mut self.pool);
     }
 
-    fn admit(&mut self, mut stream: Accepted, peer: SocketAddr, tls: bool, now: Instant) {
+    /// Files a newcomer from `peer` (`counted` for its client) in the
+    /// slab, over TLS if its listener is.
+    fn admit(
+        &mut self,
+        mut stream: Accepted,
+        peer: SocketAddr,
+        tls: bool,
+        counted: bool,
+        now: Instant,
+    ) {
         // TCP_NODELAY and the keepalive probes were set on the listener:
         // Linux copies them to every accepted socket, which saves five
         // setsockopt calls per connection (tests/budget.rs reads them back
         // off an accepted socket).
+        let owes_header = self.owes_proxy_header(peer);
         let entry = self.conns.vacant_entry();
         let key = entry.key();
         if let Err(e) = self.poll.registry().register(
@@ -292,7 +311,7 @@ impl Server {
             Interest::READABLE | Interest::WRITABLE,
         ) {
             log::warn!("{peer}: cannot register: {e}");
-            self.release_client(peer);
+            self.release_client(peer, counted);
             return;
         }
         let transport = match (stream, &self.tls, tls) {
@@ -301,14 +320,19 @@ impl Server {
                 Err(e) => {
                     log::warn!("{peer}: cannot start TLS: {e}");
                     self.ledger.stats.count_close(CloseReason::TlsError);
-                    self.release_client(peer);
+                    self.release_client(peer, counted);
                     return;
                 }
             },
             (stream, _, _) => stream.plain(),
         };
         self.ledger.stats.handled += 1;
-        entry.insert(Conn::new(transport, peer, now));
+        let mut conn = Conn::new(transport, peer, now);
+        conn.set_counted(counted);
+        if owes_header {
+            conn.expect_proxy_header();
+        }
+        entry.insert(conn);
         self.enroll(key, now);
     }
 

@@ -258,7 +258,7 @@ impl Server {
         match upgrade::send_connection(&channel, fd, parked, peer, unix) {
             Ok(()) => {
                 let conn = self.conns.remove(key);
-                self.release_client(conn.peer());
+                self.release_client(conn.peer(), conn.is_counted());
                 self.ledger.count(phase, -1);
                 self.wheel.cancel(key);
                 self.evict.remove(key);
@@ -355,6 +355,7 @@ impl Server {
                 (Stream::Unix(Unix::new(socket)), super::UNIX_PEER)
             }
         };
+        let client = self.client_of(peer);
         let entry = self.conns.vacant_entry();
         let key = entry.key();
         let Some((_, source)) = transport.plain_socket() else {
@@ -372,7 +373,8 @@ impl Server {
         self.ledger.stats.handled += 1;
         let conn = entry.insert(Conn::from_parked(transport, peer, parked, now));
         debug_assert!(matches!(conn.phase(), Phase::Idle | Phase::Reading));
-        if let Some(client) = self.client_of(peer) {
+        if let Some(client) = client {
+            conn.set_counted(true);
             self.clients.adopt(client);
         }
         self.enroll(key, now);

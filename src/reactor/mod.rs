@@ -401,6 +401,7 @@ impl Server {
         }
         match next {
             Next::Close(reason) => self.close(key, reason),
+            Next::Proxied(was) => self.proxied(key, was, now),
             Next::Open if close_idle && after == Phase::Idle => {
                 self.close(key, CloseReason::Shutdown)
             }
@@ -423,7 +424,7 @@ impl Server {
         let Some(mut conn) = self.conns.try_remove(key) else {
             return;
         };
-        self.release_client(conn.peer());
+        self.release_client(conn.peer(), conn.is_counted());
         self.ledger.count(before, -1);
         self.wheel.cancel(key);
         self.evict.remove(key);
@@ -439,16 +440,68 @@ impl Server {
     }
 
     /// The client a connection from `peer` counts for; `None` for a
-    /// unix-socket peer (no address: no per-client limit).
+    /// unix-socket peer (no address: no per-client limit) and for a
+    /// trusted proxy (its connections carry many clients).
     fn client_of(&self, peer: std::net::SocketAddr) -> Option<crate::clients::Client> {
         let ip = peer.ip();
-        (!ip.is_unspecified()).then(|| self.config.fixed.client_prefixes.client(ip))
+        let uncounted = ip.is_unspecified() || self.is_trusted_proxy(ip);
+        (!uncounted).then(|| self.config.fixed.client_prefixes.client(ip))
     }
 
-    /// A connection from `peer` is gone: its client has one fewer.
-    fn release_client(&mut self, peer: std::net::SocketAddr) {
-        if let Some(client) = self.client_of(peer) {
+    fn is_trusted_proxy(&self, ip: std::net::IpAddr) -> bool {
+        self.config
+            .live
+            .trusted_proxies
+            .iter()
+            .any(|r| r.contains(ip))
+    }
+
+    /// Counts a connection from `peer` for its client: `None` if that
+    /// client has its `--max-client-connections` already, else whether
+    /// it was counted.
+    fn count_client(&mut self, peer: std::net::SocketAddr) -> Option<bool> {
+        match self.client_of(peer) {
+            Some(client) => self.clients.admit(client).then_some(true),
+            None => Some(false),
+        }
+    }
+
+    /// A connection from `peer` is gone: its client has one fewer, if it
+    /// was `counted` (whatever the trusted proxies are by now).
+    fn release_client(&mut self, peer: std::net::SocketAddr, counted: bool) {
+        if counted {
+            let client = self.config.fixed.client_prefixes.client(peer.ip());
             self.clients.release(client);
+        }
+    }
+
+    /// Connection `key`'s PROXY header named its client, now its peer, in
+    /// place of `was` (the proxy's address): it counts for that client
+    /// from now on, or closes if that client has its fill. Then it moves
+    /// on with what followed the header.
+    fn proxied(&mut self, key: usize, was: std::net::SocketAddr, now: Instant) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        let (peer, counted) = (conn.peer(), conn.is_counted());
+        conn.set_counted(false);
+        self.release_client(was, counted);
+        match self.count_client(peer) {
+            None => {
+                log::debug!("{peer} (by {was}): closed after its PROXY header (client_limit)");
+                self.close(key, CloseReason::ClientLimit);
+            }
+            Some(counted) => {
+                if let Some(conn) = self.conns.get_mut(key) {
+                    conn.set_counted(counted);
+                }
+                let step = Step::Ready {
+                    readable: false,
+                    writable: false,
+                    read_closed: false,
+                };
+                self.step(key, now, step);
+            }
         }
     }
 
@@ -456,7 +509,7 @@ impl Server {
         let Some(mut conn) = self.conns.try_remove(key) else {
             return;
         };
-        self.release_client(conn.peer());
+        self.release_client(conn.peer(), conn.is_counted());
         if conn.phase() == Phase::Writing
             && matches!(reason, CloseReason::SendTimeout | CloseReason::Evicted)
         {

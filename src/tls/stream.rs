@@ -205,6 +205,10 @@ impl Transport for Tls {
         self.records.release();
     }
 
+    fn read_socket(&mut self, buf: &mut [u8], peek: bool) -> io::Result<usize> {
+        self.tcp.read_socket(buf, peek)
+    }
+
     fn is_secure(&self) -> bool {
         true
     }
