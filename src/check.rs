@@ -81,6 +81,7 @@ fn describe_site(out: &mut String, name: &str, site: &SiteOptions) {
         on(site.redirect_to_https, "redirect-to-https"),
         on(site.dotfiles, "dotfiles"),
         on(site.listing, "listing"),
+        on(site.clean_urls, "clean-urls"),
         on(!site.precompressed, "no-precompressed"),
     ]
     .into_iter()

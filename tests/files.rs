@@ -3,6 +3,7 @@
 mod common;
 
 use std::io::Write;
+use std::net::TcpStream;
 use std::time::Duration;
 
 use common::*;
@@ -432,5 +433,75 @@ fn fallback_and_error_page_paths_are_checked() {
     ] {
         let err = Server::try_start(&site.root(), args).err();
         assert!(err.is_some_and(|e| e.contains("error:")), "{args:?}");
+    }
+}
+
+/// `--clean-urls`: pages without `.html`, one URL each. A path that names
+/// no file is its `.html`, before a directory of the same name; the
+/// `.html` spellings and a file's trailing slash are redirected (308,
+/// query kept) to it; a rewrite, a fallback and an error page are never
+/// redirected; nothing outside ROOT is reached.
+#[test]
+fn clean_urls_serve_pages_without_html_and_redirect_the_other_spellings() {
+    let site = Site::new();
+    site.dir.write("www/about.html", "about\n");
+    site.dir.write("www/blog.html", "blog\n");
+    site.dir.write("www/blog/post.html", "post\n");
+    site.dir.write("www/docs/index.html", "docs\n");
+    site.dir.write("www/404.html", "gone\n");
+    site.dir.write("secret.html", "TOP SECRET\n");
+    // Off (the default): /about is no page.
+    let plain = Server::start(&site.root(), &[]);
+    assert_eq!(exchange(&mut plain.connect(), &get("/about")).status, 404);
+    let server = Server::start(
+        &site.root(),
+        &[
+            "--clean-urls",
+            "--rule",
+            "/old rewrite /about.html",
+            "--error-page",
+            "404=/404.html",
+        ],
+    );
+    let mut s = server.connect();
+    let page = |s: &mut TcpStream, path: &str| {
+        let r = exchange(s, &get(path));
+        (r.status, r.body_text())
+    };
+    let moved = |s: &mut TcpStream, path: &str| {
+        let r = exchange(s, &get(path));
+        assert_eq!(r.status, 308, "{path}: {}", r.head);
+        r.header("Location").unwrap_or("").to_string()
+    };
+    let r = exchange(&mut s, &get("/about?x=1"));
+    assert_eq!((r.status, r.body_text().as_str()), (200, "about\n"));
+    assert_eq!(r.header("Content-Type"), Some("text/html; charset=utf-8"));
+    // Twice: the second from the file cache, the same.
+    assert_eq!(page(&mut s, "/about"), (200, "about\n".into()));
+    // blog.html before the directory blog/, whose pages are pages too.
+    assert_eq!(page(&mut s, "/blog"), (200, "blog\n".into()));
+    assert_eq!(page(&mut s, "/blog/post"), (200, "post\n".into()));
+    // A directory with its index keeps its slash.
+    assert_eq!(page(&mut s, "/docs/"), (200, "docs\n".into()));
+    assert_eq!(exchange(&mut s, &get("/docs")).status, 301);
+    // The other spellings, redirected, query kept.
+    assert_eq!(moved(&mut s, "/about.html?x=1"), "/about?x=1");
+    assert_eq!(moved(&mut s, "/about/"), "/about");
+    assert_eq!(moved(&mut s, "/blog/"), "/blog");
+    assert_eq!(moved(&mut s, "/blog/post.html"), "/blog/post");
+    assert_eq!(moved(&mut s, "/docs/index.html"), "/docs/");
+    assert_eq!(moved(&mut s, "/index.html"), "/");
+    // Other files as they are; a name with no page is 404 (its error
+    // page served, not redirected).
+    assert_eq!(page(&mut s, "/hello.txt"), (200, "hello\n".into()));
+    assert_eq!(page(&mut s, "/hello"), (404, "gone\n".into()));
+    assert_eq!(page(&mut s, "/missing/"), (404, "gone\n".into()));
+    // A rewrite to an .html path serves it.
+    assert_eq!(page(&mut s, "/old"), (200, "about\n".into()));
+    // Never above ROOT, however spelled.
+    for path in ["/../secret", "/%2e%2e/secret", "/sub/../../secret"] {
+        let r = exchange(&mut server.connect(), &get(path));
+        assert!(!r.body_text().contains("SECRET"), "{path}: {}", r.head);
+        assert!(r.status == 404 || r.status == 400, "{path}: {}", r.head);
     }
 }

@@ -194,6 +194,8 @@ pub struct SiteOptions {
     pub precompressed: bool,
     /// HTML listings of directories without index.html.
     pub listing: bool,
+    /// `/about` serves about.html; `/about.html` redirects to `/about`.
+    pub clean_urls: bool,
     /// `Cache-Control` on file responses.
     pub cache_control: Option<String>,
     /// Plain listeners answer 308 to the https URL (the status path
@@ -217,6 +219,7 @@ impl Default for SiteOptions {
             dotfiles: false,
             precompressed: true,
             listing: false,
+            clean_urls: false,
             cache_control: None,
             redirect_to_https: false,
             headers: Vec::new(),

@@ -912,6 +912,19 @@ pub const OPTIONS: &[OptionSpec] = &[
         repeatable: false,
     },
     OptionSpec {
+        flag: "--clean-urls",
+        topic: Topic::Sites,
+        choices: &[],
+        value: None,
+        help: "URLs without .html (Vercel's cleanUrls, Netlify's pretty URLs): /about serves about.html when there is no file about (before a directory about/), /about.html and /about/ (when only about.html is there) are redirected 308 to /about, /docs/index.html to /docs/; the query is kept",
+        show: Show::Site(|c| on_off(c.clean_urls)),
+        apply: |b, _| {
+            b.config.live.site.clean_urls = true;
+            Ok(())
+        },
+        repeatable: false,
+    },
+    OptionSpec {
         flag: "--follow-symlinks",
         topic: Topic::Sites,
         choices: &[],

@@ -133,6 +133,7 @@ mod tests {
         ("--no-tcp-keepalive", &["--no-tcp-keepalive"]),
         ("--proxy-protocol", &["--proxy-protocol"]),
         ("--dotfiles", &["--dotfiles"]),
+        ("--clean-urls", &["--clean-urls"]),
         ("--no-precompressed", &["--no-precompressed"]),
         ("--listing", &["--listing"]),
         ("--follow-symlinks", &["--follow-symlinks"]),

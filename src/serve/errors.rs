@@ -8,7 +8,7 @@ use std::time::Instant;
 use super::ServerView;
 use super::body::BodySink;
 use super::body::FileBody;
-use super::lookup::{Compression, Files};
+use super::lookup::{Compression, Files, Target};
 use super::route::Route;
 use super::settings::{Settings, SiteRef};
 use crate::close::CloseReason;
@@ -32,7 +32,14 @@ pub(super) fn error_body(
     let status = rh.status;
     let is_head = head.method == Method::Head;
     if let Some(page) = at.site().error_page(status.code())
-        && let Route::File(found) = files.lookup(at, head, &page, Compression::Never, server, now)
+        && let Route::File(found) = files.lookup(
+            at,
+            head,
+            Target::other(&page),
+            Compression::Never,
+            server,
+            now,
+        )
     {
         rh.content_type = Some(found.content_type);
         rh.charset_utf8 = found.charset;

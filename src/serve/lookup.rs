@@ -209,7 +209,7 @@ impl Files {
         &mut self,
         at: SiteRef<'_>,
         head: &RequestHead<'_>,
-        target: &'t str,
+        target: Target<'t>,
         compression: Compression,
         server: &mut ServerView<'_>,
         now: Instant,
@@ -228,16 +228,28 @@ impl Files {
         settings: &Settings,
         options: &SiteOptions,
         head: &RequestHead<'_>,
-        target: &'t str,
+        Target { target, asked }: Target<'t>,
         server: &ServerView<'_>,
         now: Instant,
     ) -> Route<'t> {
+        // --clean-urls is on (`Some`), and may redirect (`Some(true)`).
+        let clean = options.clean_urls.then_some(asked);
         let info = match decode_path(target, &mut self.path) {
             Ok(info) => info,
             Err(status) => return Route::Error(status),
         };
         if info.has_dot_segment && !options.dotfiles {
             return Route::Error(Status::NotFound);
+        }
+        let query = || target.find('?').map_or("", |i| &target[i..]);
+        if clean == Some(true)
+            && let Some(path) = without_html(info.raw_path)
+        {
+            // `/about.html` is `/about`, `/docs/index.html` is `/docs/`.
+            return Route::Clean {
+                path,
+                query: query(),
+            };
         }
         self.compress_key.clear();
         let (dev, ino) = self.root().id();
@@ -254,16 +266,39 @@ impl Files {
         }
         let (mut file, mut meta) = match self.open(true) {
             Ok(found) => found,
+            // `/about` is about.html; `/about/` without a directory is
+            // `/about` if about.html is there.
+            Err(Status::NotFound) if clean.is_some() && !self.path.is_empty() => {
+                match self.html_sibling() {
+                    Some(_) if info.trailing_slash => match clean {
+                        Some(true) => {
+                            return Route::Clean {
+                                path: &info.raw_path[..info.raw_path.len() - 1],
+                                query: query(),
+                            };
+                        }
+                        _ => return Route::Error(Status::NotFound),
+                    },
+                    Some(found) => found,
+                    None => return Route::Error(Status::NotFound),
+                }
+            }
             Err(status) => return Route::Error(status),
         };
+        if meta.is_dir() && !info.trailing_slash && clean.is_some() {
+            // about.html before the directory about/ (an export with
+            // about.html and about/team.html).
+            if let Some(found) = self.html_sibling() {
+                (file, meta) = found;
+            }
+        }
         let was_dir = meta.is_dir();
         if was_dir {
             if !info.trailing_slash {
                 // RFC 9110 §15.4.2; keep the query, as a browser would.
-                let query = target.find('?').map_or("", |i| &target[i..]);
                 return Route::AddSlash {
                     path: info.raw_path,
-                    query,
+                    query: query(),
                 };
             }
             let dir_len = self.path.len();
@@ -273,6 +308,21 @@ impl Files {
             self.path.extend_from_slice(b"index.html");
             (file, meta) = match self.open(false) {
                 Ok(found) => found,
+                // `/blog/` without an index is `/blog` if blog.html is
+                // there.
+                Err(Status::NotFound) if clean == Some(true) && dir_len > 0 => {
+                    self.path.truncate(dir_len);
+                    if self.html_sibling().is_some() {
+                        return Route::Clean {
+                            path: &info.raw_path[..info.raw_path.len() - 1],
+                            query: query(),
+                        };
+                    }
+                    if options.listing {
+                        return Route::Listing(file);
+                    }
+                    return Route::Error(Status::NotFound);
+                }
                 Err(Status::NotFound) if options.listing => {
                     self.path.truncate(dir_len);
                     return Route::Listing(file);
@@ -326,6 +376,23 @@ impl Files {
                 found.meta = FileMeta::from(&meta);
                 found.encoding = Some(coding);
                 return;
+            }
+        }
+    }
+
+    /// `self.path` + `.html`, opened, if it is a file (`--clean-urls`);
+    /// otherwise `self.path` is left as it was.
+    fn html_sibling(&mut self) -> Option<(File, std::fs::Metadata)> {
+        if self.path.ends_with(b".html") {
+            return None;
+        }
+        let len = self.path.len();
+        self.path.extend_from_slice(b".html");
+        match self.open(false) {
+            Ok(found) if found.1.is_file() => Some(found),
+            _ => {
+                self.path.truncate(len);
+                None
             }
         }
     }
@@ -544,5 +611,68 @@ impl Files {
     /// Returns how many files it finished.
     pub fn take_compressed(&mut self) -> usize {
         self.compression.as_mut().map_or(0, |c| c.take_done())
+    }
+}
+
+/// What a lookup is for: a target, and whether the client asked for it
+/// (not rewritten, not a fallback or error page), so that a
+/// `--clean-urls` redirect may point at it.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'t> {
+    target: &'t str,
+    asked: bool,
+}
+
+impl<'t> Target<'t> {
+    /// The request's own target.
+    pub fn asked(target: &'t str) -> Target<'t> {
+        Target {
+            target,
+            asked: true,
+        }
+    }
+
+    /// A rewrite's, a fallback's, an error page's.
+    pub fn other(target: &'t str) -> Target<'t> {
+        Target {
+            target,
+            asked: false,
+        }
+    }
+}
+
+/// The clean URL of a raw path that ends in `.html` (`--clean-urls`):
+/// `/about.html` is `/about`, `/docs/index.html` is `/docs/`; `None` for
+/// any other path, and for a name that is only `.html`.
+fn without_html(raw_path: &str) -> Option<&str> {
+    let stem = raw_path.strip_suffix(".html")?;
+    match stem.strip_suffix("index") {
+        Some(dir) if dir.ends_with('/') => Some(dir),
+        _ if stem.ends_with('/') || stem.is_empty() => None,
+        _ => Some(stem),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_html;
+
+    #[test]
+    fn clean_urls_drop_html_and_index_html() {
+        assert_eq!(without_html("/about.html"), Some("/about"));
+        assert_eq!(without_html("/a/b.c.html"), Some("/a/b.c"));
+        assert_eq!(without_html("/docs/index.html"), Some("/docs/"));
+        assert_eq!(without_html("/index.html"), Some("/"));
+        assert_eq!(without_html("/myindex.html"), Some("/myindex"));
+        for kept in [
+            "/about",
+            "/about.htm",
+            "/.html",
+            "/docs/.html",
+            "/about.html/",
+            "",
+        ] {
+            assert_eq!(without_html(kept), None, "{kept}");
+        }
     }
 }

@@ -97,6 +97,14 @@ pub(super) fn encode(route: Route<'_>, encoding: Encoding<'_, '_>) -> (Status, O
                 ResponseHead::with_extra(Status::MovedPermanently, date_now, extra, persistence);
             (errors::redirect(out, rh, location, is_head), None)
         }
+        Route::Clean { path, query } => {
+            location.clear();
+            location.extend_from_slice(path.as_bytes());
+            location.extend_from_slice(query.as_bytes());
+            let rh =
+                ResponseHead::with_extra(Status::PermanentRedirect, date_now, extra, persistence);
+            (errors::redirect(out, rh, location, is_head), None)
+        }
         Route::Redirect {
             status,
             rule,

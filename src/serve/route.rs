@@ -25,6 +25,9 @@ pub enum Route<'t> {
     /// A directory asked for without its trailing slash: 301 to `path`
     /// with one, the `query` kept (RFC 9110 §15.4.2).
     AddSlash { path: &'t str, query: &'t str },
+    /// `--clean-urls`: 308 to `path` (the asked path without `.html`,
+    /// `index.html` or a file's trailing slash), the `query` kept.
+    Clean { path: &'t str, query: &'t str },
     /// `--redirect-to-https`: 308 to the same target over TLS.
     Https(HttpsUrl<'t>),
     /// A `--rule`'s redirect: its status, and its Location's template

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use super::ServerView;
 use super::auth::{Authenticator, Verdict};
-use super::lookup::{Compression, Files};
+use super::lookup::{Compression, Files, Target};
 use super::route::{Route, https_url};
 use super::settings::{Settings, SiteRef};
 use super::{rules, sites};
@@ -176,7 +176,11 @@ pub fn route<'t>(
         }
         Method::Get | Method::Head => {
             let compression = Compression::ByAcceptEncoding;
-            let route = files.lookup(at, head, target, compression, server, now);
+            let asked = match rewritten {
+                true => Target::other(target),
+                false => Target::asked(target),
+            };
+            let route = files.lookup(at, head, asked, compression, server, now);
             match (route, &at.site().fallback) {
                 // A rewrite to a directory: the slash goes on the path the
                 // client asked for, not on the one it was rewritten to.
@@ -187,7 +191,7 @@ pub fn route<'t>(
                 // --fallback: a path that names no file gets the fallback
                 // file (a single-page app's index), with its 200.
                 (Route::Error(Status::NotFound), Some(fallback)) => {
-                    files.lookup(at, head, fallback, compression, server, now)
+                    files.lookup(at, head, Target::other(fallback), compression, server, now)
                 }
                 (route, _) => route,
             }
