@@ -131,6 +131,22 @@ pub fn problems(config: &Config) -> Vec<String> {
         if let Err(e) = set.build() {
             problems.push(format!("{which}: its rules cannot be compiled: {e}"));
         }
+        if site.acme && crate::acme::validatable(&site.hosts).is_empty() {
+            problems.push(format!(
+                "{which}: --acme needs a host name a CA can validate (not a wildcard or an address)"
+            ));
+        }
+    }
+    let acme = &config.fixed.acme;
+    if config.live.all_sites().any(|site| site.acme) {
+        if !acme.agree_tos {
+            problems.push("acme: needs --acme-agree-tos (the CA's terms of service)".into());
+        }
+        if let Some(root) = &acme.ca_root
+            && let Err(e) = std::fs::metadata(root)
+        {
+            problems.push(format!("acme-ca-root: {}: {e}", root.display()));
+        }
     }
     if !config.fixed.tls_listen.is_empty() || !config.fixed.tls_certs.is_empty() {
         for pair in &config.fixed.tls_certs {

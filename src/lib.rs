@@ -179,6 +179,7 @@
 //!     episode ([`episode`]); debug builds can inject both ([`fault`]).
 
 pub mod accesslog;
+pub mod acme;
 pub mod budget;
 pub mod check;
 pub mod clients;

@@ -125,6 +125,9 @@ pub struct MemoryBound {
     /// connections-per-client table is a per-connection term) and
     /// credential cache (with an `auth` rule).
     pub clients: usize,
+    /// The ACME manager: every `--acme` site's certificate and its
+    /// placeholder, and one conversation with the CA; 0 without one.
+    pub acme: usize,
 }
 
 impl MemoryBound {
@@ -234,8 +237,14 @@ impl MemoryBound {
                 crate::serve::auth::heap_bytes(fixed.max_header_bytes),
             ),
         };
+        let acme_sites = live.all_sites().filter(|site| site.acme).count();
+        let acme = match acme_sites {
+            0 => 0,
+            n => sum([times(n, crate::acme::SITE_BYTES), crate::acme::CLIENT_BYTES]),
+        };
         MemoryBound {
             clients: sum([client_rates, auth]),
+            acme,
             access_log,
             connections,
             tables_per_connection: tables,
@@ -266,6 +275,7 @@ impl MemoryBound {
             self.compress_cache,
             self.compressors,
             self.clients,
+            self.acme,
         ])
     }
 }

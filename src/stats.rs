@@ -20,6 +20,7 @@
 
 use std::marker::PhantomData;
 use std::ops::{Index, IndexMut};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
 use crate::close::CloseReason;
@@ -461,6 +462,8 @@ pub struct Shared {
     slots: Vec<Slot>,
     /// A [`Shutdown`], as its `u8`.
     shutdown: AtomicU8,
+    /// The ACME manager's certificates and attempts (empty without it).
+    pub acme: Arc<crate::acme::AcmeStatus>,
 }
 
 impl Shared {
@@ -470,6 +473,7 @@ impl Shared {
                 .map(|_| Slot(std::array::from_fn(|_| AtomicU64::new(0))))
                 .collect(),
             shutdown: AtomicU8::new(Shutdown::Running as u8),
+            acme: Arc::default(),
         }
     }
 

@@ -17,8 +17,10 @@
 //! edit here.
 
 use std::io::Write;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use crate::acme::AcmeStatus;
 use crate::budget::Budget;
 use crate::close::CloseReason;
 use crate::stats::{ByKind, Gauges, Kind, Shared, Stats, TlsHandshakes};
@@ -279,6 +281,83 @@ pub fn per_worker(out: &mut Vec<u8>, handled: &[u64]) {
     }
 }
 
+/// `notAfter` as Unix seconds (`None`: a placeholder, no certificate
+/// yet), by site, for the certificates ACME manages.
+fn certificates(acme: &AcmeStatus) -> Vec<(String, Option<u64>)> {
+    let sites = acme.sites.lock().unwrap_or_else(|p| p.into_inner());
+    sites
+        .iter()
+        .map(|c| {
+            let label: String = c
+                .site
+                .chars()
+                .filter(|c| c.is_ascii_graphic() && *c != '"' && *c != '\\')
+                .collect();
+            let expires = c
+                .expires
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_secs());
+            (label, expires)
+        })
+        .collect()
+}
+
+/// `,"tls_certificates":[{"site":..,"expires":..}],"acme":{..}`: each
+/// ACME site's certificate expiry (Unix seconds, `null` while it has
+/// only its placeholder) and the attempts by outcome.
+fn acme_json(out: &mut Vec<u8>, acme: &AcmeStatus) {
+    out.extend_from_slice(b",\"tls_certificates\":[");
+    for (i, (site, expires)) in certificates(acme).iter().enumerate() {
+        let comma = if i == 0 { "" } else { "," };
+        let expires = expires.map_or("null".to_string(), |e| e.to_string());
+        let _ = write!(out, "{comma}{{\"site\":\"{site}\",\"expires\":{expires}}}");
+    }
+    let _ = write!(
+        out,
+        "],\"acme\":{{\"issued\":{},\"failed\":{}}}",
+        acme.issued.load(Ordering::Relaxed),
+        acme.failed.load(Ordering::Relaxed)
+    );
+}
+
+/// The certificates' expiry and the ACME attempts, in Prometheus's form.
+fn acme_prometheus(out: &mut Vec<u8>, acme: &AcmeStatus) {
+    let certificates = certificates(acme);
+    if certificates.is_empty() {
+        return;
+    }
+    metric(
+        out,
+        "tls_certificate_expiry_seconds",
+        "gauge",
+        "When the certificate an ACME site serves expires (Unix time; absent while it has a placeholder).",
+    );
+    for (site, expires) in &certificates {
+        if let Some(expires) = expires {
+            let _ = writeln!(
+                out,
+                "holdline_tls_certificate_expiry_seconds{{site=\"{site}\"}} {expires}"
+            );
+        }
+    }
+    metric(
+        out,
+        "acme_attempts_total",
+        "counter",
+        "ACME orders, by outcome (issued: a certificate installed; failed: retried later).",
+    );
+    let issued = acme.issued.load(Ordering::Relaxed);
+    let failed = acme.failed.load(Ordering::Relaxed);
+    let _ = writeln!(
+        out,
+        "holdline_acme_attempts_total{{outcome=\"issued\"}} {issued}"
+    );
+    let _ = writeln!(
+        out,
+        "holdline_acme_attempts_total{{outcome=\"failed\"}} {failed}"
+    );
+}
+
 /// What the status path answers with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -337,6 +416,7 @@ pub fn render(format: Format, report: &Report<'_>, body: &mut Vec<u8>) -> &'stat
             prometheus(body, &stats, &gauges, report.budget);
             let per = report.shared.handled_by_worker(report.worker, report.stats);
             per_worker(body, &per);
+            acme_prometheus(body, &report.shared.acme);
             "text/plain; version=0.0.4"
         }
         Format::Json => {
@@ -344,6 +424,10 @@ pub fn render(format: Format, report: &Report<'_>, body: &mut Vec<u8>) -> &'stat
             let deadlines = report.wheel.due_within(report.now, soon, later);
             let workers = report.shared.workers();
             json(body, &stats, &gauges, report.budget, workers, deadlines);
+            // The object's last members: the certificates, in its braces.
+            body.pop();
+            acme_json(body, &report.shared.acme);
+            body.push(b'}');
             "application/json"
         }
         Format::Page => {

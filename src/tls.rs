@@ -87,42 +87,49 @@ impl std::error::Error for CertError {}
 #[derive(Debug)]
 struct CertSet {
     keys: Vec<Arc<CertifiedKey>>,
+    /// ACME sites have certificates too: a name no pair is for is
+    /// theirs to answer (may be empty then).
+    acme: bool,
 }
 
 impl CertSet {
-    fn load(pairs: &[CertPaths], provider: &CryptoProvider) -> Result<CertSet, CertError> {
+    fn load(
+        pairs: &[CertPaths],
+        provider: &CryptoProvider,
+        acme: bool,
+    ) -> Result<CertSet, CertError> {
         let keys = pairs
             .iter()
             .map(|pair| load_pair(pair, provider).map(Arc::new))
             .collect::<Result<Vec<_>, _>>()?;
+        if keys.is_empty() && acme {
+            return Ok(CertSet { keys, acme });
+        }
         if keys.is_empty() {
             return Err(CertError {
                 path: PathBuf::new(),
                 reason: "no certificate given (--tls-cert and --tls-key)".into(),
             });
         }
-        Ok(CertSet { keys })
+        Ok(CertSet { keys, acme })
     }
 
-    /// The pair for `sni`: the first whose certificate is valid for the
-    /// name (wildcards included, as webpki checks them for clients), else
-    /// the first pair (no SNI, an IP literal, an unknown name). `None`
-    /// only for an empty set, which [`CertSet::load`] never makes.
-    fn choose(&self, sni: Option<&str>) -> Option<Arc<CertifiedKey>> {
-        let default = self.keys.first()?;
-        let (Some(sni), true) = (sni, self.keys.len() > 1) else {
-            return Some(Arc::clone(default));
-        };
-        let Ok(name) = ServerName::try_from(sni) else {
-            return Some(Arc::clone(default));
-        };
+    /// The first pair whose certificate is valid for `sni` (wildcards
+    /// included, as webpki checks them for clients); with one pair and no
+    /// ACME site, that pair whatever the name. `None`: no SNI, an IP
+    /// literal, a name no pair is for.
+    fn chosen(&self, sni: Option<&str>) -> Option<Arc<CertifiedKey>> {
+        if self.keys.len() == 1 && !self.acme {
+            return self.keys.first().map(Arc::clone);
+        }
+        let name = ServerName::try_from(sni?).ok()?;
         let chosen = self.keys.iter().find(|key| {
             key.cert.first().is_some_and(|der| {
                 webpki::EndEntityCert::try_from(der)
                     .is_ok_and(|ee| ee.verify_is_valid_for_subject_name(&name).is_ok())
             })
         });
-        Some(Arc::clone(chosen.unwrap_or(default)))
+        chosen.map(Arc::clone)
     }
 }
 
@@ -163,12 +170,24 @@ fn load_pair(pair: &CertPaths, provider: &CryptoProvider) -> Result<CertifiedKey
 }
 
 /// The certificate resolver: the current set of pairs, swapped whole by a
-/// reload. Handshakes take a read lock for the time of one lookup.
+/// reload, and the certificates of the sites holdline obtains itself
+/// (ACME), each replaced when the manager has a new one. Handshakes take
+/// a read lock for the time of one lookup.
 #[derive(Debug)]
 pub struct Certificates {
     pairs: Vec<CertPaths>,
     provider: Arc<CryptoProvider>,
     current: RwLock<Arc<CertSet>>,
+    acme: RwLock<Vec<AcmeCert>>,
+}
+
+/// An ACME site's certificate (or its placeholder), with the names it is
+/// for (exact names: ACME sites have no wildcard).
+#[derive(Debug)]
+struct AcmeCert {
+    site: usize,
+    names: Vec<String>,
+    key: Arc<CertifiedKey>,
 }
 
 impl Certificates {
@@ -180,9 +199,41 @@ impl Certificates {
     }
 }
 
+impl Certificates {
+    /// The ACME certificate for `name`; with `None`, the first one.
+    fn acme_for(&self, name: Option<&str>) -> Option<Arc<CertifiedKey>> {
+        let certs = self.acme.read().unwrap_or_else(|p| p.into_inner());
+        let found = match name {
+            Some(name) => certs
+                .iter()
+                .find(|c| c.names.iter().any(|n| n.eq_ignore_ascii_case(name))),
+            None => certs.first(),
+        };
+        found.map(|c| Arc::clone(&c.key))
+    }
+}
+
 impl ResolvesServerCert for Certificates {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        self.current().choose(hello.server_name())
+        let sni = hello.server_name();
+        // RFC 8737: a handshake offering acme-tls/1 (only a CA validating
+        // a TLS-ALPN-01 challenge does) gets the challenge's certificate,
+        // or none.
+        let acme_tls = hello
+            .alpn()
+            .is_some_and(|mut offered| offered.any(|p| p == crate::acme::ACME_TLS_ALPN));
+        if acme_tls {
+            return sni.and_then(|name| crate::acme::challenges().alpn_certificate(name));
+        }
+        let set = self.current();
+        // A file pair for the name first, then an ACME site's, then the
+        // default pair, then any ACME certificate.
+        if let Some(key) = set.chosen(sni) {
+            return Some(key);
+        }
+        self.acme_for(sni)
+            .or_else(|| set.keys.first().map(Arc::clone))
+            .or_else(|| self.acme_for(None))
     }
 }
 
@@ -197,17 +248,22 @@ impl TlsSetup {
     /// Loads every pair (the first is the default) and builds the rustls
     /// configuration with a `session_cache`-entry session cache and, if
     /// `tickets`, a rotating ticketer.
+    /// With `acme`, some sites' certificates come from
+    /// [`TlsSetup::install_acme`] (and `pairs` may be empty), and the
+    /// `acme-tls/1` protocol of TLS-ALPN-01 is offered.
     pub fn load(
         pairs: &[CertPaths],
         session_cache: usize,
         tickets: bool,
+        acme: bool,
     ) -> Result<TlsSetup, CertError> {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let set = CertSet::load(pairs, &provider)?;
+        let set = CertSet::load(pairs, &provider, acme)?;
         let certs = Arc::new(Certificates {
             pairs: pairs.to_vec(),
             provider: Arc::clone(&provider),
             current: RwLock::new(Arc::new(set)),
+            acme: RwLock::new(Vec::new()),
         });
         let setup_error = |e: rustls::Error| CertError {
             path: PathBuf::new(),
@@ -219,6 +275,11 @@ impl TlsSetup {
             .with_no_client_auth()
             .with_cert_resolver(Arc::clone(&certs) as Arc<dyn ResolvesServerCert>);
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        if acme {
+            config
+                .alpn_protocols
+                .push(crate::acme::ACME_TLS_ALPN.to_vec());
+        }
         config.session_storage = if session_cache > 0 {
             ServerSessionMemoryCache::new(session_cache)
         } else {
@@ -242,13 +303,29 @@ impl TlsSetup {
     /// (open connections keep theirs, tickets stay valid); on error the
     /// old set stays and the error says which file.
     pub fn reload(&self) -> Result<usize, CertError> {
-        let set = CertSet::load(&self.certs.pairs, &self.certs.provider)?;
+        let acme = self.certs.current().acme;
+        let set = CertSet::load(&self.certs.pairs, &self.certs.provider, acme)?;
         let count = set.keys.len();
         match self.certs.current.write() {
             Ok(mut current) => *current = Arc::new(set),
             Err(poisoned) => *poisoned.into_inner() = Arc::new(set),
         }
         Ok(count)
+    }
+
+    /// `site`'s certificate from now on (new handshakes; open
+    /// connections keep theirs): the ACME manager's, or its placeholder.
+    pub fn install_acme(&self, site: &crate::acme::ManagedSite, key: Arc<CertifiedKey>) {
+        let mut certs = self.certs.acme.write().unwrap_or_else(|p| p.into_inner());
+        let cert = AcmeCert {
+            site: site.index,
+            names: site.names.clone(),
+            key,
+        };
+        match certs.iter_mut().find(|c| c.site == site.index) {
+            Some(old) => *old = cert,
+            None => certs.push(cert),
+        }
     }
 
     /// A new server-side TLS connection over an accepted socket.

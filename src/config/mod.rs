@@ -89,6 +89,8 @@ pub struct Fixed {
     pub tls_session_cache: usize,
     /// TLS session tickets (stateless resumption, keys rotated).
     pub tls_tickets: bool,
+    /// `--acme-*`: the CA, the account, where certificates are kept.
+    pub acme: crate::acme::AcmeOptions,
     /// The size of every connection's input buffer: a request head must
     /// fit in one.
     pub max_header_bytes: usize,
@@ -196,6 +198,8 @@ pub struct SiteOptions {
     pub listing: bool,
     /// `/about` serves about.html; `/about.html` redirects to `/about`.
     pub clean_urls: bool,
+    /// Its certificate comes from the ACME CA (`--acme`).
+    pub acme: bool,
     /// `Cache-Control` on file responses.
     pub cache_control: Option<String>,
     /// Plain listeners answer 308 to the https URL (the status path
@@ -220,6 +224,7 @@ impl Default for SiteOptions {
             precompressed: true,
             listing: false,
             clean_urls: false,
+            acme: false,
             cache_control: None,
             redirect_to_https: false,
             headers: Vec::new(),
@@ -278,6 +283,7 @@ impl Default for Fixed {
             tls_certs: Vec::new(),
             tls_session_cache: 8192,
             tls_tickets: true,
+            acme: crate::acme::AcmeOptions::default(),
             max_header_bytes: 16 * 1024,
             small_file_bytes: 16 * 1024,
             file_cache_entries: 1024,
@@ -332,6 +338,27 @@ impl Live {
     /// Every site: the default one first, then the `[[site]]` blocks.
     pub fn all_sites(&self) -> impl Iterator<Item = &SiteOptions> {
         std::iter::once(&self.site).chain(&self.sites)
+    }
+
+    /// The sites whose certificates come from the ACME CA (`--acme`),
+    /// by index among [`Live::all_sites`], with the names a CA can
+    /// validate (a site with none is logged and left out).
+    pub fn acme_sites(&self) -> Vec<crate::acme::ManagedSite> {
+        self.all_sites()
+            .enumerate()
+            .filter(|(_, site)| site.acme)
+            .filter_map(|(index, site)| {
+                let names = crate::acme::validatable(&site.hosts);
+                if names.is_empty() {
+                    log::warn!(
+                        "acme: the site of {} has no name a CA can validate (wildcards and addresses cannot be); it gets no certificate",
+                        site.root.display()
+                    );
+                    return None;
+                }
+                Some(crate::acme::ManagedSite { index, names })
+            })
+            .collect()
     }
 
     /// One deadline per phase, as these options set them.

@@ -326,6 +326,148 @@ pub const OPTIONS: &[OptionSpec] = &[
         repeatable: true,
     },
     OptionSpec {
+        flag: "--acme",
+        topic: Topic::Tls,
+        choices: &[],
+        value: None,
+        help: "obtain and renew this site's certificate from the --acme-directory CA for its host names (not wildcards or addresses), served on --tls-listen; a self-signed placeholder until the first is issued; needs --acme-agree-tos",
+        show: Show::Site(|c| on_off(c.acme)),
+        apply: |b, _| {
+            b.config.live.site.acme = true;
+            Ok(())
+        },
+        repeatable: false,
+    },
+    OptionSpec {
+        flag: "--acme-directory",
+        topic: Topic::Tls,
+        choices: &[],
+        value: Some("URL"),
+        help: "the ACME CA's directory (Let's Encrypt's staging CA: https://acme-staging-v02.api.letsencrypt.org/directory)",
+        show: Show::Fixed(|c| c.acme.directory.clone()),
+        apply: |b, v| {
+            if !v.starts_with("https://") {
+                return Err(ConfigError::invalid("acme-directory", v, "an https:// URL"));
+            }
+            b.config.fixed.acme.directory = v.to_string();
+            Ok(())
+        },
+        repeatable: false,
+    },
+    OptionSpec {
+        flag: "--acme-email",
+        topic: Topic::Tls,
+        choices: &[],
+        value: Some("ADDR"),
+        help: "the contact address of the ACME account (the CA writes about expiring certificates and problems)",
+        show: Show::Fixed(|c| c.acme.email.clone().unwrap_or_else(|| "none".into())),
+        apply: |b, v| {
+            if !v.contains('@') || v.contains(|c: char| c.is_whitespace() || c == ',') {
+                return Err(ConfigError::invalid(
+                    "acme-email",
+                    v,
+                    "an address such as ops@example.com",
+                ));
+            }
+            b.config.fixed.acme.email = Some(v.to_string());
+            Ok(())
+        },
+        repeatable: false,
+    },
+    OptionSpec {
+        flag: "--acme-agree-tos",
+        topic: Topic::Tls,
+        choices: &[],
+        value: None,
+        help: "agree to the ACME CA's terms of service (required to create its account)",
+        show: Show::Fixed(|c| on_off(c.acme.agree_tos)),
+        apply: |b, _| {
+            b.config.fixed.acme.agree_tos = true;
+            Ok(())
+        },
+        repeatable: false,
+    },
+    OptionSpec {
+        flag: "--acme-storage",
+        topic: Topic::Tls,
+        choices: &[],
+        value: Some("DIR"),
+        help: "where the ACME account key and every site's certificate and key are kept (0700, files 0600), read again at start",
+        show: Show::Fixed(|c| c.acme.storage.display().to_string()),
+        apply: |b, v| {
+            b.config.fixed.acme.storage = PathBuf::from(v);
+            Ok(())
+        },
+        repeatable: false,
+    },
+    OptionSpec {
+        flag: "--acme-challenge",
+        topic: Topic::Tls,
+        choices: &["auto", "http-01", "tls-alpn-01"],
+        value: Some("KIND"),
+        help: "how the CA checks a site holds its names: http-01 (a file on the plain listener, port 80), tls-alpn-01 (a certificate on the TLS listener, port 443), or auto (http-01 when there is a plain listener)",
+        show: Show::Fixed(|c| {
+            c.acme
+                .challenge
+                .map_or("auto", crate::acme::ChallengeKind::as_str)
+                .to_string()
+        }),
+        apply: |b, v| {
+            b.config.fixed.acme.challenge = match v {
+                "auto" => None,
+                "http-01" => Some(crate::acme::ChallengeKind::Http01),
+                "tls-alpn-01" => Some(crate::acme::ChallengeKind::TlsAlpn01),
+                _ => {
+                    return Err(ConfigError::invalid(
+                        "acme-challenge",
+                        v,
+                        "auto, http-01 or tls-alpn-01",
+                    ));
+                }
+            };
+            Ok(())
+        },
+        repeatable: false,
+    },
+    OptionSpec {
+        flag: "--acme-ca-root",
+        topic: Topic::Tls,
+        choices: &[],
+        value: Some("FILE"),
+        help: "the roots (PEM) the ACME CA's own HTTPS is checked against, for a private CA; otherwise the system's bundle",
+        show: Show::Fixed(|c| {
+            c.acme
+                .ca_root
+                .as_ref()
+                .map_or("system".into(), |p| p.display().to_string())
+        }),
+        apply: |b, v| {
+            b.config.fixed.acme.ca_root = Some(PathBuf::from(v));
+            Ok(())
+        },
+        repeatable: false,
+    },
+    OptionSpec {
+        flag: "--acme-retry",
+        topic: Topic::Tls,
+        choices: &[],
+        value: Some("SECS"),
+        help: "after a failed ACME attempt, wait this long (doubling with each failure, at most a day, with jitter; never less than the CA's Retry-After)",
+        show: Show::Fixed(|c| secs(c.acme.retry)),
+        apply: |b, v| {
+            let retry = duration("acme-retry", v)?;
+            if retry < std::time::Duration::from_secs(1) {
+                return Err(ConfigError::out_of_range(
+                    "acme-retry",
+                    "must be at least 1",
+                ));
+            }
+            b.config.fixed.acme.retry = retry;
+            Ok(())
+        },
+        repeatable: false,
+    },
+    OptionSpec {
         flag: "--tls-session-cache",
         topic: Topic::Tls,
         choices: &[],
@@ -1204,10 +1346,16 @@ impl Builder {
                 "needs --trusted-proxy (the peers whose header names the client)",
             ));
         }
-        if !fixed.tls_listen.is_empty() && fixed.tls_certs.is_empty() {
+        // (--acme-agree-tos is checked where the account is made: at
+        // start and by `holdline check`.)
+        let acme = config.live.all_sites().any(|site| site.acme);
+        if acme && fixed.tls_listen.is_empty() {
+            return Err(ConfigError::out_of_range("acme", "needs --tls-listen"));
+        }
+        if !fixed.tls_listen.is_empty() && fixed.tls_certs.is_empty() && !acme {
             return Err(ConfigError::out_of_range(
                 "tls-listen",
-                "needs --tls-cert and --tls-key",
+                "needs --tls-cert and --tls-key (or a site with --acme)",
             ));
         }
         if !self.listen.is_empty() {

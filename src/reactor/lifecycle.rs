@@ -147,6 +147,9 @@ impl Server {
                                 let sink = self.responder.access_log_sink();
                                 sink.open(live.access_log.clone());
                             }
+                            if let Some(acme) = &self.acme {
+                                acme.set_sites(live.acme_sites());
+                            }
                             self.config_generation = self.reconfig.publish(live);
                         }
                     }

@@ -129,6 +129,9 @@ pub struct Server {
     /// Every worker's listeners, for worker 0 to hand to a successor
     /// (their fds stay owned by their workers); empty for the others.
     listener_records: Vec<crate::upgrade::ListenerRecord>,
+    /// The ACME manager (worker 0, when a site has `--acme`): told of
+    /// the sites after a reload.
+    acme: Option<crate::acme::Manager>,
     /// The reload this worker last applied (0: none).
     config_generation: u64,
 }

@@ -148,6 +148,7 @@ impl Server {
             upgrade: None,
             handover,
             listener_records: Vec::new(),
+            acme: None,
         })
     }
 }
@@ -274,6 +275,10 @@ pub fn start(mut config: Config) -> Result<Vec<Server>, StartError> {
     // Everything that may need root is done: listeners, ROOT, keys. The
     // "listening" line below then means: serving, as the final user.
     crate::privileges::drop_to(config.fixed.user.as_deref()).map_err(StartError::User)?;
+    // As the final user, so that what it stores is that user's.
+    if let Some(tls) = &tls {
+        servers[0].acme = start_acme(&config, tls, &shared)?;
+    }
     log_listening(&servers[0], &config, workers);
     match predecessor {
         None => crate::systemd::notify("READY=1"),
@@ -289,6 +294,46 @@ pub fn start(mut config: Config) -> Result<Vec<Server>, StartError> {
     Ok(servers)
 }
 
+/// The ACME manager, when a site has `--acme`: every such site gets its
+/// stored certificate (or a placeholder) now, the rest on its thread.
+fn start_acme(
+    config: &Config,
+    tls: &TlsSetup,
+    shared: &Arc<Shared>,
+) -> Result<Option<crate::acme::Manager>, StartError> {
+    let sites = config.live.acme_sites();
+    if !config.live.all_sites().any(|site| site.acme) {
+        return Ok(None);
+    }
+    let options = config.fixed.acme.clone();
+    if !options.agree_tos {
+        let reason = "--acme needs --acme-agree-tos (the CA's terms of service)";
+        return Err(StartError::Tls(crate::tls::CertError {
+            path: PathBuf::new(),
+            reason: reason.into(),
+        }));
+    }
+    let kind = options
+        .challenge
+        .unwrap_or(match config.fixed.listen.is_empty() {
+            true => crate::acme::ChallengeKind::TlsAlpn01,
+            false => crate::acme::ChallengeKind::Http01,
+        });
+    log::info!(
+        "acme: {} site{} from {} by {}, kept in {}",
+        sites.len(),
+        plural(sites.len()),
+        options.directory,
+        kind.as_str(),
+        options.storage.display()
+    );
+    let resolver = tls.clone();
+    let install: crate::acme::Install = Box::new(move |site, key| resolver.install_acme(site, key));
+    crate::acme::Manager::start(options, kind, sites, install, Arc::clone(&shared.acme))
+        .map(Some)
+        .map_err(StartError::reactor("start the ACME thread"))
+}
+
 /// The certificates, when a listener (bound or passed) is TLS.
 fn load_tls(config: &Config, passed_tls: bool) -> Result<Option<TlsSetup>, StartError> {
     let fixed = &config.fixed;
@@ -301,9 +346,15 @@ fn load_tls(config: &Config, passed_tls: bool) -> Result<Option<TlsSetup>, Start
     if fixed.tls_listen.is_empty() && !passed_tls {
         return Ok(None);
     }
-    TlsSetup::load(&fixed.tls_certs, fixed.tls_session_cache, fixed.tls_tickets)
-        .map(Some)
-        .map_err(StartError::Tls)
+    let acme = config.live.all_sites().any(|site| site.acme);
+    TlsSetup::load(
+        &fixed.tls_certs,
+        fixed.tls_session_cache,
+        fixed.tls_tickets,
+        acme,
+    )
+    .map(Some)
+    .map_err(StartError::Tls)
 }
 
 /// The one line that says the server is up: where it listens, what it
@@ -436,7 +487,7 @@ fn setup_fd_budget(config: &Config, passed: usize) -> Result<Budget, StartError>
         String::new()
     };
     log::info!(
-        "heap bound {:.0} MiB: {} connections x {:.0} KiB working{tls} + file cache {:.0} MiB + scratch {:.1} MiB + compression {:.0} MiB{}",
+        "heap bound {:.0} MiB: {} connections x {:.0} KiB working{tls} + file cache {:.0} MiB + scratch {:.1} MiB + compression {:.0} MiB{}{}",
         memory.total() as f64 / MIB,
         memory.connections,
         (memory.tables_per_connection + memory.work_per_connection + memory.tls_per_connection)
@@ -447,6 +498,11 @@ fn setup_fd_budget(config: &Config, passed: usize) -> Result<Budget, StartError>
         (memory.compress_cache + memory.compressors) as f64 / MIB,
         if memory.access_log > 0 {
             format!(" + access log {:.1} MiB", memory.access_log as f64 / MIB)
+        } else {
+            String::new()
+        },
+        if memory.acme > 0 {
+            format!(" + acme {:.1} MiB", memory.acme as f64 / MIB)
         } else {
             String::new()
         },

@@ -156,6 +156,13 @@ pub(super) fn encode(route: Route<'_>, encoding: Encoding<'_, '_>) -> (Status, O
             errors::encode_generated(out, rh, "text/plain", body, is_head);
             (status, None)
         }
+        Route::AcmeChallenge(answer) => {
+            let mut rh = ResponseHead::with_extra(Status::Ok, date_now, extra, persistence);
+            rh.cache_control = Some("no-store");
+            let body = answer.as_bytes();
+            errors::encode_generated(out, rh, "application/octet-stream", body, is_head);
+            (Status::Ok, None)
+        }
         Route::Options => {
             let status = Status::NoContent;
             let mut rh = ResponseHead::with_extra(status, date_now, extra, persistence);

@@ -48,6 +48,8 @@ pub enum Route<'t> {
     /// The health check (`--health-path`): 200 while serving, 503 once
     /// draining or shutting down.
     Health,
+    /// An ACME HTTP-01 challenge's answer: its key authorization.
+    AcmeChallenge(std::sync::Arc<str>),
     /// An error status, with its `--error-page` if there is one.
     Error(Status),
     /// `--client-rate`: 429, with `Retry-After` in these seconds.

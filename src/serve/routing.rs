@@ -97,6 +97,17 @@ pub fn route<'t>(
     if settings.live.health_path.as_deref() == Some(path) {
         return (0, Route::Health);
     }
+    // An ACME CA validating HTTP-01 (plain or TLS: it follows redirects
+    // to https), whatever the host: before every redirect, rule and auth.
+    // An unknown token is 404, and nothing else is served here.
+    if settings.acme
+        && let Some(token) = path.strip_prefix(crate::acme::CHALLENGE_PATH)
+    {
+        return match crate::acme::challenges().http_answer(token) {
+            Some(answer) => (0, Route::AcmeChallenge(answer)),
+            None => (0, Route::Error(Status::NotFound)),
+        };
+    }
     let is_status = settings.live.status_path.as_deref() == Some(path);
     let site = match settings.hosts.site_for(sites::request_host(head)) {
         Some(site) => site,

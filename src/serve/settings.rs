@@ -29,6 +29,8 @@ pub struct Settings {
     pub tls_listen: Vec<SocketAddr>,
     /// How addresses are grouped into clients (restart-only).
     pub client_prefixes: crate::clients::Prefixes,
+    /// A site has `--acme`: HTTP-01 challenges are answered.
+    pub acme: bool,
 }
 
 /// One site's response settings.
@@ -63,6 +65,7 @@ impl Settings {
             small_file_bytes: config.fixed.small_file_bytes,
             tls_listen: config.fixed.tls_listen.clone(),
             client_prefixes: config.fixed.client_prefixes,
+            acme: config.live.all_sites().any(|site| site.acme),
             live,
         }
     }
