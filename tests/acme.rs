@@ -343,7 +343,7 @@ fn tls_alpn_01_issues_on_the_tls_listener_alone() {
         &pebble.pki.ca_path(),
         &storage,
         (http, tls),
-        &["--acme-challenge", "tls-alpn-01"],
+        &["--acme-challenge", "tls-alpn-01", "--workers", "2"],
     );
     let root = pebble.root();
     wait_issued(&server, &root, tls);
@@ -453,4 +453,34 @@ fn a_ca_that_is_down_leaves_the_placeholder_serving_and_backs_off() {
         exchange(&mut server.connect(), &get("/hello.txt")).status,
         200
     );
+}
+
+/// The CA refuses the challenge (it validates on a port where nothing
+/// answers): every attempt fails with the CA's reason, the next one is
+/// scheduled, and the site goes on serving (the placeholder on TLS).
+#[test]
+fn a_refused_challenge_is_retried_and_serving_goes_on() {
+    let (http, tls) = (free_port(), free_port());
+    // pebble validates HTTP-01 on a port nobody listens on.
+    let Some(pebble) = Pebble::start(free_port(), tls, None) else {
+        return;
+    };
+    let site = Site::new();
+    let storage = site.dir.path().join("acme");
+    let server = holdline(
+        &site,
+        &pebble.directory(),
+        &pebble.pki.ca_path(),
+        &storage,
+        (http, tls),
+        &["--acme-retry", "1", "--workers", "2"],
+    );
+    let refused = wait_until(Duration::from_secs(30), || {
+        let log = server.log_text();
+        log.contains("acme: a.test: attempt 2 failed") && log.contains("http-01 challenge invalid")
+    });
+    assert!(refused, "{}", server.log_text());
+    assert!(contains(&served_certificate(tls, "a.test"), b"holdline placeholder"));
+    assert_eq!(exchange(&mut server.connect(), &get("/hello.txt")).status, 200);
+    assert!(!storage.join("sites/a.test/cert.pem").exists());
 }
