@@ -108,6 +108,7 @@ pub struct MemoryBound {
     /// What a working connection borrows from the pool, at most.
     pub work_per_connection: usize,
     pub file_cache: usize,
+    /// Scratch buffers, and the `--etag hash` table of hashed versions.
     pub fixed: usize,
     /// rustls's state per connection, at most; 0 without a TLS listener.
     pub tls_per_connection: usize,
@@ -237,6 +238,14 @@ impl MemoryBound {
                 crate::serve::auth::heap_bytes(fixed.max_header_bytes),
             ),
         };
+        // --etag hash: the process's table of hashed versions.
+        let etag_hashes = match fixed.etag_hash {
+            false => 0,
+            true => times(
+                fixed.file_cache_entries.max(1),
+                crate::serve::hashes::BYTES_PER_ENTRY,
+            ),
+        };
         let acme_sites = live.all_sites().filter(|site| site.acme).count();
         let acme = match acme_sites {
             0 => 0,
@@ -250,7 +259,7 @@ impl MemoryBound {
             tables_per_connection: tables,
             work_per_connection: work,
             file_cache,
-            fixed: scratch,
+            fixed: sum([scratch, etag_hashes]),
             tls_per_connection,
             tls_sessions,
             compress_cache,

@@ -480,7 +480,13 @@ fn a_refused_challenge_is_retried_and_serving_goes_on() {
         log.contains("acme: a.test: attempt 2 failed") && log.contains("http-01 challenge invalid")
     });
     assert!(refused, "{}", server.log_text());
-    assert!(contains(&served_certificate(tls, "a.test"), b"holdline placeholder"));
-    assert_eq!(exchange(&mut server.connect(), &get("/hello.txt")).status, 200);
+    assert!(contains(
+        &served_certificate(tls, "a.test"),
+        b"holdline placeholder"
+    ));
+    assert_eq!(
+        exchange(&mut server.connect(), &get("/hello.txt")).status,
+        200
+    );
     assert!(!storage.join("sites/a.test/cert.pem").exists());
 }

@@ -574,3 +574,79 @@ fn copies_on_two_instances_share_their_validators() {
         assert_eq!(r.body, &data[40_000..]);
     }
 }
+
+/// `--etag hash`: the tag is the content's (SHA-256, 128 bits, hex), so
+/// two versions with the same size and mtime (a Nix store sets every
+/// mtime to 1) get two tags, and copies whose mtimes differ get one. A
+/// version's first responses carry no ETag (its hash is made off the
+/// reactor); once it is in, 304s and If-Range work with it, and the
+/// gzip representation made here carries it with its coding.
+#[test]
+fn etag_hash_follows_the_content_not_the_mtime() {
+    let epoch_one = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1);
+    let set_mtime = |site: &Site, name: &str, when: std::time::SystemTime| {
+        let file = std::fs::File::options()
+            .write(true)
+            .open(site.root().join(name))
+            .unwrap();
+        file.set_modified(when).unwrap();
+    };
+    let text = "let x = 1;\n".repeat(400);
+    let (one, two) = (Site::new(), Site::new());
+    one.dir.write("www/app.js", &text);
+    two.dir.write("www/app.js", &text);
+    set_mtime(&one, "app.js", epoch_one);
+    set_mtime(&two, "app.js", std::time::SystemTime::now());
+    // The same size and mtime as app.js, other bytes: a new build.
+    one.dir.write("www/next.js", text.replace('1', "2"));
+    set_mtime(&one, "next.js", epoch_one);
+    let (a, b) = (
+        Server::start(&one.root(), &["--etag", "hash"]),
+        Server::start(&two.root(), &["--etag", "hash"]),
+    );
+    let tag_of = |server: &Server, path: &str, headers: &str| {
+        let mut tag = None;
+        let found = wait_until(std::time::Duration::from_secs(5), || {
+            let r = exchange(&mut server.connect(), &get_with(path, headers));
+            assert_eq!(r.status, 200, "{}", r.head);
+            tag = r.header("ETag").map(str::to_string);
+            tag.is_some()
+        });
+        assert!(found, "no ETag for {path}");
+        tag.unwrap()
+    };
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, text.as_bytes());
+    let hex: String = digest.as_ref()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let tag = tag_of(&a, "/app.js", "");
+    assert_eq!(tag, format!("\"{hex}\""));
+    // The copy with another mtime: the same tag.
+    assert_eq!(tag_of(&b, "/app.js", ""), tag);
+    // The other build of the same size and mtime: another tag.
+    assert_ne!(tag_of(&a, "/next.js", ""), tag);
+    // Revalidation and resumption with it, on either instance.
+    for server in [&a, &b] {
+        let revalidate = get_with("/app.js", &format!("If-None-Match: {tag}\r\n"));
+        assert_eq!(exchange(&mut server.connect(), &revalidate).status, 304);
+        let resume = get_with(
+            "/app.js",
+            &format!("Range: bytes=4000-\r\nIf-Range: {tag}\r\n"),
+        );
+        let r = exchange(&mut server.connect(), &resume);
+        assert_eq!(r.status, 206, "{}", r.head);
+        assert_eq!(r.body, &text.as_bytes()[4000..]);
+    }
+    // The gzip representation compressed here: the tag with its coding.
+    let gzip = tag_of(&a, "/app.js", "Accept-Encoding: gzip\r\n");
+    let gzip_tag = format!("\"{hex}-gzip\"");
+    assert!(gzip == gzip_tag || gzip == tag, "{gzip}");
+    assert!(wait_until(std::time::Duration::from_secs(5), || {
+        let r = exchange(
+            &mut a.connect(),
+            &get_with("/app.js", "Accept-Encoding: gzip\r\n"),
+        );
+        r.header("ETag") == Some(gzip_tag.as_str())
+    }));
+}

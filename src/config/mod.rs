@@ -89,6 +89,8 @@ pub struct Fixed {
     pub tls_session_cache: usize,
     /// TLS session tickets (stateless resumption, keys rotated).
     pub tls_tickets: bool,
+    /// `--etag hash`: tags from the content's hash, not mtime and size.
+    pub etag_hash: bool,
     /// `--acme-*`: the CA, the account, where certificates are kept.
     pub acme: crate::acme::AcmeOptions,
     /// The size of every connection's input buffer: a request head must
@@ -284,6 +286,7 @@ impl Default for Fixed {
             tls_session_cache: 8192,
             tls_tickets: true,
             acme: crate::acme::AcmeOptions::default(),
+            etag_hash: false,
             max_header_bytes: 16 * 1024,
             small_file_bytes: 16 * 1024,
             file_cache_entries: 1024,

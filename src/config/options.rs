@@ -1067,6 +1067,26 @@ pub const OPTIONS: &[OptionSpec] = &[
         repeatable: false,
     },
     OptionSpec {
+        flag: "--etag",
+        topic: Topic::Files,
+        choices: &["mtime", "hash"],
+        value: Some("KIND"),
+        help: "how ETags are made: mtime (nginx's mtime-size in hex: copies that keep their mtimes agree across instances) or hash (the first 128 bits of the content's SHA-256, computed once per file version off the reactor: for builds that set every mtime alike, such as Nix; a version's first responses carry none until it is in)",
+        show: Show::Fixed(|c| match c.etag_hash {
+            true => "hash".into(),
+            false => "mtime".into(),
+        }),
+        apply: |b, v| {
+            b.config.fixed.etag_hash = match v {
+                "mtime" => false,
+                "hash" => true,
+                _ => return Err(ConfigError::invalid("etag", v, "mtime or hash")),
+            };
+            Ok(())
+        },
+        repeatable: false,
+    },
+    OptionSpec {
         flag: "--follow-symlinks",
         topic: Topic::Sites,
         choices: &[],

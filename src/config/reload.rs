@@ -134,6 +134,7 @@ mod tests {
         ("--proxy-protocol", &["--proxy-protocol"]),
         ("--dotfiles", &["--dotfiles"]),
         ("--clean-urls", &["--clean-urls"]),
+        ("--etag", &["--etag", "hash"]),
         ("--acme", &["--acme"]),
         (
             "--acme-directory",

@@ -44,6 +44,23 @@ impl Etag {
         e
     }
 
+    /// The tag of a version whose content hash is `hash` (`--etag
+    /// hash`): its 32 hex digits, quoted.
+    pub fn from_hash(hash: &[u8; 16]) -> Etag {
+        let mut e = Etag {
+            buf: [0; 40],
+            len: 0,
+        };
+        e.push(b'"');
+        for &b in hash {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            e.push(HEX[usize::from(b >> 4)]);
+            e.push(HEX[usize::from(b & 15)]);
+        }
+        e.push(b'"');
+        e
+    }
+
     pub fn as_bytes(&self) -> &[u8] {
         &self.buf[..self.len]
     }
@@ -172,10 +189,11 @@ fn opaque(tag: &[u8]) -> (&[u8], bool) {
     }
 }
 
-/// If-None-Match: `*`, or any tag equal to ours ignoring weakness.
+/// If-None-Match: `*`, or any tag equal to ours ignoring weakness. An
+/// empty `etag` (none yet, `--etag hash`) equals no tag.
 pub fn matches_weak(list: &[u8], etag: &[u8]) -> bool {
     let ours = opaque(etag).0;
-    entity_tags(list).any(|t| t == b"*" || opaque(t).0 == ours)
+    entity_tags(list).any(|t| t == b"*" || (!ours.is_empty() && opaque(t).0 == ours))
 }
 
 /// If-Match / If-Range: `*` (If-Match only), or a strong tag equal to ours.
@@ -183,7 +201,7 @@ pub fn matches_strong(list: &[u8], etag: &[u8]) -> bool {
     let (ours, ours_weak) = opaque(etag);
     entity_tags(list).any(|t| {
         let (theirs, weak) = opaque(t);
-        t == b"*" || (!weak && !ours_weak && theirs == ours)
+        t == b"*" || (!weak && !ours_weak && !ours.is_empty() && theirs == ours)
     })
 }
 
@@ -366,6 +384,11 @@ mod tests {
             b"\"6553f100-4d2\""
         );
         assert_eq!(Etag::new(0, 0).as_bytes(), b"\"0-0\"");
+        let hashed = Etag::from_hash(&[0xab; 16]).with_coding("gzip");
+        assert_eq!(
+            hashed.as_bytes(),
+            b"\"abababababababababababababababab-gzip\""
+        );
         assert_eq!(Etag::new(u64::MAX, i64::MAX).as_bytes().len(), 35);
     }
 

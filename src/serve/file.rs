@@ -38,10 +38,16 @@ pub(super) fn respond_file(
     // variant, or the bytes compressed here (whose tag names the
     // coding; its Last-Modified is the file's).
     let len = found.representation_len();
-    let mut etag = Etag::new(meta.len, meta.mtime);
+    // --etag hash: none until the version's hash is in (Last-Modified
+    // still validates meanwhile).
+    let mut etag = match files.hashes {
+        None => Some(Etag::new(meta.len, meta.mtime)),
+        Some(hashes) => hashes.tag(&found).map(|hash| Etag::from_hash(&hash)),
+    };
     if let (FileSource::Compressed(_), Some(coding)) = (&found.source, found.encoding) {
-        etag = etag.with_coding(coding);
+        etag = etag.map(|etag| etag.with_coding(coding));
     }
+    let etag_bytes = etag.as_ref().map_or(&b""[..], |etag| etag.as_bytes());
     let modified_secs = meta.mtime.max(0) as u64;
     let last_modified = imf_fixdate(modified_secs);
     let settings = at.settings;
@@ -49,7 +55,7 @@ pub(super) fn respond_file(
     let is_head = head.method == Method::Head;
 
     let mut rh = ResponseHead::with_extra(Status::Ok, date, extra, persistence);
-    rh.etag = Some(etag.as_bytes());
+    rh.etag = etag.as_ref().map(|etag| etag.as_bytes());
     rh.last_modified = Some(&last_modified);
     rh.cache_control = at.cache_control;
     rh.vary_accept_encoding = found.vary;
@@ -60,7 +66,7 @@ pub(super) fn respond_file(
         if_modified_since: head.if_modified_since,
         if_unmodified_since: head.if_unmodified_since,
     };
-    match evaluate(&pre, etag.as_bytes(), modified_secs) {
+    match evaluate(&pre, etag_bytes, modified_secs) {
         Condition::Proceed => {}
         Condition::NotModified => {
             // RFC 9110 §15.4.5: the validators and caching headers, no body.
@@ -76,9 +82,7 @@ pub(super) fn respond_file(
     rh.charset_utf8 = found.charset;
     rh.content_encoding = found.encoding;
     let range = match (head.range, head.if_range) {
-        (Some(_), Some(validator))
-            if !if_range_holds(validator, etag.as_bytes(), modified_secs) =>
-        {
+        (Some(_), Some(validator)) if !if_range_holds(validator, etag_bytes, modified_secs) => {
             RangeRequest::Full
         }
         (Some(range), _) => parse_range(range, len),

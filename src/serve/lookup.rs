@@ -17,6 +17,7 @@ use super::body::{FileMeta, FileRoute, FileSource};
 use super::cache::{Content, FileCache, Lookup};
 use super::compress::{self, OnTheFly};
 use super::disk;
+use super::hashes::ContentHashes;
 use super::route::Route;
 use super::settings::{Settings, SiteRef};
 use crate::config::SiteOptions;
@@ -57,6 +58,9 @@ pub struct Files {
     /// Opens refused for want of an fd since [`Files::take_fd_shortages`]
     /// last took them, for the reactor's `open_emfile` counter.
     fd_shortages: u64,
+    /// `--etag hash`: the content hashes (process-wide); `None`: nginx's
+    /// mtime-size tags.
+    pub hashes: Option<&'static ContentHashes>,
 }
 
 /// A site's ROOT, held open.
@@ -93,6 +97,7 @@ impl Files {
             cache_key: Vec::with_capacity(1024),
             compress_key: Vec::with_capacity(1024),
             fd_shortages: 0,
+            hashes: None,
         }
     }
 
@@ -217,6 +222,11 @@ impl Files {
         self.current = self.site_roots.get(at.index).copied().unwrap_or(0);
         let (settings, options) = (at.settings, &at.site().options);
         let mut route = self.find(settings, options, head, target, server, now);
+        // --etag hash: the file's (or variant's) version is asked for
+        // here, before a compressed representation replaces its bytes.
+        if let (Route::File(found), Some(hashes)) = (&route, self.hashes) {
+            let _ = hashes.tag(found);
+        }
         if let (Route::File(found), Compression::ByAcceptEncoding) = (&mut route, compression) {
             self.choose_compressed(head.accept_encoding, found, server);
         }

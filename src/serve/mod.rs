@@ -52,6 +52,7 @@ pub mod compressor;
 mod disk;
 pub mod errors;
 mod file;
+pub mod hashes;
 mod listing;
 pub mod lookup;
 mod reply;
@@ -201,6 +202,9 @@ impl Responder {
                 .ok()
         });
         let mut files = Files::new(root, cache, compression);
+        if fixed.etag_hash {
+            files.hashes = hashes::process(fixed.file_cache_entries);
+        }
         files.set_roots(site_roots(config), fixed.follow_symlinks)?;
         Ok(Responder {
             access: AccessLog::new(log_format(&config.live), access_log),
