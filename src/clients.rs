@@ -12,10 +12,13 @@
 //! and when full gives up a client whose bucket has refilled (a full
 //! bucket is what a new client starts with: forgetting it loses
 //! nothing), else the one seen least recently, so a client that keeps
-//! asking keeps its empty bucket through a flood of others. A flood of spoofed sources completes no TCP handshake, so
-//! it never reaches either table. Both are per worker: with `--workers N`
-//! a client's connections spread over the workers, and each worker
-//! applies the limits to its own share.
+//! asking keeps its empty bucket through a flood of others. A flood of
+//! spoofed sources completes no TCP handshake, so it never reaches either
+//! table. Both are the process's ([`Tables`]), shared by every worker:
+//! with `--workers N` a client's connections spread over the workers, and
+//! its limits hold over all of them (one lock each, taken per accept and
+//! close, and per request with `--client-rate`: uncontended but for the
+//! instant two workers admit or answer at once).
 //!
 //! The tables are `HashMap`s with their capacity reserved at start (and
 //! SipHash's random keys, so that no client can choose colliding
@@ -23,7 +26,38 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+
+/// Both tables, shared by every worker.
+#[derive(Debug)]
+pub struct Tables {
+    connections: Mutex<Connections>,
+    rates: Mutex<Rates>,
+}
+
+impl Tables {
+    /// Tables for up to `connections` open at once (the whole fd
+    /// budget's), at most `max` per client, and a rate table of
+    /// `entries` with `rate` and `burst`.
+    pub fn new(connections: usize, max: u32, entries: usize, rate: f64, burst: u32) -> Tables {
+        Tables {
+            connections: Mutex::new(Connections::new(connections, max)),
+            rates: Mutex::new(Rates::new(entries, rate, burst)),
+        }
+    }
+
+    /// The connections table, locked (a panic that poisoned it left it
+    /// consistent: every change is one statement on the map).
+    pub fn connections(&self) -> MutexGuard<'_, Connections> {
+        self.connections.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The rate table, locked.
+    pub fn rates(&self) -> MutexGuard<'_, Rates> {
+        self.rates.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
 
 /// A client: its address with the host bits past its prefix cleared, as
 /// an IPv6 address (IPv4 mapped).

@@ -225,7 +225,8 @@ impl MemoryBound {
         use crate::clients::Rates;
         let client_rates = match live.client_rate > 0.0 {
             false => 0,
-            true => times(workers, Rates::bytes_for(fixed.client_table_entries)),
+            // One table, every worker's.
+            true => Rates::bytes_for(fixed.client_table_entries),
         };
         // With an auth rule, every worker's credential cache.
         let auth_rules = live

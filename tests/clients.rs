@@ -178,3 +178,53 @@ fn at_a_full_budget_the_heaviest_client_is_shed_first() {
         assert_eq!(exchange(s, &get("/hello.txt")).status, 200);
     }
 }
+
+/// With `--workers 2` a client's connections land on either worker
+/// (SO_REUSEPORT spreads them by their ports); the limits are the
+/// process's, not each worker's.
+#[test]
+fn limits_hold_over_every_worker() {
+    let site = Site::new();
+    let server = Server::start(
+        &site.root(),
+        &[
+            "--workers",
+            "2",
+            "--max-client-connections",
+            "2",
+            "--client-rate",
+            "0.01",
+            "--client-burst",
+            "3",
+        ],
+    );
+    // Eight connections from one address: two are admitted, whichever
+    // worker took them; the others close unanswered.
+    let mut conns: Vec<TcpStream> = (0..8)
+        .map(|_| connect_from(ip("127.0.0.40"), server.addr))
+        .collect();
+    let mut served = 0;
+    for s in &mut conns {
+        use std::io::Write;
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let _ = s.write_all(get("/hello.txt").as_bytes());
+        let mut buf = [0u8; 12];
+        use std::io::Read;
+        if s.read_exact(&mut buf).is_ok() && buf.starts_with(b"HTTP/1.1 200") {
+            served += 1;
+        }
+    }
+    assert_eq!(served, 2, "admitted over both workers");
+    drop(conns);
+    // The rate: a burst of three, then 429, over connections that land
+    // on either worker (each closed by the server before the next, so
+    // the connection limit stays out of it).
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        let mut s = connect_from(ip("127.0.0.41"), server.addr);
+        let r = exchange(&mut s, &get_with("/hello.txt", "Connection: close\r\n"));
+        statuses.push(r.status);
+        assert_closes(&mut s, Duration::from_secs(5));
+    }
+    assert_eq!(statuses, [200, 200, 200, 429, 429, 429]);
+}

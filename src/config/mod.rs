@@ -125,7 +125,7 @@ pub struct Fixed {
     pub workers: usize,
     /// How addresses are grouped into clients for the per-client limits.
     pub client_prefixes: crate::clients::Prefixes,
-    /// Clients whose request rate each worker remembers at most.
+    /// Clients whose request rate is remembered at most (one table).
     pub client_table_entries: usize,
 }
 
@@ -171,9 +171,11 @@ pub struct Live {
     /// Connections from a trusted proxy begin with a PROXY protocol
     /// header (see [`crate::proxy_header`]).
     pub proxy_protocol: bool,
-    /// Connections one client may have open (per worker); 0: no limit.
+    /// Connections one client may have open (over every worker); 0: no
+    /// limit.
     pub max_client_connections: u32,
-    /// Requests a second one client may make (per worker); 0: no limit.
+    /// Requests a second one client may make (over every worker); 0: no
+    /// limit.
     pub client_rate: f64,
     /// Requests a client may make at once above the rate.
     pub client_burst: u32,

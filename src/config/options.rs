@@ -772,7 +772,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         topic: Topic::Limits,
         choices: &[],
         value: Some("N"),
-        help: "connections one client (an address, grouped by --client-prefix-v4/-v6) may have open in each worker; more are closed at accept; 0 is unlimited",
+        help: "connections one client (an address, grouped by --client-prefix-v4/-v6) may have open, over every worker; more are closed at accept; 0 is unlimited",
         show: Show::Live(|c| c.max_client_connections.to_string()),
         apply: |b, v| {
             b.config.live.max_client_connections = number("max-client-connections", v)?;
@@ -785,7 +785,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         topic: Topic::Limits,
         choices: &[],
         value: Some("PER_SEC"),
-        help: "requests a second one client may make in each worker (a token bucket, with --client-burst); more are answered 429 with Retry-After; 0 is unlimited",
+        help: "requests a second one client may make, over every worker (a token bucket, with --client-burst); more are answered 429 with Retry-After; 0 is unlimited",
         show: Show::Live(|c| format!("{}", c.client_rate)),
         apply: |b, v| {
             let rate: f64 = v
@@ -865,7 +865,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         topic: Topic::Limits,
         choices: &[],
         value: Some("N"),
-        help: "clients whose request rate each worker remembers (a full table forgets a client whose bucket refilled, else the one seen least recently); part of the memory bound",
+        help: "clients whose request rate is remembered (one table for every worker; a full table forgets a client whose bucket refilled, else the one seen least recently); part of the memory bound",
         show: Show::Fixed(|c| c.client_table_entries.to_string()),
         apply: |b, v| {
             let n: usize = number("client-table-entries", v)?;

@@ -112,7 +112,7 @@ impl Server {
             let victim = if full {
                 // The client holding the most slots (past a quarter of
                 // them) loses one first.
-                let hog = self.clients.hog(self.conns.len());
+                let hog = self.clients.connections().hog(self.conns.len());
                 let prefixes = &self.config.fixed.client_prefixes;
                 let is_hogs = |key: usize| {
                     let conn = self.conns.get(key).filter(|c| c.is_counted());

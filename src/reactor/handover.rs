@@ -375,7 +375,7 @@ impl Server {
         debug_assert!(matches!(conn.phase(), Phase::Idle | Phase::Reading));
         if let Some(client) = client {
             conn.set_counted(true);
-            self.clients.adopt(client);
+            self.clients.connections().adopt(client);
         }
         self.enroll(key, now);
     }

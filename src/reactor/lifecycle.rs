@@ -245,7 +245,9 @@ impl Server {
         self.config = config;
         self.timeouts = live.timeouts();
         self.evict.set_stall_grace(live.evict_stalled_after);
-        self.clients.set_max(live.max_client_connections);
+        self.clients
+            .connections()
+            .set_max(live.max_client_connections);
         Ok(())
     }
 

@@ -102,8 +102,9 @@ pub struct Server {
     expired: Vec<usize>,
     evict: EvictionQueues,
     admission: Admission,
-    /// Open connections per client (`--max-client-connections`).
-    clients: crate::clients::Connections,
+    /// Open connections per client (`--max-client-connections`), in the
+    /// tables every worker shares.
+    clients: Arc<crate::clients::Tables>,
     /// Connections to drive again once their credentials are verified
     /// (kept for its capacity).
     redrive: Vec<usize>,
@@ -464,7 +465,7 @@ impl Server {
     /// it was counted.
     fn count_client(&mut self, peer: std::net::SocketAddr) -> Option<bool> {
         match self.client_of(peer) {
-            Some(client) => self.clients.admit(client).then_some(true),
+            Some(client) => self.clients.connections().admit(client).then_some(true),
             None => Some(false),
         }
     }
@@ -474,7 +475,7 @@ impl Server {
     fn release_client(&mut self, peer: std::net::SocketAddr, counted: bool) {
         if counted {
             let client = self.config.fixed.client_prefixes.client(peer.ip());
-            self.clients.release(client);
+            self.clients.connections().release(client);
         }
     }
 

@@ -55,6 +55,8 @@ struct Parts {
     alarm: Arc<Alarm>,
     /// Where worker 0 leaves an upgrade's channel for the others.
     handover: HandoverSlot,
+    /// The per-client tables, every worker's.
+    clients: Arc<crate::clients::Tables>,
 }
 
 impl Server {
@@ -73,6 +75,7 @@ impl Server {
             access_log,
             alarm,
             handover,
+            clients,
         } = parts;
         let fixed = &config.fixed;
         let default_root = &config.live.site.root;
@@ -107,9 +110,9 @@ impl Server {
             &config,
             root,
             access_log,
-            now,
-            SystemTime::now(),
+            (now, SystemTime::now()),
             Some(Arc::clone(&alarm)),
+            Arc::clone(&clients),
         )
         .map_err(|(path, source)| StartError::Root { path, source })?;
         Ok(Server {
@@ -126,7 +129,7 @@ impl Server {
             timeouts: config.live.timeouts(),
             pool: Pool::new(fixed.max_header_bytes, 1024),
             evict: EvictionQueues::with_capacity(max, config.live.evict_stalled_after),
-            clients: crate::clients::Connections::new(max, config.live.max_client_connections),
+            clients,
             redrive: Vec::new(),
             ledger: Ledger {
                 stats: Stats::default(),
@@ -240,6 +243,15 @@ pub fn start(mut config: Config) -> Result<Vec<Server>, StartError> {
         let path = config.live.access_log.clone().unwrap_or_default();
         StartError::AccessLog { path, source }
     })?;
+    // One pair of per-client tables for every worker, sized for the
+    // whole budget.
+    let clients = Arc::new(crate::clients::Tables::new(
+        budget.max_connections,
+        config.live.max_client_connections,
+        config.fixed.client_table_entries,
+        config.live.client_rate,
+        config.live.client_burst,
+    ));
     let mut servers = Vec::with_capacity(workers);
     for (worker, (poll, worker_sockets)) in polls.into_iter().zip(sockets).enumerate() {
         let parts = Parts {
@@ -259,6 +271,7 @@ pub fn start(mut config: Config) -> Result<Vec<Server>, StartError> {
             access_log: Arc::clone(&access_log),
             alarm: Arc::clone(&alarms[worker]),
             handover: Arc::clone(&handover),
+            clients: Arc::clone(&clients),
         };
         servers.push(Server::new(config.clone(), parts)?);
     }

@@ -30,7 +30,6 @@ use std::time::{Instant, SystemTime};
 
 use crate::accesslog::{self, AccessLog, Entry, Sink, Times};
 use crate::budget::Budget;
-use crate::clients::Rates;
 use crate::close::CloseReason;
 use crate::config::cidr;
 use crate::config::{Config, Live};
@@ -79,7 +78,8 @@ pub const MAX_GENERATED_BYTES: usize = listing::MAX_RENDERED_BYTES;
 /// What answers requests: the configuration's [`Settings`], the sites'
 /// ROOTs and their caches ([`Files`]), the date, the access log, the
 /// buffers for a Location, a generated body and the path rules, the
-/// per-client request rates and the authenticator. One per reactor. It owns no counter and no connection state: what it
+/// per-client request rates (the process's table) and the authenticator.
+/// One per reactor. It owns no counter and no connection state: what it
 /// needs of the reactor's is lent to each call as a [`ServerView`].
 pub struct Responder {
     settings: Settings,
@@ -95,8 +95,9 @@ pub struct Responder {
     generated: Vec<u8>,
     /// The path rules' buffers.
     scratch: RuleScratch,
-    /// `--client-rate`'s buckets.
-    rates: Rates,
+    /// `--client-rate`'s buckets (and the connections per client, which
+    /// the reactor counts): every worker's.
+    clients: Arc<crate::clients::Tables>,
     /// `auth` rules' credentials, and the verifier thread.
     auth: Authenticator,
 }
@@ -186,9 +187,9 @@ impl Responder {
         config: &Config,
         root: Root,
         access_log: Arc<Sink>,
-        now: Instant,
-        wall: SystemTime,
+        (now, wall): (Instant, SystemTime),
         alarm: Option<Arc<crate::wake::Alarm>>,
+        clients: Arc<crate::clients::Tables>,
     ) -> Result<Responder, (PathBuf, io::Error)> {
         let fixed = &config.fixed;
         let cache = FileCache::new(fixed.file_cache_entries, fixed.file_cache_valid);
@@ -216,11 +217,7 @@ impl Responder {
             generated: Vec::new(),
             scratch: RuleScratch::default(),
             auth: Authenticator::new(auth_alarm),
-            rates: Rates::new(
-                fixed.client_table_entries,
-                config.live.client_rate,
-                config.live.client_burst,
-            ),
+            clients,
         })
     }
 
@@ -260,7 +257,9 @@ impl Responder {
         self.access.set_format(log_format(&config.live));
         self.settings = Settings::new(config);
         let live = &config.live;
-        self.rates.set(live.client_rate, live.client_burst);
+        self.clients
+            .rates()
+            .set(live.client_rate, live.client_burst);
         Ok(())
     }
 
@@ -332,7 +331,7 @@ impl Responder {
             location,
             generated,
             scratch,
-            rates,
+            clients,
             auth,
         } = self;
         let now = *now;
@@ -376,7 +375,8 @@ impl Responder {
             let trusted = &live.trusted_proxies;
             let client = cidr::client_address(facts.peer.ip(), head.forwarded_for, trusted);
             let client = settings.client_prefixes.client(client);
-            if let Err(wait) = rates.take(client, now) {
+            let taken = clients.rates().take(client, now);
+            if let Err(wait) = taken {
                 server.stats.client_rate_limited += 1;
                 let secs = wait.as_secs_f64().ceil().clamp(1.0, 3600.0) as u32;
                 route = Route::Limited(secs);
