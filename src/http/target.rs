@@ -70,6 +70,32 @@ pub fn decode_path<'a>(target: &'a str, out: &mut Vec<u8>) -> Result<PathInfo<'a
     })
 }
 
+/// What [`decode_path`] gives for `target`, from `rooted`, the same
+/// target's path as [`decode_path`] wrote it with a `/` before it (and
+/// one after it when the target ended in `/`), as the path rules match
+/// it: a copy, not a second decoding.
+pub fn path_from_rooted<'a>(
+    target: &'a str,
+    rooted: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<PathInfo<'a>, Status> {
+    let raw_path = origin_path(target).ok_or(Status::BadRequest)?;
+    let trailing_slash = raw_path.ends_with('/');
+    let relative = rooted.strip_prefix(b"/").unwrap_or(rooted);
+    let relative = match trailing_slash {
+        true => relative.strip_suffix(b"/").unwrap_or(relative),
+        false => relative,
+    };
+    out.clear();
+    out.extend_from_slice(relative);
+    let has_dot_segment = out.split(|&b| b == b'/').any(|s| s.first() == Some(&b'.'));
+    Ok(PathInfo {
+        raw_path,
+        trailing_slash,
+        has_dot_segment,
+    })
+}
+
 /// The authority of an absolute-form target (`http://example.com:8080/a`
 /// gives `example.com:8080`), which names the host instead of the Host
 /// header (RFC 9112 §3.2.2); `None` for any other form.
@@ -111,6 +137,35 @@ fn origin_path(target: &str) -> Option<&str> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_rooted_path_gives_what_decoding_gives() {
+        for target in [
+            "/",
+            "/a",
+            "/a/",
+            "/a/b.txt?q=1",
+            "/x/../%70rivate/key.txt",
+            "//double//slash/",
+            "/.git/config",
+            "/a/.env",
+            "/a/b/./c/",
+            "http://h.test/a/b/",
+            "/%e2%82%ac/",
+        ] {
+            let mut decoded = Vec::new();
+            let expected = super::decode_path(target, &mut decoded).unwrap();
+            // As the rules hold it: rooted, the slash kept.
+            let mut rooted = vec![b'/'];
+            rooted.extend_from_slice(&decoded);
+            if expected.trailing_slash && rooted.len() > 1 {
+                rooted.push(b'/');
+            }
+            let mut copied = Vec::new();
+            let got = super::path_from_rooted(target, &rooted, &mut copied).unwrap();
+            assert_eq!((got, &copied), (expected, &decoded), "{target}");
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -25,7 +25,7 @@ use crate::fault;
 use crate::files::{OpenFiles, Root, content_type};
 use crate::http::Status;
 use crate::http::request::RequestHead;
-use crate::http::target::decode_path;
+use crate::http::target::{decode_path, path_from_rooted};
 use crate::http::validators::accepts_encoding;
 
 /// The sites' ROOTs and what stands in front of them: the file cache, the
@@ -238,13 +238,21 @@ impl Files {
         settings: &Settings,
         options: &SiteOptions,
         head: &RequestHead<'_>,
-        Target { target, asked }: Target<'t>,
+        Target {
+            target,
+            asked,
+            rooted,
+        }: Target<'t>,
         server: &ServerView<'_>,
         now: Instant,
     ) -> Route<'t> {
         // --clean-urls is on (`Some`), and may redirect (`Some(true)`).
         let clean = options.clean_urls.then_some(asked);
-        let info = match decode_path(target, &mut self.path) {
+        let decoded = match rooted {
+            Some(rooted) => path_from_rooted(target, rooted, &mut self.path),
+            None => decode_path(target, &mut self.path),
+        };
+        let info = match decoded {
             Ok(info) => info,
             Err(status) => return Route::Error(status),
         };
@@ -631,6 +639,9 @@ impl Files {
 pub struct Target<'t> {
     target: &'t str,
     asked: bool,
+    /// Its path as the path rules decoded it (rooted), so that it is
+    /// not decoded twice.
+    rooted: Option<&'t [u8]>,
 }
 
 impl<'t> Target<'t> {
@@ -639,6 +650,7 @@ impl<'t> Target<'t> {
         Target {
             target,
             asked: true,
+            rooted: None,
         }
     }
 
@@ -647,7 +659,15 @@ impl<'t> Target<'t> {
         Target {
             target,
             asked: false,
+            rooted: None,
         }
+    }
+
+    /// The same, whose path the rules decoded already (`rooted`, with its
+    /// leading `/`; empty when it did not decode).
+    pub fn decoded(self, rooted: &'t [u8]) -> Target<'t> {
+        let rooted = (!rooted.is_empty()).then_some(rooted);
+        Target { rooted, ..self }
     }
 }
 

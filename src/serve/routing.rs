@@ -132,9 +132,13 @@ pub fn route<'t>(
     let mut rewritten = false;
     // The query as sent, with its `?`.
     let asked_query = head.target.find('?').map_or("", |i| &head.target[i..]);
+    // The path as the rules decoded it (this request's: the buffer
+    // holds the last request's otherwise), for the lookup to copy.
+    let mut rooted: &'t [u8] = &[];
     if !is_status && !rules.is_empty() {
         rules.matching(head.target, matching.path, matching.hits);
         let decoded: &'t [u8] = matching.path;
+        rooted = decoded;
         let trusted = &settings.live.trusted_proxies;
         let client = cidr::client_address(conn.peer.ip(), head.forwarded_for, trusted);
         if rules.refuse(matching.hits, client) {
@@ -189,7 +193,7 @@ pub fn route<'t>(
             let compression = Compression::ByAcceptEncoding;
             let asked = match rewritten {
                 true => Target::other(target),
-                false => Target::asked(target),
+                false => Target::asked(target).decoded(rooted),
             };
             let route = files.lookup(at, head, asked, compression, server, now);
             match (route, &at.site().fallback) {
