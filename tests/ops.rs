@@ -549,3 +549,31 @@ fn request_time_counts_from_the_first_byte() {
         "{logged} (client: {took})"
     );
 }
+
+/// The header lines a set of rules composed are reused for the next
+/// request matching the same rules, never past a reload that changed
+/// them, nor for a request matching others.
+#[test]
+fn header_rules_take_effect_on_open_connections_after_a_reload() {
+    let site = Site::new();
+    let dir = TempDir::new("reload-rules");
+    let config = dir.path().join("holdline.toml");
+    let rules = |v: u32| {
+        format!("rule = [\"*.txt header X-Rule: {v}\", \"/sub/** header X-Sub: {v}\"]\n")
+    };
+    std::fs::write(&config, rules(1)).unwrap();
+    let server = Server::start(&site.root(), &["--config", config.to_str().unwrap()]);
+    let mut open = server.connect();
+    for _ in 0..2 {
+        let r = exchange(&mut open, &get("/hello.txt"));
+        assert_eq!(r.header("X-Rule"), Some("1"));
+        assert_eq!(r.header("X-Sub"), None);
+        let r = exchange(&mut open, &get("/sub/"));
+        assert_eq!((r.header("X-Rule"), r.header("X-Sub")), (None, Some("1")));
+    }
+    std::fs::write(&config, rules(2)).unwrap();
+    server.signal(libc::SIGHUP);
+    assert!(sighup_done(&server, 1), "{}", server.log_text());
+    let r = exchange(&mut open, &get("/hello.txt"));
+    assert_eq!(r.header("X-Rule"), Some("2"), "{}", r.head);
+}

@@ -250,6 +250,8 @@ impl Responder {
     /// ROOT is open; if one cannot be, nothing changes and the error says
     /// why.
     pub fn reconfigure(&mut self, config: &Config) -> Result<(), String> {
+        // The sites' rules may be others now.
+        self.scratch.composed = None;
         let follow = config.fixed.follow_symlinks;
         self.files
             .set_roots(site_roots(config), follow)
@@ -341,6 +343,7 @@ impl Responder {
             hits,
             rewritten,
             headers,
+            composed,
         } = scratch;
         let route = route(
             settings,
@@ -385,8 +388,19 @@ impl Responder {
         let mut at = SiteRef::new(settings, site);
         let rules = &at.site().rules;
         if rules.edits_headers(hits) {
-            let base = &at.site().extra_headers;
-            let keep = rules::compose_headers(rules, hits, base, headers);
+            let same = composed
+                .as_ref()
+                .is_some_and(|c| c.site == site && c.hits == *hits);
+            if !same {
+                let base = &at.site().extra_headers;
+                let keep = rules::compose_headers(rules, hits, base, headers);
+                let memo = composed.get_or_insert_with(Default::default);
+                memo.site = site;
+                memo.hits.clear();
+                memo.hits.extend_from_slice(hits);
+                memo.keep_cache_control = keep;
+            }
+            let keep = composed.as_ref().is_some_and(|c| c.keep_cache_control);
             at.extra = headers;
             at.cache_control = at.cache_control.filter(|_| keep);
         }

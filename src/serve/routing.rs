@@ -33,6 +33,20 @@ pub(super) struct RuleScratch {
     pub rewritten: Vec<u8>,
     /// The header lines as the rules edited them.
     pub headers: Vec<u8>,
+    /// What `headers` was composed for: the site and the rules that
+    /// matched (`None`: nothing, or the settings changed since). A
+    /// request of the same site matching the same rules (every request
+    /// of a page's assets, say) reuses it as it is.
+    pub composed: Option<Composed>,
+}
+
+/// The site and rule hits `RuleScratch::headers` holds the lines of, and
+/// whether `--cache-control` survived them.
+#[derive(Default)]
+pub(super) struct Composed {
+    pub site: usize,
+    pub hits: Vec<usize>,
+    pub keep_cache_control: bool,
 }
 
 /// What routing lends the path rules for one request.

@@ -191,12 +191,15 @@ pub fn compose_headers(rules: &Rules, hits: &[usize], base: &[u8], out: &mut Vec
     let mut cache_control = true;
     for &i in hits {
         let name = match &rules.rule(i).action {
-            Action::SetHeader(line) => line.split(':').next().unwrap_or(""),
-            Action::RemoveHeader(name) => name.as_str(),
+            Action::SetHeader(line) => {
+                let colon = line.bytes().position(|b| b == b':').unwrap_or(line.len());
+                &line.as_bytes()[..colon]
+            }
+            Action::RemoveHeader(name) => name.as_bytes(),
             _ => continue,
         };
-        drop_header(out, name.as_bytes());
-        cache_control &= !name.eq_ignore_ascii_case("cache-control");
+        drop_header(out, name);
+        cache_control &= !name.eq_ignore_ascii_case(b"cache-control");
         if let Action::SetHeader(line) = &rules.rule(i).action {
             out.extend_from_slice(line.as_bytes());
             out.extend_from_slice(b"\r\n");
@@ -210,10 +213,12 @@ fn drop_header(lines: &mut Vec<u8>, name: &[u8]) {
     let mut read = 0;
     let mut write = 0;
     while read < lines.len() {
+        // Lines end in CRLF, and a value holds no LF (the config refuses
+        // one): the LF ends the line.
         let end = lines[read..]
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .map_or(lines.len(), |p| read + p + 2);
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(lines.len(), |p| read + p + 1);
         let line = &lines[read..end];
         let named = line.len() > name.len()
             && line[name.len()] == b':'
