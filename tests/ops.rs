@@ -558,9 +558,8 @@ fn header_rules_take_effect_on_open_connections_after_a_reload() {
     let site = Site::new();
     let dir = TempDir::new("reload-rules");
     let config = dir.path().join("holdline.toml");
-    let rules = |v: u32| {
-        format!("rule = [\"*.txt header X-Rule: {v}\", \"/sub/** header X-Sub: {v}\"]\n")
-    };
+    let rules =
+        |v: u32| format!("rule = [\"*.txt header X-Rule: {v}\", \"/sub/** header X-Sub: {v}\"]\n");
     std::fs::write(&config, rules(1)).unwrap();
     let server = Server::start(&site.root(), &["--config", config.to_str().unwrap()]);
     let mut open = server.connect();

@@ -28,7 +28,20 @@ pub struct Rules {
     /// `/assets/`), matched by comparing bytes: (the prefix with its
     /// slash, the rule's index).
     prefixed: Vec<(Vec<u8>, usize)>,
+    /// Rules of a file name's literal ending (`*.html`, `*-min.js`: any
+    /// file name anywhere that ends so), matched by comparing bytes: (the
+    /// ending, the rule's index).
+    suffixed: Vec<(Vec<u8>, usize)>,
     rules: Vec<Rule>,
+}
+
+/// The literal ending of a pattern `*ENDING` (`*.html`): a file name
+/// anywhere that ends so, what `/**/*ENDING` matches; `None` for any
+/// other pattern, and for an empty ending.
+fn file_name_ending(pattern: &str) -> Option<&str> {
+    let ending = pattern.strip_prefix('*')?;
+    let literal = !ending.is_empty() && !ending.contains(['*', '?', '[', ']', '{', '}', '\\', '/']);
+    literal.then_some(ending)
 }
 
 /// What of a path must be escaped where a placeholder puts it in a URL
@@ -59,14 +72,16 @@ impl Rules {
     pub fn new(rules: &[Rule]) -> Rules {
         let mut builder = GlobSetBuilder::new();
         let (mut in_set, mut everywhere, mut prefixed) = (Vec::new(), Vec::new(), Vec::new());
+        let mut suffixed = Vec::new();
         for (i, rule) in rules.iter().enumerate() {
             // What globset would match for these, found without it: most
             // rules are these, and a byte comparison costs less than the
             // set's strategies.
-            match rule.prefix.as_deref() {
-                Some("") => everywhere.push(i),
-                Some(prefix) => prefixed.push((format!("{prefix}/").into_bytes(), i)),
-                None => {
+            match (rule.prefix.as_deref(), file_name_ending(&rule.pattern)) {
+                (Some(""), _) => everywhere.push(i),
+                (Some(prefix), _) => prefixed.push((format!("{prefix}/").into_bytes(), i)),
+                (None, Some(ending)) => suffixed.push((ending.as_bytes().to_vec(), i)),
+                (None, None) => {
                     builder.add(rule.glob.clone());
                     in_set.push(i);
                 }
@@ -82,6 +97,7 @@ impl Rules {
             in_set,
             everywhere,
             prefixed,
+            suffixed,
             rules: rules.to_vec(),
         }
     }
@@ -118,6 +134,9 @@ impl Rules {
         hits.extend_from_slice(&self.everywhere);
         let beneath = |(prefix, i): &(Vec<u8>, usize)| path.starts_with(prefix).then_some(*i);
         hits.extend(self.prefixed.iter().filter_map(beneath));
+        let name = path.rsplit(|&b| b == b'/').next().unwrap_or_default();
+        let ends = |(ending, i): &(Vec<u8>, usize)| name.ends_with(ending).then_some(*i);
+        hits.extend(self.suffixed.iter().filter_map(ends));
         hits.sort_unstable();
     }
 
@@ -282,10 +301,15 @@ mod tests {
         assert!(r.decision(&hits(&r, "/assets/a")).is_none());
     }
 
-    /// The prefix and match-all rules found by comparing bytes match
-    /// exactly what the glob set would have.
+    /// The prefix, file-name-ending and match-all rules found by
+    /// comparing bytes match exactly what the glob set would have.
     #[test]
     fn byte_matched_rules_agree_with_globset() {
+        assert_eq!(super::file_name_ending("*.txt"), Some(".txt"));
+        assert_eq!(super::file_name_ending("*"), None);
+        assert_eq!(super::file_name_ending("*.{a,b}"), None);
+        assert_eq!(super::file_name_ending("a*.txt"), None);
+        assert_eq!(super::file_name_ending("*/x"), None);
         let lines = [
             "/** header A: 1",
             "/docs/** header B: 1",
@@ -293,6 +317,11 @@ mod tests {
             "*.html header D: 1",
             "/do** header E: 1",
             "/{a,b}/** header F: 1",
+            "*.txt header G: 1",
+            "*-min.js header H: 1",
+            "*.tar.gz header I: 1",
+            "*x header J: 1",
+            "*.{png,jpg} header K: 1",
         ];
         let r = rules(&lines);
         let mut all = GlobSetBuilder::new();
@@ -314,6 +343,20 @@ mod tests {
             "/b/",
             "/index.html",
             "/%64ocs/a",
+            "/a.txt",
+            "/.txt",
+            "/dir.txt/",
+            "/dir.txt/b",
+            "/a/b/c.txt",
+            "/a.TXT",
+            "/app-min.js",
+            "/-min.js",
+            "/x.tar.gz",
+            "/x.gz",
+            "/ax",
+            "/x/",
+            "/p.png",
+            "/q.jpg",
         ] {
             let (mut path, mut hits) = (Vec::new(), Vec::new());
             r.matching(target, &mut path, &mut hits);
