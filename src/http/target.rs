@@ -131,7 +131,12 @@ fn origin_path(target: &str) -> Option<&str> {
             _ => "/",
         }
     };
-    let end = path.find(['?', '#']).unwrap_or(path.len());
+    // A byte loop: a target is short, and a two-char pattern's searcher
+    // costs more than the loop.
+    let end = path
+        .bytes()
+        .position(|b| b == b'?' || b == b'#')
+        .unwrap_or(path.len());
     Some(&path[..end])
 }
 

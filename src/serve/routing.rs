@@ -105,7 +105,11 @@ pub fn route<'t>(
 ) -> (usize, Route<'t>) {
     matching.hits.clear();
     let secure = conn.secure;
-    let (path, query) = head.target.split_once('?').unwrap_or((head.target, ""));
+    // Split once: the path, the query without its `?` (the status
+    // path's), and with it (kept by redirects).
+    let split = head.target.bytes().position(|b| b == b'?');
+    let (path, asked_query) = head.target.split_at(split.unwrap_or(head.target.len()));
+    let query = asked_query.get(1..).unwrap_or("");
     // A load balancer's health check is answered before anything else
     // (plain or TLS, whatever the method and the host).
     if settings.live.health_path.as_deref() == Some(path) {
@@ -144,8 +148,6 @@ pub fn route<'t>(
     let rules = &at.site().rules;
     let mut target = head.target;
     let mut rewritten = false;
-    // The query as sent, with its `?`.
-    let asked_query = head.target.find('?').map_or("", |i| &head.target[i..]);
     // The path as the rules decoded it (this request's: the buffer
     // holds the last request's otherwise), for the lookup to copy.
     let mut rooted: &'t [u8] = &[];
