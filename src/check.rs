@@ -82,6 +82,7 @@ fn describe_site(out: &mut String, name: &str, site: &SiteOptions) {
         on(site.dotfiles, "dotfiles"),
         on(site.listing, "listing"),
         on(site.clean_urls, "clean-urls"),
+        on(site.acme, "acme"),
         on(!site.precompressed, "no-precompressed"),
     ]
     .into_iter()
