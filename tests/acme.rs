@@ -12,33 +12,21 @@ mod common;
 use common::*;
 use rustls::pki_types::pem::PemObject;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+/// Held while a test picks its ports and until its processes bound
+/// them (to its end by the test that restarts on the same ports), so no
+/// other test's `free_port` takes one in between.
+static PORTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// pebble and its DNS, validating on `http_port` and `tls_port`.
 struct Pebble {
-    _dns: Killed,
-    _ca: Killed,
+    _dns: KillOnDrop,
+    _ca: KillOnDrop,
     pki: Pki,
     port: u16,
     management: u16,
@@ -53,7 +41,7 @@ impl Pebble {
         pki.leaf("pebble", "pebble", &["127.0.0.1", "localhost"]);
         let (port, management, dns_port, dns_management) =
             (free_port(), free_port(), free_port(), free_port());
-        let dns = Killed(
+        let dns = KillOnDrop(
             Command::new(challtestsrv)
                 .args(["-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""])
                 .args(["-dns01", &format!("127.0.0.1:{dns_port}")])
@@ -77,7 +65,7 @@ impl Pebble {
             pki.key("pebble"),
         );
         pki.dir.write("pebble.json", config);
-        let ca = Killed(
+        let ca = KillOnDrop(
             Command::new(pebble)
                 .arg("-config")
                 .arg(pki.dir.path().join("pebble.json"))
@@ -253,6 +241,8 @@ fn wait_issued(server: &Server, root: &Path, tls_port: u16) {
 
 #[test]
 fn http_01_issues_a_certificate_curl_verifies_and_a_restart_reuses_it() {
+    // Held to the end: the restart binds the same ports again.
+    let _ports = PORTS.lock().unwrap_or_else(|p| p.into_inner());
     let (http, tls) = (free_port(), free_port());
     let Some(pebble) = Pebble::start(http, tls, None) else {
         return;
@@ -331,6 +321,7 @@ fn http_01_issues_a_certificate_curl_verifies_and_a_restart_reuses_it() {
 
 #[test]
 fn tls_alpn_01_issues_on_the_tls_listener_alone() {
+    let ports = PORTS.lock().unwrap_or_else(|p| p.into_inner());
     let (http, tls) = (free_port(), free_port());
     let Some(pebble) = Pebble::start(http, tls, None) else {
         return;
@@ -345,6 +336,7 @@ fn tls_alpn_01_issues_on_the_tls_listener_alone() {
         (http, tls),
         &["--acme-challenge", "tls-alpn-01", "--workers", "2"],
     );
+    drop(ports);
     let root = pebble.root();
     wait_issued(&server, &root, tls);
     assert!(
@@ -356,6 +348,7 @@ fn tls_alpn_01_issues_on_the_tls_listener_alone() {
 
 #[test]
 fn a_renewal_keeps_open_connections_and_new_ones_get_the_new_certificate() {
+    let ports = PORTS.lock().unwrap_or_else(|p| p.into_inner());
     let (http, tls) = (free_port(), free_port());
     // 15-second certificates: renewed at two thirds, 10 s in.
     let Some(pebble) = Pebble::start(http, tls, Some(15)) else {
@@ -371,6 +364,7 @@ fn a_renewal_keeps_open_connections_and_new_ones_get_the_new_certificate() {
         (http, tls),
         &["--keepalive-timeout", "60"],
     );
+    drop(ports);
     let root = pebble.root();
     wait_issued(&server, &root, tls);
     let first = served_certificate(tls, "a.test");
@@ -411,6 +405,7 @@ fn a_renewal_keeps_open_connections_and_new_ones_get_the_new_certificate() {
 
 #[test]
 fn a_ca_that_is_down_leaves_the_placeholder_serving_and_backs_off() {
+    let ports = PORTS.lock().unwrap_or_else(|p| p.into_inner());
     let Some(_) = peer_program("pebble") else {
         return;
     };
@@ -428,6 +423,7 @@ fn a_ca_that_is_down_leaves_the_placeholder_serving_and_backs_off() {
         (http, tls),
         &["--acme-retry", "1"],
     );
+    drop(ports);
     assert_eq!(
         exchange(&mut server.connect(), &get("/hello.txt")).status,
         200
@@ -460,6 +456,7 @@ fn a_ca_that_is_down_leaves_the_placeholder_serving_and_backs_off() {
 /// scheduled, and the site goes on serving (the placeholder on TLS).
 #[test]
 fn a_refused_challenge_is_retried_and_serving_goes_on() {
+    let ports = PORTS.lock().unwrap_or_else(|p| p.into_inner());
     let (http, tls) = (free_port(), free_port());
     // pebble validates HTTP-01 on a port nobody listens on.
     let Some(pebble) = Pebble::start(free_port(), tls, None) else {
@@ -475,6 +472,7 @@ fn a_refused_challenge_is_retried_and_serving_goes_on() {
         (http, tls),
         &["--acme-retry", "1", "--workers", "2"],
     );
+    drop(ports);
     let refused = wait_until(Duration::from_secs(30), || {
         let log = server.log_text();
         log.contains("acme: a.test: attempt 2 failed") && log.contains("http-01 challenge invalid")

@@ -9,36 +9,18 @@ mod common;
 
 use common::*;
 use std::io::Write;
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-
-/// A port free now (bound by the kernel, released).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Haproxy(Child);
-
-impl Drop for Haproxy {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// HAProxy on `front`, balancing over `backends` with HTTP health checks
 /// every 100 ms (one failure takes a server out, one success puts it
 /// back), keep-alive to the servers, and retries on another server of a
 /// request whose connection failed or came back empty (what a balancer
 /// does for a GET; `retry-on` of HAProxy 2.x).
-fn start_haproxy(dir: &TempDir, front: u16, backends: &[u16]) -> Haproxy {
+fn start_haproxy(dir: &TempDir, front: u16, backends: &[u16]) -> KillOnDrop {
     let mut config = format!(
         "global\n  maxconn 2000\n\
          defaults\n  mode http\n  timeout connect 2s\n  timeout client 30s\n  timeout server 30s\n\
@@ -69,7 +51,7 @@ fn start_haproxy(dir: &TempDir, front: u16, backends: &[u16]) -> Haproxy {
             r.status == 200
         })
     }));
-    Haproxy(child)
+    KillOnDrop(child)
 }
 
 /// One holdline instance on `port`.
@@ -128,8 +110,14 @@ fn load(front: u16, stop: &Arc<AtomicBool>) -> Vec<std::thread::JoinHandle<(usiz
         .collect()
 }
 
+/// The tests of this file one at a time: a rolling restart frees a
+/// port and binds it again, and another test's `free_port` must not take
+/// it in between.
+static PORTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn rolling_restart_and_rolling_upgrade_behind_haproxy_lose_no_request() {
+    let _ports = PORTS.lock().unwrap_or_else(|p| p.into_inner());
     if peer_program("haproxy").is_none() {
         return;
     }
@@ -206,6 +194,7 @@ fn rolling_restart_and_rolling_upgrade_behind_haproxy_lose_no_request() {
 
 #[test]
 fn every_instance_answers_a_revalidation_with_304() {
+    let _ports = PORTS.lock().unwrap_or_else(|p| p.into_inner());
     let site = Site::new();
     // Three instances of one site (copies would do as well: the tag has
     // no inode in it).

@@ -9,9 +9,9 @@ mod common;
 
 use common::*;
 use std::io::Write;
-use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -212,23 +212,6 @@ fn the_header_comes_before_the_tls_handshake() {
     assert!(lines.starts_with("203.0.113.77 "), "{lines}");
 }
 
-struct Haproxy(Child);
-
-impl Drop for Haproxy {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// HAProxy in front, as operators run it: a frontend sending v1
 /// (`send-proxy`) and one sending v2 (`send-proxy-v2`) to the same
 /// holdline, health-checked (the checks carry the header too), HAProxy
@@ -270,7 +253,7 @@ fn haproxy_send_proxy_v1_and_v2_name_the_client() {
     );
     let path = dir.path().join("haproxy.cfg");
     std::fs::write(&path, config).unwrap();
-    let _haproxy = Haproxy(
+    let _haproxy = KillOnDrop(
         Command::new(haproxy)
             .args(["-db", "-f"])
             .arg(&path)

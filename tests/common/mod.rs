@@ -155,3 +155,24 @@ pub fn output_within(child: std::process::Child, within: Duration) -> std::proce
     drop(done);
     output
 }
+
+/// A port free now (bound by the kernel on 127.0.0.1, released), for a
+/// peer program whose configuration must name its port before it starts.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A peer program (HAProxy, pebble) killed and reaped when the test is
+/// done, however it ends.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
