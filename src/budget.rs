@@ -38,6 +38,10 @@ pub struct Reserve {
     /// With `--workers N > 1`: each worker's waker (an eventfd), through
     /// which the signal-handling worker tells the others to shut down.
     pub wakers: usize,
+    /// Helper threads' fds: the ACME client's connection to its CA and a
+    /// file it stores (2, with an `--acme` site), `--etag hash`'s files
+    /// waiting and being hashed (5).
+    pub helpers: usize,
 }
 
 impl Reserve {
@@ -55,7 +59,13 @@ impl Reserve {
             transient_open: workers,
             spare: workers,
             wakers: if workers > 1 { workers } else { 0 },
+            helpers: 0,
         }
+    }
+
+    /// The same, with `helpers` fds for helper threads.
+    pub fn with_helpers(self, helpers: usize) -> Reserve {
+        Reserve { helpers, ..self }
     }
 
     pub fn total(&self) -> usize {
@@ -67,6 +77,7 @@ impl Reserve {
             + self.transient_open
             + self.spare
             + self.wakers
+            + self.helpers
     }
 }
 

@@ -178,7 +178,10 @@ fn warnings(config: &Config) -> Vec<String> {
                 .tls_certs
                 .iter()
                 .any(|pair| crate::tls::pair_covers(pair, &name));
-            if !covered {
+            // An --acme site's certificate is the CA's for the names it
+            // can validate.
+            let acme = site.acme && crate::acme::validatable(std::slice::from_ref(host)).len() == 1;
+            if !covered && !acme {
                 warnings.push(format!(
                     "{}: no certificate names {host}: its TLS clients get the default one",
                     site_name(i, site)

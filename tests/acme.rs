@@ -488,3 +488,50 @@ fn a_refused_challenge_is_retried_and_serving_goes_on() {
     );
     assert!(!storage.join("sites/a.test/cert.pem").exists());
 }
+
+/// `holdline check` and the start say what an `--acme` site lacks: the
+/// CA's terms agreed, a name a CA can validate; and a site's names the CA
+/// will certify raise no "no certificate" warning.
+#[test]
+fn check_and_start_say_what_acme_lacks() {
+    let site = Site::new();
+    let dir = TempDir::new("acme-check");
+    let root = site.root();
+    let config = format!(
+        "listen = [\"127.0.0.1:0\"]\ntls-listen = [\"127.0.0.1:0\"]\nroot = \"{0}\"\n\
+         [[site]]\nhost = [\"a.test\", \"*.b.test\"]\nroot = \"{0}\"\nacme = true\n\
+         [[site]]\nhost = [\"*.c.test\"]\nroot = \"{0}\"\nacme = true\n",
+        root.display()
+    );
+    dir.write("holdline.toml", config);
+    let path = dir.path().join("holdline.toml");
+    let run = |extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_holdline"))
+            .arg("check")
+            .arg("--config")
+            .arg(&path)
+            .args(extra)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, err) = run(&[]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("acme: needs --acme-agree-tos"), "{err}");
+    assert!(
+        err.contains("site 2 (*.c.test): --acme needs a host name a CA can validate"),
+        "{err}"
+    );
+    // a.test is the CA's to certify; the wildcard is not.
+    assert!(!err.contains("no certificate names a.test"), "{err}");
+    assert!(err.contains("no certificate names *.b.test"), "{err}");
+    let (_, err) = run(&["--acme-agree-tos"]);
+    assert!(!err.contains("acme-agree-tos"), "{err}");
+    // The server itself refuses to start without the agreement.
+    let started = Server::try_start(&root, &["--config", path.to_str().unwrap()]);
+    assert!(started.is_err());
+    assert!(started.err().unwrap().contains("--acme-agree-tos"));
+}

@@ -138,6 +138,11 @@ impl Client {
             .tls_config(tls)
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(30)))
+            // One connection to the CA, kept between the requests of an
+            // order only: the fd budget reserves one socket for it.
+            .max_idle_connections(1)
+            .max_idle_connections_per_host(1)
+            .max_idle_age(Duration::from_secs(15))
             .user_agent(concat!("holdline/", env!("CARGO_PKG_VERSION")))
             .build()
             .into();

@@ -347,6 +347,20 @@ fn start_acme(
         .map_err(StartError::reactor("start the ACME thread"))
 }
 
+/// The fds helper threads may hold beside the reactors' (see
+/// [`Reserve::helpers`]).
+fn helper_fds(config: &Config) -> usize {
+    let acme = match config.live.all_sites().any(|site| site.acme) {
+        true => 2,
+        false => 0,
+    };
+    let hashes = match config.fixed.etag_hash {
+        true => crate::serve::hashes::MAX_QUEUED + 1,
+        false => 0,
+    };
+    acme + hashes
+}
+
 /// The certificates, when a listener (bound or passed) is TLS.
 fn load_tls(config: &Config, passed_tls: bool) -> Result<Option<TlsSetup>, StartError> {
     let fixed = &config.fixed;
@@ -470,7 +484,8 @@ fn setup_fd_budget(config: &Config, passed: usize) -> Result<Budget, StartError>
                 + config.fixed.listen_unix.len()
                 + passed,
             config.fixed.workers,
-        ),
+        )
+        .with_helpers(helper_fds(config)),
     )
     .map_err(StartError::Budget)?;
     if budget.limit != soft {

@@ -12,8 +12,9 @@
 //! hash is in carries it. The table is process-wide (the workers share
 //! it), holds at most `--file-cache-entries` versions (an arbitrary one
 //! goes when it is full), and at most [`MAX_QUEUED`] files wait to be
-//! hashed, each holding a duplicated fd: that many fds beyond the budget,
-//! and a request that finds the queue full just asks again next time.
+//! hashed and one is being hashed, each holding a duplicated fd (the fd
+//! budget reserves them: [`crate::budget::Reserve::helpers`]); a request
+//! that finds the queue full just asks again next time.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
