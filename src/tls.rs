@@ -314,9 +314,14 @@ impl TlsSetup {
     }
 
     /// `site`'s certificate from now on (new handshakes; open
-    /// connections keep theirs): the ACME manager's, or its placeholder.
-    pub fn install_acme(&self, site: &crate::acme::ManagedSite, key: Arc<CertifiedKey>) {
+    /// connections keep theirs): the ACME manager's, or its placeholder;
+    /// `None`: the site is no longer managed.
+    pub fn install_acme(&self, site: &crate::acme::ManagedSite, key: Option<Arc<CertifiedKey>>) {
         let mut certs = self.certs.acme.write().unwrap_or_else(|p| p.into_inner());
+        let Some(key) = key else {
+            certs.retain(|c| c.site != site.index);
+            return;
+        };
         let cert = AcmeCert {
             site: site.index,
             names: site.names.clone(),

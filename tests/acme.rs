@@ -535,3 +535,59 @@ fn check_and_start_say_what_acme_lacks() {
     assert!(started.is_err());
     assert!(started.err().unwrap().contains("--acme-agree-tos"));
 }
+
+/// A reload that changes an `--acme` site's names: the new names get
+/// their own certificate (a placeholder here: the CA is down), the old
+/// ones lose theirs; the status output follows.
+#[test]
+fn a_reload_moves_acme_certificates_with_the_sites() {
+    let Some(_) = peer_program("pebble") else {
+        return;
+    };
+    let ports = PORTS.lock().unwrap_or_else(|p| p.into_inner());
+    let (http, tls) = (free_port(), free_port());
+    let site = Site::new();
+    let dir = TempDir::new("acme-reload");
+    let pki = Pki::new();
+    let config = |hosts: &str| {
+        format!(
+            "listen = [\"127.0.0.1:{http}\"]\ntls-listen = [\"127.0.0.1:{tls}\"]\n\
+             root = \"{root}\"\nstatus-path = \"/status\"\n\
+             acme-agree-tos = true\nacme-retry = 60\n\
+             acme-directory = \"https://127.0.0.1:{nowhere}/dir\"\n\
+             acme-ca-root = \"{ca}\"\nacme-storage = \"{storage}\"\n\
+             [[site]]\nhost = [{hosts}]\nroot = \"{root}\"\nacme = true\n",
+            root = site.root().display(),
+            nowhere = free_port(),
+            ca = pki.ca_path().display(),
+            storage = dir.path().join("acme").display(),
+        )
+    };
+    dir.write("holdline.toml", config("\"a.test\""));
+    let path = dir.path().join("holdline.toml");
+    let server = Server::start(&site.root(), &["--config", path.to_str().unwrap()]);
+    drop(ports);
+    let names_in = |der: &[u8], name: &str| contains(der, name.as_bytes());
+    assert!(names_in(&served_certificate(tls, "a.test"), "a.test"));
+    dir.write("holdline.toml", config("\"c.test\""));
+    server.signal(libc::SIGHUP);
+    assert!(
+        wait_until(Duration::from_secs(5), || {
+            server
+                .log_text()
+                .contains("acme: a.test: no longer managed")
+        }),
+        "{}",
+        server.log_text()
+    );
+    let c = served_certificate(tls, "c.test");
+    assert!(names_in(&c, "c.test") && contains(&c, b"holdline placeholder"));
+    let json = status_json(&server);
+    let sites: Vec<&str> = json["tls_certificates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["site"].as_str().unwrap())
+        .collect();
+    assert_eq!(sites, ["c.test"], "{json}");
+}

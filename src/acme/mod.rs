@@ -248,6 +248,11 @@ pub struct AcmeStatus {
 }
 
 impl AcmeStatus {
+    fn forget(&self, site: &str) {
+        let mut sites = self.sites.lock().unwrap_or_else(|p| p.into_inner());
+        sites.retain(|s| s.site != site);
+    }
+
     fn set(&self, site: &str, expires: Option<SystemTime>) {
         let mut sites = self.sites.lock().unwrap_or_else(|p| p.into_inner());
         match sites.iter_mut().find(|s| s.site == site) {
@@ -260,8 +265,9 @@ impl AcmeStatus {
     }
 }
 
-/// Puts a site's certificate in the resolver every worker shares.
-pub type Install = Box<dyn Fn(&ManagedSite, Arc<CertifiedKey>) + Send>;
+/// Puts a site's certificate in the resolver every worker shares, or
+/// (`None`) takes it out: the site is no longer managed.
+pub type Install = Box<dyn Fn(&ManagedSite, Option<Arc<CertifiedKey>>) + Send>;
 
 /// A running manager: tell it of new sites (a reload), or to stop.
 pub struct Manager {
@@ -323,6 +329,8 @@ struct SiteState {
     site: ManagedSite,
     /// The certificate served has these bounds (`None`: a placeholder).
     validity: Option<(SystemTime, SystemTime)>,
+    /// The certificate served (or the placeholder).
+    key: Option<Arc<CertifiedKey>>,
     /// No attempt before this (backoff, Retry-After).
     not_before: Instant,
     failures: u32,
@@ -366,56 +374,74 @@ struct State {
 
 impl State {
     /// Takes a site list (at start, or after a reload): a site known
-    /// keeps its schedule; a new one gets its stored certificate or a
-    /// placeholder.
+    /// keeps its schedule and certificate (under its index now); a new
+    /// one gets its stored certificate or a placeholder; one no longer
+    /// listed loses its certificate.
     fn take_sites(&mut self, sites: Vec<ManagedSite>, now: Instant) {
         let mut old = std::mem::take(&mut self.sites);
+        // Every certificate out first (indices may have moved); each kept
+        // site's goes back in under its index below.
+        for known in &old {
+            (self.install)(&known.site, None);
+        }
         for site in sites {
-            if let Some(i) = old.iter().position(|s| s.site.names == site.names) {
-                let mut known = old.swap_remove(i);
-                if known.site.index != site.index {
+            let state = match old.iter().position(|s| s.site.names == site.names) {
+                Some(i) => {
+                    let mut known = old.swap_remove(i);
                     known.site.index = site.index;
-                    // Reinstall under its new index.
-                    self.install_stored(&known.site);
+                    known
                 }
-                self.sites.push(known);
-                continue;
+                None => {
+                    let (validity, key) = self.stored_or_placeholder(&site);
+                    SiteState {
+                        site,
+                        validity,
+                        key,
+                        not_before: now,
+                        failures: 0,
+                    }
+                }
+            };
+            if let Some(key) = &state.key {
+                (self.install)(&state.site, Some(Arc::clone(key)));
             }
-            let validity = self.install_stored(&site);
-            self.sites.push(SiteState {
-                site,
-                validity,
-                not_before: now,
-                failures: 0,
-            });
+            self.sites.push(state);
+        }
+        for gone in old {
+            self.status.forget(gone.site.label());
+            log::info!("acme: {}: no longer managed", gone.site.label());
         }
     }
 
-    /// Installs the site's stored certificate if it is usable, else a
-    /// self-signed placeholder; returns the stored one's validity.
-    fn install_stored(&self, site: &ManagedSite) -> Option<(SystemTime, SystemTime)> {
+    /// The site's stored certificate if it is usable (with its
+    /// validity), else a self-signed placeholder.
+    fn stored_or_placeholder(
+        &self,
+        site: &ManagedSite,
+    ) -> (Option<(SystemTime, SystemTime)>, Option<Arc<CertifiedKey>>) {
         let dir = store::site_dir(&self.options.storage, site.label());
         match load_certified(&dir) {
             Ok((certified, validity)) if validity.1 > SystemTime::now() => {
-                (self.install)(site, Arc::new(certified));
                 self.status.set(site.label(), Some(validity.1));
                 log::info!(
                     "acme: {}: serving the stored certificate (valid until {})",
                     site.label(),
                     httpdate::fmt_http_date(validity.1)
                 );
-                return Some(validity);
+                return (Some(validity), Some(Arc::new(certified)));
             }
             Ok(_) => log::info!("acme: {}: the stored certificate has expired", site.label()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => log::warn!("acme: {}: stored certificate unusable: {e}", site.label()),
         }
-        match placeholder(&site.names) {
-            Ok(certified) => (self.install)(site, Arc::new(certified)),
-            Err(e) => log::error!("acme: {}: no placeholder: {e}", site.label()),
-        }
         self.status.set(site.label(), None);
-        None
+        match placeholder(&site.names) {
+            Ok(certified) => (None, Some(Arc::new(certified))),
+            Err(e) => {
+                log::error!("acme: {}: no placeholder: {e}", site.label());
+                (None, None)
+            }
+        }
     }
 
     fn run(mut self, rx: mpsc::Receiver<Message>) {
@@ -466,10 +492,11 @@ impl State {
             .and_then(|issued| self.keep(&site, issued).map_err(|e| (e, None)));
         let state = &mut self.sites[i];
         match outcome {
-            Ok(validity) => {
+            Ok((validity, key)) => {
                 self.status.issued.fetch_add(1, Ordering::Relaxed);
                 self.status.set(site.label(), Some(validity.1));
                 state.validity = Some(validity);
+                state.key = Some(key);
                 state.failures = 0;
                 log::info!(
                     "acme: {}: {} for {} in {:.1}s, valid until {}",
@@ -530,14 +557,15 @@ impl State {
         &self,
         site: &ManagedSite,
         issued: client::Issued,
-    ) -> Result<(SystemTime, SystemTime), String> {
+    ) -> Result<((SystemTime, SystemTime), Arc<CertifiedKey>), String> {
         let dir = store::site_dir(&self.options.storage, site.label());
         let (certified, validity) =
             certified(issued.chain_pem.as_bytes(), issued.key_pem.as_bytes())?;
         store::write_pair(&dir, &issued.chain_pem, &issued.key_pem)
             .map_err(|e| format!("cannot store in {}: {e}", dir.display()))?;
-        (self.install)(site, Arc::new(certified));
-        Ok(validity)
+        let key = Arc::new(certified);
+        (self.install)(site, Some(Arc::clone(&key)));
+        Ok((validity, key))
     }
 }
 
@@ -631,6 +659,7 @@ mod tests {
                 names: vec!["a.test".into()],
             },
             validity: Some((from, until)),
+            key: None,
             not_before: Instant::now(),
             failures: 0,
         };
