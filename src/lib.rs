@@ -65,7 +65,9 @@
 //!    reads: the session stays Fresh (3.), under the header deadline and
 //!    "fresh" for eviction, until plaintext arrives; [`tls::TlsSetup`]
 //!    holds the certificates (chosen by SNI, reloaded on SIGHUP) and
-//!    resumption.
+//!    resumption. Sites with `--acme` get theirs from [`acme`]: a thread
+//!    of its own talks to the CA and hands each new certificate to the
+//!    same resolver; the reactor only answers the challenges.
 //!
 //! 3. **The session** ([`http::session::Session`]) is the connection's
 //!    HTTP state, one value, sans-IO: Fresh (accepted, nothing read), Idle
