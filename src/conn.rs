@@ -361,7 +361,15 @@ impl<T: Transport> Conn<T> {
                 self.readable = false;
                 return Ok(None);
             }
-            Header::Incomplete => unreachable!("a header fits MAX_HEADER"),
+            // (A header fits MAX_HEADER: incomplete at the bound is not
+            // one, as `fuzzing::proxy_header` checks.)
+            Header::Incomplete => {
+                log::info!(
+                    "{}: PROXY header longer than {MAX_HEADER} bytes; closing",
+                    self.peer
+                );
+                return Err(CloseReason::ProtocolError);
+            }
             Header::Invalid(why) => {
                 log::info!("{}: {why}; closing", self.peer);
                 return Err(CloseReason::ProtocolError);

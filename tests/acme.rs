@@ -172,17 +172,8 @@ fn served_certificate(tls_port: u16, name: &str) -> Vec<u8> {
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(AnyCertificate))
         .with_no_client_auth();
-    let tcp = TcpStream::connect(("127.0.0.1", tls_port)).unwrap();
-    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let name = rustls::pki_types::ServerName::try_from(name.to_string()).unwrap();
-    let conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
-    let mut stream = rustls::StreamOwned::new(conn, tcp);
-    while stream.conn.is_handshaking() {
-        stream
-            .conn
-            .complete_io(&mut stream.sock)
-            .expect("handshake");
-    }
+    let addr: SocketAddr = ([127, 0, 0, 1], tls_port).into();
+    let stream = connect_tls(&Arc::new(config), addr, name);
     stream.conn.peer_certificates().unwrap()[0].to_vec()
 }
 
