@@ -9,6 +9,7 @@
 #
 #   ONLY=name   run only that scenario (ka, close, large, pipelined, sites,
 #               tls, tls-full)
+#   SERVERS="holdline sites"   measure only these of each scenario's servers
 #   KEEP=1      keep the work directory (callgrind files, logs) and say where
 #
 # Each server runs under `valgrind --tool=callgrind` twice per scenario:
@@ -231,6 +232,7 @@ measure() {
     shift 2
     if [ -n "${ONLY:-}" ] && [ "$ONLY" != "$scenario" ]; then return; fi
     for server in "$@"; do
+        if [ -n "${SERVERS:-}" ] && [[ " $SERVERS " != *" $server "* ]]; then continue; fi
         a=$(run "$scenario" "$server" "$r")
         b=$(run "$scenario" "$server" $((2 * r)))
         per[$scenario.$server]=$(( (b - a) / r ))

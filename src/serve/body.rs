@@ -21,8 +21,9 @@ use std::sync::{Arc, OnceLock};
 
 use crate::files::{OpenFile, OpenFiles};
 use crate::http::Status;
+use crate::http::date::imf_fixdate;
 use crate::http::response::{ContentRange, ResponseHead, encode_head, push_content_range};
-use crate::http::validators::Ranges;
+use crate::http::validators::{Etag, Ranges};
 
 /// The multipart/byteranges boundary, fixed per process: unpredictable
 /// enough that no file contains it by accident.
@@ -56,7 +57,10 @@ pub struct FileBody {
     pub offset: u64,
     pub remaining: u64,
     /// multipart/byteranges: the parts, and which one is being sent.
-    parts: Option<Parts>,
+    /// Boxed: sixteen ranges inline would make every body (and every
+    /// reply moved with one) ten times larger, for the rare multipart
+    /// response, which pays one allocation instead.
+    parts: Option<Box<Parts>>,
 }
 
 /// Where a body that does not go with the head is sent from.
@@ -159,6 +163,25 @@ pub struct FileMeta {
     pub len: u64,
     pub mtime: i64,
     pub mtime_nsec: i64,
+}
+
+impl FileMeta {
+    /// The validators of this version, as the response heads write them.
+    pub fn validators(&self) -> Validators {
+        Validators {
+            etag: Etag::new(self.len, self.mtime),
+            last_modified: imf_fixdate(self.mtime.max(0) as u64),
+        }
+    }
+}
+
+/// A version's `ETag` (`--etag mtime`'s) and `Last-Modified`, formatted:
+/// made once when the file cache takes the version in, not per response,
+/// as h2o's file cache does.
+#[derive(Clone, Copy)]
+pub struct Validators {
+    pub etag: Etag,
+    pub last_modified: [u8; 29],
 }
 
 impl From<&std::fs::Metadata> for FileMeta {
@@ -355,12 +378,12 @@ impl BodySink<'_> {
                 source,
                 offset: first,
                 remaining: last - first + 1,
-                parts: Some(Parts {
+                parts: Some(Box::new(Parts {
                     ranges,
                     current: 0,
                     head: part_head,
                     after_first: framing + data - first_part,
-                }),
+                })),
             };
             return Ok((Status::PartialContent, Some(body)));
         }

@@ -26,7 +26,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::body::FileMeta;
+use super::body::{FileMeta, Validators};
 use crate::files::OpenFile;
 
 /// What an entry keeps of the file.
@@ -50,6 +50,8 @@ impl Content {
 pub struct Cached {
     pub content: Content,
     pub meta: FileMeta,
+    /// `meta`'s, made when the entry was.
+    pub validators: Validators,
     /// The path actually served (an index.html, a .br variant).
     pub served_path: Arc<[u8]>,
     pub content_type: &'static str,
@@ -205,6 +207,7 @@ impl FileCache {
         let entry = Cached {
             content,
             meta,
+            validators: meta.validators(),
             served_path: served_path.into(),
             content_type,
             charset,

@@ -9,7 +9,6 @@ use super::lookup::Files;
 use super::settings::SiteRef;
 use crate::close::CloseReason;
 use crate::http::Status;
-use crate::http::date::imf_fixdate;
 use crate::http::persist::Persistence;
 use crate::http::request::{Method, RequestHead};
 use crate::http::response::{ContentRange, ResponseHead, encode_head};
@@ -40,8 +39,9 @@ pub(super) fn respond_file(
     let len = found.representation_len();
     // --etag hash: none until the version's hash is in (Last-Modified
     // still validates meanwhile).
+    let validators = files.validators(&meta);
     let mut etag = match files.hashes {
-        None => Some(Etag::new(meta.len, meta.mtime)),
+        None => Some(validators.etag),
         Some(hashes) => hashes.tag(&found).map(|hash| Etag::from_hash(&hash)),
     };
     if let (FileSource::Compressed(_), Some(coding)) = (&found.source, found.encoding) {
@@ -49,7 +49,7 @@ pub(super) fn respond_file(
     }
     let etag_bytes = etag.as_ref().map_or(&b""[..], |etag| etag.as_bytes());
     let modified_secs = meta.mtime.max(0) as u64;
-    let last_modified = imf_fixdate(modified_secs);
+    let last_modified = validators.last_modified;
     let settings = at.settings;
     let extra = at.extra;
     let is_head = head.method == Method::Head;

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::ServerView;
-use super::body::{FileMeta, FileRoute, FileSource};
+use super::body::{FileMeta, FileRoute, FileSource, Validators};
 use super::cache::{Content, FileCache, Lookup};
 use super::compress::{self, OnTheFly};
 use super::disk;
@@ -61,6 +61,10 @@ pub struct Files {
     /// `--etag hash`: the content hashes (process-wide); `None`: nginx's
     /// mtime-size tags.
     pub hashes: Option<&'static ContentHashes>,
+    /// The validators of the version last found in the cache (or last
+    /// formatted): the cache made them once, and they travel here rather
+    /// than in every [`FileRoute`] moved from lookup to response.
+    validators: Option<(FileMeta, Validators)>,
 }
 
 /// A site's ROOT, held open.
@@ -98,6 +102,7 @@ impl Files {
             compress_key: Vec::with_capacity(1024),
             fd_shortages: 0,
             hashes: None,
+            validators: None,
         }
     }
 
@@ -527,6 +532,19 @@ impl Files {
         Route::File(found)
     }
 
+    /// The `ETag` and `Last-Modified` of the version `meta` describes:
+    /// the cache's when it just gave that version, else formatted now.
+    pub fn validators(&mut self, meta: &FileMeta) -> Validators {
+        match self.validators {
+            Some((known, validators)) if known == *meta => validators,
+            _ => {
+                let validators = meta.validators();
+                self.validators = Some((*meta, validators));
+                validators
+            }
+        }
+    }
+
     /// May one more file fd be held for a body? When the budget is full, a
     /// cached fd that no response uses is closed first to make room.
     pub fn file_room(&mut self, server: &ServerView<'_>) -> bool {
@@ -576,6 +594,7 @@ impl Files {
                 entry
             }
         };
+        self.validators = Some((entry.meta, entry.validators));
         let source = match entry.content {
             Content::Bytes(bytes) => FileSource::Memory(bytes),
             Content::Fd(open) => FileSource::Shared(open),

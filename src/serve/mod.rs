@@ -543,3 +543,17 @@ fn persistence(
         },
     )
 }
+#[cfg(test)]
+mod sizes {
+    /// Values moved from lookup to reply on every request stay small:
+    /// past about 128 bytes a move is a call to memcpy rather than a few
+    /// register moves, and each such move cost ~30 instructions per
+    /// request (`scripts/instructions.sh`).
+    #[test]
+    fn what_every_request_moves_stays_small() {
+        use std::mem::size_of;
+        assert!(size_of::<super::route::Route<'static>>() <= 128);
+        assert!(size_of::<super::body::FileBody>() <= 64);
+        assert!(size_of::<crate::http::session::Reply<super::body::FileBody>>() <= 64);
+    }
+}

@@ -10,6 +10,8 @@
 //! longer than that, `leading_empty_lines` steps only past the line ends
 //! it matched, and a byte is a digit before `b - b'0'`.
 
+use std::mem::MaybeUninit;
+
 use super::body::Framing;
 use super::status::Status;
 
@@ -199,9 +201,11 @@ pub fn parse_head<'a>(buf: &'a [u8], limits: &HeadLimits) -> HeadOutcome<'a> {
         input
     };
 
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut headers);
-    let status = match req.parse(judged) {
+    // Uninitialized: httparse writes only the slots it fills, and filling
+    // a hundred empty headers first would cost more than parsing a head.
+    let mut headers = [const { MaybeUninit::<httparse::Header<'a>>::uninit() }; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    let status = match req.parse_with_uninit_headers(judged, &mut headers) {
         Ok(s) => s,
         Err(httparse::Error::TooManyHeaders) => return reject(Status::HeaderFieldsTooLarge),
         Err(httparse::Error::Version) => {
@@ -268,62 +272,59 @@ pub fn parse_head<'a>(buf: &'a [u8], limits: &HeadLimits) -> HeadOutcome<'a> {
     let mut authorization = None;
 
     for h in req.headers.iter() {
-        let name = h.name;
-        if name.eq_ignore_ascii_case("connection") {
-            for token in list_tokens(h.value) {
-                if token.eq_ignore_ascii_case(b"close") {
-                    connection.close = true;
-                } else if token.eq_ignore_ascii_case(b"keep-alive") {
-                    connection.keep_alive = true;
+        let name = h.name.as_bytes();
+        let is = |known: &[u8]| name.eq_ignore_ascii_case(known);
+        // By length first: one comparison of the name's bytes at most
+        // for most lines, however many names are known.
+        match name.len() {
+            4 if is(b"host") => {
+                host_count += 1;
+                host = Some(trim_ows(h.value));
+            }
+            5 if is(b"range") => range = Some(h.value),
+            6 if is(b"accept") => accept = Some(h.value),
+            6 if is(b"expect") => {
+                if trim_ows(h.value).eq_ignore_ascii_case(b"100-continue") {
+                    expect_continue = true;
+                } else {
+                    expect_other = true;
                 }
             }
-        } else if name.eq_ignore_ascii_case("content-length") {
-            // RFC 9110 §8.6: digits only; a list of identical values may be
-            // accepted, differing values are an unrecoverable framing error.
-            for item in h.value.split(|&b| b == b',') {
-                let Some(n) = parse_content_length(trim_ows(item)) else {
-                    return refuse_and_close(Status::BadRequest);
-                };
-                match content_length {
-                    Some(prev) if prev != n => return refuse_and_close(Status::BadRequest),
-                    _ => content_length = Some(n),
+            7 if is(b"referer") => referer = Some(h.value),
+            8 if is(b"if-match") => if_match = Some(h.value),
+            8 if is(b"if-range") => if_range = Some(h.value),
+            10 if is(b"connection") => {
+                for token in list_tokens(h.value) {
+                    if token.eq_ignore_ascii_case(b"close") {
+                        connection.close = true;
+                    } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                        connection.keep_alive = true;
+                    }
                 }
             }
-        } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            transfer_encoding.add(h.value);
-        } else if name.eq_ignore_ascii_case("host") {
-            host_count += 1;
-            host = Some(trim_ows(h.value));
-        } else if name.eq_ignore_ascii_case("expect") {
-            if trim_ows(h.value).eq_ignore_ascii_case(b"100-continue") {
-                expect_continue = true;
-            } else {
-                expect_other = true;
+            10 if is(b"user-agent") => user_agent = Some(h.value),
+            13 if is(b"authorization") => authorization = Some(h.value),
+            13 if is(b"if-none-match") => if_none_match = Some(h.value),
+            14 if is(b"content-length") => {
+                // RFC 9110 §8.6: digits only; a list of identical values
+                // may be accepted, differing values are an unrecoverable
+                // framing error.
+                for item in h.value.split(|&b| b == b',') {
+                    let Some(n) = parse_content_length(trim_ows(item)) else {
+                        return refuse_and_close(Status::BadRequest);
+                    };
+                    match content_length {
+                        Some(prev) if prev != n => return refuse_and_close(Status::BadRequest),
+                        _ => content_length = Some(n),
+                    }
+                }
             }
-        } else if name.eq_ignore_ascii_case("if-none-match") {
-            if_none_match = Some(h.value);
-        } else if name.eq_ignore_ascii_case("if-modified-since") {
-            if_modified_since = Some(h.value);
-        } else if name.eq_ignore_ascii_case("if-match") {
-            if_match = Some(h.value);
-        } else if name.eq_ignore_ascii_case("if-unmodified-since") {
-            if_unmodified_since = Some(h.value);
-        } else if name.eq_ignore_ascii_case("range") {
-            range = Some(h.value);
-        } else if name.eq_ignore_ascii_case("if-range") {
-            if_range = Some(h.value);
-        } else if name.eq_ignore_ascii_case("accept-encoding") {
-            accept_encoding = Some(h.value);
-        } else if name.eq_ignore_ascii_case("accept") {
-            accept = Some(h.value);
-        } else if name.eq_ignore_ascii_case("user-agent") {
-            user_agent = Some(h.value);
-        } else if name.eq_ignore_ascii_case("referer") {
-            referer = Some(h.value);
-        } else if name.eq_ignore_ascii_case("x-forwarded-for") {
-            forwarded_for = Some(h.value);
-        } else if name.eq_ignore_ascii_case("authorization") {
-            authorization = Some(h.value);
+            15 if is(b"accept-encoding") => accept_encoding = Some(h.value),
+            15 if is(b"x-forwarded-for") => forwarded_for = Some(h.value),
+            17 if is(b"if-modified-since") => if_modified_since = Some(h.value),
+            17 if is(b"transfer-encoding") => transfer_encoding.add(h.value),
+            19 if is(b"if-unmodified-since") => if_unmodified_since = Some(h.value),
+            _ => {}
         }
     }
 
