@@ -23,13 +23,16 @@
 #
 # The peers:
 # - nginx (Debian's nginx-light): one worker, sendfile, open_file_cache,
-#   keepalive_timeout 60, keepalive_requests 1000.
+#   keepalive_timeout 60, keepalive_requests 1000, `listen ... deferred`.
 # - h2o (Debian's h2o, 2.2): one thread; the settings and where they differ
 #   from nginx's are noted at its config below.
 # - floor (scripts/floor/floor.c): an epoll responder that parses nothing and
 #   answers each "\r\n\r\n" with a canned 200 and the same 1 KiB body, one
 #   read and one send per readable event: what the kernel allows. Only for
 #   the 1 KiB keep-alive scenarios (1) and (2).
+# Every server defers accept (TCP_DEFER_ACCEPT: a connection is accepted
+# once its request is in, which saves a wake-up per new connection): h2o
+# always does, nginx with `deferred`, holdline with --defer-accept.
 # (5) and (6) measure holdline, nginx and h2o (not the floor).
 # (7) to (11) are HTTPS, holdline against nginx only: the same ECDSA P-256
 # certificate (made here with openssl), TLS 1.2 and 1.3, nginx with
@@ -162,7 +165,7 @@ http {
     uwsgi_temp_path $work/tmp;
     scgi_temp_path $work/tmp;
     server {
-        listen 127.0.0.1:$N_PORT backlog=511;
+        listen 127.0.0.1:$N_PORT backlog=511 deferred;
         root $www;
         # (12): compressed on every request that accepts it (only (12)
         # sends Accept-Encoding).
@@ -170,7 +173,7 @@ http {
         gzip_types application/javascript text/javascript;
     }
     server {
-        listen 127.0.0.1:${TLS_PORT[nginx]} ssl backlog=511;
+        listen 127.0.0.1:${TLS_PORT[nginx]} ssl backlog=511 deferred;
         ssl_certificate $work/cert.pem;
         ssl_certificate_key $work/key.pem;
         ssl_protocols TLSv1.2 TLSv1.3;
@@ -178,7 +181,7 @@ http {
         root $www;
     }
     server {
-        listen 127.0.0.1:$FULL_N_PORT ssl backlog=511;
+        listen 127.0.0.1:$FULL_N_PORT ssl backlog=511 deferred;
         ssl_certificate $work/cert.pem;
         ssl_certificate_key $work/key.pem;
         ssl_protocols TLSv1.2 TLSv1.3;
@@ -235,7 +238,8 @@ start_holdline() {
     taskset -c 0 ./target/release/holdline --listen "127.0.0.1:$H_PORT" \
         --tls-listen "127.0.0.1:${TLS_PORT[holdline]}" --tls-cert "$work/cert.pem" \
         --tls-key "$work/key.pem" --status-path /status \
-        --keepalive-timeout 60 --max-requests 1000 "$www" 2>"$work/holdline.log" &
+        --keepalive-timeout 60 --max-requests 1000 --defer-accept 60 "$www" \
+        2>"$work/holdline.log" &
     ROOT[holdline]=$!
     pids+=("$!")
 }
@@ -244,7 +248,7 @@ start_holdline_full() {
         --tls-listen "127.0.0.1:$FULL_H_PORT" --tls-cert "$work/cert.pem" \
         --tls-key "$work/key.pem" --status-path /status --no-tls-tickets \
         --tls-session-cache 0 --keepalive-timeout 60 --max-requests 1000 \
-        "$www" 2>"$work/holdline-full.log" &
+        --defer-accept 60 "$www" 2>"$work/holdline-full.log" &
     FULL_PID=$!
     pids+=("$!")
 }
@@ -270,7 +274,7 @@ PORT[sites]=$S_PORT
 } > "$work/sites.toml"
 start_sites() {
     taskset -c 0 ./target/release/holdline --config "$work/sites.toml" \
-        --keepalive-timeout 60 --max-requests 1000 2>"$work/sites.log" &
+        --keepalive-timeout 60 --max-requests 1000 --defer-accept 60 2>"$work/sites.log" &
     ROOT[sites]=$!
     pids+=("$!")
 }

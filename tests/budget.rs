@@ -635,6 +635,46 @@ fn tcp_keepalive_probes_are_set_on_accepted_sockets() {
     unsafe { libc::close(fd) };
 }
 
+/// `--defer-accept`: a client that connects and says nothing stays in the
+/// kernel (not accepted, no fd, no slot) until its first bytes arrive;
+/// then it is served at once. Without the option it is accepted at once.
+#[test]
+fn defer_accept_leaves_silent_connections_to_the_kernel() {
+    let site = Site::new();
+    site.dir.write("www/deferred.txt", "deferred");
+    for (args, silent_accepted) in [
+        (
+            &["--status-path", "/status", "--defer-accept", "30"][..],
+            false,
+        ),
+        (&["--status-path", "/status"][..], true),
+    ] {
+        let server = Server::start(&site.root(), args);
+        let mut silent: Vec<TcpStream> = (0..3).map(|_| server.connect()).collect();
+        // Each status request is accepted (it sends at once) and counts
+        // itself; the silent three count only when accepted.
+        let expected = if silent_accepted { 4 } else { 1 };
+        assert!(
+            wait_until(Duration::from_secs(5), || {
+                let stub = stub_status(&server);
+                stub.active == expected && stub.accepted == stub.handled
+            }),
+            "{args:?}: {:?}",
+            stub_status(&server)
+        );
+        if !silent_accepted {
+            // Still not accepted a moment later, well inside the 30 s.
+            assert_stays_open(&mut silent[0], Duration::from_millis(300));
+            assert_eq!(stub_status(&server).active, 1, "{args:?}");
+        }
+        for s in &mut silent {
+            let r = exchange(s, &get("/deferred.txt"));
+            assert_eq!((r.status, r.body_text().as_str()), (200, "deferred"));
+        }
+        assert_eq!(stub_status(&server).active, 4, "{args:?}");
+    }
+}
+
 /// Finds, in process `pid`, the accepted socket whose peer is `client`,
 /// and returns a duplicate of it in this process.
 fn server_side_socket(pid: u32, client: &TcpStream) -> Option<libc::c_int> {

@@ -109,6 +109,10 @@ pub struct Fixed {
     pub max_fds: Option<u64>,
     /// TCP keepalive probes; `None` leaves the OS default.
     pub tcp_keepalive: Option<TcpKeepalive>,
+    /// TCP_DEFER_ACCEPT on the TCP listeners: a connection is accepted
+    /// once its first bytes arrive (or after about this long); zero
+    /// accepts at once.
+    pub defer_accept: Duration,
     /// Compress text on the fly, once per file version (`--no-compress`).
     pub compress: bool,
     /// Larger files are not compressed on the fly.
@@ -294,6 +298,7 @@ impl Default for Fixed {
             file_cache_entries: 1024,
             file_cache_valid: Duration::from_secs(1),
             backlog: 511,
+            defer_accept: Duration::ZERO,
             max_connections: None,
             max_fds: None,
             tcp_keepalive: Some(DEFAULT_TCP_KEEPALIVE),

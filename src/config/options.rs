@@ -963,6 +963,19 @@ pub const OPTIONS: &[OptionSpec] = &[
         repeatable: false,
     },
     OptionSpec {
+        flag: "--defer-accept",
+        topic: Topic::Listening,
+        choices: &[],
+        value: Some("SECS"),
+        help: "accept a TCP connection only once its first bytes have arrived, or after about SECS (TCP_DEFER_ACCEPT, nginx's listen ... deferred): saves a wake-up per connection, and a client that connects and sends nothing costs the kernel a queued handshake, not an fd, until then; 0 (the default) accepts at once; set at bind (systemd-passed and handed-over listeners keep theirs)",
+        show: Show::Fixed(|c| secs(c.defer_accept)),
+        apply: |b, v| {
+            b.config.fixed.defer_accept = duration("defer-accept", v)?;
+            Ok(())
+        },
+        repeatable: false,
+    },
+    OptionSpec {
         flag: "--no-tcp-keepalive",
         topic: Topic::Listening,
         choices: &[],

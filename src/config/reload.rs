@@ -130,6 +130,7 @@ mod tests {
             &["--tcp-keepalive-interval", "17"],
         ),
         ("--tcp-keepalive-probes", &["--tcp-keepalive-probes", "17"]),
+        ("--defer-accept", &["--defer-accept", "17"]),
         ("--no-tcp-keepalive", &["--no-tcp-keepalive"]),
         ("--proxy-protocol", &["--proxy-protocol"]),
         ("--dotfiles", &["--dotfiles"]),

@@ -5,6 +5,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use mio::event::Source;
 use mio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
@@ -129,6 +130,7 @@ pub(super) fn bind_listener(
     backlog: i32,
     reuse_port: bool,
     keepalive: Option<TcpKeepalive>,
+    defer_accept: Duration,
 ) -> io::Result<TcpListener> {
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(
@@ -154,9 +156,36 @@ pub(super) fn bind_listener(
                 .with_retries(ka.probes),
         )?;
     }
+    if !defer_accept.is_zero() {
+        set_defer_accept(&socket, defer_accept)?;
+    }
     socket.bind(&addr.into())?;
     socket.listen(backlog)?;
     Ok(TcpListener::from_std(socket.into()))
+}
+
+/// TCP_DEFER_ACCEPT (tcp(7)): the kernel keeps a connection off the
+/// accept queue until data arrives, retransmitting its SYN-ACK for about
+/// `after` (rounded up to whole retransmissions) before it accepts a
+/// silent one anyway. socket2 has no call for it.
+fn set_defer_accept(socket: &socket2::Socket, after: Duration) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let secs = libc::c_int::try_from(after.as_secs().max(1)).unwrap_or(libc::c_int::MAX);
+    // SAFETY: a valid socket fd, and a pointer to a c_int of the size given.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_DEFER_ACCEPT,
+            std::ptr::from_ref(&secs).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 impl Accepted {

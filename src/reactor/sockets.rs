@@ -21,8 +21,14 @@ pub(super) fn bind_all(config: &Config, workers: usize) -> Result<Vec<Vec<Listen
     let tls_addrs = fixed.tls_listen.iter().map(|a| (*a, true));
     let reuse_port = workers > 1;
     let bind = |addr: SocketAddr| {
-        bind_listener(addr, fixed.backlog, reuse_port, fixed.tcp_keepalive)
-            .map_err(|source| StartError::Listen { addr, source })
+        bind_listener(
+            addr,
+            fixed.backlog,
+            reuse_port,
+            fixed.tcp_keepalive,
+            fixed.defer_accept,
+        )
+        .map_err(|source| StartError::Listen { addr, source })
     };
     for (addr, tls) in addrs.chain(tls_addrs) {
         let first = bind(addr)?;
