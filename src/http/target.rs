@@ -25,12 +25,73 @@ pub fn decode_path<'a>(target: &'a str, out: &mut Vec<u8>) -> Result<PathInfo<'a
     out.clear();
     let raw_path = origin_path(target).ok_or(Status::BadRequest)?;
     let trailing_slash = raw_path.ends_with('/');
-    let mut has_dot_segment = false;
+    let has_dot_segment = if is_plain(raw_path.as_bytes()) {
+        // Already what decoding would give, past its `/` (and before a
+        // trailing one).
+        let relative = &raw_path.as_bytes()[1..];
+        out.extend_from_slice(relative.strip_suffix(b"/").unwrap_or(relative));
+        false
+    } else {
+        decode_into(raw_path, out, 0)?
+    };
+    Ok(PathInfo {
+        raw_path,
+        trailing_slash,
+        has_dot_segment,
+    })
+}
 
+/// [`decode_path`]'s path as the path rules match it: rooted (a `/`
+/// before it) and with a `/` after it when the target ended in one (and
+/// is not ROOT itself).
+pub fn decode_rooted<'a>(target: &'a str, out: &mut Vec<u8>) -> Result<PathInfo<'a>, Status> {
+    out.clear();
+    let raw_path = origin_path(target).ok_or(Status::BadRequest)?;
+    let trailing_slash = raw_path.ends_with('/');
+    let has_dot_segment = if is_plain(raw_path.as_bytes()) {
+        out.extend_from_slice(raw_path.as_bytes());
+        false
+    } else {
+        out.push(b'/');
+        let has_dot_segment = decode_into(raw_path, out, 1)?;
+        if trailing_slash && out.len() > 1 {
+            out.push(b'/');
+        }
+        has_dot_segment
+    };
+    Ok(PathInfo {
+        raw_path,
+        trailing_slash,
+        has_dot_segment,
+    })
+}
+
+/// A path that decoding and normalizing would leave as it is: it starts
+/// with `/`, and has no `%`, no NUL, and no segment that is empty or
+/// starts with `.` (so no `.`, `..` or dotfile), a final empty one (the
+/// trailing `/`) aside. Most targets are; they are copied, not decoded.
+fn is_plain(raw_path: &[u8]) -> bool {
+    let [b'/', rest @ ..] = raw_path else {
+        return false;
+    };
+    let mut after_slash = true;
+    for &b in rest {
+        if b == b'%' || b == 0 || (after_slash && (b == b'/' || b == b'.')) {
+            return false;
+        }
+        after_slash = b == b'/';
+    }
+    true
+}
+
+/// Decodes and normalizes `raw_path` onto `out` after its first `base`
+/// bytes (which stay); returns whether some segment starts with `.`.
+fn decode_into(raw_path: &str, out: &mut Vec<u8>, base: usize) -> Result<bool, Status> {
+    let mut has_dot_segment = false;
     // Decode segment by segment into `out`; `segment_start` is where the
     // segment being decoded begins, so `..` can pop the previous one.
     let decoded = percent_encoding::percent_decode(raw_path.as_bytes());
-    let mut segment_start = 0usize;
+    let mut segment_start = base;
     for byte in decoded.chain(std::iter::once(b'/')) {
         match byte {
             0 => return Err(Status::BadRequest),
@@ -40,13 +101,16 @@ pub fn decode_path<'a>(target: &'a str, out: &mut Vec<u8>) -> Result<PathInfo<'a
                     b"" | b"." => out.truncate(segment_start),
                     b".." => {
                         out.truncate(segment_start);
-                        if out.is_empty() {
+                        if out.len() == base {
                             // Climbing above ROOT.
                             return Err(Status::BadRequest);
                         }
                         // Drop the separator, then the previous segment.
                         out.pop();
-                        let prev = out.iter().rposition(|&b| b == b'/').map_or(0, |i| i + 1);
+                        let prev = out[base..]
+                            .iter()
+                            .rposition(|&b| b == b'/')
+                            .map_or(base, |i| base + i + 1);
                         out.truncate(prev);
                     }
                     _ => {
@@ -60,40 +124,23 @@ pub fn decode_path<'a>(target: &'a str, out: &mut Vec<u8>) -> Result<PathInfo<'a
         }
     }
     // Drop the separator pushed after the last segment.
-    if out.last() == Some(&b'/') {
+    if out.len() > base && out.last() == Some(&b'/') {
         out.pop();
     }
-    Ok(PathInfo {
-        raw_path,
-        trailing_slash,
-        has_dot_segment,
-    })
+    Ok(has_dot_segment)
 }
 
-/// What [`decode_path`] gives for `target`, from `rooted`, the same
-/// target's path as [`decode_path`] wrote it with a `/` before it (and
-/// one after it when the target ended in `/`), as the path rules match
-/// it: a copy, not a second decoding.
-pub fn path_from_rooted<'a>(
-    target: &'a str,
-    rooted: &[u8],
-    out: &mut Vec<u8>,
-) -> Result<PathInfo<'a>, Status> {
-    let raw_path = origin_path(target).ok_or(Status::BadRequest)?;
-    let trailing_slash = raw_path.ends_with('/');
+/// Writes what [`decode_path`] writes for a target from what
+/// [`decode_rooted`] gave for it (`rooted` and its `info`): a copy, not a
+/// second decoding.
+pub fn path_from_rooted(info: &PathInfo<'_>, rooted: &[u8], out: &mut Vec<u8>) {
     let relative = rooted.strip_prefix(b"/").unwrap_or(rooted);
-    let relative = match trailing_slash {
+    let relative = match info.trailing_slash {
         true => relative.strip_suffix(b"/").unwrap_or(relative),
         false => relative,
     };
     out.clear();
     out.extend_from_slice(relative);
-    let has_dot_segment = out.split(|&b| b == b'/').any(|s| s.first() == Some(&b'.'));
-    Ok(PathInfo {
-        raw_path,
-        trailing_slash,
-        has_dot_segment,
-    })
 }
 
 /// The authority of an absolute-form target (`http://example.com:8080/a`
@@ -165,9 +212,12 @@ mod tests {
             if expected.trailing_slash && rooted.len() > 1 {
                 rooted.push(b'/');
             }
+            let mut direct = Vec::new();
+            let info = super::decode_rooted(target, &mut direct).unwrap();
+            assert_eq!((info, &direct), (expected, &rooted), "{target}");
             let mut copied = Vec::new();
-            let got = super::path_from_rooted(target, &rooted, &mut copied).unwrap();
-            assert_eq!((got, &copied), (expected, &decoded), "{target}");
+            super::path_from_rooted(&info, &direct, &mut copied);
+            assert_eq!(&copied, &decoded, "{target}");
         }
     }
 
@@ -249,6 +299,47 @@ mod tests {
         assert!(decode("/.git/config").unwrap().1.has_dot_segment);
         assert!(decode("/a/.env").unwrap().1.has_dot_segment);
         assert!(!decode("/a/b.c").unwrap().1.has_dot_segment);
+    }
+
+    /// The copy of a plain path and the rooted form give what decoding
+    /// gives, for any target built from these pieces.
+    #[test]
+    fn the_plain_copy_and_the_rooted_form_agree_with_decoding() {
+        let alphabet = [
+            "/", ".", "..", "a", "b/", ".x", "%41", "%2e", "?q", "c.txt", "\0",
+        ];
+        let mut seed = 987654u64;
+        for _ in 0..20_000 {
+            let mut t = String::from("/");
+            for _ in 0..5 {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                t.push_str(alphabet[(seed % alphabet.len() as u64) as usize]);
+            }
+            let mut fast = Vec::new();
+            let got = decode_path(&t, &mut fast);
+            let raw = origin_path(&t).unwrap();
+            let mut slow = Vec::new();
+            let expected = decode_into(raw, &mut slow, 0).map(|dots| PathInfo {
+                raw_path: raw,
+                trailing_slash: raw.ends_with('/'),
+                has_dot_segment: dots,
+            });
+            assert_eq!(got, expected, "{t}");
+            let mut rooted = Vec::new();
+            let rooted_info = decode_rooted(&t, &mut rooted);
+            assert_eq!(rooted_info, expected, "{t}");
+            if let Ok(info) = expected {
+                assert_eq!(fast, slow, "{t}");
+                let mut want = vec![b'/'];
+                want.extend_from_slice(&slow);
+                if info.trailing_slash && want.len() > 1 {
+                    want.push(b'/');
+                }
+                assert_eq!(rooted, want, "{t}");
+            }
+        }
     }
 
     #[test]

@@ -25,7 +25,7 @@ use crate::fault;
 use crate::files::{OpenFiles, Root, content_type};
 use crate::http::Status;
 use crate::http::request::RequestHead;
-use crate::http::target::{decode_path, path_from_rooted};
+use crate::http::target::{PathInfo, decode_path, path_from_rooted};
 use crate::http::validators::accepts_encoding;
 
 /// The sites' ROOTs and what stands in front of them: the file cache, the
@@ -254,7 +254,10 @@ impl Files {
         // --clean-urls is on (`Some`), and may redirect (`Some(true)`).
         let clean = options.clean_urls.then_some(asked);
         let decoded = match rooted {
-            Some(rooted) => path_from_rooted(target, rooted, &mut self.path),
+            Some((rooted, info)) => {
+                path_from_rooted(&info, rooted, &mut self.path);
+                Ok(info)
+            }
             None => decode_path(target, &mut self.path),
         };
         let info = match decoded {
@@ -658,9 +661,9 @@ impl Files {
 pub struct Target<'t> {
     target: &'t str,
     asked: bool,
-    /// Its path as the path rules decoded it (rooted), so that it is
-    /// not decoded twice.
-    rooted: Option<&'t [u8]>,
+    /// Its path as the path rules decoded it (rooted), and what the
+    /// decoding learned, so that it is not decoded twice.
+    rooted: Option<(&'t [u8], PathInfo<'t>)>,
 }
 
 impl<'t> Target<'t> {
@@ -682,10 +685,9 @@ impl<'t> Target<'t> {
         }
     }
 
-    /// The same, whose path the rules decoded already (`rooted`, with its
-    /// leading `/`; empty when it did not decode).
-    pub fn decoded(self, rooted: &'t [u8]) -> Target<'t> {
-        let rooted = (!rooted.is_empty()).then_some(rooted);
+    /// The same, whose path the rules decoded already (with its leading
+    /// `/`, and what decoding learned; `None` when they did not).
+    pub fn decoded(self, rooted: Option<(&'t [u8], PathInfo<'t>)>) -> Target<'t> {
         Target { rooted, ..self }
     }
 }

@@ -150,11 +150,11 @@ pub fn route<'t>(
     let mut rewritten = false;
     // The path as the rules decoded it (this request's: the buffer
     // holds the last request's otherwise), for the lookup to copy.
-    let mut rooted: &'t [u8] = &[];
+    let mut rooted = None;
     if !is_status && !rules.is_empty() {
-        rules.matching(head.target, matching.path, matching.hits);
+        let info = rules.matching(head.target, matching.path, matching.hits);
         let decoded: &'t [u8] = matching.path;
-        rooted = decoded;
+        rooted = info.map(|info| (decoded, info));
         let trusted = &settings.live.trusted_proxies;
         let client = cidr::client_address(conn.peer.ip(), head.forwarded_for, trusted);
         if rules.refuse(matching.hits, client) {

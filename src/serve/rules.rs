@@ -13,7 +13,7 @@ use globset::{Candidate, GlobSet, GlobSetBuilder};
 use percent_encoding::{AsciiSet, CONTROLS, percent_encode};
 
 use crate::config::rules::{Action, Rule};
-use crate::http::target::decode_path;
+use crate::http::target::{PathInfo, decode_rooted};
 
 /// One site's rules, compiled.
 pub struct Rules {
@@ -108,22 +108,25 @@ impl Rules {
 
     /// The rules that match `target`'s decoded path, in order, into
     /// `hits`; the path (with its leading `/`, and a trailing one when the
-    /// target had it) is left in `path`. A target that does not decode
-    /// matches nothing (the lookup answers it).
-    pub fn matching(&self, target: &str, path: &mut Vec<u8>, hits: &mut Vec<usize>) {
+    /// target had it) is left in `path`, and what decoding learned is
+    /// returned. A target that does not decode matches nothing (the
+    /// lookup answers it); nor does any target when there are no rules
+    /// (`None` either way).
+    pub fn matching<'t>(
+        &self,
+        target: &'t str,
+        path: &mut Vec<u8>,
+        hits: &mut Vec<usize>,
+    ) -> Option<PathInfo<'t>> {
         hits.clear();
         path.clear();
         if self.rules.is_empty() {
-            return;
+            return None;
         }
-        let Ok(info) = decode_path(target, path) else {
+        let Ok(info) = decode_rooted(target, path) else {
             path.clear();
-            return;
+            return None;
         };
-        path.insert(0, b'/');
-        if info.trailing_slash && path.len() > 1 {
-            path.push(b'/');
-        }
         if !self.in_set.is_empty() {
             self.set
                 .matches_candidate_into(&Candidate::from_bytes(&path[..]), hits);
@@ -138,6 +141,7 @@ impl Rules {
         let ends = |(ending, i): &(Vec<u8>, usize)| name.ends_with(ending).then_some(*i);
         hits.extend(self.suffixed.iter().filter_map(ends));
         hits.sort_unstable();
+        Some(info)
     }
 
     pub fn rule(&self, index: usize) -> &Rule {

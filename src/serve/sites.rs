@@ -112,18 +112,22 @@ pub fn request_host<'t>(head: &RequestHead<'t>) -> Option<&'t [u8]> {
 /// gives `Example.COM`, `[::1]:8080` gives `[::1]`; userinfo
 /// (`user@host`, which a Host never has) leaves nothing to match.
 fn bare_name(sent: &[u8]) -> &[u8] {
-    if sent.contains(&b'@') {
-        return b"";
+    // One pass for the userinfo and the last colon (a name is short: a
+    // loop costs less than a memchr call per question).
+    let mut last_colon = None;
+    for (i, &b) in sent.iter().enumerate() {
+        match b {
+            b'@' => return b"",
+            b':' => last_colon = Some(i),
+            _ => {}
+        }
     }
     let name = match sent.first() {
         Some(b'[') => match sent.iter().position(|&b| b == b']') {
             Some(end) => &sent[..=end],
             None => b"",
         },
-        _ => match sent.iter().rposition(|&b| b == b':') {
-            Some(colon) => &sent[..colon],
-            None => sent,
-        },
+        _ => last_colon.map_or(sent, |colon| &sent[..colon]),
     };
     name.strip_suffix(b".").unwrap_or(name)
 }
