@@ -133,31 +133,28 @@ pub fn encode_head(out: &mut Vec<u8>, head: &ResponseHead<'_>) {
         push_content_range(out, range);
         out.extend_from_slice(b"\r\n");
     }
-    let optional: [(&[u8], Option<&[u8]>); 6] = [
-        (
-            b"Content-Encoding: ",
-            head.content_encoding.map(str::as_bytes),
-        ),
-        (b"Last-Modified: ", head.last_modified),
-        (b"ETag: ", head.etag),
-        (b"Accept-Ranges: ", head.accept_ranges.then_some(b"bytes")),
-        (
-            b"Vary: ",
-            match (head.vary_accept_encoding, head.vary_accept) {
-                (true, true) => Some(b"Accept-Encoding, Accept"),
-                (true, false) => Some(b"Accept-Encoding"),
-                (false, true) => Some(b"Accept"),
-                (false, false) => None,
-            },
-        ),
-        (b"Cache-Control: ", head.cache_control.map(str::as_bytes)),
-    ];
-    for (name, value) in optional {
-        if let Some(value) = value {
-            out.extend_from_slice(name);
-            out.extend_from_slice(value);
-            out.extend_from_slice(b"\r\n");
-        }
+    // Each line pushed directly (no table of optional lines to walk),
+    // constant lines whole.
+    if let Some(coding) = head.content_encoding {
+        push_line(out, b"Content-Encoding: ", coding.as_bytes());
+    }
+    if let Some(date) = head.last_modified {
+        push_line(out, b"Last-Modified: ", date);
+    }
+    if let Some(etag) = head.etag {
+        push_line(out, b"ETag: ", etag);
+    }
+    if head.accept_ranges {
+        out.extend_from_slice(b"Accept-Ranges: bytes\r\n");
+    }
+    match (head.vary_accept_encoding, head.vary_accept) {
+        (true, true) => out.extend_from_slice(b"Vary: Accept-Encoding, Accept\r\n"),
+        (true, false) => out.extend_from_slice(b"Vary: Accept-Encoding\r\n"),
+        (false, true) => out.extend_from_slice(b"Vary: Accept\r\n"),
+        (false, false) => {}
+    }
+    if let Some(cache_control) = head.cache_control {
+        push_line(out, b"Cache-Control: ", cache_control.as_bytes());
     }
     if let Some(location) = head.location {
         out.extend_from_slice(b"Location: ");
@@ -197,6 +194,13 @@ pub fn encode_head(out: &mut Vec<u8>, head: &ResponseHead<'_>) {
             out.extend_from_slice(b"\r\n");
         }
     }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// `name` (with its `: `), `value`, CRLF.
+fn push_line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(value);
     out.extend_from_slice(b"\r\n");
 }
 
