@@ -319,6 +319,13 @@ impl BodySink<'_> {
         }
         let head_start = out.len();
         encode_head(out, rh);
+        // Bytes in memory are appended (not zeroed first, then copied).
+        if let FileSource::Memory(bytes) | FileSource::Compressed(bytes) = &source
+            && let Some(range) = bytes.get(offset as usize..(offset + count) as usize)
+        {
+            out.extend_from_slice(range);
+            return Ok((rh.status, None));
+        }
         let body_start = out.len();
         out.resize(body_start + count as usize, 0);
         if let Err(e) = source.read_at(&mut out[body_start..], offset) {

@@ -73,7 +73,9 @@ pub enum Lookup {
 }
 
 pub struct FileCache {
-    map: HashMap<Box<[u8]>, Cached>,
+    /// foldhash: the keys are paths of files that exist (a client cannot
+    /// fill the table with keys of its choosing), so the cheaper hash.
+    map: HashMap<Box<[u8]>, Cached, foldhash::fast::RandomState>,
     /// Insertion order, for evicting the oldest when full.
     order: VecDeque<Box<[u8]>>,
     /// The keys whose entries hold an fd (few: each is charged to the fd
@@ -86,7 +88,7 @@ pub struct FileCache {
 impl FileCache {
     pub fn new(max_entries: usize, valid: Duration) -> FileCache {
         FileCache {
-            map: HashMap::new(),
+            map: HashMap::default(),
             order: VecDeque::new(),
             fd_keys: Vec::new(),
             max_entries,
