@@ -205,6 +205,21 @@ fn a_reload_adds_a_site_and_refuses_a_root_it_cannot_serve() {
         ask(&mut open, "/same.txt", Some("c.test")).body_text(),
         "site c\n"
     );
+    // Worker 0 logs the reload, then wakes worker 1, which takes it on
+    // its next turn: a connection that lands there in between is answered
+    // under the old sites. Wait for both (SO_REUSEPORT spreads new
+    // connections by their ports) before asserting.
+    let every_worker = || {
+        (0..8).all(|_| {
+            let mut s = server.connect();
+            ask(&mut s, "/same.txt", Some("c.test")).body_text() == "site c\n"
+        })
+    };
+    assert!(
+        wait_until(Duration::from_secs(5), every_worker),
+        "{}",
+        server.log_text()
+    );
     for _ in 0..8 {
         let mut s = server.connect();
         assert_eq!(
