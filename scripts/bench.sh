@@ -62,6 +62,7 @@ if [ -n "${OUT:-}" ]; then
     out_file=$(realpath -m -- "$OUT")
 fi
 cd "$(dirname "$0")/.."
+. scripts/lib/install.sh
 secs=${1:-10}
 ROUNDS=${ROUNDS:-5}
 case $ROUNDS in '' | *[!0-9]* | 0) echo "ROUNDS must be a positive integer" >&2; exit 2 ;; esac
@@ -76,26 +77,7 @@ command -v cc >/dev/null || need+=(gcc)
 command -v openssl >/dev/null || need+=(openssl)
 JS=/usr/share/javascript/jquery-ui/ui/widgets/sortable.min.js
 [ -f "$JS" ] || need+=(libjs-jquery-ui)
-if ((${#need[@]})); then
-    export DEBIAN_FRONTEND=noninteractive
-    # Keep the packages' own services (nginx and h2o on port 80) from being
-    # started by the install: a policy-rc.d that answers 101 ("action
-    # forbidden") for the time of the install, unless one is already there.
-    policy=/usr/sbin/policy-rc.d
-    made_policy=
-    if [ ! -e "$policy" ]; then
-        printf '#!/bin/sh\nexit 101\n' > "$policy"
-        chmod 755 "$policy"
-        made_policy=1
-    fi
-    rc=0
-    { apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null; } || rc=$?
-    if [ -n "$made_policy" ]; then rm -f "$policy"; fi
-    if [ "$rc" != 0 ]; then
-        echo "installing ${need[*]} failed" >&2
-        exit 1
-    fi
-fi
+install_missing "${need[@]}"
 cargo build --release --quiet --bin holdline
 ulimit -n 20000
 

@@ -51,6 +51,7 @@
 # compiler; installs the missing ones.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib/install.sh
 n=${1:-2000}
 case $n in '' | *[!0-9]* | 0) echo "N must be a positive integer" >&2; exit 2 ;; esac
 need=()
@@ -61,21 +62,7 @@ command -v h2o >/dev/null || need+=(h2o)
 command -v curl >/dev/null || need+=(curl)
 command -v cc >/dev/null || need+=(gcc)
 command -v openssl >/dev/null || need+=(openssl)
-if ((${#need[@]})); then
-    export DEBIAN_FRONTEND=noninteractive
-    # Keep the packages' own services from starting on port 80.
-    policy=/usr/sbin/policy-rc.d
-    made_policy=
-    if [ ! -e "$policy" ]; then
-        printf '#!/bin/sh\nexit 101\n' > "$policy"
-        chmod 755 "$policy"
-        made_policy=1
-    fi
-    rc=0
-    { apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null; } || rc=$?
-    if [ -n "$made_policy" ]; then rm -f "$policy"; fi
-    [ "$rc" = 0 ] || { echo "installing ${need[*]} failed" >&2; exit 1; }
-fi
+install_missing "${need[@]}"
 cargo build --release -q --bin holdline
 work=$(mktemp -d)
 chmod 755 "$work"

@@ -33,6 +33,7 @@
 # Installs wrk, nginx, curl and python3 if missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib/install.sh
 secs=${1:-10}
 ROUNDS=${ROUNDS:-3}
 IDLE=${IDLE:-0 1000 10000 18000}
@@ -42,20 +43,7 @@ command -v wrk >/dev/null || need+=(wrk)
 command -v nginx >/dev/null || need+=(nginx-light)
 command -v curl >/dev/null || need+=(curl)
 command -v python3 >/dev/null || need+=(python3)
-if ((${#need[@]})); then
-    export DEBIAN_FRONTEND=noninteractive
-    policy=/usr/sbin/policy-rc.d
-    made_policy=
-    if [ ! -e "$policy" ]; then
-        printf '#!/bin/sh\nexit 101\n' > "$policy"
-        chmod 755 "$policy"
-        made_policy=1
-    fi
-    rc=0
-    { apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null; } || rc=$?
-    if [ -n "$made_policy" ]; then rm -f "$policy"; fi
-    [ "$rc" = 0 ] || { echo "installing ${need[*]} failed" >&2; exit 1; }
-fi
+install_missing "${need[@]}"
 cargo build --release --quiet --bin holdline
 ulimit -n "$(ulimit -Hn)"
 max_idle=0
