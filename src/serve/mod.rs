@@ -556,4 +556,15 @@ mod sizes {
         assert!(size_of::<super::body::FileBody>() <= 64);
         assert!(size_of::<crate::http::session::Reply<super::body::FileBody>>() <= 64);
     }
+
+    /// A file cache entry (its value, its key in the map and again in the
+    /// eviction order, a control byte) within the 256 bytes the memory
+    /// bound counts per entry besides its bytes and paths
+    /// (`src/memory.rs`).
+    #[test]
+    fn a_file_cache_entry_fits_its_share_of_the_memory_bound() {
+        use std::mem::size_of;
+        let entry = size_of::<super::cache::Cached>() + 2 * size_of::<Box<[u8]>>() + 1;
+        assert!(entry <= 256, "{entry}");
+    }
 }
