@@ -150,6 +150,79 @@ fn a_closing_response_ends_with_close_notify() {
     assert!(text.ends_with("\r\n\r\nhello\n"), "{text}");
 }
 
+/// The server's suite order picks AES-128-GCM for a client that lists
+/// AES-256 first (OpenSSL's order; its TLS 1.3 key schedule is SHA-256,
+/// cheaper than AES-256's SHA-384), a client that lists ChaCha20 first
+/// (no AES hardware) gets ChaCha20, and a client that offers one suite
+/// gets that one; in TLS 1.3 and 1.2 alike, every one served.
+#[test]
+fn suites_are_the_servers_order_unless_the_client_puts_chacha_first() {
+    use rustls::CipherSuite as S;
+    use rustls::crypto::aws_lc_rs::{cipher_suite as cs, default_provider};
+    let site = Site::new();
+    let pki = Pki::new();
+    let (_server, addr) = start_tls(&site, &pki, &[]);
+    let client = |suites: Vec<rustls::SupportedCipherSuite>| {
+        let provider = rustls::crypto::CryptoProvider {
+            cipher_suites: suites,
+            ..default_provider()
+        };
+        let mut roots = RootCertStore::empty();
+        roots.add(pki.ca.der().clone()).unwrap();
+        Arc::new(
+            ClientConfig::builder_with_provider(Arc::new(provider))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(roots)
+                .with_no_client_auth(),
+        )
+    };
+    let cases = [
+        (
+            vec![
+                cs::TLS13_AES_256_GCM_SHA384,
+                cs::TLS13_CHACHA20_POLY1305_SHA256,
+                cs::TLS13_AES_128_GCM_SHA256,
+            ],
+            S::TLS13_AES_128_GCM_SHA256,
+        ),
+        (
+            vec![
+                cs::TLS13_CHACHA20_POLY1305_SHA256,
+                cs::TLS13_AES_256_GCM_SHA384,
+                cs::TLS13_AES_128_GCM_SHA256,
+            ],
+            S::TLS13_CHACHA20_POLY1305_SHA256,
+        ),
+        (
+            vec![cs::TLS13_AES_256_GCM_SHA384],
+            S::TLS13_AES_256_GCM_SHA384,
+        ),
+        (
+            vec![
+                cs::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+                cs::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+                cs::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+            ],
+            S::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+        ),
+        (
+            vec![
+                cs::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+                cs::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+            ],
+            S::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+        ),
+    ];
+    for (offered, expected) in cases {
+        let mut stream = connect(&client(offered.clone()), addr, "localhost");
+        let got = stream.conn.negotiated_cipher_suite().map(|s| s.suite());
+        assert_eq!(got, Some(expected), "offered {offered:?}");
+        let (_, body) = exchange(&mut stream, &get("/hello.txt"));
+        assert_eq!(body, b"hello\n");
+    }
+}
+
 #[test]
 fn resumption_works_for_tls12_and_tls13() {
     let site = Site::new();

@@ -3,6 +3,9 @@
 //! server connection does not tell its server name, and the sites need it
 //! to answer a request whose host names another site 421.
 //!
+//! The same first record says whether the client lists ChaCha20 before
+//! AES-GCM ([`prefers_chacha`]), which picks the server's suite order.
+//!
 //! Plain code over bytes, bounded by the record's own lengths: a
 //! malformed or truncated hello is simply one without a name (rustls then
 //! refuses it itself). A ClientHello split over several records (legal,
@@ -23,36 +26,14 @@ pub enum Hello<'a> {
 
 /// Reads the server name of the ClientHello at the start of `bytes`.
 pub fn server_name(bytes: &[u8]) -> Hello<'_> {
-    const HANDSHAKE: u8 = 22;
-    const CLIENT_HELLO: u8 = 1;
-    if bytes.len() < 5 {
-        return Hello::Incomplete;
-    }
-    if bytes[0] != HANDSHAKE {
-        return Hello::NoName;
-    }
-    let record_len = usize::from(u16::from_be_bytes([bytes[3], bytes[4]]));
-    let Some(record) = bytes.get(5..5 + record_len) else {
-        return Hello::Incomplete;
+    let record = match first_record(bytes) {
+        Ok(record) => record,
+        Err(None) => return Hello::Incomplete,
+        Err(Some(())) => return Hello::NoName,
     };
-    let mut r = Reader(record);
     let name = (|| {
-        if r.u8()? != CLIENT_HELLO {
-            return None;
-        }
-        let len = r.u24()?;
-        let mut hello = Reader(r.take(len)?);
-        // Version and random, then the session id, cipher suites and
-        // compression methods, each with its length.
-        hello.take(2 + 32)?;
-        let n = usize::from(hello.u8()?);
-        hello.take(n)?;
-        let n = hello.u16()?;
-        hello.take(n)?;
-        let n = usize::from(hello.u8()?);
-        hello.take(n)?;
-        let n = hello.u16()?;
-        let mut extensions = Reader(hello.take(n)?);
+        let (_, extensions) = hello_lists(record)?;
+        let mut extensions = Reader(extensions);
         while !extensions.0.is_empty() {
             let kind = extensions.u16()?;
             let n = extensions.u16()?;
@@ -79,6 +60,67 @@ pub fn server_name(bytes: &[u8]) -> Hello<'_> {
         Some(name) if !name.is_empty() => Hello::Name(name),
         _ => Hello::NoName,
     }
+}
+
+/// Whether the ClientHello at the start of `bytes` lists a ChaCha20-
+/// Poly1305 suite before every AES-GCM one: what a client without AES
+/// hardware does (BoringSSL and Go order their suites by the CPU), and
+/// the one case where the server's AES-128-first order would make the
+/// client slower. False for anything else, a hello not complete included.
+pub fn prefers_chacha(bytes: &[u8]) -> bool {
+    const CHACHA: [u16; 3] = [0x1303, 0xcca8, 0xcca9];
+    const AES_GCM: [u16; 6] = [0x1301, 0x1302, 0xc02b, 0xc02c, 0xc02f, 0xc030];
+    let Some((suites, _)) = first_record(bytes).ok().and_then(hello_lists) else {
+        return false;
+    };
+    for pair in suites.chunks_exact(2) {
+        let suite = u16::from_be_bytes([pair[0], pair[1]]);
+        if CHACHA.contains(&suite) {
+            return true;
+        }
+        if AES_GCM.contains(&suite) {
+            return false;
+        }
+    }
+    false
+}
+
+/// The first record's body, if it is a handshake record: `Err(None)`
+/// while it is incomplete, `Err(Some(()))` when it is not one.
+fn first_record(bytes: &[u8]) -> Result<&[u8], Option<()>> {
+    const HANDSHAKE: u8 = 22;
+    if bytes.len() < 5 {
+        return Err(None);
+    }
+    if bytes[0] != HANDSHAKE {
+        return Err(Some(()));
+    }
+    let record_len = usize::from(u16::from_be_bytes([bytes[3], bytes[4]]));
+    bytes.get(5..5 + record_len).ok_or(None)
+}
+
+/// A ClientHello record's cipher suites and extensions, as the bytes of
+/// each list.
+fn hello_lists(record: &[u8]) -> Option<(&[u8], &[u8])> {
+    const CLIENT_HELLO: u8 = 1;
+    let mut r = Reader(record);
+    if r.u8()? != CLIENT_HELLO {
+        return None;
+    }
+    let len = r.u24()?;
+    let mut hello = Reader(r.take(len)?);
+    // Version and random, then the session id, cipher suites and
+    // compression methods, each with its length.
+    hello.take(2 + 32)?;
+    let n = usize::from(hello.u8()?);
+    hello.take(n)?;
+    let n = hello.u16()?;
+    let suites = hello.take(n)?;
+    let n = usize::from(hello.u8()?);
+    hello.take(n)?;
+    let n = hello.u16()?;
+    let extensions = hello.take(n)?;
+    Some((suites, extensions))
 }
 
 /// A cursor over bytes whose reads fail past the end.
@@ -113,7 +155,12 @@ mod tests {
 
     /// The first flight of a real rustls client for `name`.
     fn client_hello(name: &str) -> Vec<u8> {
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        client_hello_with(name, rustls::crypto::aws_lc_rs::default_provider())
+    }
+
+    /// The same, from a client whose suites are `provider`'s, in order.
+    fn client_hello_with(name: &str, provider: rustls::crypto::CryptoProvider) -> Vec<u8> {
+        let provider = Arc::new(provider);
         let config = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .unwrap()
@@ -137,6 +184,35 @@ mod tests {
         }
         // An address is never sent as a server name (RFC 6066 §3).
         assert_eq!(server_name(&client_hello("127.0.0.1")), Hello::NoName);
+    }
+
+    #[test]
+    fn a_client_that_lists_chacha_first_is_seen() {
+        use rustls::crypto::aws_lc_rs::{cipher_suite as cs, default_provider};
+        let ordered = |suites: Vec<rustls::SupportedCipherSuite>| rustls::crypto::CryptoProvider {
+            cipher_suites: suites,
+            ..default_provider()
+        };
+        let chacha_first = ordered(vec![
+            cs::TLS13_CHACHA20_POLY1305_SHA256,
+            cs::TLS13_AES_128_GCM_SHA256,
+            cs::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+        ]);
+        let hello = client_hello_with("a.test", chacha_first);
+        assert!(prefers_chacha(&hello));
+        // Never decided on part of the hello.
+        for cut in 0..hello.len() {
+            assert!(!prefers_chacha(&hello[..cut]), "{cut}");
+        }
+        // rustls's own default order (AES-256 first), and OpenSSL's: no.
+        assert!(!prefers_chacha(&client_hello("a.test")));
+        let openssl_like = ordered(vec![
+            cs::TLS13_AES_256_GCM_SHA384,
+            cs::TLS13_CHACHA20_POLY1305_SHA256,
+            cs::TLS13_AES_128_GCM_SHA256,
+        ]);
+        assert!(!prefers_chacha(&client_hello_with("a.test", openssl_like)));
+        assert!(!prefers_chacha(b"GET / HTTP/1.1\r\n"));
     }
 
     #[test]

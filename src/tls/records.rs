@@ -11,7 +11,9 @@
 //! `write_tls` take theirs.
 
 use std::io::{self, Read, Write};
+use std::sync::Arc;
 
+use rustls::ServerConfig;
 use rustls::server::{ServerConnectionData, UnbufferedServerConnection};
 use rustls::unbuffered::{ConnectionState, EncodeError, EncryptError, InsufficientSizeError};
 use rustls::{HandshakeKind, ProtocolVersion};
@@ -121,10 +123,16 @@ pub(super) struct Records {
     server_name: Option<Box<str>>,
     /// The first record was read for its server name.
     hello_read: bool,
+    /// The configuration in the client's suite order, until the hello
+    /// was read: taken then if the client lists ChaCha20 first.
+    client_order: Option<Arc<ServerConfig>>,
 }
 
 impl Records {
-    pub(super) fn new(conn: UnbufferedServerConnection) -> Records {
+    pub(super) fn new(
+        conn: UnbufferedServerConnection,
+        client_order: Arc<ServerConfig>,
+    ) -> Records {
         Records {
             conn,
             b: Bufs::none(),
@@ -133,6 +141,7 @@ impl Records {
             reported: false,
             server_name: None,
             hello_read: false,
+            client_order: Some(client_order),
         }
     }
 
@@ -142,15 +151,23 @@ impl Records {
     }
 
     /// Reads the server name from the first record, before rustls
-    /// consumes it (see [`super::hello`]).
+    /// consumes it (see [`super::hello`]); and, for a client that lists
+    /// ChaCha20 first, starts rustls over in the client's suite order
+    /// (nothing was processed yet: rustls waits for a whole record).
     fn read_hello(&mut self) {
-        match hello::server_name(&self.b.incoming[..self.b.in_len]) {
-            Hello::Incomplete => {}
-            Hello::Name(name) => {
-                self.server_name = Some(name.into());
-                self.hello_read = true;
+        let first = &self.b.incoming[..self.b.in_len];
+        match hello::server_name(first) {
+            Hello::Incomplete => return,
+            Hello::Name(name) => self.server_name = Some(name.into()),
+            Hello::NoName => {}
+        }
+        self.hello_read = true;
+        let client_order = self.client_order.take();
+        if let Some(config) = client_order.filter(|_| hello::prefers_chacha(first)) {
+            match UnbufferedServerConnection::new(config) {
+                Ok(conn) => self.conn = conn,
+                Err(e) => log::debug!("client-order TLS configuration: {e}"),
             }
-            Hello::NoName => self.hello_read = true,
         }
     }
 

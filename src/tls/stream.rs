@@ -16,6 +16,7 @@
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
+use std::sync::Arc;
 
 use rustls::server::UnbufferedServerConnection;
 
@@ -32,10 +33,16 @@ pub struct Tls {
 }
 
 impl Tls {
-    pub fn new(tcp: Tcp, conn: UnbufferedServerConnection) -> Tls {
+    /// `client_order`: the configuration for a client that lists
+    /// ChaCha20 first, swapped in before rustls reads its hello.
+    pub fn new(
+        tcp: Tcp,
+        conn: UnbufferedServerConnection,
+        client_order: Arc<rustls::ServerConfig>,
+    ) -> Tls {
         Tls {
             tcp,
-            records: Records::new(conn),
+            records: Records::new(conn, client_order),
         }
     }
 }
