@@ -49,6 +49,16 @@ impl Stream {
         }
     }
 
+    /// The socket's mio source, beneath TLS if there is TLS: what the
+    /// reactor registers.
+    pub fn source(&mut self) -> &mut dyn mio::event::Source {
+        match self {
+            Stream::Tcp(s) => s.socket(),
+            Stream::Unix(s) => s.socket(),
+            Stream::Tls(s) => s.socket(),
+        }
+    }
+
     /// A unix-socket connection (its peer has no address).
     pub fn is_unix(&self) -> bool {
         matches!(self, Stream::Unix(_))

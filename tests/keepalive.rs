@@ -321,3 +321,26 @@ fn a_request_with_the_clients_fin_is_answered_and_closed_at_once() {
         assert!(text.ends_with("\r\n\r\nhello\n"), "{text}");
     }
 }
+
+/// A connection is registered with epoll only after its first read at
+/// accept: one that has sent nothing yet by then must still be woken for
+/// its request when it comes (edge-triggered registration reports what
+/// arrives later, and what arrived in between).
+#[test]
+fn a_client_silent_at_accept_is_served_when_its_request_comes() {
+    let site = Site::new();
+    let server = Server::start(&site.root(), &[]);
+    let fds = || fd_count(server.pid());
+    let baseline = fds();
+    let mut s = server.connect();
+    // Accepted (and read once, finding nothing): its fd is the server's.
+    assert!(wait_until(Duration::from_secs(5), || fds() == baseline + 1));
+    let r = exchange(&mut s, &get("/a.txt"));
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, b"a\n");
+    // Half a request, then the rest: both reads come from readiness.
+    s.write_all(b"GET /hello.txt HTTP/1.1\r\n").unwrap();
+    assert_stays_open(&mut s, Duration::from_millis(100));
+    let r = exchange(&mut s, "Host: x\r\n\r\n");
+    assert_eq!(r.body, b"hello\n");
+}

@@ -292,7 +292,7 @@ impl Server {
     /// slab, over TLS if its listener is.
     fn admit(
         &mut self,
-        mut stream: Accepted,
+        stream: Accepted,
         peer: SocketAddr,
         tls: bool,
         counted: bool,
@@ -303,17 +303,6 @@ impl Server {
         // setsockopt calls per connection (tests/budget.rs reads them back
         // off an accepted socket).
         let owes_header = self.owes_proxy_header(peer);
-        let entry = self.conns.vacant_entry();
-        let key = entry.key();
-        if let Err(e) = self.poll.registry().register(
-            stream.source(),
-            Token(key),
-            Interest::READABLE | Interest::WRITABLE,
-        ) {
-            log::warn!("{peer}: cannot register: {e}");
-            self.release_client(peer, counted);
-            return;
-        }
         let transport = match (stream, &self.tls, tls) {
             (Accepted::Tcp(stream), Some(setup), true) => match setup.accept(Tcp::new(stream)) {
                 Ok(tls) => Stream::Tls(Box::new(tls)),
@@ -332,18 +321,24 @@ impl Server {
         if owes_header {
             conn.expect_proxy_header();
         }
-        entry.insert(conn);
+        let key = self.conns.insert(conn);
         self.enroll(key, now);
     }
 
     /// Files a connection just put in the slab (accepted, or handed over
     /// by the process before an upgrade) with the wheel, the eviction
-    /// queues and the phase gauges, and drives it once at once: most
-    /// clients send their request right behind the handshake, and a
-    /// handed-over one may have a request waiting. This saves an epoll
-    /// round trip, and under a storm it keeps a real client from being
-    /// evicted as "fresh" by the next connections of the same accept
-    /// burst before it is read.
+    /// queues and the phase gauges, drives it once at once, and only then
+    /// registers what is left of it with epoll. Most clients send their
+    /// request right behind the handshake (with `--defer-accept`, before
+    /// accept even returns), and a handed-over one may have a request
+    /// waiting: reading at once saves an epoll round trip, a connection
+    /// answered and closed in that first drive never costs an
+    /// `epoll_ctl` (as nginx's `deferred` listeners), and under a storm a
+    /// real client is not evicted as "fresh" by the next connections of
+    /// the same accept burst before it is read. Edge-triggered
+    /// registration reports the readiness the socket already has, so
+    /// nothing that arrives between the drive and the registration is
+    /// missed.
     pub(super) fn enroll(&mut self, key: usize, now: Instant) {
         let Some(conn) = self.conns.get(key) else {
             return;
@@ -363,5 +358,17 @@ impl Server {
                 read_closed: false,
             },
         );
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        let interest = Interest::READABLE | Interest::WRITABLE;
+        if let Err(e) =
+            self.poll
+                .registry()
+                .register(conn.transport_mut().source(), Token(key), interest)
+        {
+            log::warn!("{}: cannot register: {e}", conn.peer());
+            self.close(key, CloseReason::Error);
+        }
     }
 }

@@ -341,7 +341,7 @@ impl Server {
             self.ledger.stats.count_close(CloseReason::Overflow);
             return;
         }
-        let (mut transport, peer) = match peer {
+        let (transport, peer) = match peer {
             Some(peer) => {
                 let socket = std::net::TcpStream::from(fd);
                 (
@@ -356,22 +356,11 @@ impl Server {
             }
         };
         let client = self.client_of(peer);
-        let entry = self.conns.vacant_entry();
-        let key = entry.key();
-        let Some((_, source)) = transport.plain_socket() else {
-            return;
-        };
-        let interest = Interest::READABLE | Interest::WRITABLE;
-        if let Err(e) = self
-            .poll
-            .registry()
-            .register(source, mio::Token(key), interest)
-        {
-            log::warn!("{peer}: cannot register a connection handed over: {e}");
-            return;
-        }
         self.ledger.stats.handled += 1;
-        let conn = entry.insert(Conn::from_parked(transport, peer, parked, now));
+        let key = self
+            .conns
+            .insert(Conn::from_parked(transport, peer, parked, now));
+        let conn = &mut self.conns[key];
         debug_assert!(matches!(conn.phase(), Phase::Idle | Phase::Reading));
         if let Some(client) = client {
             conn.set_counted(true);

@@ -94,15 +94,6 @@ impl ListenSocket {
     }
 }
 
-impl Accepted {
-    pub fn source(&mut self) -> &mut dyn Source {
-        match self {
-            Accepted::Tcp(s) => s,
-            Accepted::Unix(s) => s,
-        }
-    }
-}
-
 /// Binds and listens on a unix socket at `path`. A socket file left by a
 /// server that is gone (nothing accepts on it) is replaced; one a live
 /// server accepts on is an error (EADDRINUSE), as is any other file.

@@ -48,6 +48,11 @@ impl Tls {
             records: Records::new(conn, client_order),
         }
     }
+
+    /// The socket beneath the records (to register it with epoll).
+    pub fn socket(&mut self) -> &mut mio::net::TcpStream {
+        self.tcp.socket()
+    }
 }
 
 impl Transport for Tls {
