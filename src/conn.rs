@@ -492,9 +492,11 @@ fn send_out<T: Transport>(
     moved: &mut bool,
     peer: SocketAddr,
 ) -> Result<(), CloseReason> {
-    // A file body is sent corked (TCP_CORK, nginx's tcp_nopush): only
-    // full segments leave until it is done (sendfile would push a short
-    // one at the end of every call), and the head shares the first.
+    // Only full segments leave while a file body is sent, and the head
+    // shares the first: over plain TCP the head goes with MSG_MORE and
+    // sendfile holds back all but its last page itself; over TLS the
+    // socket is corked (TCP_CORK, nginx's tcp_nopush) until the body is
+    // out (each chunk's records would otherwise end in a short segment).
     if out.file.is_some() && !out.corked {
         transport.cork(true);
         out.corked = true;
@@ -503,7 +505,12 @@ fn send_out<T: Transport>(
         while out.pos < out.buf.len() {
             let chunk = &out.buf[out.pos..];
             let wanted = chunk.len();
-            let n = match progress(transport.write(chunk), wanted, writable, moved)? {
+            let written = if out.file.is_some() {
+                transport.write_more(chunk)
+            } else {
+                transport.write(chunk)
+            };
+            let n = match progress(written, wanted, writable, moved)? {
                 Wrote::Bytes(n) => n,
                 Wrote::Again => continue,
                 Wrote::Wait => return Ok(()),

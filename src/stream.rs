@@ -83,6 +83,9 @@ impl Transport for Stream {
     fn send_file(&mut self, file: &File, offset: u64, count: usize) -> io::Result<usize> {
         each!(self, s => s.send_file(file, offset, count))
     }
+    fn write_more(&mut self, buf: &[u8]) -> io::Result<usize> {
+        each!(self, s => s.write_more(buf))
+    }
     fn cork(&mut self, on: bool) {
         each!(self, s => s.cork(on))
     }

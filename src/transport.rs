@@ -5,9 +5,9 @@
 //! pooled buffers, file bodies read in bounded chunks and encrypted) can
 //! sit between the socket and the HTTP session without touching the
 //! session, the reactor's admission or the timer wheel. [`Tcp`] is the
-//! plain one: `recv`/`send`, `sendfile(2)` for file bodies, TCP_CORK;
-//! [`crate::tls::Tls`] carries TLS records; [`Unix`] is a unix-domain
-//! socket. [`crate::stream::Stream`] is any of them, as the reactor's slab
+//! plain one: `recv`/`send`, `sendfile(2)` for file bodies behind a head
+//! sent with MSG_MORE; [`crate::tls::Tls`] carries TLS records; [`Unix`]
+//! is a unix-domain socket. [`crate::stream::Stream`] is any of them, as the reactor's slab
 //! holds them.
 
 use std::fs::File;
@@ -38,11 +38,18 @@ pub trait Transport {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize>;
     /// Writes from `buf`; a short count means the socket buffer is full.
     fn write(&mut self, buf: &[u8]) -> io::Result<usize>;
+    /// Writes bytes that a file body follows at once (a head, a part's
+    /// header): plain TCP says MSG_MORE, so that they leave in the body's
+    /// first full segment rather than in a short one of their own.
+    fn write_more(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write(buf)
+    }
     /// Sends `count` bytes of `file` from `offset`; a short count means the
     /// socket buffer is full, `Ok(0)` that the file is shorter than that.
     fn send_file(&mut self, file: &File, offset: u64, count: usize) -> io::Result<usize>;
     /// Holds partial segments back while a file body is sent (`true`) and
-    /// lets the last one go (`false`).
+    /// lets the last one go (`false`), where `write_more` and `send_file`
+    /// cannot say so themselves (TLS records).
     fn cork(&mut self, on: bool);
     /// Shuts the write side: the peer sees EOF after what was sent.
     fn shutdown_write(&mut self) -> io::Result<()>;
@@ -133,6 +140,25 @@ impl Tcp {
     pub fn socket(&mut self) -> &mut TcpStream {
         &mut self.stream
     }
+
+    /// TCP_CORK on or off: only full segments leave while it is on (for
+    /// TLS records, which cannot say MSG_MORE through rustls's writes).
+    pub fn set_cork(&mut self, on: bool) {
+        let value: libc::c_int = on.into();
+        // SAFETY: `value` is a valid c_int for the duration of the call.
+        let rc = unsafe {
+            libc::setsockopt(
+                self.stream.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_CORK,
+                (&value as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            log::debug!("TCP_CORK {on}: {}", io::Error::last_os_error());
+        }
+    }
 }
 
 /// What a read or write syscall's return value means.
@@ -154,8 +180,12 @@ impl Read for Tcp {
 /// `send(2)` on a connected socket. MSG_NOSIGNAL: a peer gone is an
 /// EPIPE to handle, not a SIGPIPE to die of.
 fn send(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
+    send_flags(fd, buf, libc::MSG_NOSIGNAL)
+}
+
+fn send_flags(fd: RawFd, buf: &[u8], flags: libc::c_int) -> io::Result<usize> {
     // SAFETY: `buf` is valid for reads of its length.
-    let rc = unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL) };
+    let rc = unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), flags) };
     written(rc)
 }
 
@@ -200,26 +230,23 @@ impl Transport for Tcp {
         Write::write(self, buf)
     }
 
+    fn write_more(&mut self, buf: &[u8]) -> io::Result<usize> {
+        send_flags(
+            self.stream.as_raw_fd(),
+            buf,
+            libc::MSG_NOSIGNAL | libc::MSG_MORE,
+        )
+    }
+
     fn send_file(&mut self, file: &File, offset: u64, count: usize) -> io::Result<usize> {
         send_file(self.stream.as_raw_fd(), file, offset, count)
     }
 
-    fn cork(&mut self, on: bool) {
-        let value: libc::c_int = on.into();
-        // SAFETY: `value` is a valid c_int for the duration of the call.
-        let rc = unsafe {
-            libc::setsockopt(
-                self.stream.as_raw_fd(),
-                libc::IPPROTO_TCP,
-                libc::TCP_CORK,
-                (&value as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        if rc != 0 {
-            log::debug!("TCP_CORK {on}: {}", io::Error::last_os_error());
-        }
-    }
+    /// Nothing to do: the head went with MSG_MORE, and sendfile marks
+    /// every page but its last more itself (SPLICE_F_MORE), so full
+    /// segments leave as TCP_CORK would send them (nginx's tcp_nopush),
+    /// without its two setsockopt calls per response.
+    fn cork(&mut self, _on: bool) {}
 
     fn shutdown_write(&mut self) -> io::Result<()> {
         self.stream.shutdown(Shutdown::Write)

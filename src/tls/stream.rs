@@ -186,7 +186,7 @@ impl Transport for Tls {
     }
 
     fn cork(&mut self, on: bool) {
-        self.tcp.cork(on);
+        self.tcp.set_cork(on);
     }
 
     fn notify_close(&mut self) {
