@@ -492,15 +492,11 @@ fn send_out<T: Transport>(
     moved: &mut bool,
     peer: SocketAddr,
 ) -> Result<(), CloseReason> {
-    // Only full segments leave while a file body is sent, and the head
-    // shares the first: over plain TCP the head goes with MSG_MORE and
-    // sendfile holds back all but its last page itself; over TLS the
-    // socket is corked (TCP_CORK, nginx's tcp_nopush) until the body is
-    // out (each chunk's records would otherwise end in a short segment).
-    if out.file.is_some() && !out.corked {
-        transport.cork(true);
-        out.corked = true;
-    }
+    // When a file body follows the bytes in `buf`, they go with MSG_MORE so
+    // that the head shares the body's first segment. No TCP_CORK around
+    // the body (nginx's tcp_nopush): sendfile holds back all but its last
+    // page itself, and on loopback the cork cost two setsockopt calls and
+    // most of the CPU of a large response (README, Performance).
     loop {
         while out.pos < out.buf.len() {
             let chunk = &out.buf[out.pos..];
@@ -560,11 +556,6 @@ fn send_out<T: Transport>(
         if !body.next_part(&mut out.buf) {
             out.file = None;
         }
-    }
-    if out.corked {
-        // The body is out: let the last partial segment go now.
-        transport.cork(false);
-        out.corked = false;
     }
     Ok(())
 }

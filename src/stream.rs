@@ -86,9 +86,6 @@ impl Transport for Stream {
     fn write_more(&mut self, buf: &[u8]) -> io::Result<usize> {
         each!(self, s => s.write_more(buf))
     }
-    fn cork(&mut self, on: bool) {
-        each!(self, s => s.cork(on))
-    }
     fn shutdown_write(&mut self) -> io::Result<()> {
         each!(self, s => s.shutdown_write())
     }

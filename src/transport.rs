@@ -47,10 +47,6 @@ pub trait Transport {
     /// Sends `count` bytes of `file` from `offset`; a short count means the
     /// socket buffer is full, `Ok(0)` that the file is shorter than that.
     fn send_file(&mut self, file: &File, offset: u64, count: usize) -> io::Result<usize>;
-    /// Holds partial segments back while a file body is sent (`true`) and
-    /// lets the last one go (`false`), where `write_more` and `send_file`
-    /// cannot say so themselves (TLS records).
-    fn cork(&mut self, on: bool);
     /// Shuts the write side: the peer sees EOF after what was sent.
     fn shutdown_write(&mut self) -> io::Result<()>;
     /// Makes the coming close abortive: an RST, not a FIN behind unsent
@@ -140,25 +136,6 @@ impl Tcp {
     pub fn socket(&mut self) -> &mut TcpStream {
         &mut self.stream
     }
-
-    /// TCP_CORK on or off: only full segments leave while it is on (for
-    /// TLS records, which cannot say MSG_MORE through rustls's writes).
-    pub fn set_cork(&mut self, on: bool) {
-        let value: libc::c_int = on.into();
-        // SAFETY: `value` is a valid c_int for the duration of the call.
-        let rc = unsafe {
-            libc::setsockopt(
-                self.stream.as_raw_fd(),
-                libc::IPPROTO_TCP,
-                libc::TCP_CORK,
-                (&value as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        if rc != 0 {
-            log::debug!("TCP_CORK {on}: {}", io::Error::last_os_error());
-        }
-    }
 }
 
 /// What a read or write syscall's return value means.
@@ -242,12 +219,6 @@ impl Transport for Tcp {
         send_file(self.stream.as_raw_fd(), file, offset, count)
     }
 
-    /// Nothing to do: the head went with MSG_MORE, and sendfile marks
-    /// every page but its last more itself (SPLICE_F_MORE), so full
-    /// segments leave as TCP_CORK would send them (nginx's tcp_nopush),
-    /// without its two setsockopt calls per response.
-    fn cork(&mut self, _on: bool) {}
-
     fn shutdown_write(&mut self) -> io::Result<()> {
         self.stream.shutdown(Shutdown::Write)
     }
@@ -277,8 +248,8 @@ impl Transport for Tcp {
 }
 
 /// A unix-domain stream socket (`--listen unix:PATH`), as behind a
-/// reverse proxy on the same host: the same calls as TCP, without corking
-/// (no segments to hold back) or resets.
+/// reverse proxy on the same host: the same calls as TCP, without
+/// MSG_MORE (no segments to hold back) or resets.
 #[derive(Debug)]
 pub struct Unix {
     stream: UnixStream,
@@ -307,8 +278,6 @@ impl Transport for Unix {
     fn send_file(&mut self, file: &File, offset: u64, count: usize) -> io::Result<usize> {
         send_file(self.stream.as_raw_fd(), file, offset, count)
     }
-
-    fn cork(&mut self, _on: bool) {}
 
     fn shutdown_write(&mut self) -> io::Result<()> {
         self.stream.shutdown(Shutdown::Write)

@@ -185,10 +185,6 @@ impl Transport for Tls {
         }
     }
 
-    fn cork(&mut self, on: bool) {
-        self.tcp.set_cork(on);
-    }
-
     fn notify_close(&mut self) {
         // What this pass decrypts is not read any more: the connection
         // closes.

@@ -80,8 +80,6 @@ pub struct Out<B> {
     pub pos: usize,
     /// A body to send after `buf`.
     pub file: Option<B>,
-    /// TCP_CORK is on while a file body is sent.
-    pub corked: bool,
     /// The last write progress (or when the first unsent answer was
     /// written): what the send timeout runs from.
     pub last_progress: Instant,
@@ -119,7 +117,6 @@ impl<B> Exchange<B> {
                 buf: Vec::with_capacity(4096),
                 pos: 0,
                 file: None,
-                corked: false,
                 last_progress: now,
                 transport_pending: false,
             },
@@ -135,7 +132,6 @@ impl<B> Exchange<B> {
         };
         self.out.clear_sent();
         self.out.file = None;
-        self.out.corked = false;
         self.out.transport_pending = false;
     }
 
