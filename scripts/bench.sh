@@ -63,6 +63,7 @@ if [ -n "${OUT:-}" ]; then
 fi
 cd "$(dirname "$0")/.."
 . scripts/lib/install.sh
+. scripts/lib/nginx.sh
 secs=${1:-10}
 ROUNDS=${ROUNDS:-5}
 case $ROUNDS in '' | *[!0-9]* | 0) echo "ROUNDS must be a positive integer" >&2; exit 2 ;; esac
@@ -131,21 +132,7 @@ error_log $work/nginx-error.log;
 daemon off;
 events { worker_connections 16384; use epoll; }
 http {
-    include /etc/nginx/mime.types;
-    access_log off;
-    sendfile on;
-    tcp_nopush on;
-    tcp_nodelay on;
-    open_file_cache max=1024 inactive=20s;
-    open_file_cache_valid 1s;
-    keepalive_timeout 60;
-    keepalive_requests 1000;
-    server_tokens off;
-    client_body_temp_path $work/tmp;
-    proxy_temp_path $work/tmp;
-    fastcgi_temp_path $work/tmp;
-    uwsgi_temp_path $work/tmp;
-    scgi_temp_path $work/tmp;
+$(nginx_http_common "$work" 1000)
     server {
         listen 127.0.0.1:$N_PORT backlog=511 deferred;
         root $www;

@@ -52,6 +52,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/install.sh
+. scripts/lib/nginx.sh
 n=${1:-2000}
 case $n in '' | *[!0-9]* | 0) echo "N must be a positive integer" >&2; exit 2 ;; esac
 need=()
@@ -104,21 +105,7 @@ pid $work/nginx.pid;
 error_log $work/nginx-error.log;
 events { worker_connections 1024; use epoll; }
 http {
-    include /etc/nginx/mime.types;
-    access_log off;
-    sendfile on;
-    tcp_nopush on;
-    tcp_nodelay on;
-    open_file_cache max=1024 inactive=20s;
-    open_file_cache_valid 1s;
-    keepalive_timeout 60;
-    keepalive_requests 100000;
-    server_tokens off;
-    client_body_temp_path $work/tmp;
-    proxy_temp_path $work/tmp;
-    fastcgi_temp_path $work/tmp;
-    uwsgi_temp_path $work/tmp;
-    scgi_temp_path $work/tmp;
+$(nginx_http_common "$work" 100000)
     server {
         listen 127.0.0.1:$port;
         listen 127.0.0.1:$tls_port ssl;

@@ -34,6 +34,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/install.sh
+. scripts/lib/nginx.sh
 secs=${1:-10}
 ROUNDS=${ROUNDS:-3}
 IDLE=${IDLE:-0 1000 10000 18000}
@@ -76,21 +77,7 @@ error_log $work/nginx-error.log;
 daemon off;
 events { worker_connections 20000; use epoll; }
 http {
-    include /etc/nginx/mime.types;
-    access_log off;
-    sendfile on;
-    tcp_nopush on;
-    tcp_nodelay on;
-    open_file_cache max=1024 inactive=20s;
-    open_file_cache_valid 1s;
-    keepalive_timeout 60;
-    keepalive_requests 100000;
-    server_tokens off;
-    client_body_temp_path $work/tmp;
-    proxy_temp_path $work/tmp;
-    fastcgi_temp_path $work/tmp;
-    uwsgi_temp_path $work/tmp;
-    scgi_temp_path $work/tmp;
+$(nginx_http_common "$work" 100000)
     server {
         listen 127.0.0.1:$port backlog=4096;
         root $www;
