@@ -64,6 +64,7 @@ fi
 cd "$(dirname "$0")/.."
 . scripts/lib/install.sh
 . scripts/lib/nginx.sh
+. scripts/lib/proc.sh
 secs=${1:-10}
 ROUNDS=${ROUNDS:-5}
 case $ROUNDS in '' | *[!0-9]* | 0) echo "ROUNDS must be a positive integer" >&2; exit 2 ;; esac
@@ -281,17 +282,10 @@ check_file() {
         exit 1
     fi
 }
-# The pids of a server's process tree: the pid started, then its children,
-# recursively. nginx: master, worker; h2o: the server, then the crash
-# handler it spawns at start (perl share/h2o/annotate-backtrace-symbols,
-# idle unless h2o crashes); holdline and the floor: one process.
-tree_pids() {
-    local child
-    echo "$1"
-    for child in $(cat /proc/"$1"/task/*/children 2>/dev/null); do
-        tree_pids "$child"
-    done
-}
+# The pids of a server's process tree (scripts/lib/proc.sh): nginx: master,
+# worker; h2o: the server, then the crash handler it spawns at start (perl
+# share/h2o/annotate-backtrace-symbols, idle unless h2o crashes); holdline
+# and the floor: one process.
 server_pids() {
     tree_pids "${ROOT[$1]}" | tr '\n' ' '
 }
@@ -302,16 +296,6 @@ serving_pid() {
     else
         echo "${ROOT[$1]}"
     fi
-}
-# CPU ticks (utime + stime, all threads) summed over the given pids.
-ticks() {
-    local total=0 pid stat
-    for pid in $1; do
-        stat=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null) || continue
-        set -- $stat
-        total=$((total + ${12} + ${13}))
-    done
-    echo "$total"
 }
 HZ=$(getconf CLK_TCK)
 

@@ -24,6 +24,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/install.sh
 . scripts/lib/nginx.sh
+. scripts/lib/proc.sh
 n=${1:-1000}
 ROUNDS=${ROUNDS:-5}
 case $n$ROUNDS in *[!0-9]*) echo "N and ROUNDS must be positive integers" >&2; exit 2 ;; esac
@@ -95,28 +96,14 @@ for port in $H_TLS $N_TLS; do
         { echo "port $port does not serve /1k.txt over https" >&2; exit 1; }
 done
 
-# The pids of a process and its children (nginx's worker).
-tree() {
-    echo "$1"
-    cat /proc/"$1"/task/*/children 2>/dev/null | tr ' ' '\n' | grep . || true
-}
-ticks() {
-    local total=0 pid stat
-    for pid in $(tree "$1"); do
-        stat=$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null) || continue
-        set -- $stat
-        total=$((total + ${12} + ${13}))
-    done
-    echo "$total"
-}
 HZ=$(getconf CLK_TCK)
 
 # run PID PORT KX -> CPU µs per handshake, and the group the client got
 run() {
     local t0 t1 got
-    t0=$(ticks "$1")
+    t0=$(ticks "$(tree_pids "$1" | tr '\n' ' ')")
     got=$(taskset -c 1 "$client" "127.0.0.1:$2" "$n" "$3")
-    t1=$(ticks "$1")
+    t1=$(ticks "$(tree_pids "$1" | tr '\n' ' ')")
     awk -v a="$t0" -v b="$t1" -v hz="$HZ" -v n="$n" 'BEGIN { printf "%.1f", (b - a) / hz * 1e6 / n }'
     echo " ${got#*, }"
 }

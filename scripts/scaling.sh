@@ -35,6 +35,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/install.sh
 . scripts/lib/nginx.sh
+. scripts/lib/proc.sh
 secs=${1:-10}
 ROUNDS=${ROUNDS:-3}
 IDLE=${IDLE:-0 1000 10000 18000}
@@ -118,23 +119,9 @@ stop() {
         sleep 0.05
     done
 }
-tree() {
-    local child
-    echo "$1"
-    for child in $(cat /proc/"$1"/task/*/children 2>/dev/null); do tree "$child"; done
-}
-ticks() {
-    local total=0 p stat
-    for p in $(tree "$pid"); do
-        stat=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null) || continue
-        set -- $stat
-        total=$((total + ${12} + ${13}))
-    done
-    echo "$total"
-}
 rss_kb() {
     local total=0 p kb
-    for p in $(tree "$pid"); do
+    for p in $(tree_pids "$pid"); do
         kb=$(awk '/^VmRSS:/ { print $2 }' "/proc/$p/status" 2>/dev/null) || continue
         total=$((total + ${kb:-0}))
     done
@@ -158,9 +145,9 @@ measure() {
         grep -q ready "$work/idle.out" || { echo "parking $idle connections on $name failed" >&2; exit 1; }
     fi
     after=$(rss_kb)
-    t0=$(ticks)
+    t0=$(ticks "$(tree_pids "$pid" | tr '\n' ' ')")
     out=$(taskset -c "$pin" wrk "$@" -d"${secs}s" "http://127.0.0.1:$port/1k.txt" 2>&1) || true
-    t1=$(ticks)
+    t1=$(ticks "$(tree_pids "$pid" | tr '\n' ' ')")
     if [ -n "$client" ]; then
         exec 9>&-
         wait "$client" 2>/dev/null || true
