@@ -27,7 +27,9 @@ cd "$(dirname "$0")/.."
 . scripts/lib/proc.sh
 n=${1:-1000}
 ROUNDS=${ROUNDS:-5}
-case $n$ROUNDS in *[!0-9]*) echo "N and ROUNDS must be positive integers" >&2; exit 2 ;; esac
+for v in "$n" "$ROUNDS"; do
+    case $v in '' | *[!0-9]* | 0) echo "N and ROUNDS must be positive integers" >&2; exit 2 ;; esac
+done
 
 need=()
 command -v nginx >/dev/null || need+=(nginx-light)

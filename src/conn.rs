@@ -495,8 +495,9 @@ fn send_out<T: Transport>(
     // When a file body follows the bytes in `buf`, they go with MSG_MORE so
     // that the head shares the body's first segment. No TCP_CORK around
     // the body (nginx's tcp_nopush): sendfile holds back all but its last
-    // page itself, and on loopback the cork cost two setsockopt calls and
-    // most of the CPU of a large response (README, Performance).
+    // page itself, and the cork cost two setsockopt calls per response
+    // and, on loopback, most of a large response's CPU (README,
+    // Performance).
     loop {
         while out.pos < out.buf.len() {
             let chunk = &out.buf[out.pos..];

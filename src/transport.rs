@@ -7,8 +7,8 @@
 //! session, the reactor's admission or the timer wheel. [`Tcp`] is the
 //! plain one: `recv`/`send`, `sendfile(2)` for file bodies behind a head
 //! sent with MSG_MORE; [`crate::tls::Tls`] carries TLS records; [`Unix`]
-//! is a unix-domain socket. [`crate::stream::Stream`] is any of them, as the reactor's slab
-//! holds them.
+//! is a unix-domain socket. [`crate::stream::Stream`] is any of them, as
+//! the reactor's slab holds them.
 
 use std::fs::File;
 use std::io::{self, IoSlice, Read, Write};
@@ -160,6 +160,7 @@ fn send(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
     send_flags(fd, buf, libc::MSG_NOSIGNAL)
 }
 
+/// `send(2)` with `flags`, which callers give MSG_NOSIGNAL among.
 fn send_flags(fd: RawFd, buf: &[u8], flags: libc::c_int) -> io::Result<usize> {
     // SAFETY: `buf` is valid for reads of its length.
     let rc = unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), flags) };
